@@ -1,0 +1,1133 @@
+//! Lowering: a parsed YAML value to a validated [`Plan`], collecting every problem at once.
+//!
+//! The walk never stops at the first problem: each check records an [`Issue`] at a path and
+//! carries on with what it can still read. Paths become places in the text later, in
+//! [`crate::load`], and only when there is something to report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use serde_yaml::Value;
+
+use crate::diag::{Code, Severity};
+use crate::graph::PlanGraph;
+use crate::model::{
+    Drill, Objectives, Plan, RUN_SHORT_ID_LEN, Region, Source, StreamView, Table, TableId, Target,
+    Validation,
+};
+use crate::parse::{Path, Seg};
+use crate::rules;
+
+/// Keys of each mapping in the format. The JSON Schema must list the same keys (a test checks).
+pub(crate) mod keys {
+    pub(crate) const TOP: &[&str] = &[
+        "version",
+        "name",
+        "source",
+        "iam_role_arn",
+        "objectives",
+        "targets",
+        "defaults",
+        "tables",
+        "drill",
+    ];
+    pub(crate) const SOURCE: &[&str] = &["region", "account_id", "backup_vault"];
+    pub(crate) const OBJECTIVES: &[&str] = &["rpo", "rto"];
+    pub(crate) const TARGET: &[&str] = &["region", "backup_vault", "kms_key_arn"];
+    pub(crate) const SETTINGS: &[&str] = &[
+        "targets",
+        "ttl_attribute",
+        "stream",
+        "point_in_time_recovery",
+        "deletion_protection",
+        "tags",
+        "validate",
+    ];
+    pub(crate) const TABLE: &[&str] = &[
+        "name",
+        "depends_on",
+        "targets",
+        "ttl_attribute",
+        "stream",
+        "point_in_time_recovery",
+        "deletion_protection",
+        "tags",
+        "validate",
+    ];
+    pub(crate) const VALIDATE: &[&str] = &["min_items", "canary_keys"];
+    pub(crate) const DRILL: &[&str] = &["table_name"];
+}
+
+/// Tags per table that a plan may set: DynamoDB allows 50, drover adds `drover:plan` and
+/// `drover:run`.
+const MAX_PLAN_TAGS: usize = 48;
+/// Unknown dependencies that get a "did you mean" (each costs a scan of every table name).
+const MAX_SUGGESTIONS: usize = 20;
+/// DynamoDB's limit on table names.
+const MAX_TABLE_NAME: usize = 255;
+
+/// Where an issue is, before the text is consulted.
+#[derive(Debug, Clone)]
+pub(crate) enum At {
+    /// The key of the entry at this path (or the item itself, in a list).
+    Key(Path),
+    /// The value at this path.
+    Value(Path),
+    /// A line and 1-based column reported by the YAML parser.
+    LineCol(usize, usize),
+    /// The start of the file.
+    Start,
+}
+
+/// A problem found while lowering, located by path.
+#[derive(Debug, Clone)]
+pub(crate) struct Issue {
+    pub(crate) code: Code,
+    pub(crate) severity: Severity,
+    pub(crate) message: String,
+    pub(crate) help: Option<String>,
+    pub(crate) at: At,
+    pub(crate) label: Option<String>,
+    pub(crate) related: Vec<(At, String)>,
+}
+
+impl Issue {
+    pub(crate) fn new(severity: Severity, code: Code, at: At, message: impl Into<String>) -> Issue {
+        Issue {
+            code,
+            severity,
+            message: message.into(),
+            help: None,
+            at,
+            label: None,
+            related: Vec::new(),
+        }
+    }
+
+    fn help(&mut self, help: impl Into<String>) -> &mut Issue {
+        self.help = Some(help.into());
+        self
+    }
+
+    fn label(&mut self, label: impl Into<String>) -> &mut Issue {
+        self.label = Some(label.into());
+        self
+    }
+
+    fn related(&mut self, at: At, label: impl Into<String>) -> &mut Issue {
+        self.related.push((at, label.into()));
+        self
+    }
+}
+
+/// A path under construction, linked through the stack so that a valid plan allocates none.
+#[derive(Clone, Copy)]
+struct P<'a> {
+    parent: Option<&'a P<'a>>,
+    seg: S<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum S<'a> {
+    Root,
+    Key(&'a str),
+    Index(usize),
+}
+
+const ROOT: P<'static> = P { parent: None, seg: S::Root };
+
+impl<'a> P<'a> {
+    fn key(&'a self, key: &'a str) -> P<'a> {
+        P { parent: Some(self), seg: S::Key(key) }
+    }
+
+    fn idx(&'a self, i: usize) -> P<'a> {
+        P { parent: Some(self), seg: S::Index(i) }
+    }
+
+    fn path(&self) -> Path {
+        let mut segs = Vec::new();
+        let mut cur = Some(self);
+        while let Some(p) = cur {
+            match p.seg {
+                S::Root => {}
+                S::Key(k) => segs.push(Seg::Key(k.to_owned())),
+                S::Index(i) => segs.push(Seg::Index(i)),
+            }
+            cur = p.parent;
+        }
+        segs.reverse();
+        segs
+    }
+
+    fn at_key(&self) -> At {
+        At::Key(self.path())
+    }
+
+    fn at_value(&self) -> At {
+        At::Value(self.path())
+    }
+}
+
+/// `tables[i].depends_on[j]` and friends, for issues raised after the walk.
+fn table_path(i: usize, rest: &[Seg]) -> Path {
+    let mut p = vec![Seg::Key("tables".into()), Seg::Index(i)];
+    p.extend_from_slice(rest);
+    p
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// The entries of a mapping whose keys were checked against the format.
+struct Fields<'v> {
+    entries: Vec<(&'v str, &'v Value)>,
+}
+
+impl<'v> Fields<'v> {
+    /// The value of `key`; an explicit `null` counts as absent.
+    fn get(&self, key: &str) -> Option<&'v Value> {
+        self.entries.iter().find(|(k, v)| *k == key && !v.is_null()).map(|(_, v)| *v)
+    }
+}
+
+/// Settings a table takes from itself or from `defaults`.
+#[derive(Default)]
+struct Settings {
+    targets: Option<Vec<Region>>,
+    ttl_attribute: Option<String>,
+    stream: Option<StreamView>,
+    point_in_time_recovery: Option<bool>,
+    deletion_protection: Option<bool>,
+    tags: Option<BTreeMap<String, String>>,
+    min_items: Option<u64>,
+    canary_keys: Option<Vec<BTreeMap<String, String>>>,
+}
+
+/// A dependency: (dependent, dependency, index of the entry in the dependent's `depends_on`).
+type Edge = (usize, usize, usize);
+
+struct RawTable {
+    name: Option<String>,
+    /// `depends_on` entries that are strings, with their index in the list.
+    depends_on: Vec<(usize, String)>,
+    settings: Settings,
+}
+
+#[derive(Default)]
+struct Cx {
+    issues: Vec<Issue>,
+}
+
+impl Cx {
+    fn error(&mut self, code: Code, at: At, message: impl Into<String>) -> &mut Issue {
+        self.push(Issue::new(Severity::Error, code, at, message))
+    }
+
+    fn warning(&mut self, code: Code, at: At, message: impl Into<String>) -> &mut Issue {
+        self.push(Issue::new(Severity::Warning, code, at, message))
+    }
+
+    fn push(&mut self, issue: Issue) -> &mut Issue {
+        let i = self.issues.len();
+        self.issues.push(issue);
+        &mut self.issues[i]
+    }
+
+    fn wrong_type(&mut self, v: &Value, p: &P<'_>, expected: &str) {
+        let found = describe(v);
+        let issue = self.error(
+            Code::WrongType,
+            p.at_value(),
+            format!("expected {expected}, found {found}"),
+        );
+        issue.label(format!("expected {expected}"));
+        if expected == "a string" && matches!(v, Value::Number(_) | Value::Bool(_)) {
+            issue.help("quote the value to make it a string, like \"123\"");
+        }
+    }
+
+    fn fields<'v>(&mut self, v: &'v Value, p: &P<'_>, known: &[&str]) -> Option<Fields<'v>> {
+        let Value::Mapping(map) = v else {
+            self.wrong_type(v, p, "a mapping");
+            return None;
+        };
+        let mut entries = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            let Value::String(k) = k else {
+                self.error(
+                    Code::UnknownKey,
+                    p.at_value(),
+                    format!("keys must be strings, found {}", describe(k)),
+                );
+                continue;
+            };
+            if known.contains(&k.as_str()) {
+                entries.push((k.as_str(), v));
+                continue;
+            }
+            let issue =
+                self.error(Code::UnknownKey, p.key(k).at_key(), format!("unknown key `{k}`"));
+            match rules::did_you_mean(k, known.iter().copied()) {
+                Some(m) => issue.help(format!("did you mean `{m}`?")),
+                None => issue.help(format!("expected one of: {}", known.join(", "))),
+            };
+        }
+        Some(Fields { entries })
+    }
+
+    fn required<'v>(&mut self, f: &Fields<'v>, key: &str, p: &P<'_>) -> Option<&'v Value> {
+        let v = f.get(key);
+        if v.is_none() {
+            let at = if matches!(p.seg, S::Root) { At::Start } else { p.at_key() };
+            let msg = match p.seg {
+                S::Root => format!("missing required key `{key}`"),
+                _ => format!("missing required key `{key}` in `{}`", display_path(&p.path())),
+            };
+            self.error(Code::MissingKey, at, msg).label(format!("`{key}` is required"));
+        }
+        v
+    }
+
+    fn string<'v>(&mut self, v: &'v Value, p: &P<'_>) -> Option<&'v str> {
+        match v {
+            Value::String(s) => Some(s),
+            _ => {
+                self.wrong_type(v, p, "a string");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, v: &Value, p: &P<'_>) -> Option<bool> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.wrong_type(v, p, "true or false");
+                None
+            }
+        }
+    }
+
+    fn list<'v>(&mut self, v: &'v Value, p: &P<'_>) -> Option<&'v [Value]> {
+        match v {
+            Value::Sequence(s) => Some(s),
+            _ => {
+                self.wrong_type(v, p, "a list");
+                None
+            }
+        }
+    }
+
+    /// A string checked by `rule`, reporting `code` when it fails.
+    fn checked(
+        &mut self,
+        v: &Value,
+        p: &P<'_>,
+        code: Code,
+        rule: impl Fn(&str) -> Result<(), String>,
+    ) -> Option<String> {
+        let s = self.string(v, p)?;
+        match rule(s) {
+            Ok(()) => Some(s.to_owned()),
+            Err(msg) => {
+                self.error(code, p.at_value(), msg);
+                None
+            }
+        }
+    }
+
+    fn region(&mut self, v: &Value, p: &P<'_>) -> Option<Region> {
+        let s = self.string(v, p)?;
+        Region::parse(s)
+            .map_err(|msg| {
+                let issue = self.error(Code::Region, p.at_value(), msg);
+                if let Some(fixed) = fix_region(s) {
+                    issue.help(format!("did you mean `{fixed}`?"));
+                }
+            })
+            .ok()
+    }
+
+    fn duration(&mut self, f: &Fields<'_>, key: &str, p: &P<'_>) -> Option<std::time::Duration> {
+        let v = f.get(key)?;
+        let p = p.key(key);
+        let s = self.string(v, &p)?;
+        rules::parse_duration(s).map_err(|msg| self.error(Code::Duration, p.at_value(), msg)).ok()
+    }
+}
+
+/// `us-east1` -> `us-east-1`, `US-EAST-1` -> `us-east-1`: the region a typo most likely meant.
+fn fix_region(s: &str) -> Option<String> {
+    let lower = s.trim().to_ascii_lowercase().replace('_', "-");
+    let split =
+        lower.find(|c: char| c.is_ascii_digit()).filter(|i| *i > 0 && !lower[..*i].ends_with('-'));
+    let fixed = split.map_or(lower.clone(), |i| format!("{}-{}", &lower[..i], &lower[i..]));
+    (fixed != s && rules::check_region(&fixed).is_ok()).then_some(fixed)
+}
+
+/// `tables[3].depends_on[0]`
+pub(crate) fn display_path(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) if out.is_empty() => out.push_str(k),
+            Seg::Key(k) => {
+                let _ = write!(out, ".{k}");
+            }
+            Seg::Index(i) => {
+                let _ = write!(out, "[{i}]");
+            }
+        }
+    }
+    out
+}
+
+/// Lowers a parsed document. Returns the plan when there is no error, and every issue.
+pub(crate) fn lower(root: &Value) -> (Option<Plan>, Vec<Issue>) {
+    let mut cx = Cx::default();
+    if root.is_null() {
+        cx.error(Code::EmptyPlan, At::Start, "the file holds no plan")
+            .help("start from `drover schema` or an example in plans/");
+        return (None, cx.issues);
+    }
+    let Some(top) = cx.fields(root, &ROOT, keys::TOP) else {
+        return (None, cx.issues);
+    };
+
+    let version = cx.required(&top, "version", &ROOT).and_then(|v| {
+        let p = ROOT.key("version");
+        match v.as_u64() {
+            Some(1) => Some(1),
+            Some(n) => {
+                cx.error(Code::Version, p.at_value(), format!("unsupported plan version {n}"))
+                    .help("this drover reads version 1");
+                None
+            }
+            None => {
+                cx.wrong_type(v, &p, "a version number");
+                None
+            }
+        }
+    });
+    let name = cx
+        .required(&top, "name", &ROOT)
+        .and_then(|v| cx.checked(v, &ROOT.key("name"), Code::PlanName, rules::check_plan_name));
+    let source = cx.required(&top, "source", &ROOT).and_then(|v| lower_source(&mut cx, v));
+    let iam_role_arn = cx
+        .required(&top, "iam_role_arn", &ROOT)
+        .and_then(|v| lower_role(&mut cx, v, source.as_ref()));
+    let objectives =
+        top.get("objectives").map(|v| lower_objectives(&mut cx, v)).unwrap_or_default();
+    let targets = cx
+        .required(&top, "targets", &ROOT)
+        .map(|v| lower_targets(&mut cx, v, source.as_ref()))
+        .unwrap_or_default();
+    let defaults = top
+        .get("defaults")
+        .and_then(|v| {
+            let p = ROOT.key("defaults");
+            let f = cx.fields(v, &p, keys::SETTINGS)?;
+            Some(lower_settings(&mut cx, &f, &p, &targets))
+        })
+        .unwrap_or_default();
+    let raw_tables = cx
+        .required(&top, "tables", &ROOT)
+        .map(|v| lower_tables(&mut cx, v, &targets))
+        .unwrap_or_default();
+    let drill_template = top.get("drill").and_then(|v| {
+        let p = ROOT.key("drill");
+        let f = cx.fields(v, &p, keys::DRILL)?;
+        let v = f.get("table_name")?;
+        cx.string(v, &p.key("table_name")).map(str::to_owned)
+    });
+
+    let tables = resolve_tables(&mut cx, raw_tables, &defaults, &targets);
+    let graph = tables.as_ref().map(|(tables, edges)| check_graph(&mut cx, tables, edges));
+    let drill = Drill { table_name: drill_template.unwrap_or_else(|| Drill::default().table_name) };
+    if let Some((tables, _)) = &tables {
+        check_drill_template(&mut cx, &drill, tables);
+    }
+
+    let has_errors = cx.issues.iter().any(|i| i.severity == Severity::Error);
+    let plan = match (version, name, source, iam_role_arn, tables, graph, has_errors) {
+        (
+            Some(version),
+            Some(name),
+            Some(source),
+            Some(iam_role_arn),
+            Some((tables, _)),
+            Some(graph),
+            false,
+        ) => Some(Plan {
+            version,
+            name,
+            source,
+            iam_role_arn,
+            objectives,
+            targets,
+            tables,
+            drill,
+            graph,
+        }),
+        _ => None,
+    };
+    (plan, cx.issues)
+}
+
+fn lower_source(cx: &mut Cx, v: &Value) -> Option<Source> {
+    let p = ROOT.key("source");
+    let f = cx.fields(v, &p, keys::SOURCE)?;
+    let region = cx.required(&f, "region", &p).and_then(|v| cx.region(v, &p.key("region")));
+    let account_id = f
+        .get("account_id")
+        .map(|v| cx.checked(v, &p.key("account_id"), Code::AccountId, rules::check_account_id));
+    let backup_vault = cx.required(&f, "backup_vault", &p).and_then(|v| {
+        cx.checked(v, &p.key("backup_vault"), Code::VaultName, rules::check_vault_name)
+    });
+    Some(Source {
+        region: region?,
+        account_id: account_id.unwrap_or_default(),
+        backup_vault: backup_vault?,
+    })
+}
+
+fn lower_role(cx: &mut Cx, v: &Value, source: Option<&Source>) -> Option<String> {
+    let p = ROOT.key("iam_role_arn");
+    let s = cx.string(v, &p)?;
+    let arn = match rules::check_role_arn(s) {
+        Ok(arn) => arn,
+        Err(msg) => {
+            cx.error(Code::IamRoleArn, p.at_value(), msg);
+            return None;
+        }
+    };
+    let source = source?;
+    if arn.partition != source.region.partition() {
+        cx.error(
+            Code::PartitionMismatch,
+            p.at_value(),
+            format!(
+                "the role is in partition `{}` but the source region `{}` is in `{}`",
+                arn.partition,
+                source.region,
+                source.region.partition()
+            ),
+        );
+        return None;
+    }
+    if let Some(account) = &source.account_id {
+        if arn.account != account {
+            cx.error(
+                Code::IamRoleArn,
+                p.at_value(),
+                format!(
+                    "the role is in account {} but `source.account_id` is {account}",
+                    arn.account
+                ),
+            )
+            .related(At::Value(ROOT.key("source").key("account_id").path()), "the plan's account");
+            return None;
+        }
+    }
+    Some(s.to_owned())
+}
+
+fn lower_objectives(cx: &mut Cx, v: &Value) -> Objectives {
+    let p = ROOT.key("objectives");
+    let Some(f) = cx.fields(v, &p, keys::OBJECTIVES) else {
+        return Objectives::default();
+    };
+    let objectives =
+        Objectives { rpo: cx.duration(&f, "rpo", &p), rto: cx.duration(&f, "rto", &p) };
+    if let (Some(rpo), Some(rto)) = (objectives.rpo, objectives.rto) {
+        if rto < rpo {
+            cx.warning(
+                Code::RtoBelowRpo,
+                p.key("rto").at_value(),
+                "the RTO objective is shorter than the RPO objective",
+            )
+            .label("recovery time objective")
+            .related(p.key("rpo").at_value(), "recovery point objective")
+            .help(
+                "an RTO shorter than the RPO is unusual: check the units (RPO bounds data loss, \
+                 RTO bounds the time to recover)",
+            );
+        }
+    }
+    objectives
+}
+
+fn lower_targets(cx: &mut Cx, v: &Value, source: Option<&Source>) -> Vec<Target> {
+    let p = ROOT.key("targets");
+    let Some(items) = cx.list(v, &p) else {
+        return Vec::new();
+    };
+    if items.is_empty() {
+        cx.error(Code::NoTargets, p.at_key(), "the plan has no targets")
+            .help("add at least one target region to recover into");
+    }
+    let mut targets: Vec<Target> = Vec::new();
+    let mut seen: HashMap<Region, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = p.idx(i);
+        let Some(f) = cx.fields(item, &p, keys::TARGET) else { continue };
+        let region = cx.required(&f, "region", &p).and_then(|v| cx.region(v, &p.key("region")));
+        let vault = cx.required(&f, "backup_vault", &p).and_then(|v| {
+            cx.checked(v, &p.key("backup_vault"), Code::VaultName, rules::check_vault_name)
+        });
+        let key =
+            cx.required(&f, "kms_key_arn", &p).and_then(|v| cx.string(v, &p.key("kms_key_arn")));
+        let Some(region) = region else { continue };
+        let region_p = p.key("region");
+        if let Some(source) = source {
+            if region == source.region {
+                cx.error(
+                    Code::TargetIsSource,
+                    region_p.at_value(),
+                    format!("target region `{region}` is the source region"),
+                )
+                .related(At::Value(ROOT.key("source").key("region").path()), "source region")
+                .help("cross-region DR recovers into another region");
+                continue;
+            }
+            if region.partition() != source.region.partition() {
+                cx.error(
+                    Code::PartitionMismatch,
+                    region_p.at_value(),
+                    format!(
+                        "target region `{region}` is in partition `{}`, the source in `{}`: AWS Backup cannot copy across partitions",
+                        region.partition(),
+                        source.region.partition()
+                    ),
+                );
+                continue;
+            }
+        }
+        if let Some(first) = seen.get(&region) {
+            cx.error(
+                Code::DuplicateTarget,
+                region_p.at_value(),
+                format!("target region `{region}` is listed twice"),
+            )
+            .related(
+                At::Value(ROOT.key("targets").idx(*first).key("region").path()),
+                "first listed here",
+            );
+            continue;
+        }
+        seen.insert(region.clone(), i);
+        let key =
+            key.and_then(|key| check_target_key(cx, key, &region, source, &p.key("kms_key_arn")));
+        if let (Some(backup_vault), Some(kms_key_arn)) = (vault, key) {
+            targets.push(Target { region, backup_vault, kms_key_arn });
+        }
+    }
+    targets
+}
+
+fn check_target_key(
+    cx: &mut Cx,
+    key: &str,
+    region: &Region,
+    source: Option<&Source>,
+    p: &P<'_>,
+) -> Option<String> {
+    let arn = match rules::check_kms_key_arn(key) {
+        Ok(arn) => arn,
+        Err(msg) => {
+            cx.error(Code::KmsKeyArn, p.at_value(), msg);
+            return None;
+        }
+    };
+    if arn.region != region.as_str() {
+        cx.error(
+            Code::KmsKeyRegion,
+            p.at_value(),
+            format!("the KMS key is in `{}` but its target is `{region}`", arn.region),
+        )
+        .label("key in another region")
+        .help("a restored table is encrypted with a key in its own region: use a key (or a multi-Region replica) in the target region");
+        return None;
+    }
+    if arn.partition != region.partition() {
+        cx.error(
+            Code::KmsKeyArn,
+            p.at_value(),
+            format!(
+                "the KMS key is in partition `{}`, its target in `{}`",
+                arn.partition,
+                region.partition()
+            ),
+        );
+        return None;
+    }
+    if let Some(account) = source.and_then(|s| s.account_id.as_ref()) {
+        if arn.account != account {
+            cx.error(
+                Code::KmsKeyAccount,
+                p.at_value(),
+                format!(
+                    "the KMS key is in account {} but `source.account_id` is {account}",
+                    arn.account
+                ),
+            )
+            .related(At::Value(ROOT.key("source").key("account_id").path()), "the plan's account");
+            return None;
+        }
+    }
+    Some(key.to_owned())
+}
+
+fn lower_settings(cx: &mut Cx, f: &Fields<'_>, p: &P<'_>, targets: &[Target]) -> Settings {
+    let mut s = Settings::default();
+    if let Some(v) = f.get("targets") {
+        let tp = p.key("targets");
+        if let Some(items) = cx.list(v, &tp) {
+            if items.is_empty() {
+                cx.error(
+                    Code::NoTargets,
+                    tp.at_value(),
+                    "an empty `targets` list restores the table nowhere",
+                )
+                .help("remove the key to restore in every target");
+            }
+            let mut regions: Vec<Region> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let ip = tp.idx(i);
+                let Some(region) = cx.region(item, &ip) else { continue };
+                if regions.contains(&region) {
+                    cx.error(
+                        Code::DuplicateTarget,
+                        ip.at_value(),
+                        format!("`{region}` is listed twice"),
+                    );
+                } else if !targets.iter().any(|t| t.region == region) {
+                    let known: Vec<&str> = targets.iter().map(|t| t.region.as_str()).collect();
+                    let issue = cx.error(
+                        Code::UnknownTarget,
+                        ip.at_value(),
+                        format!("`{region}` is not a target of the plan"),
+                    );
+                    issue.help(format!("the plan's targets are: {}", known.join(", ")));
+                } else {
+                    regions.push(region);
+                }
+            }
+            s.targets = Some(regions);
+        }
+    }
+    if let Some(v) = f.get("ttl_attribute") {
+        s.ttl_attribute = cx.checked(
+            v,
+            &p.key("ttl_attribute"),
+            Code::AttributeName,
+            rules::check_attribute_name,
+        );
+    }
+    if let Some(v) = f.get("stream") {
+        let sp = p.key("stream");
+        if let Some(name) = cx.string(v, &sp) {
+            s.stream = StreamView::ALL.iter().find(|(n, _)| *n == name).map(|(_, view)| *view);
+            if s.stream.is_none() {
+                let names: Vec<&str> = StreamView::ALL.iter().map(|(n, _)| *n).collect();
+                let issue = cx.error(
+                    Code::StreamViewType,
+                    sp.at_value(),
+                    format!("`{name}` is not a stream view type"),
+                );
+                match rules::did_you_mean(&name.to_ascii_uppercase(), names.iter().copied()) {
+                    Some(m) => issue.help(format!("did you mean `{m}`?")),
+                    None => issue.help(format!("expected one of: {}", names.join(", "))),
+                };
+            }
+        }
+    }
+    if let Some(v) = f.get("point_in_time_recovery") {
+        s.point_in_time_recovery = cx.boolean(v, &p.key("point_in_time_recovery"));
+    }
+    if let Some(v) = f.get("deletion_protection") {
+        s.deletion_protection = cx.boolean(v, &p.key("deletion_protection"));
+    }
+    if let Some(v) = f.get("tags") {
+        s.tags = lower_tags(cx, v, &p.key("tags"));
+    }
+    if let Some(v) = f.get("validate") {
+        let vp = p.key("validate");
+        if let Some(vf) = cx.fields(v, &vp, keys::VALIDATE) {
+            if let Some(v) = vf.get("min_items") {
+                s.min_items = v.as_u64();
+                if s.min_items.is_none() {
+                    cx.wrong_type(v, &vp.key("min_items"), "a whole number (0 or more)");
+                }
+            }
+            if let Some(v) = vf.get("canary_keys") {
+                s.canary_keys = lower_canaries(cx, v, &vp.key("canary_keys"));
+            }
+        }
+    }
+    s
+}
+
+fn lower_tags(cx: &mut Cx, v: &Value, p: &P<'_>) -> Option<BTreeMap<String, String>> {
+    let Value::Mapping(map) = v else {
+        cx.wrong_type(v, p, "a mapping of tag keys to values");
+        return None;
+    };
+    let mut tags = BTreeMap::new();
+    for (k, v) in map {
+        let Value::String(k) = k else {
+            cx.error(
+                Code::Tag,
+                p.at_value(),
+                format!("tag keys must be strings, found {}", describe(k)),
+            );
+            continue;
+        };
+        let kp = p.key(k);
+        let lower = k.to_ascii_lowercase();
+        let key_problem = if k.is_empty() || k.chars().count() > 128 {
+            Some("tag keys must be 1 to 128 characters long".to_owned())
+        } else if lower.starts_with("aws:") {
+            Some("the `aws:` prefix is reserved for AWS".to_owned())
+        } else if lower.starts_with("drover:") {
+            Some("the `drover:` prefix is reserved for drover's ownership tags".to_owned())
+        } else {
+            k.chars().find(|c| !is_tag_char(*c)).map(|c| format!("tag key `{k}` contains `{c}`"))
+        };
+        if let Some(problem) = key_problem {
+            cx.error(Code::Tag, kp.at_key(), problem)
+                .help("tags allow letters, digits, spaces and `_ . : / = + - @`");
+            continue;
+        }
+        let Some(value) = cx.string(v, &kp) else { continue };
+        if value.chars().count() > 256 {
+            cx.error(Code::Tag, kp.at_value(), "tag values must be at most 256 characters long");
+        } else if let Some(c) = value.chars().find(|c| !is_tag_char(*c)) {
+            cx.error(Code::Tag, kp.at_value(), format!("tag value contains `{c}`"))
+                .help("tags allow letters, digits, spaces and `_ . : / = + - @`");
+        } else {
+            tags.insert(k.clone(), value.to_owned());
+        }
+    }
+    Some(tags)
+}
+
+fn is_tag_char(c: char) -> bool {
+    c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c)
+}
+
+fn lower_canaries(cx: &mut Cx, v: &Value, p: &P<'_>) -> Option<Vec<BTreeMap<String, String>>> {
+    let items = cx.list(v, p)?;
+    let mut keys = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let ip = p.idx(i);
+        let Value::Mapping(map) = item else {
+            cx.wrong_type(
+                item,
+                &ip,
+                "a mapping of key attributes to values, like {pk: \"ORDER#1\"}",
+            );
+            continue;
+        };
+        if map.is_empty() || map.len() > 2 {
+            cx.error(
+                Code::CanaryKey,
+                ip.at_value(),
+                format!(
+                    "a canary key names 1 or 2 attributes (partition and sort key), found {}",
+                    map.len()
+                ),
+            );
+            continue;
+        }
+        let mut key = BTreeMap::new();
+        for (k, v) in map {
+            let Some(k) = k.as_str() else {
+                cx.error(
+                    Code::CanaryKey,
+                    ip.at_value(),
+                    "canary key attribute names must be strings",
+                );
+                continue;
+            };
+            let kp = ip.key(k);
+            if let Err(msg) = rules::check_attribute_name(k) {
+                cx.error(Code::AttributeName, kp.at_key(), msg);
+                continue;
+            }
+            if let Some(s) = cx.string(v, &kp) {
+                key.insert(k.to_owned(), s.to_owned());
+            }
+        }
+        keys.push(key);
+    }
+    Some(keys)
+}
+
+fn lower_tables(cx: &mut Cx, v: &Value, targets: &[Target]) -> Vec<Option<RawTable>> {
+    let p = ROOT.key("tables");
+    let Some(items) = cx.list(v, &p) else {
+        return Vec::new();
+    };
+    if items.is_empty() {
+        cx.error(Code::NoTables, p.at_key(), "the plan has no tables");
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    let mut tables = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let p = p.idx(i);
+        let Some(f) = cx.fields(item, &p, keys::TABLE) else {
+            tables.push(None);
+            continue;
+        };
+        let np = p.key("name");
+        let name = cx
+            .required(&f, "name", &p)
+            .and_then(|v| cx.checked(v, &np, Code::TableName, rules::check_table_name));
+        if let (Some(name), Some(Value::String(raw))) = (&name, f.get("name")) {
+            if let Some(first) = seen.get(name.as_str()) {
+                cx.error(
+                    Code::DuplicateTable,
+                    np.at_value(),
+                    format!("table `{name}` is listed twice"),
+                )
+                .related(
+                    At::Value(table_path(*first, &[Seg::Key("name".into())])),
+                    "first listed here",
+                );
+            } else {
+                seen.insert(raw, i);
+            }
+        }
+        let mut depends_on = Vec::new();
+        if let Some(v) = f.get("depends_on") {
+            let dp = p.key("depends_on");
+            if let Some(items) = cx.list(v, &dp) {
+                for (j, dep) in items.iter().enumerate() {
+                    if let Some(dep) = cx.string(dep, &dp.idx(j)) {
+                        depends_on.push((j, dep.to_owned()));
+                    }
+                }
+            }
+        }
+        let settings = lower_settings(cx, &f, &p, targets);
+        tables.push(Some(RawTable { name, depends_on, settings }));
+    }
+    tables
+}
+
+/// Applies defaults, resolves dependencies by name, and checks them per target.
+/// Returns `None` when tables could not be read well enough to go on.
+fn resolve_tables(
+    cx: &mut Cx,
+    raw: Vec<Option<RawTable>>,
+    defaults: &Settings,
+    targets: &[Target],
+) -> Option<(Vec<Table>, Vec<Edge>)> {
+    let raw: Vec<RawTable> = raw.into_iter().collect::<Option<_>>()?;
+    let mut ids: HashMap<&str, usize> = HashMap::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        if let Some(name) = &t.name {
+            ids.entry(name.as_str()).or_insert(i);
+        }
+    }
+    let all_targets: Vec<Region> = targets.iter().map(|t| t.region.clone()).collect();
+    let mut edges: Vec<Edge> = Vec::new();
+    let mut suggestions = 0;
+    let mut tables = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        let mut deps: Vec<TableId> = Vec::with_capacity(t.depends_on.len());
+        for (j, dep) in &t.depends_on {
+            let at = || At::Value(table_path(i, &[Seg::Key("depends_on".into()), Seg::Index(*j)]));
+            match ids.get(dep.as_str()) {
+                None => {
+                    // Suggestions scan every name: bound their cost on plans full of typos.
+                    let suggest = suggestions < MAX_SUGGESTIONS;
+                    suggestions += 1;
+                    let issue = cx.error(
+                        Code::UnknownDependency,
+                        at(),
+                        format!("`{dep}` is not a table of the plan"),
+                    );
+                    if let Some(m) =
+                        suggest.then(|| rules::did_you_mean(dep, ids.keys().copied())).flatten()
+                    {
+                        issue.help(format!("did you mean `{m}`?"));
+                    }
+                }
+                Some(&d) if d == i => {
+                    cx.error(
+                        Code::SelfDependency,
+                        at(),
+                        format!("table `{dep}` depends on itself"),
+                    );
+                }
+                Some(&d) if deps.contains(&TableId(d)) => {
+                    cx.warning(Code::DuplicateDependency, at(), format!("`{dep}` is listed twice"));
+                }
+                Some(&d) => {
+                    deps.push(TableId(d));
+                    edges.push((i, d, *j));
+                }
+            }
+        }
+        let s = &t.settings;
+        let mut tags = defaults.tags.clone().unwrap_or_default();
+        tags.extend(s.tags.clone().unwrap_or_default());
+        if tags.len() > MAX_PLAN_TAGS {
+            let at = if s.tags.is_some() {
+                At::Key(table_path(i, &[Seg::Key("tags".into())]))
+            } else {
+                At::Key(vec![Seg::Key("defaults".into()), Seg::Key("tags".into())])
+            };
+            cx.error(
+                Code::Tag,
+                at,
+                format!("{} tags: a table takes at most {MAX_PLAN_TAGS} from the plan", tags.len()),
+            )
+            .help(
+                "DynamoDB allows 50 tags per table and drover adds `drover:plan` and `drover:run`",
+            );
+        }
+        tables.push(Table {
+            name: t.name.clone().unwrap_or_default(),
+            depends_on: deps,
+            targets: s
+                .targets
+                .clone()
+                .or_else(|| defaults.targets.clone())
+                .unwrap_or_else(|| all_targets.clone()),
+            ttl_attribute: s.ttl_attribute.clone().or_else(|| defaults.ttl_attribute.clone()),
+            stream: s.stream.or(defaults.stream),
+            point_in_time_recovery: s
+                .point_in_time_recovery
+                .or(defaults.point_in_time_recovery)
+                .unwrap_or(false),
+            deletion_protection: s
+                .deletion_protection
+                .or(defaults.deletion_protection)
+                .unwrap_or(false),
+            tags,
+            validate: Validation {
+                min_items: s.min_items.or(defaults.min_items),
+                canary_keys: s
+                    .canary_keys
+                    .clone()
+                    .or_else(|| defaults.canary_keys.clone())
+                    .unwrap_or_default(),
+            },
+        });
+    }
+    // Every dependency must be restored wherever its dependent is.
+    for &(i, d, j) in &edges {
+        let missing: Vec<&str> = tables[i]
+            .targets
+            .iter()
+            .filter(|r| !tables[d].targets.contains(r))
+            .map(Region::as_str)
+            .collect();
+        if !missing.is_empty() {
+            cx.error(
+                Code::DependencyNotInTarget,
+                At::Value(table_path(i, &[Seg::Key("depends_on".into()), Seg::Index(j)])),
+                format!(
+                    "`{}` is restored in {} but its dependency `{}` is not",
+                    tables[i].name,
+                    missing.join(", "),
+                    tables[d].name
+                ),
+            )
+            .help(format!(
+                "restore `{}` in those regions too, or drop them from `{}`'s targets",
+                tables[d].name, tables[i].name
+            ));
+        }
+    }
+    Some((tables, edges))
+}
+
+fn check_graph(cx: &mut Cx, tables: &[Table], edges: &[Edge]) -> PlanGraph {
+    let graph = PlanGraph::new(tables.len(), edges.iter().map(|&(i, d, _)| (i, d)));
+    for cycle in graph.cycles() {
+        let names: Vec<&str> = cycle.iter().map(|id| tables[id.0].name.as_str()).collect();
+        let at_edge = |a: TableId, b: TableId| {
+            let j = edges.iter().find(|&&(i, d, _)| i == a.0 && d == b.0).map_or(0, |e| e.2);
+            At::Value(table_path(a.0, &[Seg::Key("depends_on".into()), Seg::Index(j)]))
+        };
+        let issue = cx.error(
+            Code::Cycle,
+            at_edge(cycle[0], cycle[1]),
+            format!("dependency cycle: {}", names.join(" -> ")),
+        );
+        issue.label(format!("`{}` depends on `{}`", names[0], names[1])).help(
+            "a table can only be restored after its dependencies: remove one of these dependencies",
+        );
+        for w in 1..cycle.len() - 1 {
+            issue.related(
+                at_edge(cycle[w], cycle[w + 1]),
+                format!("`{}` depends on `{}`", names[w], names[w + 1]),
+            );
+        }
+    }
+    graph
+}
+
+fn check_drill_template(cx: &mut Cx, drill: &Drill, tables: &[Table]) {
+    let p = ROOT.key("drill");
+    let p = p.key("table_name");
+    let parts = match rules::split_template(&drill.table_name) {
+        Ok(parts) => parts,
+        Err(msg) => {
+            cx.error(Code::DrillTemplate, p.at_value(), msg);
+            return;
+        }
+    };
+    let has = |name: &str| parts.contains(&rules::TemplatePart::Placeholder(name));
+    if !has("table") {
+        cx.error(Code::DrillTemplate, p.at_value(), "the drill name template has no `{table}`")
+            .help("every table needs its own drill name: include `{table}`, like \"{table}-drill-{run}\"");
+        return;
+    }
+    for part in &parts {
+        if let rules::TemplatePart::Text(text) = part {
+            if let Some(c) = text.chars().find(|c| !rules::is_table_name_char(*c)) {
+                cx.error(
+                    Code::DrillTemplate,
+                    p.at_value(),
+                    format!("the drill name template contains `{c}`, which table names cannot"),
+                )
+                .help("table names allow letters, digits, `_`, `.` and `-`");
+                return;
+            }
+        }
+    }
+    if !has("run") {
+        cx.warning(Code::DrillTemplate, p.at_value(), "the drill name template has no `{run}`")
+            .help("without `{run}`, two drills cannot run at once and a kept drill table blocks the next drill");
+    }
+    // The longest name the template yields, over every table and each of its targets.
+    let run = "r".repeat(RUN_SHORT_ID_LEN);
+    let longest = tables
+        .iter()
+        .flat_map(|t| t.targets.iter().map(move |r| (t, r)))
+        .map(|(t, r)| drill.table_name(&t.name, &run, r))
+        .max_by_key(String::len);
+    if let Some(name) = longest.filter(|n| n.len() > MAX_TABLE_NAME) {
+        cx.error(
+            Code::DrillTemplate,
+            p.at_value(),
+            format!("the drill name template yields names of up to {} characters; DynamoDB allows {MAX_TABLE_NAME}", name.len()),
+        )
+        .help(format!("shorten the template: it yields `{}…`", &name[..40]));
+    }
+}

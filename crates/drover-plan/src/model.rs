@@ -1,0 +1,260 @@
+//! The validated plan: what a YAML plan means once every check has passed.
+//!
+//! Values here are already checked (names, regions, ARNs, durations), so code that holds a
+//! [`Plan`] never re-validates. Construction happens only in [`crate::lower`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::graph::PlanGraph;
+
+/// Length of the short run id substituted for `{run}` in drill name templates.
+///
+/// The engine's run ids end in this many characters; the plan needs the number to prove that
+/// every drill table name fits in DynamoDB's 255-character limit.
+pub const RUN_SHORT_ID_LEN: usize = 8;
+
+/// Default drill table name template.
+pub const DEFAULT_DRILL_TEMPLATE: &str = "{table}-drill-{run}";
+
+/// A validated DR plan, with its dependency graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Format version (always 1 today).
+    pub version: u32,
+    /// Plan name, `[a-z0-9-]{1,40}`; used in run ids and ownership tags.
+    pub name: String,
+    /// Where the data lives today.
+    pub source: Source,
+    /// Role AWS Backup assumes for backup, copy and restore jobs.
+    pub iam_role_arn: String,
+    /// Recovery objectives, when the plan states them.
+    pub objectives: Objectives,
+    /// Regions to recover into, in plan order.
+    pub targets: Vec<Target>,
+    /// Tables, in plan order. [`TableId`] indexes this vector.
+    pub tables: Vec<Table>,
+    /// Drill settings.
+    pub drill: Drill,
+    /// The dependency graph of `tables`.
+    #[serde(skip)]
+    pub graph: PlanGraph,
+}
+
+impl Plan {
+    /// The table with this id.
+    #[must_use]
+    pub fn table(&self, id: TableId) -> &Table {
+        &self.tables[id.0]
+    }
+
+    /// The table with this name, if the plan has one.
+    #[must_use]
+    pub fn table_by_name(&self, name: &str) -> Option<(TableId, &Table)> {
+        self.tables.iter().enumerate().find(|(_, t)| t.name == name).map(|(i, t)| (TableId(i), t))
+    }
+
+    /// The target in this region, if the plan has one.
+    #[must_use]
+    pub fn target(&self, region: &Region) -> Option<&Target> {
+        self.targets.iter().find(|t| &t.region == region)
+    }
+
+    /// Ids of the tables restored in `region`, in plan order.
+    pub fn tables_in(&self, region: &Region) -> impl Iterator<Item = TableId> + '_ {
+        let region = region.clone();
+        self.tables
+            .iter()
+            .enumerate()
+            .filter(move |(_, t)| t.targets.contains(&region))
+            .map(|(i, _)| TableId(i))
+    }
+}
+
+/// Index of a table in [`Plan::tables`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct TableId(pub usize);
+
+/// The source side of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    /// Region the tables live in.
+    pub region: Region,
+    /// Account id (12 digits), when the plan pins it.
+    pub account_id: Option<String>,
+    /// AWS Backup vault holding the source recovery points.
+    pub backup_vault: String,
+}
+
+/// Recovery objectives.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Objectives {
+    /// Oldest acceptable recovery point.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub rpo: Option<Duration>,
+    /// Target duration of a whole recovery run.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub rto: Option<Duration>,
+}
+
+/// A region to recover into.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// The target region.
+    pub region: Region,
+    /// Vault in the target region that receives copies.
+    pub backup_vault: String,
+    /// KMS key (in the target region) that restored tables are encrypted with.
+    pub kms_key_arn: String,
+}
+
+/// A table to recover, with its settings resolved against the plan's `defaults`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    /// Table name in the source region (and the restored name on failover).
+    pub name: String,
+    /// Tables that must be restored and validated first, in plan order.
+    pub depends_on: Vec<TableId>,
+    /// Target regions this table is restored in (plan order).
+    pub targets: Vec<Region>,
+    /// TTL attribute to re-enable after restore.
+    pub ttl_attribute: Option<String>,
+    /// Stream view type to re-enable after restore.
+    pub stream: Option<StreamView>,
+    /// Whether point-in-time recovery is enabled after restore.
+    pub point_in_time_recovery: bool,
+    /// Whether deletion protection is enabled after restore.
+    pub deletion_protection: bool,
+    /// Tags applied after restore (drover's ownership tags come on top).
+    pub tags: BTreeMap<String, String>,
+    /// Post-restore validation.
+    pub validate: Validation,
+}
+
+/// Post-restore validation of one table.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Validation {
+    /// Minimum item count.
+    pub min_items: Option<u64>,
+    /// Items that must exist after restore: attribute name to string value.
+    pub canary_keys: Vec<BTreeMap<String, String>>,
+}
+
+/// DynamoDB stream view type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamView {
+    /// `NEW_IMAGE`
+    NewImage,
+    /// `OLD_IMAGE`
+    OldImage,
+    /// `NEW_AND_OLD_IMAGES`
+    NewAndOldImages,
+    /// `KEYS_ONLY`
+    KeysOnly,
+}
+
+impl StreamView {
+    /// Every view type, with its name in plans and in the DynamoDB API.
+    pub const ALL: [(&'static str, StreamView); 4] = [
+        ("NEW_IMAGE", StreamView::NewImage),
+        ("OLD_IMAGE", StreamView::OldImage),
+        ("NEW_AND_OLD_IMAGES", StreamView::NewAndOldImages),
+        ("KEYS_ONLY", StreamView::KeysOnly),
+    ];
+
+    /// The name used in plans and in the DynamoDB API.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamView::NewImage => "NEW_IMAGE",
+            StreamView::OldImage => "OLD_IMAGE",
+            StreamView::NewAndOldImages => "NEW_AND_OLD_IMAGES",
+            StreamView::KeysOnly => "KEYS_ONLY",
+        }
+    }
+}
+
+/// Drill settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drill {
+    /// Template of drill table names.
+    pub table_name: String,
+}
+
+impl Drill {
+    /// The drill table name for `table` in `region` during run `run_short_id`.
+    #[must_use]
+    pub fn table_name(&self, table: &str, run_short_id: &str, region: &Region) -> String {
+        self.table_name
+            .replace("{table}", table)
+            .replace("{run}", run_short_id)
+            .replace("{region}", region.as_str())
+    }
+}
+
+impl Default for Drill {
+    fn default() -> Self {
+        Drill { table_name: DEFAULT_DRILL_TEMPLATE.to_owned() }
+    }
+}
+
+/// An AWS region name such as `us-east-1`, checked for shape and partition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Region(String);
+
+impl Region {
+    /// Parses a region name: `xx-name-N` in a known partition.
+    ///
+    /// # Errors
+    /// Returns a message saying what is wrong with `s`.
+    pub fn parse(s: &str) -> Result<Region, String> {
+        crate::rules::check_region(s).map(|()| Region(s.to_owned()))
+    }
+
+    /// The region name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The ARN partition the region belongs to (`aws`, `aws-cn`, `aws-us-gov`, ...).
+    #[must_use]
+    pub fn partition(&self) -> &'static str {
+        crate::rules::partition_of(&self.0)
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Formats a duration the way plans write them (`1h30m`, `45s`, `2d`).
+#[must_use]
+pub fn format_duration(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    if secs == 0 {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if secs >= len {
+            out.push_str(&format!("{}{unit}", secs / len));
+            secs %= len;
+        }
+    }
+    out
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}

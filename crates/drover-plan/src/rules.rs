@@ -1,0 +1,401 @@
+//! Value rules: the shapes AWS and drover accept for names, regions, ARNs and durations.
+//!
+//! Each check returns `Err(message)` saying what is wrong; the caller attaches the location.
+
+use std::time::Duration;
+
+/// Region prefixes (the part before the direction) by partition.
+const PARTITIONS: &[(&str, &str)] = &[
+    ("us-gov", "aws-us-gov"),
+    ("us-isob", "aws-iso-b"),
+    ("us-isof", "aws-iso-f"),
+    ("us-iso", "aws-iso"),
+    ("eu-isoe", "aws-iso-e"),
+    ("eusc-de", "aws-eusc"),
+    ("cn", "aws-cn"),
+    ("us", "aws"),
+    ("eu", "aws"),
+    ("ap", "aws"),
+    ("sa", "aws"),
+    ("ca", "aws"),
+    ("me", "aws"),
+    ("af", "aws"),
+    ("il", "aws"),
+    ("mx", "aws"),
+];
+
+const DIRECTIONS: &[&str] = &[
+    "north",
+    "south",
+    "east",
+    "west",
+    "central",
+    "northeast",
+    "northwest",
+    "southeast",
+    "southwest",
+];
+
+/// Checks a region name: `<prefix>-<direction>-<number>` with a known prefix.
+pub(crate) fn check_region(s: &str) -> Result<(), String> {
+    let shape = || {
+        format!(
+            "`{s}` is not a region name: expected the shape `xx-direction-N`, like `us-east-1` \
+             or `eu-central-2`"
+        )
+    };
+    let (rest, number) = s.rsplit_once('-').ok_or_else(shape)?;
+    if number.is_empty() || number.len() > 2 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(shape());
+    }
+    let (prefix, direction) = rest.rsplit_once('-').ok_or_else(shape)?;
+    if !DIRECTIONS.contains(&direction) {
+        return Err(shape());
+    }
+    if !PARTITIONS.iter().any(|(p, _)| *p == prefix) {
+        return Err(format!("`{s}` is not in a known AWS partition (unknown prefix `{prefix}`)"));
+    }
+    Ok(())
+}
+
+/// The ARN partition of a region that passed [`check_region`].
+pub(crate) fn partition_of(region: &str) -> &'static str {
+    let prefix = region.rsplit_once('-').and_then(|(r, _)| r.rsplit_once('-')).map(|(p, _)| p);
+    PARTITIONS.iter().find(|(p, _)| Some(*p) == prefix).map_or("aws", |(_, part)| part)
+}
+
+/// Plan names: `[a-z0-9-]{1,40}`.
+pub(crate) fn check_plan_name(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 40 {
+        return Err(format!("plan name `{s}` must be 1 to 40 characters long"));
+    }
+    if let Some(c) =
+        s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "plan name `{s}` contains `{c}`: only lowercase letters, digits and `-` are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// DynamoDB table names: 3 to 255 of `[a-zA-Z0-9_.-]`.
+pub(crate) fn check_table_name(s: &str) -> Result<(), String> {
+    if s.len() < 3 || s.len() > 255 {
+        return Err(format!("table name `{s}` must be 3 to 255 characters long"));
+    }
+    if let Some(c) = s.chars().find(|c| !is_table_name_char(*c)) {
+        return Err(format!(
+            "table name `{s}` contains `{c}`: only letters, digits, `_`, `.` and `-` are allowed"
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn is_table_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// AWS Backup vault names: `^[a-zA-Z0-9\-_]{2,50}$`.
+pub(crate) fn check_vault_name(s: &str) -> Result<(), String> {
+    let ok = (2..=50).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not a backup vault name: 2 to 50 letters, digits, `-` or `_` \
+             (pattern `^[a-zA-Z0-9\\-_]{{2,50}}$`)"
+        ))
+    }
+}
+
+/// AWS account ids: 12 digits.
+pub(crate) fn check_account_id(s: &str) -> Result<(), String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!("`{s}` is not an AWS account id: expected 12 digits"))
+    }
+}
+
+/// DynamoDB attribute names (for TTL and canary keys): 1 to 255 bytes.
+pub(crate) fn check_attribute_name(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 255 {
+        Err(format!("attribute name `{s}` must be 1 to 255 bytes long"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The parts of an ARN: `arn:partition:service:region:account:resource`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Arn<'a> {
+    pub(crate) partition: &'a str,
+    pub(crate) service: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) resource: &'a str,
+}
+
+pub(crate) fn split_arn(s: &str) -> Option<Arn<'_>> {
+    let mut parts = s.splitn(6, ':');
+    if parts.next()? != "arn" {
+        return None;
+    }
+    let arn = Arn {
+        partition: parts.next()?,
+        service: parts.next()?,
+        region: parts.next()?,
+        account: parts.next()?,
+        resource: parts.next()?,
+    };
+    arn.partition.starts_with("aws").then_some(arn)
+}
+
+/// IAM role ARNs: `arn:<partition>:iam::<account>:role/<path/>name`.
+pub(crate) fn check_role_arn(s: &str) -> Result<Arn<'_>, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not an IAM role ARN: expected \
+             `arn:aws:iam::123456789012:role/name` (path optional)"
+        )
+    };
+    let arn = split_arn(s).ok_or_else(bad)?;
+    let name = arn.resource.strip_prefix("role/").ok_or_else(bad)?;
+    let name_ok = !name.is_empty()
+        && name.len() <= 512
+        && name.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+        });
+    if arn.service != "iam" || !arn.region.is_empty() || check_account_id(arn.account).is_err() {
+        return Err(bad());
+    }
+    if !name_ok {
+        return Err(format!("`{s}` has an invalid role name `{name}`"));
+    }
+    Ok(arn)
+}
+
+/// KMS key ARNs: `arn:<partition>:kms:<region>:<account>:key/<key id>`.
+pub(crate) fn check_kms_key_arn(s: &str) -> Result<Arn<'_>, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not a KMS key ARN: expected \
+             `arn:aws:kms:<region>:<account>:key/<key id>`"
+        )
+    };
+    let arn = split_arn(s).ok_or_else(bad)?;
+    if arn.service != "kms" || check_account_id(arn.account).is_err() {
+        return Err(bad());
+    }
+    if arn.resource.starts_with("alias/") {
+        return Err(format!(
+            "`{s}` is an alias ARN: restores need the key ARN (`...:key/<key id>`); \
+             look it up with `aws kms describe-key --key-id {s}`"
+        ));
+    }
+    let id = arn.resource.strip_prefix("key/").ok_or_else(bad)?;
+    if !(is_uuid(id) || is_mrk_id(id)) {
+        return Err(format!(
+            "`{id}` is not a KMS key id: expected a UUID or a multi-Region id `mrk-<32 hex>`"
+        ));
+    }
+    check_region(arn.region)?;
+    Ok(arn)
+}
+
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn is_mrk_id(s: &str) -> bool {
+    s.strip_prefix("mrk-")
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Durations: one or more `<number><unit>` with units `s`, `m`, `h`, `d` (`90m`, `1h30m`).
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not a duration: write a number and a unit (s, m, h, d), like `90m` or `1h30m`"
+        )
+    };
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    let mut last_unit = u64::MAX;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        if digits.is_empty() || unit >= last_unit {
+            return Err(bad());
+        }
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        digits.clear();
+        last_unit = unit;
+    }
+    if !digits.is_empty() || last_unit == u64::MAX {
+        return Err(bad());
+    }
+    if total == 0 {
+        return Err(format!("`{s}` is zero: an objective must be longer than that"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Placeholders a drill table name template may use.
+pub(crate) const TEMPLATE_PLACEHOLDERS: &[&str] = &["table", "run", "region"];
+
+/// The literal parts and placeholders of a template, or what is wrong with it.
+pub(crate) fn split_template(s: &str) -> Result<Vec<TemplatePart<'_>>, String> {
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        match rest.find(['{', '}']) {
+            None => {
+                parts.push(TemplatePart::Text(rest));
+                rest = "";
+            }
+            Some(i) if rest.as_bytes()[i] == b'}' => {
+                return Err(format!("unmatched `}}` in template `{s}`"));
+            }
+            Some(i) => {
+                if i > 0 {
+                    parts.push(TemplatePart::Text(&rest[..i]));
+                }
+                let after = &rest[i + 1..];
+                let end =
+                    after.find('}').ok_or_else(|| format!("unclosed `{{` in template `{s}`"))?;
+                let name = &after[..end];
+                if !TEMPLATE_PLACEHOLDERS.contains(&name) {
+                    let hint = did_you_mean(name, TEMPLATE_PLACEHOLDERS.iter().copied())
+                        .map(|m| format!(" (did you mean `{{{m}}}`?)"))
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "unknown placeholder `{{{name}}}`{hint}; use `{{table}}`, `{{run}}` and `{{region}}`"
+                    ));
+                }
+                parts.push(TemplatePart::Placeholder(name));
+                rest = &after[end + 1..];
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// One piece of a drill name template.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TemplatePart<'a> {
+    Text(&'a str),
+    Placeholder(&'a str),
+}
+
+/// The closest candidate to `word`, when it is close enough to be a likely typo.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let max = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= max)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edit distance counting an adjacent transposition as one edit (optimal string alignment).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions() {
+        for ok in ["us-east-1", "eu-central-2", "ap-southeast-5", "us-gov-west-1", "cn-north-1"] {
+            assert_eq!(check_region(ok), Ok(()), "{ok}");
+        }
+        for bad in ["us-east1", "useast-1", "us-east-", "xx-east-1", "US-EAST-1", "us-up-1", ""] {
+            assert!(check_region(bad).is_err(), "{bad}");
+        }
+        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition_of("cn-northwest-1"), "aws-cn");
+        assert_eq!(partition_of("eu-west-1"), "aws");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in
+            ["", "1", "h", "1x", "30m1h", "1h1h", "0s", "-1h", "1.5h", "99999999999999999999d"]
+        {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn arns() {
+        let k = "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(check_kms_key_arn(k).map(|a| a.region), Ok("us-west-2"));
+        let mrk = "arn:aws:kms:us-west-2:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab";
+        assert!(check_kms_key_arn(mrk).is_ok());
+        assert!(check_kms_key_arn("arn:aws:kms:us-west-2:123456789012:alias/dr").is_err());
+        assert!(check_kms_key_arn("arn:aws:kms:us-west-2:1234:key/x").is_err());
+        assert!(check_role_arn("arn:aws:iam::123456789012:role/svc/drover-backup").is_ok());
+        assert!(check_role_arn("arn:aws:iam:us-east-1:123456789012:role/x").is_err());
+        assert!(check_role_arn("arn:aws:iam::123456789012:user/x").is_err());
+    }
+
+    #[test]
+    fn templates() {
+        assert!(split_template("{table}-drill-{run}").is_ok());
+        assert!(split_template("{tabel}").unwrap_err().contains("did you mean `{table}`"));
+        assert!(split_template("{table").is_err());
+        assert!(split_template("table}").is_err());
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(did_you_mean("depend_on", ["depends_on", "targets"]), Some("depends_on"));
+        assert_eq!(did_you_mean("zzz", ["depends_on", "targets"]), None);
+    }
+}

@@ -1,0 +1,221 @@
+//! The `drover` binary from the outside: exit codes, output formats, hostile input.
+
+use std::io::Write as _;
+
+use serde_json::Value;
+
+use crate::common::{drover, repo_root};
+use crate::snapshot;
+
+fn example_plans() -> Vec<String> {
+    let mut plans: Vec<String> = std::fs::read_dir(repo_root().join("plans"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.strip_prefix(repo_root()).unwrap().to_str().unwrap().to_owned())
+        .collect();
+    plans.sort();
+    plans
+}
+
+#[test]
+fn example_plans_are_valid() {
+    let plans = example_plans();
+    assert!(plans.len() >= 2);
+    let mut args = vec!["validate", "--deny-warnings"];
+    args.extend(plans.iter().map(String::as_str));
+    let run = drover(&args);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    snapshot!("validate-examples", run.transcript());
+}
+
+#[test]
+fn example_plans_reference_the_schema() {
+    for plan in example_plans() {
+        let text = std::fs::read_to_string(repo_root().join(&plan)).unwrap();
+        assert!(
+            text.starts_with(
+                "# yaml-language-server: $schema=../crates/drover-plan/schema/plan.schema.json"
+            ),
+            "{plan} does not reference the JSON Schema on its first line"
+        );
+    }
+}
+
+#[test]
+fn schema_command_prints_the_schema() {
+    let run = drover(&["schema"]);
+    assert_eq!(run.code, 0);
+    let on_disk =
+        std::fs::read_to_string(repo_root().join("crates/drover-plan/schema/plan.schema.json"))
+            .unwrap();
+    assert_eq!(run.stdout, on_disk);
+    let schema: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+}
+
+#[test]
+fn json_format_lists_every_plan_with_its_diagnostics() {
+    let run = drover(&[
+        "validate",
+        "--format",
+        "json",
+        "plans/demo.yaml",
+        "tests/plans/invalid/cycle.yaml",
+        "tests/plans/missing.yaml",
+    ]);
+    assert_eq!(run.code, 1);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let plans = json["plans"].as_array().unwrap();
+    assert_eq!(plans.len(), 3);
+    assert_eq!(plans[0]["path"], "plans/demo.yaml");
+    assert_eq!(plans[0]["valid"], true);
+    assert_eq!(plans[0]["diagnostics"].as_array().unwrap().len(), 0);
+    assert_eq!(plans[1]["valid"], false);
+    let cycle = &plans[1]["diagnostics"][0];
+    assert_eq!(cycle["code"], "cycle");
+    assert_eq!(cycle["severity"], "error");
+    assert_eq!(cycle["message"], "dependency cycle: accounts -> invoices -> orders -> accounts");
+    assert_eq!((cycle["line"].as_u64(), cycle["column"].as_u64()), (Some(14), Some(18)));
+    let keys: Vec<&String> = cycle.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["code", "column", "line", "message", "severity"]);
+    assert_eq!(plans[2]["valid"], false);
+    assert_eq!(plans[2]["diagnostics"][0]["code"], "unreadable");
+}
+
+#[test]
+fn github_format_prints_workflow_annotations() {
+    let run = drover(&[
+        "validate",
+        "--format",
+        "github",
+        "tests/plans/invalid/dependencies.yaml",
+        "plans/demo.yaml",
+    ]);
+    assert_eq!(run.code, 1);
+    snapshot!("validate-github", run.transcript());
+    for line in run.stdout.lines() {
+        assert!(line.starts_with("::error file=") || line.starts_with("::warning file="), "{line}");
+    }
+}
+
+fn temp_plan(contents: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    f.write_all(contents).unwrap();
+    f.flush().unwrap();
+    f
+}
+
+fn demo_with(replace: &str, with: &str) -> tempfile::NamedTempFile {
+    let demo = std::fs::read_to_string(repo_root().join("plans/demo.yaml")).unwrap();
+    assert!(demo.contains(replace));
+    temp_plan(demo.replace(replace, with).as_bytes())
+}
+
+#[test]
+fn warnings_fail_only_with_deny_warnings() {
+    let plan = demo_with("  rto: 2h", "  rto: 30m");
+    let path = plan.path().to_str().unwrap();
+    let run = drover(&["validate", path]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains("rto-below-rpo"));
+    assert_eq!(drover(&["validate", "--deny-warnings", path]).code, 1);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["validate"][..],
+        &["validate", "--format", "xml", "plans/demo.yaml"],
+        &["plan"],
+        &["plan", "plans/demo.yaml", "--format", "svg"],
+        &["explode"],
+        &[],
+    ] {
+        let run = drover(args);
+        assert_eq!(run.code, 2, "drover {args:?}: {}", run.transcript());
+        assert!(run.stdout.is_empty(), "usage errors go to stderr");
+    }
+    assert_eq!(drover(&["--help"]).code, 0);
+    assert_eq!(drover(&["--version"]).code, 0);
+}
+
+/// Hostile or broken input ends in a clear diagnostic and exit 1, never a panic.
+#[test]
+fn hostile_input_is_refused_cleanly() {
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for (name, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    {
+        bomb.push_str(&format!("{name}: &{name} [{}]\n", vec![format!("*{prev}"); 9].join(",")));
+    }
+    let mut nested_map = String::new();
+    for depth in 0..300 {
+        nested_map.push_str(&format!("{}k{depth}:\n", " ".repeat(depth)));
+    }
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty file", Vec::new(), "empty-plan"),
+        ("whitespace", b"  \n\n   \n# comment\n".to_vec(), "empty-plan"),
+        ("binary", vec![0xff, 0xfe, 0x00, 0x13, 0x37, 0x80, 0x81], "not-utf8"),
+        ("latin-1", b"name: caf\xe9\n".to_vec(), "not-utf8"),
+        ("nul bytes", b"version: 1\0\0\0\n".to_vec(), "yaml-syntax"),
+        ("deep flow nesting", "[".repeat(100_000).into_bytes(), "yaml-limits"),
+        ("deep block nesting", nested_map.into_bytes(), "yaml-limits"),
+        ("billion laughs", bomb.into_bytes(), "yaml-limits"),
+        ("scalar root", b"just a string\n".to_vec(), "wrong-type"),
+        ("50 MB", vec![b'#'; 50 * 1024 * 1024], "file-too-large"),
+    ];
+    for (what, bytes, code) in cases {
+        let f = temp_plan(&bytes);
+        let run = drover(&["validate", "--format", "json", f.path().to_str().unwrap()]);
+        assert_eq!(run.code, 1, "{what}: {}", run.stderr);
+        assert!(run.stderr.is_empty(), "{what}: {}", run.stderr);
+        let json: Value = serde_json::from_str(&run.stdout).unwrap();
+        let codes: Vec<&str> = json["plans"][0]["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["code"].as_str().unwrap())
+            .collect();
+        assert!(codes.contains(&code), "{what}: expected {code}, got {codes:?}");
+        // The text renderer copes with the same input.
+        let text = drover(&["validate", f.path().to_str().unwrap()]);
+        assert_eq!(text.code, 1, "{what}");
+        assert!(text.stdout.contains(code), "{what}: {}", text.stdout);
+    }
+}
+
+#[test]
+fn plan_outlines_in_every_format() {
+    for format in ["text", "json", "dot", "mermaid"] {
+        let run = drover(&["plan", "plans/shop-prod.yaml", "--format", format]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        snapshot!(format!("plan-shop-prod-{format}"), run.transcript());
+    }
+    let run = drover(&["plan", "plans/demo.yaml", "--mode", "failover"]);
+    assert_eq!(run.code, 0);
+    snapshot!("plan-demo-failover", run.transcript());
+}
+
+#[test]
+fn plan_json_has_the_waves_of_each_target() {
+    let run = drover(&["plan", "plans/demo.yaml", "--format", "json"]);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let target = &json["targets"][0];
+    assert_eq!(target["region"], "us-west-2");
+    assert_eq!(
+        target["waves"],
+        serde_json::json!([["customers", "products"], ["orders"], ["invoices"]])
+    );
+}
+
+#[test]
+fn plan_refuses_an_invalid_plan() {
+    let run = drover(&["plan", "tests/plans/invalid/cycle.yaml"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.contains("dependency cycle"), "{}", run.stderr);
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (`.ci/run` calls this script).
+#
+# On a fresh machine it needs only the Rust toolchain and python3; everything else (the AWS
+# emulator's virtualenv, when present) is installed by the scripts it calls. Build outputs go
+# outside the clone so that reruns are fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/drover/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Snapshot tests compare, never write, here.
+export INSTA_UPDATE=no
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "API docs (cargo doc, warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "example plans (drover validate plans/*.yaml)"
+cargo build --locked --quiet
+"$CARGO_TARGET_DIR/debug/drover" validate --deny-warnings plans/*.yaml
+
+if [ -f tests/emulator/run-tests.sh ]; then
+  step "AWS emulator harness (pytest)"
+  bash tests/emulator/run-tests.sh
+fi
+
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo test --workspace --doc --locked --quiet
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
