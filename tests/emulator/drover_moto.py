@@ -1,0 +1,868 @@
+#!/usr/bin/env python3
+"""drover_moto: moto (pinned 5.2.5) server plus the AWS Backup job APIs drover needs.
+
+moto is extended from outside its package at import time: the missing AWS Backup
+REST routes are added to moto's own `moto.backup.urls.url_paths`, served by a
+subclass of moto's `BackupResponse`, and the data lives on moto's own backends
+(state hangs off each `BackupBackend` instance, so moto's reset clears it too).
+DynamoDB tables and KMS keys are read from / written to moto's dynamodb and kms
+backends in the same process. A small WSGI wrapper adds the `/_drover/...`
+control API, the throttling knobs and the lazy job clock.
+
+Usage: python drover_moto.py --port 0 --port-file PATH [--job-seconds 1.0]
+Binds 127.0.0.1 only. See README.md in this directory.
+"""
+import argparse
+import copy
+import json
+import math
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from http import HTTPStatus
+
+import moto.backup.urls as backup_urls
+from moto.backup.models import backup_backends
+from moto.backup.responses import BackupResponse
+from moto.core.base_backend import BackendDict
+from moto.core.exceptions import JsonRESTError
+from moto.core.request import Request
+from moto.core.routing import get_service_router
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.table import Table
+from moto.kms.models import kms_backends
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+HOST = "127.0.0.1"  # never anything else
+LOCK = threading.RLock()
+KINDS = ("backup", "copy", "restore")
+# Terminal states a fault may force, per the model's enums for each kind.
+FAULT_STATES = {
+    "backup": ("FAILED", "ABORTED", "EXPIRED", "PARTIAL"),
+    "copy": ("FAILED", "PARTIAL"),
+    "restore": ("FAILED", "ABORTED"),
+}
+KMS_MSG = ("The specified AWS KMS key ARN does not exist, is not enabled or you do "
+           "not have permissions to access it.")
+TABLE_ARN = re.compile(r"^arn:aws:dynamodb:([a-z0-9-]+):(\d{12}):table/([a-zA-Z0-9_.-]{1,255})$")
+VAULT_ARN = re.compile(r"^arn:aws:backup:([a-z0-9-]+):(\d{12}):backup-vault:([a-zA-Z0-9_-]{2,50})$")
+ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/\S+$")
+OPT_IN_TYPES = ("Aurora", "CloudFormation", "DocumentDB", "DynamoDB", "EBS", "EC2", "EFS",
+                "FSx", "Neptune", "RDS", "Redshift", "S3", "Storage Gateway", "Timestream",
+                "VirtualMachine")
+
+
+# ---------------------------------------------------------------- errors
+
+class BackupError(JsonRESTError):
+    """AWS Backup error: x-amzn-ErrorType header plus a JSON body carrying both moto's
+    usual keys (__type, message) and the model's exception members (Code, Message)."""
+
+    def __init__(self, code, message, status=400):
+        super().__init__(code, message)
+        self.code = status
+        self.description = json.dumps(
+            {"__type": code, "Code": code, "Message": message, "message": message})
+
+
+def not_found(msg):
+    return BackupError("ResourceNotFoundException", msg)
+
+
+def bad_value(msg):
+    return BackupError("InvalidParameterValueException", msg)
+
+
+# ---------------------------------------------------------------- control state
+
+class Control:
+    """Knobs set through /_drover/...; global to the server (all accounts/regions)."""
+
+    def __init__(self, job_seconds):
+        self.job_seconds = job_seconds
+        self.reset()
+
+    def reset(self):
+        self.durations = {"default": self.job_seconds, "backup": None, "copy": None, "restore": None}
+        self.advanced_default = True
+        self.non_advanced_copy = "fail_job"  # or "reject" (InvalidRequestException)
+        self.job_faults = {k: [] for k in KINDS}  # one (state, message) per future job
+        self.call_faults = []  # [{"operation","remaining","code","status","message"}]
+
+    def duration(self, kind):
+        d = self.durations.get(kind)
+        return float(self.durations["default"] if d is None else d)
+
+    def take_job_fault(self, kind):
+        return self.job_faults[kind].pop(0) if self.job_faults[kind] else None
+
+    def take_call_fault(self, service, op):
+        for f in self.call_faults:
+            if f["remaining"] > 0 and f["operation"] in ("*", f"{service}:*", op, f"{service}:{op}"):
+                f["remaining"] -= 1
+                return f
+        return None
+
+    def describe(self):
+        return {"durations": self.durations, "advanced_default": self.advanced_default,
+                "non_advanced_copy": self.non_advanced_copy,
+                "job_faults": {k: [{"state": s, "message": m} for s, m in v]
+                               for k, v in self.job_faults.items()},
+                "call_faults": [f for f in self.call_faults if f["remaining"] > 0]}
+
+
+CONTROL = Control(1.0)
+PENDING = []  # jobs not yet finalized, across all accounts/regions
+
+
+class RegionState:
+    """Drover additions for one (account, region); attached to moto's BackupBackend."""
+
+    def __init__(self):
+        self.jobs = {k: {} for k in KINDS}  # kind -> id -> Job, in creation order
+        self.tokens = {}  # (kind, IdempotencyToken) -> job id
+        self.points = {}  # recovery point ARN -> dict (model fields + "_" internals)
+        self.opt_in, self.management, self.incremental = {}, {}, {}
+
+    def advanced(self):
+        d = CONTROL.advanced_default
+        return bool(self.opt_in.get("DynamoDB", d) and self.management.get("DynamoDB", d))
+
+
+def region_state(account, region):
+    backend = backup_backends[account][region]
+    if "_drover" not in backend.__dict__:
+        backend._drover = RegionState()
+    return backend._drover
+
+
+class Job:
+    def __init__(self, kind, account, region, fields):
+        self.kind, self.account, self.region = kind, account, region
+        self.state = region_state(account, region)
+        self.id = str(uuid.uuid4()).upper()
+        self.created = stamp()
+        self.duration = CONTROL.duration(kind)
+        self.doom = None  # (terminal state, message) decided at start
+        self.final = None  # terminal state once finalized
+        self.completed = None
+        self.message = None
+        self.f = fields
+
+    def status(self, now):
+        if self.final:
+            return self.final
+        first = "PENDING" if self.kind == "restore" else "CREATED"
+        if self.doom and self.doom[0] == "EXPIRED":
+            return first
+        return first if now - self.created < 0.25 * self.duration else "RUNNING"
+
+    def percent(self, now):
+        if self.final:
+            return 100.0 if self.final == "COMPLETED" else 0.0
+        if self.status(now) != "RUNNING" or self.duration <= 0:
+            return 0.0
+        return min(99.0, 100.0 * (now - self.created - 0.25 * self.duration) / (0.75 * self.duration))
+
+    def finish(self, state, message=None):
+        self.final, self.message, self.completed = state, message, stamp()
+
+    def common(self, now):
+        out = {"AccountId": self.account, "CreationDate": self.created,
+               "CompletionDate": self.completed, "StatusMessage": self.message}
+        out.update({k: v for k, v in self.f.items() if not k.startswith("_")})
+        return out
+
+
+def start_job(kind, account, region, token, fields, doom=None):
+    job = Job(kind, account, region, fields)
+    fault = CONTROL.take_job_fault(kind)
+    job.doom = tuple(fault) if fault else doom
+    job.state.jobs[kind][job.id] = job
+    if token:
+        job.state.tokens[(kind, token)] = job.id
+    PENDING.append(job)
+    return job
+
+
+def tick():
+    """Finalize every job whose duration has elapsed (lazy clock; no threads)."""
+    now = time.time()
+    due = sorted((j for j in PENDING if j.created + j.duration <= now), key=lambda j: j.created + j.duration)
+    for job in due:
+        PENDING.remove(job)
+        # skip jobs whose backend was reset by moto meanwhile
+        if backup_backends[job.account][job.region].__dict__.get("_drover") is job.state:
+            if job.doom:
+                job.finish(*job.doom)
+            else:
+                FINALIZERS[job.kind](job)
+
+
+# ---------------------------------------------------------------- helpers
+
+def stamp():
+    """Wall-clock time as returned in API dates (millisecond precision, as AWS Backup does)."""
+    return round(time.time(), 3)
+
+
+def drop_none(d):
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def kms_problem(account, region, key_arn, missing_ok):
+    """None if the KMS key is usable in that region, else a StatusMessage."""
+    m = re.match(r"^arn:aws:kms:([a-z0-9-]+):(\d{12}):", key_arn or "")
+    if m and (m.group(1), m.group(2)) != (region, account):
+        return None if missing_ok else KMS_MSG
+    try:
+        key = kms_backends[account][region].describe_key(key_arn)
+    except Exception:  # moto raises KeyError/NotFoundException for unknown ids
+        return None if missing_ok else KMS_MSG
+    return None if key.key_state == "Enabled" else KMS_MSG
+
+
+def vault_key(account, region, vault):
+    """The vault's key; a vault created without one uses the AWS-managed aws/backup key."""
+    if vault.encryption_key_arn:
+        return vault.encryption_key_arn
+    kms = kms_backends[account][region]
+    if not kms.alias_exists("alias/aws/backup"):
+        key = kms.create_key(policy="", key_usage="ENCRYPT_DECRYPT", key_spec="SYMMETRIC_DEFAULT",
+                             description="Default key that protects my backups", tags=None)
+        kms.create_alias(key.id, "alias/aws/backup")
+    return kms.describe_key("alias/aws/backup").arn
+
+
+def snapshot_table(table):
+    # moto's own item store, copied the way moto's RestoredTable copies a backup's items.
+    # DynamoDB requests are not serialized with ours: retry if a write races the copy.
+    for attempt in range(3):
+        try:
+            items = copy.deepcopy(table.items)
+            break
+        except RuntimeError:  # "dictionary changed size during iteration"
+            if attempt == 2:
+                raise
+            time.sleep(0.01)
+    rcu_wcu = {k: table.throughput.get(k, 0) for k in ("ReadCapacityUnits", "WriteCapacityUnits")}
+
+    def gsi(ix):
+        d = {"IndexName": ix.name, "KeySchema": ix.schema, "Projection": ix.projection}
+        if table.billing_mode != "PAY_PER_REQUEST":
+            d["ProvisionedThroughput"] = {k: ix.throughput.get(k, 0) for k in rcu_wcu}
+        return d
+    sse = table.sse_specification if (table.sse_specification or {}).get("Enabled") else None
+    snap = copy.deepcopy({
+        "TableName": table.name, "TableArn": table.table_arn,
+        "KeySchema": table.schema, "AttributeDefinitions": table.attr,
+        "GlobalSecondaryIndexes": [gsi(ix) for ix in table.global_indexes],
+        "LocalSecondaryIndexes": [ix.describe() for ix in table.indexes],
+        "BillingMode": table.billing_mode or "PROVISIONED", "ProvisionedThroughput": rcu_wcu,
+        "SSESpecification": sse, "ItemCount": len(table)})
+    snap["Items"] = items
+    snap["SizeBytes"] = sum(item.size() for v in items.values() for item in (
+        v.values() if table.range_key_attr else [v]))
+    return snap
+
+
+class RestoredFromBackupTable(Table):
+    """A moto Table that reports RestoreSummary like a table restored from a backup."""
+
+    # moto's model metaclass files classes under the 2nd dotted part of __module__.
+    __module__ = "drover_moto.dynamodb"
+
+    def describe(self, base_key="TableDescription"):
+        result = super().describe(base_key=base_key)
+        result[base_key]["RestoreSummary"] = {
+            "SourceBackupArn": self.drover_source_backup, "SourceTableArn": self.drover_source_table,
+            "RestoreDateTime": self.created_at, "RestoreInProgress": False}
+        return result
+
+
+# ---------------------------------------------------------------- finalizers
+
+def new_point(account, region, vault, snap, arn, fields):
+    key = fields.pop("_key")
+    point = drop_none({
+        "RecoveryPointArn": arn, "BackupVaultName": vault.backup_vault_name,
+        "BackupVaultArn": vault.backup_vault_arn, "ResourceArn": snap["TableArn"],
+        "ResourceType": "DynamoDB", "ResourceName": snap["TableName"], "Status": "COMPLETED",
+        "CompletionDate": stamp(), "BackupSizeInBytes": snap["SizeBytes"],
+        "EncryptionKeyArn": key, "IsEncrypted": True, "StorageClass": "WARM",
+        "VaultType": "BACKUP_VAULT", "IsParent": False, "_snapshot": snap, **fields})
+    if vault.encryption_key_arn and arn.startswith("arn:aws:backup:"):
+        point["EncryptionKeyType"] = "CUSTOMER_MANAGED_KMS_KEY"
+    life = point.get("Lifecycle") or {}
+    if life.get("DeleteAfterDays"):
+        point["CalculatedLifecycle"] = {"DeleteAt": point["CreationDate"] + 86400 * life["DeleteAfterDays"]}
+    region_state(account, region).points[arn] = point
+    vault.num_of_recovery_points += 1
+    return point
+
+
+def finalize_backup(job):
+    f = job.f
+    vault = backup_backends[job.account][job.region].vaults.get(f["BackupVaultName"])
+    if vault is None:
+        return job.finish("FAILED", f"Backup vault {f['BackupVaultName']} does not exist.")
+    advanced = f["_advanced"]
+    key = vault_key(job.account, job.region, vault) if advanced else f["_table_key"]
+    if advanced and kms_problem(job.account, job.region, key, missing_ok=True):
+        return job.finish("FAILED", "Access denied to KMS key.")
+    new_point(job.account, job.region, vault, f["_snapshot"], f["_arn"], {
+        "_key": key, "CreationDate": job.created, "IamRoleArn": f["IamRoleArn"],
+        "Lifecycle": f.get("RecoveryPointLifecycle")})
+    f["RecoveryPointArn"] = f["_arn"]
+    f["EncryptionKeyArn"], f["IsEncrypted"] = key, True
+    job.finish("COMPLETED")
+
+
+def finalize_copy(job):
+    f = job.f
+    src = f["_source"]
+    m = VAULT_ARN.match(f["DestinationBackupVaultArn"])
+    d_region, d_account, d_name = m.groups()
+    vault = backup_backends[d_account][d_region].vaults.get(d_name)
+    if vault is None:
+        return job.finish("FAILED", f"Destination backup vault {f['DestinationBackupVaultArn']} does not exist.")
+    key = vault_key(d_account, d_region, vault)
+    if kms_problem(d_account, d_region, key, missing_ok=True):
+        return job.finish("FAILED", "Access denied to KMS key.")
+    arn = f"arn:aws:backup:{d_region}:{d_account}:recovery-point:{str(uuid.uuid4()).upper()}"
+    new_point(d_account, d_region, vault, src["_snapshot"], arn, {
+        "_key": key, "CreationDate": src["CreationDate"], "IamRoleArn": f["IamRoleArn"],
+        "SourceBackupVaultArn": src["BackupVaultArn"],
+        "Lifecycle": f.get("DestinationRecoveryPointLifecycle") or src.get("Lifecycle")})
+    f["DestinationRecoveryPointArn"], f["DestinationEncryptionKeyArn"] = arn, key
+    job.finish("COMPLETED")
+
+
+def finalize_restore(job):
+    f = job.f
+    point, meta = f["_point"], f["_meta"]
+    snap = point["_snapshot"]
+    name = meta["targettablename"]
+    ddb = dynamodb_backends[job.account][job.region]
+    if name in ddb.tables:
+        return job.finish("FAILED", f"Table already exists: {name}")
+    if kms_problem(job.account, job.region, point.get("EncryptionKeyArn"), missing_ok=True):
+        return job.finish("FAILED", "Access denied to KMS key.")
+    etype = meta.get("encryptiontype")
+    if etype == "KMS":
+        sse = {"Enabled": True, "SSEType": "KMS"}
+        if meta.get("kmsmasterkeyarn"):
+            if kms_problem(job.account, job.region, meta["kmsmasterkeyarn"], missing_ok=False):
+                return job.finish("FAILED", KMS_MSG)
+            sse["KMSMasterKeyId"] = kms_backends[job.account][job.region].describe_key(
+                meta["kmsmasterkeyarn"]).arn
+    elif etype == "Default":
+        sse = None
+    else:  # not given: same-Region restores keep the source table's encryption
+        sse = copy.deepcopy(snap["SSESpecification"])
+        if sse and kms_problem(job.account, job.region, sse.get("KMSMasterKeyId"), missing_ok=False):
+            return job.finish("FAILED", KMS_MSG)
+    provisioned = snap["BillingMode"] != "PAY_PER_REQUEST"
+    table = RestoredFromBackupTable(
+        name, account_id=job.account, region=job.region, schema=copy.deepcopy(snap["KeySchema"]),
+        attr=copy.deepcopy(snap["AttributeDefinitions"]),
+        throughput=copy.deepcopy(snap["ProvisionedThroughput"]) if provisioned else None,
+        billing_mode=snap["BillingMode"], indexes=copy.deepcopy(snap["LocalSecondaryIndexes"]),
+        global_indexes=copy.deepcopy(snap["GlobalSecondaryIndexes"]), sse_specification=sse)
+    table.drover_source_backup, table.drover_source_table = point["RecoveryPointArn"], snap["TableArn"]
+    table.items = copy.deepcopy(snap["Items"])
+    ddb.tables[name] = table
+    f["CreatedResourceArn"] = table.table_arn
+    job.finish("COMPLETED")
+
+
+FINALIZERS = {"backup": finalize_backup, "copy": finalize_copy, "restore": finalize_restore}
+
+
+# ---------------------------------------------------------------- list helpers
+
+def paginate(items, p, key):
+    n = p.get("MaxResults")
+    if n is not None and not 1 <= int(n) <= 1000:
+        raise bad_value("MaxResults must be between 1 and 1000.")
+    token = p.get("NextToken")
+    try:
+        start = int(token) if token else 0
+        if start < 0:
+            raise ValueError(token)
+    except ValueError:
+        raise bad_value("Invalid NextToken.")
+    end = start + int(n or 1000)
+    return {key: items[start:end], "NextToken": str(end) if end < len(items) else None}
+
+
+def ts(value):
+    return value.timestamp() if hasattr(value, "timestamp") else float(value)
+
+
+def date_filters(p, created, completed=None):
+    checks = [("ByCreatedAfter", created, lambda a, b: a >= b), ("ByCreatedBefore", created, lambda a, b: a <= b),
+              ("ByCompleteAfter", completed, lambda a, b: a >= b), ("ByCompleteBefore", completed, lambda a, b: a <= b)]
+    for name, value, ok in checks:
+        if p.get(name) is not None and (value is None or not ok(value, ts(p[name]))):
+            return False
+    return True
+
+
+def public(d):
+    return {k: v for k, v in d.items() if not k.startswith("_") and v is not None}
+
+
+# ---------------------------------------------------------------- responses
+
+class DroverBackupResponse(BackupResponse):
+    """moto's BackupResponse plus the job / recovery point / region-settings operations."""
+
+    def call_action(self):
+        with LOCK:
+            return super().call_action()
+
+    # -- plumbing
+    def _p(self):
+        self.parse_parameters(self.normalized_request)  # model-driven (botocore) parsing
+        return dict(self.params)
+
+    @property
+    def _st(self):
+        return region_state(self.current_account, self.region)
+
+    def _out(self, d):
+        self.response_headers["Content-Type"] = "application/json"
+        return json.dumps(drop_none(d))
+
+    def _job(self, kind, job_id):
+        job = self._st.jobs[kind].get(job_id)
+        if job is None:
+            raise not_found(f"Cannot find {kind} job with id {job_id}")
+        return job
+
+    def _vault(self, name):
+        vault = self.backup_backend.vaults.get(name)
+        if vault is None:
+            raise not_found(f"Backup vault {name} does not exist.")
+        return vault
+
+    def _point(self, vault_name, arn):
+        self._vault(vault_name)
+        point = self._st.points.get(arn)
+        if point is None or point["BackupVaultName"] != vault_name:
+            raise not_found(f"Recovery point {arn} not found in backup vault {vault_name}.")
+        return point
+
+    @staticmethod
+    def _require(p, *names):
+        for n in names:
+            if p.get(n) in (None, ""):
+                raise BackupError("MissingParameterValueException", f"{n} is required.")
+
+    def _replay(self, kind, p):
+        job_id = self._st.tokens.get((kind, p.get("IdempotencyToken"))) if p.get("IdempotencyToken") else None
+        return self._st.jobs[kind][job_id] if job_id else None
+
+    # -- region settings
+    def describe_region_settings(self):
+        st, d = self._st, CONTROL.advanced_default
+        opt = {t: True for t in OPT_IN_TYPES}
+        opt["DynamoDB"] = d
+        return self._out({
+            "ResourceTypeOptInPreference": {**opt, **st.opt_in},
+            "ResourceTypeManagementPreference": {"DynamoDB": d, "EFS": True, **st.management},
+            "ResourceTypeOptInIncremental": st.incremental or None})
+
+    def update_region_settings(self):
+        p, st = self._p(), self._st
+        for key, target in (("ResourceTypeOptInPreference", st.opt_in),
+                            ("ResourceTypeManagementPreference", st.management),
+                            ("ResourceTypeOptInIncremental", st.incremental)):
+            for k, v in (p.get(key) or {}).items():
+                if not isinstance(v, bool):
+                    raise bad_value(f"{key} values must be booleans.")
+                target[k] = v
+        return self._out({})
+
+    # -- backup jobs
+    def start_backup_job(self):
+        p = self._p()
+        self._require(p, "BackupVaultName", "ResourceArn", "IamRoleArn")
+        if not ROLE_ARN.match(p["IamRoleArn"]):
+            raise bad_value(f"Invalid IamRoleArn: {p['IamRoleArn']}")
+        job = self._replay("backup", p)
+        if job is None:
+            vault = self._vault(p["BackupVaultName"])
+            m = TABLE_ARN.match(p["ResourceArn"])
+            if not m:
+                raise bad_value(f"Invalid or unsupported resource ARN: {p['ResourceArn']} "
+                                "(this emulator supports DynamoDB tables only)")
+            if m.group(1) != self.region or m.group(2) != self.current_account:
+                raise bad_value("The resource must be in the same Region and account as the backup vault.")
+            table = dynamodb_backends[self.current_account][self.region].tables.get(m.group(3))
+            advanced = self._st.advanced()
+            job_start = stamp()
+            now_ms = int(job_start * 1000)
+            arn = (f"arn:aws:backup:{self.region}:{self.current_account}:recovery-point:{str(uuid.uuid4()).upper()}"
+                   if advanced else f"{p['ResourceArn']}/backup/{now_ms:014d}-{uuid.uuid4().hex[:8]}")
+            snap = snapshot_table(table) if table is not None else None
+            fields = {
+                "BackupVaultName": vault.backup_vault_name, "BackupVaultArn": vault.backup_vault_arn,
+                "VaultType": "BACKUP_VAULT", "ResourceArn": p["ResourceArn"], "ResourceType": "DynamoDB",
+                "ResourceName": m.group(3), "IamRoleArn": p["IamRoleArn"],
+                "RecoveryPointArn": arn if advanced else None,
+                "RecoveryPointLifecycle": p.get("Lifecycle"), "IsParent": False,
+                "BackupSizeInBytes": snap["SizeBytes"] if snap else None,
+                "StartBy": job_start + 60 * int(p.get("StartWindowMinutes") or 480),
+                "_arn": arn, "_advanced": advanced, "_snapshot": snap,
+                "_table_key": ((snap or {}).get("SSESpecification") or {}).get("KMSMasterKeyId")}
+            doom = None if table is not None else ("FAILED", f"Resource {p['ResourceArn']} not found.")
+            job = start_job("backup", self.current_account, self.region, p.get("IdempotencyToken"), fields, doom)
+        return self._out({"BackupJobId": job.id, "CreationDate": job.created,
+                          "RecoveryPointArn": job.f["RecoveryPointArn"] if job.f["_advanced"] else None,
+                          "IsParent": False})
+
+    def _backup_job_out(self, job, now):
+        out = job.common(now)
+        out.update(BackupJobId=job.id, State=job.status(now), PercentDone=f"{job.percent(now):.1f}",
+                   ExpectedCompletionDate=job.created + job.duration, BytesTransferred=(
+                       job.f.get("BackupSizeInBytes") if job.final == "COMPLETED" else 0))
+        if job.status(now) not in ("CREATED", "PENDING"):
+            out["InitiationDate"] = job.created + 0.25 * job.duration
+        return drop_none(out)
+
+    def describe_backup_job(self):
+        return self._out(self._backup_job_out(self._job("backup", self.uri_match["backupJobId"]), time.time()))
+
+    def list_backup_jobs(self):
+        p, now = self._p(), time.time()
+        jobs = [self._backup_job_out(j, now) for j in reversed(list(self._st.jobs["backup"].values()))]
+        jobs = [j for j in jobs if all((
+            p.get("ByResourceArn") in (None, j["ResourceArn"]), p.get("ByState") in (None, j["State"]),
+            p.get("ByBackupVaultName") in (None, j["BackupVaultName"]),
+            p.get("ByResourceType") in (None, j["ResourceType"]),
+            p.get("ByAccountId") in (None, j["AccountId"]),
+            date_filters(p, j["CreationDate"], j.get("CompletionDate"))))]
+        return self._out(paginate(jobs, p, "BackupJobs"))
+
+    # -- copy jobs
+    def start_copy_job(self):
+        p = self._p()
+        self._require(p, "RecoveryPointArn", "SourceBackupVaultName", "DestinationBackupVaultArn", "IamRoleArn")
+        if not ROLE_ARN.match(p["IamRoleArn"]):
+            raise bad_value(f"Invalid IamRoleArn: {p['IamRoleArn']}")
+        job = self._replay("copy", p)
+        if job is None:
+            source = self._point(p["SourceBackupVaultName"], p["RecoveryPointArn"])
+            if not VAULT_ARN.match(p["DestinationBackupVaultArn"]):
+                raise bad_value(f"Invalid DestinationBackupVaultArn: {p['DestinationBackupVaultArn']}")
+            doom = None
+            if not source["RecoveryPointArn"].startswith("arn:aws:backup:"):
+                msg = ("Copy of this DynamoDB backup is not supported: cross-Region and cross-account copies "
+                       "require AWS Backup advanced features for DynamoDB (recovery point is not fully managed "
+                       "by AWS Backup).")
+                if CONTROL.non_advanced_copy == "reject":
+                    raise BackupError("InvalidRequestException", msg)
+                doom = ("FAILED", msg)
+            fields = {
+                "SourceBackupVaultArn": source["BackupVaultArn"], "SourceRecoveryPointArn": source["RecoveryPointArn"],
+                "DestinationBackupVaultArn": p["DestinationBackupVaultArn"], "DestinationVaultType": "BACKUP_VAULT",
+                "DestinationRecoveryPointLifecycle": p.get("Lifecycle"), "ResourceArn": source["ResourceArn"],
+                "ResourceType": "DynamoDB", "ResourceName": source["ResourceName"],
+                "BackupSizeInBytes": source["BackupSizeInBytes"], "IamRoleArn": p["IamRoleArn"],
+                "IsParent": False, "_source": source}
+            job = start_job("copy", self.current_account, self.region, p.get("IdempotencyToken"), fields, doom)
+        return self._out({"CopyJobId": job.id, "CreationDate": job.created, "IsParent": False})
+
+    @staticmethod
+    def _copy_job_out(job, now):
+        out = job.common(now)
+        out.update(CopyJobId=job.id, State=job.status(now))
+        return drop_none(out)
+
+    def describe_copy_job(self):
+        job = self._job("copy", self.uri_match["copyJobId"])
+        return self._out({"CopyJob": self._copy_job_out(job, time.time())})
+
+    def list_copy_jobs(self):
+        p, now = self._p(), time.time()
+        jobs = [self._copy_job_out(j, now) for j in reversed(list(self._st.jobs["copy"].values()))]
+        jobs = [j for j in jobs if all((
+            p.get("ByResourceArn") in (None, j["ResourceArn"]), p.get("ByState") in (None, j["State"]),
+            p.get("ByResourceType") in (None, j["ResourceType"]),
+            p.get("ByDestinationVaultArn") in (None, j["DestinationBackupVaultArn"]),
+            p.get("BySourceRecoveryPointArn") in (None, j["SourceRecoveryPointArn"]),
+            p.get("ByAccountId") in (None, j["AccountId"]),
+            date_filters(p, j["CreationDate"], j.get("CompletionDate"))))]
+        return self._out(paginate(jobs, p, "CopyJobs"))
+
+    # -- restore jobs
+    def start_restore_job(self):
+        p = self._p()
+        self._require(p, "RecoveryPointArn", "Metadata")
+        job = self._replay("restore", p)
+        if job is None:
+            point = self._st.points.get(p["RecoveryPointArn"])
+            if point is None:
+                raise not_found(f"Recovery point {p['RecoveryPointArn']} not found.")
+            if p.get("ResourceType") not in (None, "DynamoDB"):
+                raise bad_value(f"ResourceType {p['ResourceType']} does not match the recovery point (DynamoDB).")
+            meta = {k.lower(): v for k, v in p["Metadata"].items()}
+            name = meta.get("targettablename")
+            if not name or not re.match(r"^[a-zA-Z0-9_.-]{3,255}$", name):
+                raise bad_value("Metadata targetTableName is missing or not a valid DynamoDB table name.")
+            if meta.get("encryptiontype") not in (None, "Default", "KMS"):
+                raise bad_value("Metadata encryptionType must be Default or KMS.")
+            if meta.get("kmsmasterkeyarn") and meta.get("encryptiontype") != "KMS":
+                raise bad_value("Metadata kmsMasterKeyArn requires encryptionType KMS.")
+            doom = None
+            if meta.get("encryptiontype") is None and not point["ResourceArn"].startswith(
+                    f"arn:aws:dynamodb:{self.region}:"):
+                doom = ("FAILED", "An encryption type (encryptionType) must be specified when restoring a "
+                                  "DynamoDB backup into a different Region.")
+            fields = {
+                "RecoveryPointArn": point["RecoveryPointArn"], "SourceResourceArn": point["ResourceArn"],
+                "BackupVaultArn": point["BackupVaultArn"], "BackupSizeInBytes": point["BackupSizeInBytes"],
+                "IamRoleArn": p.get("IamRoleArn"), "ResourceType": "DynamoDB",
+                "RecoveryPointCreationDate": point["CreationDate"], "IsParent": False,
+                "_point": point, "_meta": meta}
+            job = start_job("restore", self.current_account, self.region, p.get("IdempotencyToken"), fields, doom)
+        return self._out({"RestoreJobId": job.id})
+
+    @staticmethod
+    def _restore_job_out(job, now):
+        out = job.common(now)
+        out.update(RestoreJobId=job.id, Status=job.status(now), PercentDone=f"{job.percent(now):.1f}",
+                   ExpectedCompletionTimeMinutes=max(1, math.ceil(job.duration / 60)))
+        return drop_none(out)
+
+    def describe_restore_job(self):
+        return self._out(self._restore_job_out(self._job("restore", self.uri_match["restoreJobId"]), time.time()))
+
+    def list_restore_jobs(self):
+        p, now = self._p(), time.time()
+        jobs = [self._restore_job_out(j, now) for j in reversed(list(self._st.jobs["restore"].values()))]
+        jobs = [j for j in jobs if all((
+            p.get("ByStatus") in (None, j["Status"]), p.get("ByResourceType") in (None, j["ResourceType"]),
+            p.get("ByAccountId") in (None, j["AccountId"]),
+            date_filters(p, j["CreationDate"], j.get("CompletionDate"))))]
+        return self._out(paginate(jobs, p, "RestoreJobs"))
+
+    # -- recovery points
+    def list_recovery_points_by_backup_vault(self):
+        p = self._p()
+        self._vault(p["BackupVaultName"])
+        points = [public(rp) for rp in reversed(list(self._st.points.values()))
+                  if rp["BackupVaultName"] == p["BackupVaultName"]
+                  and p.get("ByResourceArn") in (None, rp["ResourceArn"])
+                  and p.get("ByResourceType") in (None, rp["ResourceType"])
+                  and p.get("ByBackupPlanId") is None and p.get("ByParentRecoveryPointArn") is None
+                  and date_filters(p, rp["CreationDate"])]
+        points = [{k: v for k, v in rp.items() if k != "StorageClass"} for rp in points]
+        return self._out(paginate(points, p, "RecoveryPoints"))
+
+    def list_recovery_points_by_resource(self):
+        p = self._p()
+        points = []
+        for rp in reversed(list(self._st.points.values())):
+            if rp["ResourceArn"] != p["ResourceArn"]:
+                continue
+            if p.get("ManagedByAWSBackupOnly") and not rp["RecoveryPointArn"].startswith("arn:aws:backup:"):
+                continue
+            points.append(drop_none({
+                "RecoveryPointArn": rp["RecoveryPointArn"], "CreationDate": rp["CreationDate"],
+                "Status": rp["Status"], "EncryptionKeyArn": rp.get("EncryptionKeyArn"),
+                "BackupSizeBytes": rp["BackupSizeInBytes"], "IsParent": False,
+                "ResourceName": rp["ResourceName"], "VaultType": rp["VaultType"],
+                "EncryptionKeyType": rp.get("EncryptionKeyType")}))
+        return self._out(paginate(points, p, "RecoveryPoints"))
+
+    def describe_recovery_point(self):
+        p = self._p()
+        return self._out(public(self._point(p["BackupVaultName"], p["RecoveryPointArn"])))
+
+    def get_recovery_point_restore_metadata(self):
+        p = self._p()
+        rp = self._point(p["BackupVaultName"], p["RecoveryPointArn"])
+        return self._out({"BackupVaultArn": rp["BackupVaultArn"], "RecoveryPointArn": rp["RecoveryPointArn"],
+                          "ResourceType": "DynamoDB",
+                          "RestoreMetadata": {"originalTableName": rp["ResourceName"]}})
+
+    def delete_recovery_point(self):
+        p = self._p()
+        rp = self._point(p["BackupVaultName"], p["RecoveryPointArn"])
+        for job in PENDING:
+            if job.kind == "copy" and job.f["_source"] is rp:
+                raise BackupError("InvalidResourceStateException",
+                                  "Recovery point is being copied by an ongoing copy job.")
+        del self._st.points[rp["RecoveryPointArn"]]
+        vault = self.backup_backend.vaults[p["BackupVaultName"]]
+        vault.num_of_recovery_points = max(0, vault.num_of_recovery_points - 1)
+        return self._out({})
+
+    def describe_backup_vault(self):
+        # moto's own version omits NumberOfRecoveryPoints (attribute name mismatch)
+        vault = self.backup_backend.describe_backup_vault(self.path.split("/")[-1])
+        return self._out({**vault.to_list_dict(), "VaultType": "BACKUP_VAULT", "VaultState": "AVAILABLE"})
+
+    def delete_backup_vault(self):
+        name = self.path.split("/")[-1]
+        if any(rp["BackupVaultName"] == name for rp in self._st.points.values()):
+            raise BackupError("InvalidRequestException",
+                              "Backup vault cannot be deleted because it contains recovery points.")
+        return super().delete_backup_vault()
+
+
+# Register: every moto backup route plus the ones moto lacks is served by the subclass.
+NEW_ROUTES = (
+    "{0}/backup-jobs/?$", "{0}/backup-jobs/(?P<backupJobId>[^/]+)$",
+    "{0}/copy-jobs/?$", "{0}/copy-jobs/(?P<copyJobId>[^/]+)$",
+    "{0}/restore-jobs/?$", "{0}/restore-jobs/(?P<restoreJobId>[^/]+)$",
+    "{0}/account-settings$",
+    "{0}/backup-vaults/(?P<backupVaultName>[^/]+)/recovery-points/$",
+    "{0}/backup-vaults/(?P<backupVaultName>[^/]+)/recovery-points/(?P<recoveryPointArn>.+)$",
+    "{0}/resources/(?P<resourceArn>.+)/recovery-points/$",
+)
+for _route in list(backup_urls.url_paths) + list(NEW_ROUTES):
+    backup_urls.url_paths[_route] = DroverBackupResponse.dispatch
+
+
+# ---------------------------------------------------------------- WSGI wrapper
+
+def _json_response(start_response, status, body, headers=(), content_type="application/json"):
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data))), *headers])
+    return [data]
+
+
+def _operation(environ):
+    """(service, operation) of an AWS request, from the SigV4 scope and the model."""
+    m = re.search(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request", environ.get("HTTP_AUTHORIZATION", ""))
+    service = m.group(1) if m else None
+    if service == "dynamodb":
+        return service, environ.get("HTTP_X_AMZ_TARGET", "").split(".")[-1]
+    if service == "backup":
+        try:
+            return service, get_service_router("backup").match(Request(environ))[0].name
+        except Exception:  # unmatched path: let moto answer it
+            return service, None
+    return service, None
+
+
+def _fault_response(environ, start_response, service, fault):
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))  # drain the unused request body
+    code, msg = fault["code"], fault["message"]
+    status = f"{fault['status']} {HTTPStatus(fault['status']).phrase}"
+    if service == "dynamodb":
+        return _json_response(start_response, status,
+                              {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": msg},
+                              [("x-amzn-ErrorType", code)], "application/x-amz-json-1.0")
+    return _json_response(start_response, status, {"__type": code, "Code": code, "Message": msg, "message": msg},
+                          [("x-amzn-ErrorType", code)])
+
+
+def _control(environ, start_response):
+    path, method = environ.get("PATH_INFO", ""), environ["REQUEST_METHOD"]
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        if path == "/_drover/config" and method == "GET":
+            pass
+        elif path == "/_drover/config" and method == "POST":
+            for kind, secs in (body.get("durations") or {}).items():
+                if kind not in ("default",) + KINDS or not (
+                        (secs is None and kind != "default") or (isinstance(secs, (int, float)) and 0 <= secs <= 3600)):
+                    raise ValueError(f"bad duration {kind}={secs!r}")
+                CONTROL.durations[kind] = secs
+            if "advanced_default" in body:
+                CONTROL.advanced_default = bool(body["advanced_default"])
+            if "non_advanced_copy" in body:
+                if body["non_advanced_copy"] not in ("fail_job", "reject"):
+                    raise ValueError("non_advanced_copy must be fail_job or reject")
+                CONTROL.non_advanced_copy = body["non_advanced_copy"]
+        elif path == "/_drover/fail-jobs" and method == "POST":
+            kind, count = body.get("kind"), int(body.get("count", 1))
+            state = body.get("state", "FAILED")
+            if kind not in KINDS or state not in FAULT_STATES[kind] or not 0 < count <= 1000:
+                raise ValueError(f"kind must be one of {KINDS}; state one of {FAULT_STATES.get(kind)}; 0<count<=1000")
+            msg = body.get("message") or f"Injected {state.lower()} by drover_moto."
+            CONTROL.job_faults[kind].extend([(state, msg)] * count)
+        elif path == "/_drover/throttle" and method == "POST":
+            count, status = int(body.get("count", 1)), int(body.get("status", 400))
+            if not 0 < count <= 1000 or not 400 <= status <= 599 or status not in HTTPStatus._value2member_map_:
+                raise ValueError("need 0<count<=1000 and a standard HTTP status in 400..599")
+            code = body.get("code", "ThrottlingException")
+            CONTROL.call_faults.append({"operation": body.get("operation", "*"), "remaining": count,
+                                        "code": code, "status": status,
+                                        "message": body.get("message") or "Rate exceeded"})
+        elif path == "/_drover/reset" and method == "POST":
+            CONTROL.reset()
+            if body.get("moto", True):
+                PENDING.clear()
+                BackendDict.reset()
+        else:
+            return _json_response(start_response, "404 Not Found", {"error": f"no control route {method} {path}"})
+    except (ValueError, TypeError) as e:
+        return _json_response(start_response, "400 Bad Request", {"error": str(e)})
+    return _json_response(start_response, "200 OK", CONTROL.describe())
+
+
+def build_app():
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ, start_response):
+        with LOCK:
+            if environ.get("PATH_INFO", "").startswith("/_drover/"):
+                return _control(environ, start_response)
+            service, op = _operation(environ)
+            if op:
+                fault = CONTROL.take_call_fault(service, op)
+                if fault:
+                    return _fault_response(environ, start_response, service, fault)
+            tick()
+        return moto_app(environ, start_response)
+    return app
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick a free one)")
+    ap.add_argument("--port-file", help="write the bound port here once the server is ready")
+    ap.add_argument("--job-seconds", type=float, default=1.0, help="default job duration in seconds")
+    args = ap.parse_args(argv)
+    CONTROL.job_seconds = args.job_seconds
+    CONTROL.reset()
+    server = make_server(HOST, args.port, build_app(), threaded=True, request_handler=MotoRequestHandler)
+    port = server.server_port
+    os.environ["MOTO_PORT"] = str(port)
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp{os.getpid()}"
+        with open(tmp, "w") as fh:
+            fh.write(f"{port}\n")
+        os.replace(tmp, args.port_file)
+    print(f"drover_moto listening on http://{HOST}:{port}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

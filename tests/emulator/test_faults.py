@@ -1,0 +1,153 @@
+"""Fault knobs and the /_drover control API."""
+import json
+import urllib.error
+import urllib.request
+
+import botocore.exceptions
+import pytest
+
+from harness import (ACCOUNT, DST, ROLE, backup_job, completed_point, error_code, make_table, make_vault,
+                     wait_backup, wait_copy, wait_restore)
+
+
+@pytest.mark.parametrize("state", ["FAILED", "ABORTED", "EXPIRED", "PARTIAL"])
+def test_fail_next_backup_jobs(emulator, ddb, backup, state):
+    status, cfg = emulator.control("/_drover/fail-jobs", {"kind": "backup", "count": 2, "state": state,
+                                                         "message": "injected"})
+    assert status == 200 and len(cfg["job_faults"]["backup"]) == 2
+    table = make_table(ddb)
+    make_vault(backup, "primary")
+    jobs = [wait_backup(backup, backup_job(backup, table, "primary")["BackupJobId"]) for _ in range(3)]
+    assert [j["State"] for j in jobs] == [state, state, "COMPLETED"]
+    assert jobs[0]["StatusMessage"] == "injected" and "CompletionDate" in jobs[0]
+    assert len(backup.list_recovery_points_by_backup_vault(BackupVaultName="primary")["RecoveryPoints"]) == 1
+
+
+def test_expired_backup_never_runs(emulator, ddb, backup):
+    emulator.control("/_drover/config", {"durations": {"backup": 0.4}})
+    emulator.control("/_drover/fail-jobs", {"kind": "backup", "state": "EXPIRED"})
+    make_vault(backup, "primary")
+    job_id = backup_job(backup, make_table(ddb), "primary")["BackupJobId"]
+    states = set()
+    job = wait_backup(backup, job_id)
+    for _ in range(3):
+        states.add(backup.describe_backup_job(BackupJobId=job_id)["State"])
+    assert job["State"] == "EXPIRED" and states == {"EXPIRED"}
+
+
+@pytest.mark.parametrize("state", ["FAILED", "PARTIAL"])
+def test_fail_next_copy_job(emulator, ddb, backup, backup_dst, state):
+    make_vault(backup, "primary")
+    make_vault(backup_dst, "dr")
+    rp = completed_point(backup, make_table(ddb), "primary")
+    emulator.control("/_drover/fail-jobs", {"kind": "copy", "state": state})
+    job = wait_copy(backup, backup.start_copy_job(
+        RecoveryPointArn=rp, SourceBackupVaultName="primary", IamRoleArn=ROLE,
+        DestinationBackupVaultArn=f"arn:aws:backup:{DST}:{ACCOUNT}:backup-vault:dr")["CopyJobId"])
+    assert job["State"] == state and job["StatusMessage"]
+    assert backup_dst.list_recovery_points_by_backup_vault(BackupVaultName="dr")["RecoveryPoints"] == []
+
+
+@pytest.mark.parametrize("state", ["FAILED", "ABORTED"])
+def test_fail_next_restore_job(emulator, ddb, backup, state):
+    make_vault(backup, "primary")
+    rp = completed_point(backup, make_table(ddb), "primary")
+    emulator.control("/_drover/fail-jobs", {"kind": "restore", "state": state, "message": "boom"})
+    job = wait_restore(backup, backup.start_restore_job(
+        RecoveryPointArn=rp, IamRoleArn=ROLE, Metadata={"targetTableName": "restored", "encryptionType": "Default"}
+    )["RestoreJobId"])
+    assert job["Status"] == state and job["StatusMessage"] == "boom"
+    assert "restored" not in ddb.list_tables()["TableNames"]
+
+
+def test_fail_jobs_rejects_states_the_model_does_not_allow(emulator):
+    for body in ({"kind": "copy", "state": "ABORTED"}, {"kind": "restore", "state": "EXPIRED"},
+                 {"kind": "nope"}, {"kind": "backup", "count": 0}):
+        status, out = emulator.control("/_drover/fail-jobs", body)
+        assert status == 400 and out["error"], body
+
+
+def test_throttle_backup_operation(emulator, ddb, backup):
+    make_vault(backup, "primary")
+    emulator.control("/_drover/throttle", {"operation": "StartBackupJob", "count": 2})
+    table = make_table(ddb)
+    backup.list_backup_jobs()  # other operations are not affected
+    for _ in range(2):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            backup_job(backup, table, "primary")
+        assert error_code(e) == "ThrottlingException"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert e.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "ThrottlingException"
+    assert backup_job(backup, table, "primary")["BackupJobId"]
+    assert len(backup.list_backup_jobs()["BackupJobs"]) == 1  # throttled calls started nothing
+
+
+def test_throttled_calls_are_retried_by_the_sdk(emulator, ddb):
+    make_table(ddb)
+    emulator.control("/_drover/throttle", {"operation": "dynamodb:DescribeTable", "count": 2})
+    retrying = emulator.client("dynamodb", attempts=3)
+    out = retrying.describe_table(TableName="orders")
+    assert out["ResponseMetadata"]["RetryAttempts"] == 2
+
+
+def test_throttle_dynamodb_and_wildcards(emulator, ddb, backup):
+    make_table(ddb)
+    emulator.control("/_drover/throttle", {"operation": "dynamodb:*", "count": 1})
+    backup.list_backup_jobs()
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ddb.scan(TableName="orders")
+    assert error_code(e) == "ThrottlingException"
+    ddb.scan(TableName="orders")
+    emulator.control("/_drover/throttle", {"operation": "*", "count": 2})
+    for call in (lambda: ddb.list_tables(), lambda: backup.list_copy_jobs()):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        assert error_code(e) == "ThrottlingException"
+    ddb.list_tables()
+    backup.list_copy_jobs()
+
+
+def test_custom_error_code(emulator, ddb, backup, backup_dst):
+    make_vault(backup, "primary")
+    rp = completed_point(backup, make_table(ddb), "primary")
+    emulator.control("/_drover/throttle", {"operation": "backup:StartCopyJob", "code": "LimitExceededException",
+                                           "message": "too many copies"})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        backup.start_copy_job(RecoveryPointArn=rp, SourceBackupVaultName="primary", IamRoleArn=ROLE,
+                              DestinationBackupVaultArn=f"arn:aws:backup:{DST}:{ACCOUNT}:backup-vault:dr")
+    assert error_code(e) == "LimitExceededException"
+    assert e.value.response["Error"]["Message"] == "too many copies"
+
+
+def test_error_body_shape(emulator):
+    req = urllib.request.Request(emulator.endpoint + "/backup-jobs/unknown-id", headers={
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/backup/aws4_request, "
+                         "SignedHeaders=host, Signature=0"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 400
+    assert e.value.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
+    body = json.loads(e.value.read())
+    assert body["__type"] == body["Code"] == "ResourceNotFoundException" and body["Message"]
+
+
+def test_durations_per_kind_and_config(emulator):
+    status, cfg = emulator.control("/_drover/config", {"durations": {"default": 2, "copy": 0.5, "restore": None}})
+    assert status == 200
+    assert cfg["durations"] == {"default": 2, "backup": None, "copy": 0.5, "restore": None}
+    assert emulator.control("/_drover/config")[1]["durations"]["copy"] == 0.5
+    for bad in ({"durations": {"default": -1}}, {"durations": {"default": None}}, {"durations": {"x": 1}},
+                {"non_advanced_copy": "maybe"}):
+        assert emulator.control("/_drover/config", bad)[0] == 400
+    assert emulator.control("/_drover/nope")[0] == 404
+
+
+def test_reset_clears_state_and_knobs(emulator, ddb, backup):
+    make_vault(backup, "primary")
+    make_table(ddb)
+    emulator.control("/_drover/fail-jobs", {"kind": "copy"})
+    emulator.control("/_drover/throttle", {"operation": "ListTables", "count": 5})
+    status, cfg = emulator.control("/_drover/reset", {})
+    assert status == 200 and cfg["job_faults"]["copy"] == [] and cfg["call_faults"] == []
+    assert ddb.list_tables()["TableNames"] == []
+    assert backup.list_backup_vaults()["BackupVaultList"] == []
