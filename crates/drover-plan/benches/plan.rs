@@ -81,11 +81,11 @@ fn main() {
     // `cargo bench -p drover-plan --bench plan -- --write PATH` also saves the plan, to time
     // the release binary on it.
     let args: Vec<String> = std::env::args().collect();
-    if let Some(path) = args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)) {
-        if let Err(e) = std::fs::write(path, &text) {
-            println!("cannot write {path}: {e}");
-            std::process::exit(1);
-        }
+    if let Some(path) = args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1))
+        && let Err(e) = std::fs::write(path, &text)
+    {
+        println!("cannot write {path}: {e}");
+        std::process::exit(1);
     }
     let rss_before = peak_rss_mib().unwrap_or(0.0);
     let mut times: Vec<Duration> = Vec::with_capacity(RUNS);

@@ -50,6 +50,29 @@ impl PlanGraph {
             .map(|n| TableId(n.index()))
     }
 
+    /// Every table, each after its dependencies (plan order where the graph allows).
+    #[must_use]
+    pub fn topological_order(&self) -> Vec<TableId> {
+        let mut indegree: Vec<usize> = self
+            .graph
+            .node_indices()
+            .map(|n| self.graph.neighbors_directed(n, Direction::Incoming).count())
+            .collect();
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+            (0..indegree.len()).filter(|i| indegree[*i] == 0).map(std::cmp::Reverse).collect();
+        let mut order = Vec::with_capacity(indegree.len());
+        while let Some(std::cmp::Reverse(i)) = ready.pop() {
+            order.push(TableId(i));
+            for n in self.graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
+                indegree[n.index()] -= 1;
+                if indegree[n.index()] == 0 {
+                    ready.push(std::cmp::Reverse(n.index()));
+                }
+            }
+        }
+        order
+    }
+
     /// Every dependency cycle, each as a path that starts and ends at the same table
     /// (`[a, b, c, a]`: `a` depends on `b`, `b` on `c`, `c` on `a`). Self-loops are not
     /// reported here.

@@ -55,7 +55,7 @@ pub(crate) mod keys {
         "validate",
     ];
     pub(crate) const VALIDATE: &[&str] = &["min_items", "canary_keys"];
-    pub(crate) const DRILL: &[&str] = &["table_name"];
+    pub(crate) const DRILL: &[&str] = &["table_name", "write_marker"];
 }
 
 /// Tags per table that a plan may set: DynamoDB allows 50, drover adds `drover:plan` and
@@ -444,16 +444,23 @@ pub(crate) fn lower(root: &Value) -> (Option<Plan>, Vec<Issue>) {
         .required(&top, "tables", &ROOT)
         .map(|v| lower_tables(&mut cx, v, &targets))
         .unwrap_or_default();
-    let drill_template = top.get("drill").and_then(|v| {
+    let mut drill = Drill::default();
+    if let Some(v) = top.get("drill") {
         let p = ROOT.key("drill");
-        let f = cx.fields(v, &p, keys::DRILL)?;
-        let v = f.get("table_name")?;
-        cx.string(v, &p.key("table_name")).map(str::to_owned)
-    });
+        if let Some(f) = cx.fields(v, &p, keys::DRILL) {
+            if let Some(t) = f.get("table_name").and_then(|v| cx.string(v, &p.key("table_name"))) {
+                t.clone_into(&mut drill.table_name);
+            }
+            if let Some(m) =
+                f.get("write_marker").and_then(|v| cx.boolean(v, &p.key("write_marker")))
+            {
+                drill.write_marker = m;
+            }
+        }
+    }
 
     let tables = resolve_tables(&mut cx, raw_tables, &defaults, &targets);
     let graph = tables.as_ref().map(|(tables, edges)| check_graph(&mut cx, tables, edges));
-    let drill = Drill { table_name: drill_template.unwrap_or_else(|| Drill::default().table_name) };
     if let Some((tables, _)) = &tables {
         check_drill_template(&mut cx, &drill, tables);
     }
@@ -525,19 +532,16 @@ fn lower_role(cx: &mut Cx, v: &Value, source: Option<&Source>) -> Option<String>
         );
         return None;
     }
-    if let Some(account) = &source.account_id {
-        if arn.account != account {
-            cx.error(
-                Code::IamRoleArn,
-                p.at_value(),
-                format!(
-                    "the role is in account {} but `source.account_id` is {account}",
-                    arn.account
-                ),
-            )
-            .related(At::Value(ROOT.key("source").key("account_id").path()), "the plan's account");
-            return None;
-        }
+    if let Some(account) = &source.account_id
+        && arn.account != account
+    {
+        cx.error(
+            Code::IamRoleArn,
+            p.at_value(),
+            format!("the role is in account {} but `source.account_id` is {account}", arn.account),
+        )
+        .related(At::Value(ROOT.key("source").key("account_id").path()), "the plan's account");
+        return None;
     }
     Some(s.to_owned())
 }
@@ -549,20 +553,20 @@ fn lower_objectives(cx: &mut Cx, v: &Value) -> Objectives {
     };
     let objectives =
         Objectives { rpo: cx.duration(&f, "rpo", &p), rto: cx.duration(&f, "rto", &p) };
-    if let (Some(rpo), Some(rto)) = (objectives.rpo, objectives.rto) {
-        if rto < rpo {
-            cx.warning(
-                Code::RtoBelowRpo,
-                p.key("rto").at_value(),
-                "the RTO objective is shorter than the RPO objective",
-            )
-            .label("recovery time objective")
-            .related(p.key("rpo").at_value(), "recovery point objective")
-            .help(
-                "an RTO shorter than the RPO is unusual: check the units (RPO bounds data loss, \
+    if let (Some(rpo), Some(rto)) = (objectives.rpo, objectives.rto)
+        && rto < rpo
+    {
+        cx.warning(
+            Code::RtoBelowRpo,
+            p.key("rto").at_value(),
+            "the RTO objective is shorter than the RPO objective",
+        )
+        .label("recovery time objective")
+        .related(p.key("rpo").at_value(), "recovery point objective")
+        .help(
+            "an RTO shorter than the RPO is unusual: check the units (RPO bounds data loss, \
                  RTO bounds the time to recover)",
-            );
-        }
+        );
     }
     objectives
 }
@@ -671,19 +675,19 @@ fn check_target_key(
         );
         return None;
     }
-    if let Some(account) = source.and_then(|s| s.account_id.as_ref()) {
-        if arn.account != account {
-            cx.error(
-                Code::KmsKeyAccount,
-                p.at_value(),
-                format!(
-                    "the KMS key is in account {} but `source.account_id` is {account}",
-                    arn.account
-                ),
-            )
-            .related(At::Value(ROOT.key("source").key("account_id").path()), "the plan's account");
-            return None;
-        }
+    if let Some(account) = source.and_then(|s| s.account_id.as_ref())
+        && arn.account != account
+    {
+        cx.error(
+            Code::KmsKeyAccount,
+            p.at_value(),
+            format!(
+                "the KMS key is in account {} but `source.account_id` is {account}",
+                arn.account
+            ),
+        )
+        .related(At::Value(ROOT.key("source").key("account_id").path()), "the plan's account");
+        return None;
     }
     Some(key.to_owned())
 }
@@ -1099,16 +1103,16 @@ fn check_drill_template(cx: &mut Cx, drill: &Drill, tables: &[Table]) {
         return;
     }
     for part in &parts {
-        if let rules::TemplatePart::Text(text) = part {
-            if let Some(c) = text.chars().find(|c| !rules::is_table_name_char(*c)) {
-                cx.error(
-                    Code::DrillTemplate,
-                    p.at_value(),
-                    format!("the drill name template contains `{c}`, which table names cannot"),
-                )
-                .help("table names allow letters, digits, `_`, `.` and `-`");
-                return;
-            }
+        if let rules::TemplatePart::Text(text) = part
+            && let Some(c) = text.chars().find(|c| !rules::is_table_name_char(*c))
+        {
+            cx.error(
+                Code::DrillTemplate,
+                p.at_value(),
+                format!("the drill name template contains `{c}`, which table names cannot"),
+            )
+            .help("table names allow letters, digits, `_`, `.` and `-`");
+            return;
         }
     }
     if !has("run") {

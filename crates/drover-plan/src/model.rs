@@ -183,6 +183,10 @@ impl StreamView {
 pub struct Drill {
     /// Template of drill table names.
     pub table_name: String,
+    /// Write a marker item into each source table before the backup (and remove it after
+    /// the drill), so that validation proves the data went through backup, copy and restore.
+    /// Off by default: the write reaches the source table's stream consumers.
+    pub write_marker: bool,
 }
 
 impl Drill {
@@ -198,7 +202,7 @@ impl Drill {
 
 impl Default for Drill {
     fn default() -> Self {
-        Drill { table_name: DEFAULT_DRILL_TEMPLATE.to_owned() }
+        Drill { table_name: DEFAULT_DRILL_TEMPLATE.to_owned(), write_marker: false }
     }
 }
 

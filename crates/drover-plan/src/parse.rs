@@ -232,10 +232,10 @@ impl Indexer<'_, '_> {
                         if seen.is_empty() {
                             // A mapping's start marker is unreliable in block style; a mapping
                             // without a key of its own (a list item) is placed at its first key.
-                            if let Some(node) = self.index.nodes.get_mut(path.as_slice()) {
-                                if node.key.is_none() {
-                                    node.value = location;
-                                }
+                            if let Some(node) = self.index.nodes.get_mut(path.as_slice())
+                                && node.key.is_none()
+                            {
+                                node.value = location;
                             }
                         }
                         seen.insert(key.to_owned(), location);
@@ -299,10 +299,11 @@ impl MarkedEventReceiver for Indexer<'_, '_> {
             Event::MappingEnd | Event::SequenceEnd => {
                 let popped = self.stack.pop();
                 // A complex key was just closed: what follows is its value, which we skip.
-                if matches!(popped, Some(Frame::Skip)) && self.is_key_position() {
-                    if let Some(Frame::Mapping { pending_key, .. }) = self.stack.last_mut() {
-                        *pending_key = Some((String::new(), self.lines.location(offset, 0)));
-                    }
+                if matches!(popped, Some(Frame::Skip))
+                    && self.is_key_position()
+                    && let Some(Frame::Mapping { pending_key, .. }) = self.stack.last_mut()
+                {
+                    *pending_key = Some((String::new(), self.lines.location(offset, 0)));
                 }
             }
             _ => {}

@@ -1,0 +1,103 @@
+//! Time, behind a port: real, accelerated, or virtual (tokio's paused clock in tests).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::ports::Millis;
+
+/// Wall-clock time and sleeping.
+#[async_trait]
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now(&self) -> Millis;
+    /// Waits `d` of this clock's time.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future only stops the wait.
+    async fn sleep(&self, d: Duration);
+}
+
+/// Real time: the system clock, tokio's timer. Under `tokio::time::pause()` both follow
+/// tokio's virtual time, so tests run hours of jobs in milliseconds.
+#[derive(Debug, Clone)]
+pub struct SystemClock {
+    origin_millis: Millis,
+    origin: tokio::time::Instant,
+}
+
+impl SystemClock {
+    /// A clock that starts at the system's current time.
+    #[must_use]
+    #[allow(clippy::disallowed_methods)]
+    pub fn new() -> SystemClock {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        SystemClock::starting_at(now)
+    }
+
+    /// A clock whose "now" starts at `millis` and advances with tokio's time.
+    #[must_use]
+    pub fn starting_at(millis: Millis) -> SystemClock {
+        SystemClock { origin_millis: millis, origin: tokio::time::Instant::now() }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock::new()
+    }
+}
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        let elapsed = self.origin.elapsed().as_millis();
+        self.origin_millis + i64::try_from(elapsed).unwrap_or(i64::MAX / 2)
+    }
+
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// Time that runs `speed` times faster than the system clock: simulated seconds per real
+/// second. "Now" is a fixed function of wall time (`origin + (wall - wall_origin) * speed`),
+/// so a process that restarts with the same origins sees time that went on while it was
+/// down, as a real cloud's would.
+#[derive(Debug, Clone)]
+pub struct ScaledClock {
+    sim_origin: Millis,
+    wall_origin: Millis,
+    speed: f64,
+}
+
+impl ScaledClock {
+    /// A clock at `sim_origin` when the wall clock read `wall_origin`, running `speed` times
+    /// faster.
+    #[must_use]
+    pub fn new(sim_origin: Millis, wall_origin: Millis, speed: f64) -> ScaledClock {
+        ScaledClock { sim_origin, wall_origin, speed: speed.max(f64::MIN_POSITIVE) }
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    fn wall_now() -> Millis {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+#[async_trait]
+impl Clock for ScaledClock {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    fn now(&self) -> Millis {
+        let wall = (Self::wall_now() - self.wall_origin).max(0);
+        self.sim_origin + (wall as f64 * self.speed) as Millis
+    }
+
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d.div_f64(self.speed)).await;
+    }
+}

@@ -1,0 +1,180 @@
+//! The step graph of a run: every (table, target, kind) step and what it waits for.
+//!
+//! Scheduling follows this DAG, not waves: a copy starts as soon as its recovery point
+//! exists; a restore starts when its copy is done and every `depends_on` table is validated
+//! in that target.
+
+use std::collections::HashMap;
+
+use drover_plan::{Mode, Plan, StepKind, TableId};
+
+use crate::state::StepKey;
+
+/// How a step waits for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The other step must succeed; if it fails, this one is blocked.
+    Success,
+    /// The other step must be finished, whatever its outcome (teardown waits this way).
+    Finished,
+}
+
+/// Every step of a run with its prerequisites, in a deterministic order.
+#[derive(Debug, Clone)]
+pub struct StepGraph {
+    steps: Vec<StepKey>,
+    index: HashMap<StepKey, usize>,
+    waits: Vec<Vec<(usize, Wait)>>,
+    /// Longest chain of expected work from each step to the end of the run.
+    priority: Vec<u64>,
+}
+
+/// Rough relative durations, for ordering ready steps (critical path first).
+fn weight(kind: StepKind) -> u64 {
+    match kind {
+        StepKind::RecoveryPoint => 3,
+        StepKind::Copy => 6,
+        StepKind::Restore => 10,
+        StepKind::Configure | StepKind::Validate | StepKind::Teardown => 1,
+    }
+}
+
+impl StepGraph {
+    /// The steps of a `mode` run of `plan`; `teardown` adds a drill's teardown steps.
+    #[must_use]
+    pub fn new(plan: &Plan, mode: Mode, teardown: bool) -> StepGraph {
+        let mut g = StepGraph {
+            steps: Vec::new(),
+            index: HashMap::new(),
+            waits: Vec::new(),
+            priority: Vec::new(),
+        };
+        let key = |t: &str, r: Option<&str>, kind| StepKey {
+            table: t.to_owned(),
+            target: r.map(str::to_owned),
+            kind,
+        };
+        if mode == Mode::Drill {
+            for t in &plan.tables {
+                g.add(key(&t.name, None, StepKind::RecoveryPoint), Vec::new());
+            }
+        }
+        // Tables in dependency order, so that every step comes after what it waits for.
+        let order = plan.graph.topological_order();
+        for target in &plan.targets {
+            let r = Some(target.region.as_str());
+            let ids: Vec<TableId> = order
+                .iter()
+                .copied()
+                .filter(|id| plan.table(*id).targets.contains(&target.region))
+                .collect();
+            for &id in &ids {
+                let t = plan.table(id);
+                let source_step = match mode {
+                    Mode::Drill => {
+                        g.add(
+                            key(&t.name, r, StepKind::Copy),
+                            vec![(key(&t.name, None, StepKind::RecoveryPoint), Wait::Success)],
+                        );
+                        key(&t.name, r, StepKind::Copy)
+                    }
+                    Mode::Failover => {
+                        g.add(key(&t.name, r, StepKind::RecoveryPoint), Vec::new());
+                        key(&t.name, r, StepKind::RecoveryPoint)
+                    }
+                };
+                let mut restore_waits = vec![(source_step, Wait::Success)];
+                for dep in &t.depends_on {
+                    restore_waits
+                        .push((key(&plan.table(*dep).name, r, StepKind::Validate), Wait::Success));
+                }
+                g.add(key(&t.name, r, StepKind::Restore), restore_waits);
+                g.add(
+                    key(&t.name, r, StepKind::Configure),
+                    vec![(key(&t.name, r, StepKind::Restore), Wait::Success)],
+                );
+                g.add(
+                    key(&t.name, r, StepKind::Validate),
+                    vec![(key(&t.name, r, StepKind::Configure), Wait::Success)],
+                );
+            }
+            if mode == Mode::Drill && teardown {
+                let validates: Vec<StepKey> = ids
+                    .iter()
+                    .map(|id| key(&plan.table(*id).name, r, StepKind::Validate))
+                    .collect();
+                for &id in &ids {
+                    let t = plan.table(id);
+                    let waits = validates.iter().map(|v| (v.clone(), Wait::Finished)).collect();
+                    g.add(key(&t.name, r, StepKind::Teardown), waits);
+                }
+            }
+        }
+        g.compute_priorities();
+        g
+    }
+
+    fn add(&mut self, key: StepKey, waits: Vec<(StepKey, Wait)>) -> usize {
+        let i = self.steps.len();
+        // Callers add steps after what they wait for (tables in dependency order).
+        let waits =
+            waits.into_iter().filter_map(|(k, w)| self.index.get(&k).map(|&j| (j, w))).collect();
+        self.index.insert(key.clone(), i);
+        self.steps.push(key);
+        self.waits.push(waits);
+        i
+    }
+
+    fn compute_priorities(&mut self) {
+        let n = self.steps.len();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, waits) in self.waits.iter().enumerate() {
+            for (j, _) in waits {
+                dependents[*j].push(i);
+            }
+        }
+        // Steps are added after their prerequisites, so reverse order is a valid order here.
+        let mut priority = vec![0u64; n];
+        for i in (0..n).rev() {
+            let after = dependents[i].iter().map(|d| priority[*d]).max().unwrap_or(0);
+            priority[i] = after + weight(self.steps[i].kind);
+        }
+        self.priority = priority;
+    }
+
+    /// All steps, prerequisites first.
+    #[must_use]
+    pub fn steps(&self) -> &[StepKey] {
+        &self.steps
+    }
+
+    /// The position of a step.
+    #[must_use]
+    pub fn position(&self, key: &StepKey) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// What step `i` waits for.
+    #[must_use]
+    pub fn waits(&self, i: usize) -> &[(usize, Wait)] {
+        &self.waits[i]
+    }
+
+    /// Scheduling priority of step `i` (larger first): the expected work left after it.
+    #[must_use]
+    pub fn priority(&self, i: usize) -> u64 {
+        self.priority[i]
+    }
+
+    /// Number of steps.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether there is no step.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}

@@ -1,0 +1,410 @@
+//! The checkpoint journal: an append-only file of the run's state transitions.
+//!
+//! Each line is `HASH JSON\n`, where `HASH` is the first 32 hex digits of
+//! `sha256(previous HASH || JSON)` (the first record chains from 32 zeros). Every append is
+//! written and `fsync`ed before the engine acts on it. Reading verifies the chain:
+//!
+//! - a bad **last** line (no newline, bad hash, bad JSON: a crash mid-write) is a *torn tail*,
+//!   reported and cut off before the next append;
+//! - a bad line **followed by others** (corruption, tampering, a removed record) is an error:
+//!   nothing after it can be trusted, and nothing is silently skipped.
+//!
+//! The run's state is rebuilt by replaying the records ([`crate::state::RunState::replay`]).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::ports::Millis;
+use crate::state::{Header, RunEvent, StepEvent, StepKey};
+
+const GENESIS: &str = "00000000000000000000000000000000";
+/// Longest record accepted when reading (a header carries the plan text: 16 MiB at most).
+const MAX_LINE: usize = 64 * 1024 * 1024;
+
+/// One record of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Record {
+    /// First record: the run's identity, plan and options.
+    Header(Box<Header>),
+    /// A step's transition.
+    Step {
+        /// Which step.
+        step: StepKey,
+        /// What happened.
+        #[serde(flatten)]
+        event: StepEvent,
+    },
+    /// A run-level event.
+    Run {
+        /// What happened.
+        #[serde(flatten)]
+        event: RunEvent,
+    },
+}
+
+/// A record with its sequence number and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// 1-based position in the journal.
+    pub seq: u64,
+    /// When it was appended (the run's clock).
+    pub at: Millis,
+    /// The record.
+    #[serde(flatten)]
+    pub record: Record,
+}
+
+/// Errors reading or writing a journal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// The file could not be read or written.
+    #[error("journal {path}: {source}")]
+    Io {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record in the middle does not verify: the journal was corrupted or edited.
+    #[error(
+        "journal {path}: record on line {line} is corrupt or was modified ({reason}); the \
+         records after it cannot be trusted, so the run cannot be replayed"
+    )]
+    Corrupt {
+        /// The journal file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What failed.
+        reason: String,
+    },
+    /// The journal has no valid header.
+    #[error("journal {path}: no header record; this is not a drover journal")]
+    NoHeader {
+        /// The journal file.
+        path: PathBuf,
+    },
+    /// The records do not replay (a transition the state machine forbids).
+    #[error("journal {path}: record {seq} does not replay: {reason}")]
+    Replay {
+        /// The journal file.
+        path: PathBuf,
+        /// The record's sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A test asked the journal to fail here (crash simulation).
+    #[error("journal {path}: simulated crash after record {after}")]
+    SimulatedCrash {
+        /// The journal file.
+        path: PathBuf,
+        /// Records written before the crash.
+        after: u64,
+    },
+}
+
+/// Where to fail, to simulate a crash in tests: after `after` records in total, optionally
+/// writing half of the next record first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashPoint {
+    /// Fail when the journal would hold more than this many records.
+    pub after: u64,
+    /// Write the first half of the next record before failing (a torn write).
+    pub torn: bool,
+}
+
+/// A torn last record that was found and cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// 1-based line of the torn record.
+    pub line: usize,
+    /// Bytes removed.
+    pub bytes: u64,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// An open journal, positioned at its end for appending.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    last_hash: String,
+    next_seq: u64,
+    crash: Option<CrashPoint>,
+}
+
+impl Journal {
+    /// Creates a new journal holding `header` (fails if the file exists). The file and its
+    /// directory are synced before this returns.
+    ///
+    /// # Errors
+    /// I/O errors, or the file already existing.
+    pub fn create(path: &Path, header: Header, at: Millis) -> Result<Journal, JournalError> {
+        let io = |source| JournalError::Io { path: path.to_owned(), source };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = OpenOptions::new().create_new(true).append(true).open(path).map_err(io)?;
+        let mut journal = Journal {
+            path: path.to_owned(),
+            file,
+            last_hash: GENESIS.to_owned(),
+            next_seq: 1,
+            crash: None,
+        };
+        journal.append(at, Record::Header(Box::new(header)))?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir).map_err(io)?;
+        }
+        Ok(journal)
+    }
+
+    /// Opens an existing journal: verifies every record, cuts off a torn tail, and returns the
+    /// journal ready to append with its entries.
+    ///
+    /// # Errors
+    /// I/O errors, a corrupt record before the last one, or no header.
+    pub fn open(path: &Path) -> Result<(Journal, Vec<Entry>, Option<TornTail>), JournalError> {
+        let io = |source| JournalError::Io { path: path.to_owned(), source };
+        let read = read_entries(path)?;
+        let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
+        if read.torn.is_some() {
+            file.set_len(read.valid_len).map_err(io)?;
+            file.sync_data().map_err(io)?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        let journal = Journal {
+            path: path.to_owned(),
+            file,
+            last_hash: read.last_hash,
+            next_seq: read.entries.len() as u64 + 1,
+            crash: None,
+        };
+        Ok((journal, read.entries, read.torn))
+    }
+
+    /// Reads and verifies a journal without opening it for writing (for `status` and
+    /// `runs`). A torn tail is reported, not removed.
+    ///
+    /// # Errors
+    /// As [`Journal::open`].
+    pub fn read(path: &Path) -> Result<(Vec<Entry>, Option<TornTail>), JournalError> {
+        let read = read_entries(path)?;
+        Ok((read.entries, read.torn))
+    }
+
+    /// Makes appends fail at `point` (tests: crash simulation).
+    pub fn crash_at(&mut self, point: Option<CrashPoint>) {
+        self.crash = point;
+    }
+
+    /// The journal file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records appended so far.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Whether the journal has no record (never true for a created journal).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends a record and syncs it to disk before returning.
+    ///
+    /// # Errors
+    /// I/O errors (disk full, ...). After an error, nothing half-written is trusted: the next
+    /// open cuts a torn tail.
+    pub fn append(&mut self, at: Millis, record: Record) -> Result<Entry, JournalError> {
+        let entry = Entry { seq: self.next_seq, at, record };
+        self.append_entries(std::slice::from_ref(&entry))?;
+        Ok(entry)
+    }
+
+    /// Appends records with one sync (group commit).
+    ///
+    /// # Errors
+    /// As [`Journal::append`].
+    pub fn append_all(
+        &mut self,
+        at: Millis,
+        records: Vec<Record>,
+    ) -> Result<Vec<Entry>, JournalError> {
+        let entries: Vec<Entry> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| Entry { seq: self.next_seq + i as u64, at, record })
+            .collect();
+        self.append_entries(&entries)?;
+        Ok(entries)
+    }
+
+    fn append_entries(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
+        let io = |source| JournalError::Io { path: self.path.clone(), source };
+        let mut buf = Vec::new();
+        let mut hash = self.last_hash.clone();
+        for entry in entries {
+            if let Some(crash) = self.crash
+                && entry.seq > crash.after
+            {
+                if crash.torn {
+                    let line = encode(&hash, entry).map_err(io)?.0;
+                    buf.extend_from_slice(&line.as_bytes()[..line.len() / 2]);
+                }
+                self.file.write_all(&buf).map_err(io)?;
+                self.file.sync_data().map_err(io)?;
+                return Err(JournalError::SimulatedCrash {
+                    path: self.path.clone(),
+                    after: crash.after,
+                });
+            }
+            let (line, next) = encode(&hash, entry).map_err(io)?;
+            buf.extend_from_slice(line.as_bytes());
+            hash = next;
+        }
+        self.file.write_all(&buf).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.last_hash = hash;
+        self.next_seq += entries.len() as u64;
+        Ok(())
+    }
+}
+
+fn chain(prev: &str, json: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(json.as_bytes());
+    let digest = h.finalize();
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn encode(prev: &str, entry: &Entry) -> Result<(String, String), std::io::Error> {
+    let json = serde_json::to_string(entry)?;
+    let hash = chain(prev, &json);
+    Ok((format!("{hash} {json}\n"), hash))
+}
+
+struct ReadJournal {
+    entries: Vec<Entry>,
+    torn: Option<TornTail>,
+    valid_len: u64,
+    last_hash: String,
+}
+
+fn read_entries(path: &Path) -> Result<ReadJournal, JournalError> {
+    let io = |source| JournalError::Io { path: path.to_owned(), source };
+    let file = File::open(path).map_err(io)?;
+    let mut reader = BufReader::new(file);
+    let mut entries = Vec::new();
+    let mut last_hash = GENESIS.to_owned();
+    let mut valid_len = 0u64;
+    let mut bad: Option<(usize, u64, String)> = None;
+    let mut line_no = 0;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if let Some((line, _, reason)) = bad {
+            // A bad record with more after it: corruption, not a torn write.
+            return Err(JournalError::Corrupt { path: path.to_owned(), line, reason });
+        }
+        match verify(&buf, &last_hash, entries.len() as u64 + 1) {
+            Ok((entry, hash)) => {
+                entries.push(entry);
+                last_hash = hash;
+                valid_len += n as u64;
+            }
+            Err(reason) => bad = Some((line_no, n as u64, reason)),
+        }
+    }
+    if entries.is_empty() || !matches!(entries[0].record, Record::Header(_)) {
+        return Err(JournalError::NoHeader { path: path.to_owned() });
+    }
+    let torn = bad.map(|(line, bytes, reason)| TornTail { line, bytes, reason });
+    Ok(ReadJournal { entries, torn, valid_len, last_hash })
+}
+
+fn verify(line: &[u8], prev: &str, seq: u64) -> Result<(Entry, String), String> {
+    let Some(line) = line.strip_suffix(b"\n") else {
+        return Err("incomplete record (no end of line)".to_owned());
+    };
+    let line = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
+    let (hash, json) = line.split_once(' ').ok_or("no checksum")?;
+    if chain(prev, json) != hash {
+        return Err("checksum mismatch".to_owned());
+    }
+    let entry: Entry = serde_json::from_str(json).map_err(|e| format!("unreadable record: {e}"))?;
+    if entry.seq != seq {
+        return Err(format!("sequence number {} where {seq} was expected", entry.seq));
+    }
+    Ok((entry, hash.to_owned()))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// An exclusive lock on a state directory, held while a run executes. The operating system
+/// releases it when the process ends, however it ends, so a lock file left by a killed
+/// drover is stale by construction and is simply taken over.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+impl StateLock {
+    /// Takes the lock on `dir`, writing `owner` into the lock file for other processes'
+    /// messages.
+    ///
+    /// # Errors
+    /// `Err(message)` when another process holds it (the message names it), or on I/O errors.
+    pub fn acquire(dir: &Path, owner: &str) -> Result<StateLock, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join("lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(format!(
+                    "another drover is running in {} ({}); one run at a time per state directory",
+                    dir.display(),
+                    holder.trim()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock {}: {e}", path.display()));
+            }
+        }
+        let _ = file.set_len(0).and_then(|()| {
+            file.write_all(format!("{owner}, pid {}\n", std::process::id()).as_bytes())
+        });
+        Ok(StateLock { _file: file })
+    }
+}

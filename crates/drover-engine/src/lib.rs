@@ -1,0 +1,30 @@
+//! drover's executor: runs a validated plan against a cloud, step by step, in dependency
+//! order, with a durable checkpoint journal so that an interrupted run resumes without
+//! repeating or losing work.
+//!
+//! The engine talks to the cloud only through the [`ports`] (narrow async traits with drover's
+//! own types), so the same code drives AWS (`drover-aws`) and the simulator (`drover-sim`). It
+//! never names an AWS type.
+//!
+//! - [`graph`]: the steps of a run and what each waits for;
+//! - [`state`]: step state machines, and replay of a journal into state;
+//! - [`journal`]: the append-only, hash-chained, fsynced journal;
+//! - [`engine`]: scheduling, limits, retries, polling;
+//! - [`run`]: run ids and the state directory.
+
+pub mod clock;
+pub mod engine;
+mod error;
+pub mod graph;
+pub mod journal;
+pub mod ports;
+pub mod run;
+pub mod state;
+mod steps;
+
+pub use clock::{Clock, ScaledClock, SystemClock};
+pub use engine::{
+    Execution, Observer, Outcome, PollPolicy, Ports, Report, RetryPolicy, Settings, Silent, execute,
+};
+pub use error::{CloudError, EngineError, ErrorKind};
+pub use steps::{MARKER_ATTRIBUTE, PLAN_TAG, RUN_TAG};

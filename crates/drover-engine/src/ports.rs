@@ -1,0 +1,306 @@
+//! Ports: the narrow, domain-level operations a run needs from a cloud.
+//!
+//! Implemented by `drover-aws` (the AWS SDK) and `drover-sim` (the simulated cloud). Nothing
+//! here names an AWS type: requests and answers are drover's own, and every failure is a
+//! [`CloudError`] with a drover [`ErrorKind`](crate::ErrorKind).
+//!
+//! Every operation names the region it runs in; implementations must call that region (a
+//! failover never calls the source region).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CloudError;
+
+/// Milliseconds since the Unix epoch (UTC), the time unit of ports and journals.
+pub type Millis = i64;
+
+/// The result of a port call.
+pub type CloudResult<T> = Result<T, CloudError>;
+
+/// Lifecycle of an AWS Backup job, as the engine sees it.
+///
+/// Backup and copy jobs report `State` (CREATED, PENDING, RUNNING, ABORTING, ABORTED,
+/// COMPLETED, FAILED, EXPIRED, PARTIAL); restore jobs report `Status` (PENDING, RUNNING,
+/// COMPLETED, ABORTED, FAILED). Adapters map both onto this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Accepted, not started (CREATED, PENDING).
+    Created,
+    /// In progress (RUNNING, ABORTING).
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Ended without success (FAILED, ABORTED, EXPIRED, PARTIAL).
+    Failed,
+}
+
+/// What a job looks like now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// Where the job is.
+    pub state: JobState,
+    /// The service's own state name (`PARTIAL`, `EXPIRED`, ...), for messages.
+    pub raw_state: String,
+    /// The service's status message, if any.
+    pub message: Option<String>,
+    /// Percent done, when the service says.
+    pub percent_done: Option<f64>,
+    /// The recovery point a backup or copy job produced (for copies: the destination point).
+    pub recovery_point_arn: Option<String>,
+    /// The resource a restore job created (the table ARN).
+    pub created_resource_arn: Option<String>,
+    /// When the job was created.
+    pub created_at: Option<Millis>,
+    /// When the job finished, once it has.
+    pub completed_at: Option<Millis>,
+}
+
+/// A request to back up one table into a vault (in the table's region).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupRequest {
+    /// The table's region.
+    pub region: String,
+    /// The table's ARN.
+    pub table_arn: String,
+    /// Vault (same region) that receives the recovery point.
+    pub vault: String,
+    /// Role AWS Backup assumes.
+    pub iam_role_arn: String,
+    /// Identifies the request across retries and resumes.
+    pub idempotency_token: String,
+}
+
+/// A request to copy a recovery point into another region's vault. Runs in the source region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyRequest {
+    /// Region of the source recovery point.
+    pub region: String,
+    /// The recovery point to copy.
+    pub recovery_point_arn: String,
+    /// Vault (in `region`) that holds it.
+    pub source_vault: String,
+    /// ARN of the destination vault (in the target region).
+    pub destination_vault_arn: String,
+    /// Role AWS Backup assumes.
+    pub iam_role_arn: String,
+    /// Identifies the request across retries and resumes.
+    pub idempotency_token: String,
+}
+
+/// A request to restore a recovery point into a new table. Runs in the recovery point's region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreRequest {
+    /// Region of the recovery point, where the table is created.
+    pub region: String,
+    /// The recovery point.
+    pub recovery_point_arn: String,
+    /// Name of the new table.
+    pub table_name: String,
+    /// KMS key (in `region`) the new table is encrypted with.
+    pub kms_key_arn: String,
+    /// Role AWS Backup assumes.
+    pub iam_role_arn: String,
+    /// Identifies the request across retries and resumes.
+    pub idempotency_token: String,
+}
+
+/// A recovery point in a vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryPoint {
+    /// Its ARN (a copy has its own).
+    pub arn: String,
+    /// Vault holding it.
+    pub vault: String,
+    /// ARN of the table it backs up (the source table).
+    pub resource_arn: String,
+    /// When the backup was taken (copies keep the source's time).
+    pub created_at: Millis,
+    /// `COMPLETED`, `PARTIAL`, `CREATING`, ...
+    pub status: String,
+    /// Size in bytes, when known.
+    pub size_bytes: Option<u64>,
+    /// Key that encrypts it.
+    pub encryption_key_arn: Option<String>,
+}
+
+impl RecoveryPoint {
+    /// Whether it can be restored or copied.
+    #[must_use]
+    pub fn is_completed(&self) -> bool {
+        self.status == "COMPLETED" || self.status == "AVAILABLE"
+    }
+}
+
+/// AWS Backup: jobs and recovery points.
+#[async_trait]
+pub trait BackupService: Send + Sync {
+    /// Starts an on-demand backup job (StartBackupJob). The same token returns the same job.
+    async fn start_backup_job(&self, req: &BackupRequest) -> CloudResult<String>;
+    /// Describes a backup job (DescribeBackupJob).
+    async fn describe_backup_job(&self, region: &str, job_id: &str) -> CloudResult<JobStatus>;
+    /// Starts a copy job (StartCopyJob, in the source region). The same token returns the
+    /// same job.
+    async fn start_copy_job(&self, req: &CopyRequest) -> CloudResult<String>;
+    /// Describes a copy job (DescribeCopyJob, in the source region).
+    async fn describe_copy_job(&self, region: &str, job_id: &str) -> CloudResult<JobStatus>;
+    /// Starts a restore job (StartRestoreJob). The same token returns the same job.
+    async fn start_restore_job(&self, req: &RestoreRequest) -> CloudResult<String>;
+    /// Describes a restore job (DescribeRestoreJob).
+    async fn describe_restore_job(&self, region: &str, job_id: &str) -> CloudResult<JobStatus>;
+    /// Recovery points of one table in a vault (ListRecoveryPointsByBackupVault), newest
+    /// first. `table_name` and the source region identify the table; the account is not
+    /// needed.
+    async fn list_recovery_points(
+        &self,
+        region: &str,
+        vault: &str,
+        source_region: &str,
+        table_name: &str,
+    ) -> CloudResult<Vec<RecoveryPoint>>;
+    /// The ARN of a vault (to name a copy's destination).
+    async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String>;
+}
+
+/// DynamoDB key attribute type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyType {
+    /// String.
+    S,
+    /// Number.
+    N,
+    /// Binary.
+    B,
+}
+
+/// A key attribute of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAttribute {
+    /// Attribute name.
+    pub name: String,
+    /// Attribute type.
+    pub kind: KeyType,
+}
+
+/// What a table looks like now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableInfo {
+    /// Table name.
+    pub name: String,
+    /// Table ARN.
+    pub arn: String,
+    /// `ACTIVE`, `CREATING`, `UPDATING`, `DELETING`, ...
+    pub status: String,
+    /// Partition key.
+    pub partition_key: KeyAttribute,
+    /// Sort key, if any.
+    pub sort_key: Option<KeyAttribute>,
+    /// Names of global secondary indexes with their status.
+    pub global_indexes: BTreeMap<String, String>,
+    /// Names of local secondary indexes.
+    pub local_indexes: Vec<String>,
+    /// Whether a restore into this table is still in progress.
+    pub restore_in_progress: bool,
+    /// KMS key encrypting the table, when it is a customer-managed or AWS-managed key.
+    pub kms_key_arn: Option<String>,
+    /// Approximate item count (DescribeTable; may be hours old).
+    pub item_count: u64,
+    /// Approximate size in bytes.
+    pub size_bytes: u64,
+    /// Settings currently in effect.
+    pub settings: TableSettings,
+    /// Tags on the table.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl TableInfo {
+    /// Restored and usable: ACTIVE, no restore in progress, every index ACTIVE.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.status == "ACTIVE"
+            && !self.restore_in_progress
+            && self.global_indexes.values().all(|s| s == "ACTIVE")
+    }
+}
+
+/// The settings a restore drops and drover re-applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSettings {
+    /// Point-in-time recovery enabled.
+    pub point_in_time_recovery: bool,
+    /// TTL attribute, when TTL is enabled.
+    pub ttl_attribute: Option<String>,
+    /// Stream view type (`NEW_IMAGE`, ...), when the stream is enabled.
+    pub stream: Option<String>,
+    /// Deletion protection enabled.
+    pub deletion_protection: bool,
+}
+
+/// An item: attribute names to string values (drover reads and writes only string
+/// attributes: canary keys and markers).
+pub type Item = BTreeMap<String, String>;
+
+/// DynamoDB: tables and the few item operations validation needs.
+#[async_trait]
+pub trait TableService: Send + Sync {
+    /// Describes a table; `None` when it does not exist.
+    async fn describe_table(&self, region: &str, name: &str) -> CloudResult<Option<TableInfo>>;
+    /// Enables or disables point-in-time recovery.
+    async fn set_point_in_time_recovery(
+        &self,
+        region: &str,
+        name: &str,
+        on: bool,
+    ) -> CloudResult<()>;
+    /// Enables TTL on `attribute`.
+    async fn enable_ttl(&self, region: &str, name: &str, attribute: &str) -> CloudResult<()>;
+    /// Enables the stream with `view` (`NEW_IMAGE`, ...).
+    async fn enable_stream(&self, region: &str, name: &str, view: &str) -> CloudResult<()>;
+    /// Turns deletion protection on or off.
+    async fn set_deletion_protection(&self, region: &str, name: &str, on: bool) -> CloudResult<()>;
+    /// Adds or replaces tags.
+    async fn tag_table(
+        &self,
+        region: &str,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<()>;
+    /// Deletes a table.
+    async fn delete_table(&self, region: &str, name: &str) -> CloudResult<()>;
+    /// Counts items with a parallel scan in `segments` segments (`Select=COUNT`).
+    async fn count_items(&self, region: &str, name: &str, segments: u32) -> CloudResult<u64>;
+    /// Reads one item by its key (strongly consistent); `None` when absent.
+    async fn get_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<Option<Item>>;
+    /// Writes an item.
+    async fn put_item(&self, region: &str, name: &str, item: &Item) -> CloudResult<()>;
+    /// Deletes an item by its key.
+    async fn delete_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<()>;
+}
+
+/// A KMS key as preflight and validation see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// Key ARN.
+    pub arn: String,
+    /// `Enabled`, `Disabled`, `PendingDeletion`, ...
+    pub state: String,
+    /// Region the key lives in.
+    pub region: String,
+}
+
+/// KMS.
+#[async_trait]
+pub trait KeyService: Send + Sync {
+    /// Describes a key (DescribeKey) in `region`.
+    async fn describe_key(&self, region: &str, key_arn: &str) -> CloudResult<KeyInfo>;
+}
+
+/// The table ARN of `table` in `region`, given the account (used as a backup job's
+/// resource).
+#[must_use]
+pub fn table_arn(partition: &str, region: &str, account: &str, table: &str) -> String {
+    format!("arn:{partition}:dynamodb:{region}:{account}:table/{table}")
+}

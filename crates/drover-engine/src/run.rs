@@ -1,0 +1,234 @@
+//! Runs on disk: ids, the state directory, starting and resuming.
+//!
+//! ```text
+//! <state dir>/lock                      one run at a time (an OS lock, stale-proof)
+//! <state dir>/runs/<run id>/journal.jsonl
+//! <state dir>/runs/<run id>/...         other files of the run (the simulator's state)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use drover_plan::RUN_SHORT_ID_LEN;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::EngineError;
+use crate::journal::{Journal, Record, TornTail};
+use crate::ports::Millis;
+use drover_plan::StepKind;
+
+use crate::state::{Header, RunEvent, RunState, StepEvent, StepKey};
+
+/// The SHA-256 of a plan file's bytes, hex.
+#[must_use]
+pub fn plan_hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new run id: `<plan>-<yyyymmdd>t<hhmmss>z-<8 hex>`, where the last 8 characters are the
+/// short id used in drill table names.
+#[must_use]
+pub fn new_run_id(plan_name: &str, now: Millis, entropy: u64) -> String {
+    let secs = now.div_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    let mut h = Sha256::new();
+    h.update(plan_name.as_bytes());
+    h.update(now.to_le_bytes());
+    h.update(entropy.to_le_bytes());
+    let short: String =
+        h.finalize().iter().take(RUN_SHORT_ID_LEN / 2).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{plan_name}-{y:04}{m:02}{d:02}t{:02}{:02}{:02}z-{short}",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
+/// Checks a run id given on the command line: `[a-z0-9-]`, 8 to 100 characters, ending in an
+/// 8-character short id.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn check_run_id(id: &str) -> Result<(), String> {
+    let ok_chars = id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok_chars || id.len() < RUN_SHORT_ID_LEN || id.len() > 100 {
+        return Err(format!(
+            "run id `{id}` must be {RUN_SHORT_ID_LEN} to 100 lowercase letters, digits or `-`"
+        ));
+    }
+    if short_id(id).contains('-') {
+        return Err(format!(
+            "run id `{id}` must end in {RUN_SHORT_ID_LEN} characters without `-` (its short id)"
+        ));
+    }
+    Ok(())
+}
+
+/// The short id of a run: its last 8 characters.
+#[must_use]
+pub fn short_id(run_id: &str) -> &str {
+    let start = run_id.len().saturating_sub(RUN_SHORT_ID_LEN);
+    run_id.get(start..).unwrap_or(run_id)
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SSZ`.
+#[must_use]
+pub fn format_time(ms: Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+}
+
+/// The directory of a run.
+#[must_use]
+pub fn run_dir(state_dir: &Path, run_id: &str) -> PathBuf {
+    state_dir.join("runs").join(run_id)
+}
+
+/// The journal of a run.
+#[must_use]
+pub fn journal_path(state_dir: &Path, run_id: &str) -> PathBuf {
+    run_dir(state_dir, run_id).join("journal.jsonl")
+}
+
+/// Creates a new run's journal.
+///
+/// # Errors
+/// The run exists already, or the journal cannot be written.
+pub fn create(
+    state_dir: &Path,
+    header: Header,
+    now: Millis,
+) -> Result<(Journal, RunState), EngineError> {
+    let path = journal_path(state_dir, &header.run_id);
+    if path.exists() {
+        return Err(EngineError::Refused(format!(
+            "run `{}` exists already in {}; resume it with `drover resume {}`",
+            header.run_id,
+            state_dir.display(),
+            header.run_id
+        )));
+    }
+    let journal = Journal::create(&path, header.clone(), now)?;
+    Ok((journal, RunState::new(header, now)))
+}
+
+/// A run opened for resuming.
+#[derive(Debug)]
+pub struct Opened {
+    /// The journal, ready to append.
+    pub journal: Journal,
+    /// The replayed state.
+    pub state: RunState,
+    /// A torn last record that was cut off, if any.
+    pub torn: Option<TornTail>,
+}
+
+/// Opens a run's journal and replays it.
+///
+/// # Errors
+/// Unknown run, unreadable or corrupt journal, or records that do not replay.
+pub fn open(state_dir: &Path, run_id: &str) -> Result<Opened, EngineError> {
+    let path = journal_path(state_dir, run_id);
+    if !path.exists() {
+        return Err(EngineError::Refused(format!(
+            "no run `{run_id}` in {} (see `drover runs`)",
+            state_dir.display()
+        )));
+    }
+    let (journal, entries, torn) = Journal::open(&path)?;
+    let state = RunState::replay(&entries).map_err(|(seq, reason)| {
+        crate::journal::JournalError::Replay { path: path.clone(), seq, reason }
+    })?;
+    Ok(Opened { journal, state, torn })
+}
+
+/// Prepares a resumed run: records the resumption and gives failed and blocked steps another
+/// attempt.
+///
+/// # Errors
+/// Journal write errors.
+pub fn prepare_resume(
+    journal: &mut Journal,
+    state: &mut RunState,
+    now: Millis,
+    plan_replaced: Option<String>,
+) -> Result<(), EngineError> {
+    use crate::state::Phase;
+    let mut records = vec![Record::Run { event: RunEvent::Resumed { plan_replaced } }];
+    let retried: Vec<&StepKey> = state
+        .steps
+        .iter()
+        .filter(|(_, s)| matches!(s.phase, Phase::Failed { .. } | Phase::Blocked { .. }))
+        .map(|(k, _)| k)
+        .collect();
+    for (key, step) in &state.steps {
+        // A teardown that already ran must run again when a step of its target is retried:
+        // the retry may restore a table.
+        let redo_teardown = key.kind == StepKind::Teardown
+            && matches!(step.phase, Phase::Succeeded { .. })
+            && retried.iter().any(|r| r.target == key.target && r.kind != StepKind::Teardown);
+        if retried.contains(&key) || redo_teardown {
+            records.push(Record::Step { step: key.clone(), event: StepEvent::Retried });
+        }
+    }
+    for entry in journal.append_all(now, records)? {
+        state.apply(&entry).map_err(EngineError::Refused)?;
+    }
+    Ok(())
+}
+
+/// Every run in a state directory, oldest first, with its state (or why it cannot be read).
+#[must_use]
+pub fn list(state_dir: &Path) -> Vec<(String, Result<RunState, String>)> {
+    let Ok(dir) = std::fs::read_dir(state_dir.join("runs")) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<(String, Result<RunState, String>)> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .map(|id| {
+            let path = journal_path(state_dir, &id);
+            let state = Journal::read(&path).map_err(|e| e.to_string()).and_then(|(entries, _)| {
+                RunState::replay(&entries).map_err(|(seq, r)| format!("record {seq}: {r}"))
+            });
+            (id, state)
+        })
+        .collect();
+    runs.sort_by_key(|(id, s)| (s.as_ref().map_or(0, |s| s.started_at), id.clone()));
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_carry_plan_time_and_short_id() {
+        // 2026-11-24T22:18:05Z
+        let id = new_run_id("shop", 1_795_558_685_000, 7);
+        assert!(id.starts_with("shop-20261124t221805z-"), "{id}");
+        assert_eq!(short_id(&id).len(), 8);
+        assert_eq!(check_run_id(&id), Ok(()));
+        assert!(check_run_id("Bad_Id-12345678").is_err());
+        assert!(check_run_id("x-1234-678").is_err());
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,460 @@
+//! Run state: steps, their declared transitions, and replay of a journal into state.
+//!
+//! Each (table, target, step kind) is a small state machine:
+//!
+//! ```text
+//! Pending ──began──► Running ──job-requested──► Requested ──job-started──► Attached
+//!    │                  │  │                        │                          │
+//!    │                  │  └──────────succeeded/failed─────────────────────────┤
+//!    └──blocked──► Blocked                                                      ▼
+//!                     └───────retried (on resume)──► Pending ◄── Failed / Succeeded (teardown)
+//! ```
+//!
+//! A transition the table does not allow is a replay error: the journal and the code
+//! disagree, and the run stops rather than guess (Temporal's non-determinism check).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use drover_plan::{Mode, StepKind};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorKind;
+use crate::journal::{Entry, Record};
+use crate::ports::{Item, Millis};
+
+/// Which step: a table, the target region (none for a drill's backup, which happens once in
+/// the source region), and the kind.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StepKey {
+    /// Table name (in the plan).
+    pub table: String,
+    /// Target region; `None` for steps in the source region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Step kind.
+    pub kind: StepKind,
+}
+
+impl fmt::Display for StepKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.target {
+            Some(t) => write!(f, "{} {} {}", self.table, t, self.kind.as_str()),
+            None => write!(f, "{} {}", self.table, self.kind.as_str()),
+        }
+    }
+}
+
+/// The journal's first record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Run id.
+    pub run_id: String,
+    /// Drill or failover.
+    pub mode: Mode,
+    /// Plan name.
+    pub plan_name: String,
+    /// SHA-256 of the plan file's bytes (hex).
+    pub plan_hash: String,
+    /// Where the plan was read from.
+    pub plan_path: String,
+    /// The plan text, so a run can be resumed and reported without the file.
+    pub plan_text: String,
+    /// drover's version.
+    pub drover_version: String,
+    /// Options the run was started with.
+    pub options: RunOptions,
+}
+
+/// Options of a run, recorded in its header so `resume` needs none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Keep drill tables (no teardown).
+    pub keep: bool,
+    /// Concurrency limits.
+    pub limits: Limits,
+    /// The cloud the run talks to, as the CLI described it (`sim`, `aws`) and its settings.
+    pub cloud: serde_json::Value,
+}
+
+/// Concurrency limits per region and kind of work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Concurrent backup jobs in the source region.
+    pub backups: usize,
+    /// Concurrent copy jobs into one target region (AWS Backup quota: 100).
+    pub copies: usize,
+    /// Concurrent restores in one target region (DynamoDB quota: 50).
+    pub restores: usize,
+    /// Concurrent configure, validate and teardown steps in one region (control-plane calls).
+    pub table_ops: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { backups: 50, copies: 100, restores: 50, table_ops: 25 }
+    }
+}
+
+/// What a finished step produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "output", rename_all = "kebab-case")]
+pub enum StepOutput {
+    /// The recovery point taken (drill) or picked (failover).
+    RecoveryPoint {
+        /// Its ARN.
+        arn: String,
+        /// Vault holding it.
+        vault: String,
+        /// When it was taken.
+        created_at: Millis,
+        /// Size, when known.
+        size_bytes: Option<u64>,
+        /// The marker item written before the backup, if any.
+        marker: Option<Item>,
+    },
+    /// The copy in the target vault.
+    Copy {
+        /// The copy's ARN.
+        arn: String,
+    },
+    /// The restored table.
+    Restore {
+        /// Its name.
+        table_name: String,
+        /// Its ARN.
+        table_arn: String,
+    },
+    /// Settings applied.
+    Configure {
+        /// What was changed (empty when everything was already in place).
+        applied: Vec<String>,
+    },
+    /// Checks passed.
+    Validate {
+        /// One line per check.
+        checks: Vec<String>,
+    },
+    /// What teardown did.
+    Teardown {
+        /// Whether a table was deleted.
+        deleted: bool,
+        /// Why or why not.
+        note: String,
+    },
+}
+
+/// A step's transition, as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum StepEvent {
+    /// The step started.
+    Began,
+    /// About to call a Start*Job with this idempotency token.
+    JobRequested {
+        /// The token.
+        token: String,
+    },
+    /// The job exists.
+    JobStarted {
+        /// Its id.
+        job_id: String,
+    },
+    /// Done.
+    Succeeded(StepOutput),
+    /// Failed; dependents are blocked.
+    Failed {
+        /// Error kind, when the failure came from a cloud call.
+        kind: Option<ErrorKind>,
+        /// What went wrong (the service's message included).
+        message: String,
+    },
+    /// Not started because a step it needs failed.
+    Blocked {
+        /// The step that failed.
+        by: StepKey,
+    },
+    /// Reset to pending for another attempt (on resume of a failed run).
+    Retried,
+}
+
+/// A run-level event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum RunEvent {
+    /// A process resumed the run.
+    Resumed {
+        /// The plan file changed and `--force` accepted it (its new hash).
+        plan_replaced: Option<String>,
+    },
+    /// Stopped by the operator (Ctrl-C); resumable.
+    Interrupted,
+    /// `drover teardown` asked for the drill's tables to be deleted.
+    TeardownRequested,
+    /// Drill marker items were removed from the source tables.
+    MarkersRemoved,
+    /// Every step is finished.
+    Finished {
+        /// Whether every step succeeded.
+        success: bool,
+    },
+}
+
+/// Where a step is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "phase", rename_all = "kebab-case")]
+pub enum Phase {
+    /// Not started.
+    Pending,
+    /// Started, no job requested.
+    Running,
+    /// A job start was requested with this token; its id is not known yet.
+    Requested {
+        /// Idempotency token.
+        token: String,
+    },
+    /// A job is running.
+    Attached {
+        /// Idempotency token.
+        token: String,
+        /// Job id.
+        job_id: String,
+    },
+    /// Done.
+    Succeeded {
+        /// What it produced.
+        output: StepOutput,
+    },
+    /// Failed.
+    Failed {
+        /// Why.
+        message: String,
+    },
+    /// Not started because `by` failed.
+    Blocked {
+        /// The failed step.
+        by: StepKey,
+    },
+}
+
+impl Phase {
+    /// Succeeded, failed or blocked.
+    #[must_use]
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Phase::Succeeded { .. } | Phase::Failed { .. } | Phase::Blocked { .. })
+    }
+
+    /// Short name for display.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Running => "running",
+            Phase::Requested { .. } => "requested",
+            Phase::Attached { .. } => "running",
+            Phase::Succeeded { .. } => "succeeded",
+            Phase::Failed { .. } => "failed",
+            Phase::Blocked { .. } => "blocked",
+        }
+    }
+}
+
+/// A step's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepState {
+    /// Where it is.
+    pub phase: Phase,
+    /// Attempts started (a retry after failure starts a new attempt, with new tokens).
+    pub attempt: u32,
+    /// When the current attempt began.
+    pub began_at: Option<Millis>,
+    /// When it reached a terminal phase.
+    pub ended_at: Option<Millis>,
+    /// Jobs requested over all attempts.
+    pub jobs_requested: u32,
+    /// Ids of every job started for this step, over all attempts.
+    pub job_ids: Vec<String>,
+}
+
+impl Default for StepState {
+    fn default() -> Self {
+        StepState {
+            phase: Phase::Pending,
+            attempt: 0,
+            began_at: None,
+            ended_at: None,
+            jobs_requested: 0,
+            job_ids: Vec::new(),
+        }
+    }
+}
+
+impl StepState {
+    /// Applies a transition, or says why it is not allowed.
+    ///
+    /// # Errors
+    /// A message naming the forbidden transition.
+    pub fn apply(&mut self, event: &StepEvent, at: Millis) -> Result<(), String> {
+        let next = match (&self.phase, event) {
+            (Phase::Pending, StepEvent::Began) => {
+                self.attempt += 1;
+                self.began_at = Some(at);
+                Phase::Running
+            }
+            (Phase::Running, StepEvent::JobRequested { token }) => {
+                self.jobs_requested += 1;
+                Phase::Requested { token: token.clone() }
+            }
+            (Phase::Requested { token }, StepEvent::JobStarted { job_id }) => {
+                self.job_ids.push(job_id.clone());
+                Phase::Attached { token: token.clone(), job_id: job_id.clone() }
+            }
+            (
+                Phase::Running | Phase::Requested { .. } | Phase::Attached { .. },
+                StepEvent::Succeeded(output),
+            ) => {
+                self.ended_at = Some(at);
+                Phase::Succeeded { output: output.clone() }
+            }
+            (
+                Phase::Running | Phase::Requested { .. } | Phase::Attached { .. },
+                StepEvent::Failed { message, .. },
+            ) => {
+                self.ended_at = Some(at);
+                Phase::Failed { message: message.clone() }
+            }
+            (Phase::Pending, StepEvent::Blocked { by }) => {
+                self.ended_at = Some(at);
+                Phase::Blocked { by: by.clone() }
+            }
+            // A retry redoes failed and blocked steps, and teardowns whose tables may have
+            // come back with the retried restores.
+            (
+                Phase::Failed { .. } | Phase::Blocked { .. } | Phase::Succeeded { .. },
+                StepEvent::Retried,
+            ) => {
+                self.ended_at = None;
+                Phase::Pending
+            }
+            (phase, event) => {
+                return Err(format!(
+                    "`{}` cannot follow phase `{}`",
+                    event_name(event),
+                    phase.name()
+                ));
+            }
+        };
+        self.phase = next;
+        Ok(())
+    }
+}
+
+fn event_name(e: &StepEvent) -> &'static str {
+    match e {
+        StepEvent::Began => "began",
+        StepEvent::JobRequested { .. } => "job-requested",
+        StepEvent::JobStarted { .. } => "job-started",
+        StepEvent::Succeeded(_) => "succeeded",
+        StepEvent::Failed { .. } => "failed",
+        StepEvent::Blocked { .. } => "blocked",
+        StepEvent::Retried => "retried",
+    }
+}
+
+/// A run's state, rebuilt from its journal.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    /// The header.
+    pub header: Header,
+    /// Every step that has a record, by key.
+    pub steps: BTreeMap<StepKey, StepState>,
+    /// When the run started.
+    pub started_at: Millis,
+    /// Time of the last record.
+    pub last_at: Millis,
+    /// How often the run was interrupted.
+    pub interruptions: u32,
+    /// Whether `drover teardown` was requested.
+    pub teardown_requested: bool,
+    /// Whether drill markers were removed.
+    pub markers_removed: bool,
+    /// The outcome, when every step is finished.
+    pub finished: Option<bool>,
+    /// Records in the journal.
+    pub records: u64,
+}
+
+impl RunState {
+    /// A fresh state for a new journal.
+    #[must_use]
+    pub fn new(header: Header, at: Millis) -> RunState {
+        RunState {
+            header,
+            steps: BTreeMap::new(),
+            started_at: at,
+            last_at: at,
+            interruptions: 0,
+            teardown_requested: false,
+            markers_removed: false,
+            finished: None,
+            records: 1,
+        }
+    }
+
+    /// Replays a journal's entries.
+    ///
+    /// # Errors
+    /// `Err((seq, reason))` at the first record that does not replay.
+    pub fn replay(entries: &[Entry]) -> Result<RunState, (u64, String)> {
+        let Some(Entry { record: Record::Header(header), at, .. }) = entries.first() else {
+            return Err((1, "the first record is not a header".to_owned()));
+        };
+        let mut state = RunState::new((**header).clone(), *at);
+        for entry in &entries[1..] {
+            state.apply(entry).map_err(|reason| (entry.seq, reason))?;
+        }
+        Ok(state)
+    }
+
+    /// Applies one entry.
+    ///
+    /// # Errors
+    /// A message when the entry does not fit the state.
+    pub fn apply(&mut self, entry: &Entry) -> Result<(), String> {
+        self.last_at = entry.at;
+        self.records = entry.seq;
+        match &entry.record {
+            Record::Header(_) => return Err("a second header".to_owned()),
+            Record::Step { step, event } => {
+                self.steps.entry(step.clone()).or_default().apply(event, entry.at)?;
+                self.finished = None;
+            }
+            Record::Run { event } => match event {
+                RunEvent::Resumed { .. } => self.finished = None,
+                RunEvent::Interrupted => self.interruptions += 1,
+                RunEvent::TeardownRequested => {
+                    self.teardown_requested = true;
+                    self.finished = None;
+                }
+                RunEvent::MarkersRemoved => self.markers_removed = true,
+                RunEvent::Finished { success } => self.finished = Some(*success),
+            },
+        }
+        Ok(())
+    }
+
+    /// The phase of a step (pending when it has no record).
+    #[must_use]
+    pub fn phase(&self, key: &StepKey) -> &Phase {
+        self.steps.get(key).map_or(&Phase::Pending, |s| &s.phase)
+    }
+
+    /// The output of a succeeded step.
+    #[must_use]
+    pub fn output(&self, key: &StepKey) -> Option<&StepOutput> {
+        match self.phase(key) {
+            Phase::Succeeded { output } => Some(output),
+            _ => None,
+        }
+    }
+}

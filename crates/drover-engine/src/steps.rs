@@ -1,0 +1,599 @@
+//! What each kind of step does. Every driver is written to be re-entered: after a crash it
+//! runs again from the step's journaled phase and converges on the same result without
+//! repeating an effect (jobs are re-attached by id or token; settings are compared before
+//! they are changed).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use drover_plan::{Mode, StepKind, Table, Target};
+
+use crate::engine::{Class, Shared, StepError, StepFailure, scope_of};
+use crate::error::{EngineError, ErrorKind};
+use crate::ports::{
+    BackupRequest, CopyRequest, Item, JobState, KeyType, RestoreRequest, TableInfo,
+};
+use crate::state::{Phase, RunEvent, StepEvent, StepKey, StepOutput};
+
+/// Tag naming the plan that created a table.
+pub const PLAN_TAG: &str = "drover:plan";
+/// Tag naming the run that created a table; teardown deletes only tables that carry it.
+pub const RUN_TAG: &str = "drover:run";
+/// Attribute that marks a drill's marker item.
+pub const MARKER_ATTRIBUTE: &str = "drover_marker";
+
+type StepResult = Result<StepOutput, StepError>;
+
+/// Drives one step from its journaled phase to a terminal phase.
+pub(crate) async fn drive(shared: &Shared, key: &StepKey) -> Result<(), EngineError> {
+    if matches!(shared.phase(key), Phase::Pending) {
+        shared.record(key, StepEvent::Began)?;
+    }
+    let result = match (key.kind, &key.target) {
+        (StepKind::RecoveryPoint, None) => take_recovery_point(shared, key).await,
+        (StepKind::RecoveryPoint, Some(r)) => pick_recovery_point(shared, key, r).await,
+        (StepKind::Copy, Some(r)) => copy(shared, key, r).await,
+        (StepKind::Restore, Some(r)) => restore(shared, key, r).await,
+        (StepKind::Configure, Some(r)) => configure(shared, key, r).await,
+        (StepKind::Validate, Some(r)) => validate(shared, key, r).await,
+        (StepKind::Teardown, Some(r)) => teardown(shared, key, r).await,
+        (kind, None) => Err(StepFailure::new(format!(
+            "internal error: {} step without a target",
+            kind.as_str()
+        ))
+        .into()),
+    };
+    match result {
+        Ok(output) => shared.record(key, StepEvent::Succeeded(output)),
+        Err(StepError::Failed(f)) => {
+            tracing::warn!(step = %key, error = %f.message, "step failed");
+            shared.record(key, StepEvent::Failed { kind: f.kind, message: f.message })
+        }
+        Err(StepError::Engine(e)) => Err(e),
+    }
+}
+
+fn table<'a>(shared: &'a Shared, key: &StepKey) -> Result<&'a Table, StepError> {
+    shared
+        .plan
+        .table_by_name(&key.table)
+        .map(|(_, t)| t)
+        .ok_or_else(|| StepFailure::new(format!("table `{}` is not in the plan", key.table)).into())
+}
+
+fn target<'a>(shared: &'a Shared, region: &str) -> Result<&'a Target, StepError> {
+    shared
+        .plan
+        .targets
+        .iter()
+        .find(|t| t.region.as_str() == region)
+        .ok_or_else(|| StepFailure::new(format!("`{region}` is not a target of the plan")).into())
+}
+
+/// The name a table is restored under in `region`: its own on failover, the drill template's
+/// in a drill.
+pub(crate) fn restored_name(shared: &Shared, table: &str, region: &str) -> String {
+    match shared.mode() {
+        Mode::Failover => table.to_owned(),
+        Mode::Drill => {
+            let region = drover_plan::Region::parse(region)
+                .unwrap_or_else(|_| shared.plan.source.region.clone());
+            shared.plan.drill.table_name(table, &shared.short_id, &region)
+        }
+    }
+}
+
+fn other(key: &StepKey, kind: StepKind, target: Option<&str>) -> StepKey {
+    StepKey { table: key.table.clone(), target: target.map(str::to_owned), kind }
+}
+
+fn ownership_tags(shared: &Shared) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (PLAN_TAG.to_owned(), shared.plan.name.clone()),
+        (RUN_TAG.to_owned(), shared.run_id.clone()),
+    ])
+}
+
+fn job_failed(what: &str, job_id: &str, status: &crate::ports::JobStatus) -> StepError {
+    StepFailure {
+        kind: None,
+        message: format!(
+            "{what} job {job_id} ended {}: {}",
+            status.raw_state,
+            status.message.as_deref().unwrap_or("no message from the service")
+        ),
+    }
+    .into()
+}
+
+/// The marker item for this run, keyed for the table's key schema (string keys only).
+fn marker_item(shared: &Shared, info: &TableInfo) -> Result<Item, StepError> {
+    let mut item = Item::new();
+    let string_key = |attr: &crate::ports::KeyAttribute| attr.kind == KeyType::S;
+    if !string_key(&info.partition_key) || info.sort_key.as_ref().is_some_and(|k| !string_key(k)) {
+        return Err(StepFailure::new(format!(
+            "drill.write_marker needs string key attributes, and `{}` has a {:?} key",
+            info.name, info.partition_key.kind
+        ))
+        .into());
+    }
+    item.insert(info.partition_key.name.clone(), format!("drover-marker#{}", shared.run_id));
+    if let Some(sk) = &info.sort_key {
+        item.insert(sk.name.clone(), "drover-marker".to_owned());
+    }
+    item.insert(MARKER_ATTRIBUTE.to_owned(), shared.run_id.clone());
+    Ok(item)
+}
+
+fn key_of(item: &Item) -> Item {
+    item.iter()
+        .filter(|(k, _)| k.as_str() != MARKER_ATTRIBUTE)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
+    let plan = &shared.plan;
+    let ports = &shared.ports;
+    let src = plan.source.region.to_string();
+    let scope = scope_of(plan, key);
+    let t = table(shared, key)?;
+    let info = shared
+        .call(key, &scope, || ports.tables.describe_table(&src, &t.name))
+        .await?
+        .ok_or_else(|| StepFailure {
+            kind: Some(ErrorKind::NotFound),
+            message: format!("source table `{}` does not exist in {src}", t.name),
+        })?;
+    let marker = if plan.drill.write_marker {
+        let item = marker_item(shared, &info)?;
+        shared.call(key, &scope, || ports.tables.put_item(&src, &t.name, &item)).await?;
+        Some(item)
+    } else {
+        None
+    };
+    let backup = Arc::clone(&ports.backup);
+    let request = BackupRequest {
+        region: src.clone(),
+        table_arn: info.arn.clone(),
+        vault: plan.source.backup_vault.clone(),
+        iam_role_arn: plan.iam_role_arn.clone(),
+        idempotency_token: String::new(),
+    };
+    let job_id = shared
+        .job(key, &scope, |token| {
+            let backup = Arc::clone(&backup);
+            let request = BackupRequest { idempotency_token: token, ..request.clone() };
+            async move { backup.start_backup_job(&request).await }
+        })
+        .await?;
+    let status =
+        shared.poll_job(key, &scope, || ports.backup.describe_backup_job(&src, &job_id)).await?;
+    if status.state != JobState::Completed {
+        return Err(job_failed("backup", &job_id, &status));
+    }
+    let arn = status.recovery_point_arn.clone().ok_or_else(|| {
+        StepFailure::new(format!("backup job {job_id} completed without a recovery point ARN"))
+    })?;
+    Ok(StepOutput::RecoveryPoint {
+        arn,
+        vault: plan.source.backup_vault.clone(),
+        created_at: status.created_at.unwrap_or_else(|| ports.clock.now()),
+        size_bytes: Some(info.size_bytes),
+        marker,
+    })
+}
+
+async fn pick_recovery_point(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
+    let plan = &shared.plan;
+    let ports = &shared.ports;
+    let scope = scope_of(plan, key);
+    let target = target(shared, region)?;
+    let src = plan.source.region.to_string();
+    let points = shared
+        .call(key, &scope, || {
+            ports.backup.list_recovery_points(region, &target.backup_vault, &src, &key.table)
+        })
+        .await?;
+    let newest = points.iter().filter(|p| p.is_completed()).max_by_key(|p| p.created_at);
+    let Some(point) = newest else {
+        return Err(StepFailure {
+            kind: Some(ErrorKind::NotFound),
+            message: format!(
+                "no completed recovery point of `{}` in vault `{}` ({region})",
+                key.table, target.backup_vault
+            ),
+        }
+        .into());
+    };
+    let age_ms = (ports.clock.now() - point.created_at).max(0);
+    if let Some(rpo) = plan.objectives.rpo {
+        let age = std::time::Duration::from_millis(u64::try_from(age_ms).unwrap_or(0));
+        if age > rpo {
+            return Err(StepFailure::new(format!(
+                "the newest recovery point of `{}` in vault `{}` ({region}) is {} old, beyond the RPO of {}",
+                key.table,
+                target.backup_vault,
+                drover_plan::format_duration(age),
+                drover_plan::format_duration(rpo)
+            ))
+            .into());
+        }
+    }
+    Ok(StepOutput::RecoveryPoint {
+        arn: point.arn.clone(),
+        vault: target.backup_vault.clone(),
+        created_at: point.created_at,
+        size_bytes: point.size_bytes,
+        marker: None,
+    })
+}
+
+async fn copy(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
+    let plan = &shared.plan;
+    let ports = &shared.ports;
+    let scope = scope_of(plan, key);
+    let target = target(shared, region)?;
+    let src = plan.source.region.to_string();
+    let rp_key = other(key, StepKind::RecoveryPoint, None);
+    let Some(StepOutput::RecoveryPoint { arn: point, .. }) =
+        shared.state().output(&rp_key).cloned()
+    else {
+        return Err(StepFailure::new(format!("internal error: no recovery point for {key}")).into());
+    };
+    let destination =
+        shared.call(key, &scope, || ports.backup.vault_arn(region, &target.backup_vault)).await?;
+    let backup = Arc::clone(&ports.backup);
+    let request = CopyRequest {
+        region: src.clone(),
+        recovery_point_arn: point,
+        source_vault: plan.source.backup_vault.clone(),
+        destination_vault_arn: destination,
+        iam_role_arn: plan.iam_role_arn.clone(),
+        idempotency_token: String::new(),
+    };
+    let job_id = shared
+        .job(key, &scope, |token| {
+            let backup = Arc::clone(&backup);
+            let request = CopyRequest { idempotency_token: token, ..request.clone() };
+            async move { backup.start_copy_job(&request).await }
+        })
+        .await?;
+    let status =
+        shared.poll_job(key, &scope, || ports.backup.describe_copy_job(&src, &job_id)).await?;
+    if status.state != JobState::Completed {
+        return Err(job_failed("copy", &job_id, &status));
+    }
+    let arn = status.recovery_point_arn.clone().ok_or_else(|| {
+        StepFailure::new(format!(
+            "copy job {job_id} completed without a destination recovery point ARN"
+        ))
+    })?;
+    Ok(StepOutput::Copy { arn })
+}
+
+/// Polls until the table exists and is ready (ACTIVE, restored, indexes ACTIVE).
+async fn wait_ready(
+    shared: &Shared,
+    key: &StepKey,
+    region: &str,
+    name: &str,
+) -> Result<TableInfo, StepError> {
+    let scope = (region.to_owned(), Class::TableOps);
+    let poll = shared.settings.poll;
+    let mut wait = poll.initial;
+    for _ in 0..poll.table_polls {
+        if let Some(info) =
+            shared.call(key, &scope, || shared.ports.tables.describe_table(region, name)).await?
+            && info.is_ready()
+        {
+            return Ok(info);
+        }
+        shared.ports.clock.sleep(wait).await;
+        wait = wait.mul_f64(poll.factor).min(poll.max);
+    }
+    Err(StepFailure::new(format!("table `{name}` in {region} did not become ACTIVE")).into())
+}
+
+async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
+    let plan = &shared.plan;
+    let ports = &shared.ports;
+    let scope = scope_of(plan, key);
+    let target = target(shared, region)?;
+    let name = restored_name(shared, &key.table, region);
+    let source = match shared.mode() {
+        Mode::Drill => other(key, StepKind::Copy, Some(region)),
+        Mode::Failover => other(key, StepKind::RecoveryPoint, Some(region)),
+    };
+    let point = match shared.state().output(&source) {
+        Some(StepOutput::Copy { arn } | StepOutput::RecoveryPoint { arn, .. }) => arn.clone(),
+        _ => {
+            return Err(
+                StepFailure::new(format!("internal error: no recovery point for {key}")).into()
+            );
+        }
+    };
+    let step = shared.state().steps.get(key).cloned().unwrap_or_default();
+    if matches!(step.phase, Phase::Running) {
+        // A fresh attempt: the name must be free, unless an earlier attempt of this very
+        // step created the table (its job is in the journal, and the table carries our tag).
+        if let Some(existing) =
+            shared.call(key, &scope, || ports.tables.describe_table(region, &name)).await?
+        {
+            let ours =
+                !step.job_ids.is_empty() && existing.tags.get(RUN_TAG) == Some(&shared.run_id);
+            if !ours {
+                return Err(StepFailure {
+                    kind: Some(ErrorKind::AlreadyExists),
+                    message: format!(
+                        "table `{name}` already exists in {region}; drover never overwrites a table"
+                    ),
+                }
+                .into());
+            }
+            return finish_restore(shared, key, region, &name).await;
+        }
+    }
+    let backup = Arc::clone(&ports.backup);
+    let request = RestoreRequest {
+        region: region.to_owned(),
+        recovery_point_arn: point,
+        table_name: name.clone(),
+        kms_key_arn: target.kms_key_arn.clone(),
+        iam_role_arn: plan.iam_role_arn.clone(),
+        idempotency_token: String::new(),
+    };
+    let job_id = shared
+        .job(key, &scope, |token| {
+            let backup = Arc::clone(&backup);
+            let request = RestoreRequest { idempotency_token: token, ..request.clone() };
+            async move { backup.start_restore_job(&request).await }
+        })
+        .await?;
+    let status =
+        shared.poll_job(key, &scope, || ports.backup.describe_restore_job(region, &job_id)).await?;
+    if status.state != JobState::Completed {
+        return Err(job_failed("restore", &job_id, &status));
+    }
+    finish_restore(shared, key, region, &name).await
+}
+
+/// Waits for the restored table, then tags it as this run's before anything else happens to
+/// it, so that teardown can prove ownership.
+async fn finish_restore(shared: &Shared, key: &StepKey, region: &str, name: &str) -> StepResult {
+    let info = wait_ready(shared, key, region, name).await?;
+    let scope = (region.to_owned(), Class::TableOps);
+    let tags = ownership_tags(shared);
+    if tags.iter().any(|(k, v)| info.tags.get(k) != Some(v)) {
+        shared
+            .call(key, &scope, || shared.ports.tables.tag_table(region, &info.arn, &tags))
+            .await?;
+    }
+    Ok(StepOutput::Restore { table_name: name.to_owned(), table_arn: info.arn })
+}
+
+async fn configure(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
+    let ports = &shared.ports;
+    let t = table(shared, key)?;
+    let name = restored_name(shared, &key.table, region);
+    let scope = scope_of(&shared.plan, key);
+    let info = wait_ready(shared, key, region, &name).await?;
+    let mut applied = Vec::new();
+    let have = &info.settings;
+    if have.point_in_time_recovery != t.point_in_time_recovery {
+        shared
+            .call(key, &scope, || {
+                ports.tables.set_point_in_time_recovery(region, &name, t.point_in_time_recovery)
+            })
+            .await?;
+        applied.push(format!("point-in-time recovery {}", on_off(t.point_in_time_recovery)));
+    }
+    if let Some(attr) = &t.ttl_attribute
+        && have.ttl_attribute.as_ref() != Some(attr)
+    {
+        shared.call(key, &scope, || ports.tables.enable_ttl(region, &name, attr)).await?;
+        applied.push(format!("TTL on `{attr}`"));
+    }
+    if let Some(view) = t.stream
+        && have.stream.as_deref() != Some(view.as_str())
+    {
+        shared
+            .call(key, &scope, || ports.tables.enable_stream(region, &name, view.as_str()))
+            .await?;
+        wait_ready(shared, key, region, &name).await?;
+        applied.push(format!("stream {}", view.as_str()));
+    }
+    if have.deletion_protection != t.deletion_protection {
+        shared
+            .call(key, &scope, || {
+                ports.tables.set_deletion_protection(region, &name, t.deletion_protection)
+            })
+            .await?;
+        wait_ready(shared, key, region, &name).await?;
+        applied.push(format!("deletion protection {}", on_off(t.deletion_protection)));
+    }
+    let mut tags = t.tags.clone();
+    tags.extend(ownership_tags(shared));
+    let missing: BTreeMap<String, String> = tags
+        .iter()
+        .filter(|(k, v)| info.tags.get(*k) != Some(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !missing.is_empty() {
+        shared.call(key, &scope, || ports.tables.tag_table(region, &info.arn, &missing)).await?;
+        applied.push(format!("{} tags", missing.len()));
+    }
+    // Read back: what is in effect, not what was asked for.
+    let now = wait_ready(shared, key, region, &name).await?;
+    let mut wrong = Vec::new();
+    if now.settings.point_in_time_recovery != t.point_in_time_recovery {
+        wrong.push("point-in-time recovery".to_owned());
+    }
+    if t.ttl_attribute.is_some() && now.settings.ttl_attribute != t.ttl_attribute {
+        wrong.push("TTL".to_owned());
+    }
+    if t.stream.is_some() && now.settings.stream.as_deref() != t.stream.map(|v| v.as_str()) {
+        wrong.push("stream".to_owned());
+    }
+    if now.settings.deletion_protection != t.deletion_protection {
+        wrong.push("deletion protection".to_owned());
+    }
+    if let Some((k, _)) = tags.iter().find(|(k, v)| now.tags.get(*k) != Some(v)) {
+        wrong.push(format!("tag `{k}`"));
+    }
+    if !wrong.is_empty() {
+        return Err(StepFailure::new(format!(
+            "not in effect after configuring `{name}`: {}",
+            wrong.join(", ")
+        ))
+        .into());
+    }
+    Ok(StepOutput::Configure { applied })
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
+    let ports = &shared.ports;
+    let t = table(shared, key)?;
+    let target = target(shared, region)?;
+    let name = restored_name(shared, &key.table, region);
+    let scope = scope_of(&shared.plan, key);
+    let info = wait_ready(shared, key, region, &name).await?;
+    let mut checks = vec![format!("`{name}` is ACTIVE")];
+    let mut problems = Vec::new();
+    match &info.kms_key_arn {
+        Some(k) if k == &target.kms_key_arn => {
+            checks.push("encrypted with the target's KMS key".to_owned())
+        }
+        other => problems.push(format!(
+            "encrypted with {} instead of the target's key {}",
+            other.as_deref().unwrap_or("an AWS-owned key"),
+            target.kms_key_arn
+        )),
+    }
+    let segments = shared.settings.scan_segments.max(1);
+    let count =
+        shared.call(key, &scope, || ports.tables.count_items(region, &name, segments)).await?;
+    checks.push(format!("{count} items"));
+    if let Some(min) = t.validate.min_items
+        && count < min
+    {
+        problems.push(format!("{count} items, fewer than the {min} required"));
+    }
+    for canary in &t.validate.canary_keys {
+        let found =
+            shared.call(key, &scope, || ports.tables.get_item(region, &name, canary)).await?;
+        if found.is_some() {
+            checks.push(format!("canary {} present", show_key(canary)));
+        } else {
+            problems.push(format!("canary item {} is missing", show_key(canary)));
+        }
+    }
+    if shared.mode() == Mode::Drill {
+        let rp = shared.state().output(&other(key, StepKind::RecoveryPoint, None)).cloned();
+        if let Some(StepOutput::RecoveryPoint { marker: Some(marker), .. }) = rp {
+            let k = key_of(&marker);
+            let found =
+                shared.call(key, &scope, || ports.tables.get_item(region, &name, &k)).await?;
+            if found.is_some_and(|item| item.get(MARKER_ATTRIBUTE) == Some(&shared.run_id)) {
+                checks.push("drill marker present (backup -> copy -> restore proven)".to_owned());
+            } else {
+                problems.push("the drill marker written before the backup is missing".to_owned());
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(StepOutput::Validate { checks })
+    } else {
+        Err(StepFailure::new(format!("validation of `{name}` failed: {}", problems.join("; ")))
+            .into())
+    }
+}
+
+fn show_key(key: &Item) -> String {
+    let parts: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+async fn teardown(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
+    let ports = &shared.ports;
+    let scope = scope_of(&shared.plan, key);
+    let name = restored_name(shared, &key.table, region);
+    let restore_key = other(key, StepKind::Restore, Some(region));
+    let requested = shared.state().steps.get(&restore_key).is_some_and(|s| s.jobs_requested > 0);
+    let Some(info) =
+        shared.call(key, &scope, || ports.tables.describe_table(region, &name)).await?
+    else {
+        let note =
+            if requested { format!("`{name}` is gone") } else { "nothing was restored".to_owned() };
+        return Ok(StepOutput::Teardown { deleted: false, note });
+    };
+    if !requested {
+        return Ok(StepOutput::Teardown {
+            deleted: false,
+            note: format!("kept `{name}`: this run did not restore it"),
+        });
+    }
+    if info.tags.get(RUN_TAG) != Some(&shared.run_id) {
+        return Ok(StepOutput::Teardown {
+            deleted: false,
+            note: format!("kept `{name}`: it lacks the ownership tag {RUN_TAG}={}", shared.run_id),
+        });
+    }
+    // A previous process may have deleted it already (DELETING): then only wait.
+    if info.status != "DELETING" {
+        let info = wait_ready(shared, key, region, &name).await?;
+        if info.settings.deletion_protection {
+            shared
+                .call(key, &scope, || ports.tables.set_deletion_protection(region, &name, false))
+                .await?;
+            wait_ready(shared, key, region, &name).await?;
+        }
+        shared.call(key, &scope, || ports.tables.delete_table(region, &name)).await?;
+    }
+    let poll = shared.settings.poll;
+    let mut wait = poll.initial;
+    for _ in 0..poll.table_polls {
+        if shared.call(key, &scope, || ports.tables.describe_table(region, &name)).await?.is_none()
+        {
+            return Ok(StepOutput::Teardown { deleted: true, note: format!("deleted `{name}`") });
+        }
+        shared.ports.clock.sleep(wait).await;
+        wait = wait.mul_f64(poll.factor).min(poll.max);
+    }
+    Err(StepFailure::new(format!("`{name}` in {region} was not deleted in time")).into())
+}
+
+/// Removes the drill's marker items from the source tables (once the drill is over).
+pub(crate) async fn remove_markers(shared: &Shared) -> Result<(), EngineError> {
+    let state = shared.state();
+    if state.markers_removed {
+        return Ok(());
+    }
+    let src = shared.plan.source.region.to_string();
+    let mut any = false;
+    for (key, step) in &state.steps {
+        let Phase::Succeeded { output: StepOutput::RecoveryPoint { marker: Some(marker), .. } } =
+            &step.phase
+        else {
+            continue;
+        };
+        any = true;
+        let scope = (src.clone(), Class::TableOps);
+        let item_key = key_of(marker);
+        if let Err(e) = shared
+            .call(key, &scope, || shared.ports.tables.delete_item(&src, &key.table, &item_key))
+            .await
+        {
+            tracing::warn!(table = %key.table, error = %e, "could not remove the drill marker; resume retries");
+            return Ok(());
+        }
+    }
+    if any {
+        shared.record_run(RunEvent::MarkersRemoved)?;
+    }
+    Ok(())
+}

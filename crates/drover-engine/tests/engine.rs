@@ -1,0 +1,527 @@
+//! The engine against the simulated cloud, in virtual time: ordering, limits, faults,
+//! failure isolation, and the crash-point sweep.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use drover_engine::journal::{CrashPoint, Journal, Record};
+use drover_engine::ports::Millis;
+use drover_engine::state::{Header, Limits, Phase, RunOptions, StepEvent, StepKey};
+use drover_engine::{
+    Execution, Outcome, Ports, Report, Settings, Silent, SystemClock, execute, run,
+};
+use drover_plan::{Mode, Plan, StepKind};
+use drover_sim::{Faults, JobKind, SimCloud};
+use tokio_util::sync::CancellationToken;
+
+const T0: Millis = 1_795_000_000_000;
+const RUN_ID: &str = "test-20261124t000000z-0123abcd";
+
+fn plan(yaml: &str) -> Plan {
+    let loaded = drover_plan::load("test.yaml", yaml.as_bytes());
+    assert!(!loaded.diagnostics.has_errors(), "{:?}", loaded.diagnostics.items());
+    loaded.plan.unwrap()
+}
+
+/// A plan with `tables` given as (name, depends_on) pairs and the given targets.
+fn plan_of(tables: &[(&str, &[&str])], targets: &[&str], extra: &str) -> (Plan, String) {
+    let mut y = String::from(
+        "version: 1\nname: test\nsource: {region: us-east-1, account_id: \"123456789012\", backup_vault: src}\n\
+         iam_role_arn: arn:aws:iam::123456789012:role/r\ntargets:\n",
+    );
+    for t in targets {
+        y.push_str(&format!(
+            "  - {{region: {t}, backup_vault: dr-{t}, kms_key_arn: \"arn:aws:kms:{t}:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee\"}}\n"
+        ));
+    }
+    y.push_str(extra);
+    y.push_str("tables:\n");
+    for (name, deps) in tables {
+        y.push_str(&format!("  - name: {name}\n"));
+        if !deps.is_empty() {
+            y.push_str(&format!("    depends_on: [{}]\n", deps.join(", ")));
+        }
+    }
+    (plan(&y), y)
+}
+
+const DEMO: &str = "version: 1
+name: test
+source: {region: us-east-1, account_id: \"123456789012\", backup_vault: src}
+iam_role_arn: arn:aws:iam::123456789012:role/r
+objectives: {rpo: 24h, rto: 24h}
+targets:
+  - {region: us-west-2, backup_vault: dr, kms_key_arn: \"arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee\"}
+defaults: {point_in_time_recovery: true, tags: {team: t}}
+tables:
+  - name: customers
+    validate: {min_items: 5, canary_keys: [{pk: \"CUSTOMER#1\"}]}
+  - name: orders
+    depends_on: [customers]
+    stream: NEW_AND_OLD_IMAGES
+    ttl_attribute: expires
+    deletion_protection: true
+    validate: {canary_keys: [{pk: \"ORDER#1\", sk: \"META\"}]}
+  - name: invoices
+    depends_on: [orders]
+drill: {write_marker: true}
+";
+
+struct Harness {
+    plan: Plan,
+    text: String,
+    sim: SimCloud,
+    clock: Arc<SystemClock>,
+    dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn new(plan: Plan, text: &str) -> Harness {
+        let clock = Arc::new(SystemClock::starting_at(T0));
+        let sim = SimCloud::new("123456789012", 7, clock.clone());
+        sim.seed_from_plan(&plan, 20);
+        Harness { plan, text: text.to_owned(), sim, clock, dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn state_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn ports(&self) -> Ports {
+        Ports {
+            backup: Arc::new(self.sim.clone()),
+            tables: Arc::new(self.sim.clone()),
+            keys: Arc::new(self.sim.clone()),
+            clock: self.clock.clone(),
+        }
+    }
+
+    fn header(&self, mode: Mode, run_id: &str, limits: Limits) -> Header {
+        Header {
+            run_id: run_id.to_owned(),
+            mode,
+            plan_name: self.plan.name.clone(),
+            plan_hash: run::plan_hash(self.text.as_bytes()),
+            plan_path: "test.yaml".to_owned(),
+            plan_text: self.text.clone(),
+            drover_version: "test".to_owned(),
+            options: RunOptions { keep: false, limits, cloud: serde_json::json!({"kind": "sim"}) },
+        }
+    }
+
+    async fn start(
+        &self,
+        mode: Mode,
+        run_id: &str,
+        limits: Limits,
+        crash: Option<CrashPoint>,
+    ) -> Result<Report, drover_engine::EngineError> {
+        let (mut journal, state) =
+            run::create(self.state_dir(), self.header(mode, run_id, limits), self.clock.now_ms())
+                .unwrap();
+        journal.crash_at(crash);
+        self.exec(journal, state, limits).await
+    }
+
+    async fn resume(&self, run_id: &str, limits: Limits) -> Report {
+        let mut opened = run::open(self.state_dir(), run_id).unwrap();
+        run::prepare_resume(&mut opened.journal, &mut opened.state, self.clock.now_ms(), None)
+            .unwrap();
+        self.exec(opened.journal, opened.state, limits).await.unwrap()
+    }
+
+    async fn exec(
+        &self,
+        journal: Journal,
+        state: drover_engine::state::RunState,
+        limits: Limits,
+    ) -> Result<Report, drover_engine::EngineError> {
+        execute(Execution {
+            plan: self.plan.clone(),
+            journal,
+            state,
+            ports: self.ports(),
+            settings: Settings { limits, scan_segments: 4, ..Settings::default() },
+            cancel: CancellationToken::new(),
+            observer: Arc::new(Silent),
+        })
+        .await
+    }
+}
+
+trait NowMs {
+    fn now_ms(&self) -> Millis;
+}
+
+impl NowMs for SystemClock {
+    fn now_ms(&self) -> Millis {
+        drover_engine::Clock::now(self)
+    }
+}
+
+fn entries(h: &Harness, run_id: &str) -> Vec<drover_engine::journal::Entry> {
+    Journal::read(&run::journal_path(h.state_dir(), run_id)).unwrap().0
+}
+
+/// When each step reached each event, from the journal.
+fn times(h: &Harness, run_id: &str) -> BTreeMap<(StepKey, &'static str), Millis> {
+    let mut out = BTreeMap::new();
+    for e in entries(h, run_id) {
+        if let Record::Step { step, event } = e.record {
+            let name = match event {
+                StepEvent::Began => "began",
+                StepEvent::Succeeded(_) => "succeeded",
+                _ => continue,
+            };
+            out.entry((step, name)).or_insert(e.at);
+        }
+    }
+    out
+}
+
+fn key(table: &str, target: Option<&str>, kind: StepKind) -> StepKey {
+    StepKey { table: table.to_owned(), target: target.map(str::to_owned), kind }
+}
+
+/// Every restore began after each of its dependencies was validated in the same target.
+fn assert_order(h: &Harness, run_id: &str) {
+    let t = times(h, run_id);
+    for table in &h.plan.tables {
+        for region in &table.targets {
+            let r = Some(region.as_str());
+            let began = t[&(key(&table.name, r, StepKind::Restore), "began")];
+            for dep in &table.depends_on {
+                let dep = &h.plan.table(*dep).name;
+                let validated = t[&(key(dep, r, StepKind::Validate), "succeeded")];
+                assert!(
+                    began >= validated,
+                    "{} restore began before {dep} was validated in {region}",
+                    table.name
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn drill_restores_in_dependency_order_and_cleans_up() {
+    let h = Harness::new(plan(DEMO), DEMO);
+    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_order(&h, RUN_ID);
+    // Teardown left no drill table; the source kept its tables and lost the marker.
+    assert!(h.sim.table_names("us-west-2").is_empty(), "{:?}", h.sim.table_names("us-west-2"));
+    assert_eq!(h.sim.table_names("us-east-1"), ["customers", "invoices", "orders"]);
+    assert_eq!(h.sim.item_count("us-east-1", "customers"), Some(21));
+    // Each step's job ran exactly once.
+    let started = h.sim.with(|w| w.jobs_started.clone());
+    assert_eq!(
+        started,
+        BTreeMap::from([(JobKind::Backup, 3), (JobKind::Copy, 3), (JobKind::Restore, 3)])
+    );
+    let state = &report.state;
+    let validate = state.output(&key("orders", Some("us-west-2"), StepKind::Validate)).unwrap();
+    let text = format!("{validate:?}");
+    assert!(text.contains("canary") && text.contains("drill marker present"), "{text}");
+    let configure = state.output(&key("orders", Some("us-west-2"), StepKind::Configure)).unwrap();
+    let text = format!("{configure:?}");
+    for s in [
+        "point-in-time recovery on",
+        "TTL on `expires`",
+        "stream NEW_AND_OLD_IMAGES",
+        "deletion protection on",
+    ] {
+        assert!(text.contains(s), "{s} missing from {text}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn kept_drill_tables_carry_settings_and_ownership_tags() {
+    let h = Harness::new(plan(DEMO), DEMO);
+    let (mut journal, state) = {
+        let mut header = h.header(Mode::Drill, RUN_ID, Limits::default());
+        header.options.keep = true;
+        run::create(h.state_dir(), header, h.clock.now_ms()).unwrap()
+    };
+    journal.crash_at(None);
+    let report = h.exec(journal, state, Limits::default()).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    let names = h.sim.table_names("us-west-2");
+    assert_eq!(
+        names,
+        ["customers-drill-0123abcd", "invoices-drill-0123abcd", "orders-drill-0123abcd"]
+    );
+    let info = drover_engine::ports::TableService::describe_table(
+        &h.sim,
+        "us-west-2",
+        "orders-drill-0123abcd",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(info.tags.get("drover:run").map(String::as_str), Some(RUN_ID));
+    assert_eq!(info.tags.get("drover:plan").map(String::as_str), Some("test"));
+    assert_eq!(info.tags.get("team").map(String::as_str), Some("t"));
+    assert!(info.settings.deletion_protection && info.settings.point_in_time_recovery);
+    assert_eq!(info.settings.stream.as_deref(), Some("NEW_AND_OLD_IMAGES"));
+    assert_eq!(
+        info.kms_key_arn.as_deref(),
+        Some("arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee")
+    );
+    // The restored table has the source's items plus the marker written before the backup
+    // (removed from the source once the drill ended).
+    assert_eq!(
+        h.sim.item_count("us-west-2", "orders-drill-0123abcd"),
+        Some(h.sim.item_count("us-east-1", "orders").unwrap() + 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn chains_diamonds_and_wide_plans_keep_order_and_limits() {
+    let wide: Vec<(String, Vec<String>)> =
+        (0..60).map(|i| (format!("wide-{i:02}"), Vec::new())).collect();
+    let shapes: Vec<Vec<(String, Vec<String>)>> = vec![
+        // chain
+        (0..6)
+            .map(|i| {
+                (
+                    format!("chain-{i}"),
+                    if i == 0 { vec![] } else { vec![format!("chain-{}", i - 1)] },
+                )
+            })
+            .collect(),
+        // diamond
+        vec![
+            ("top".into(), vec![]),
+            ("left".into(), vec!["top".into()]),
+            ("right".into(), vec!["top".into()]),
+            ("bottom".into(), vec!["left".into(), "right".into()]),
+        ],
+        wide,
+    ];
+    for shape in shapes {
+        let tables: Vec<(&str, Vec<&str>)> = shape
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.iter().map(String::as_str).collect()))
+            .collect();
+        let refs: Vec<(&str, &[&str])> = tables.iter().map(|(n, d)| (*n, d.as_slice())).collect();
+        let (p, text) = plan_of(&refs, &["us-west-2", "eu-west-1"], "");
+        let h = Harness::new(p, &text);
+        let limits = Limits { backups: 7, copies: 5, restores: 4, table_ops: 3 };
+        let report = h.start(Mode::Drill, RUN_ID, limits, None).await.unwrap();
+        assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", shape[0]);
+        assert_order(&h, RUN_ID);
+        for (scope, peak) in &report.peak_concurrency {
+            let limit = if scope.ends_with("backup jobs") {
+                7
+            } else if scope.ends_with("copy jobs") {
+                5
+            } else if scope.ends_with("restores") {
+                4
+            } else {
+                3
+            };
+            assert!(*peak <= limit, "{scope}: {peak} in flight, limit {limit}");
+        }
+        if shape.len() == 60 {
+            assert_eq!(
+                report.peak_concurrency["us-west-2 restores"], 4,
+                "the wide plan uses every restore slot"
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_storms_slow_the_run_but_it_finishes() {
+    let tables: Vec<String> = (0..20).map(|i| format!("t{i:02}")).collect();
+    let refs: Vec<(&str, &[&str])> = tables.iter().map(|n| (n.as_str(), &[][..])).collect();
+    let (p, text) = plan_of(&refs, &["us-west-2"], "");
+    let h = Harness::new(p, &text);
+    h.sim.set_faults(Faults { throttle_rate: 0.4, throttle_next: 50, ..Faults::default() });
+    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    let started = h.sim.with(|w| w.jobs_started.clone());
+    assert_eq!(started[&JobKind::Restore], 20, "throttled starts were retried, never duplicated");
+    let throttled_calls: u64 = h.sim.with(|w| w.calls.values().sum());
+    assert!(throttled_calls > 200, "the storm happened: {throttled_calls} calls");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_step_blocks_its_dependents_only_and_resume_retries_it() {
+    let (p, text) = plan_of(
+        &[
+            ("accounts", &[]),
+            ("orders", &["accounts"]),
+            ("invoices", &["orders"]),
+            ("catalog", &[]),
+        ],
+        &["us-west-2"],
+        "",
+    );
+    let h = Harness::new(p, &text);
+    let doomed = "orders-drill-0123abcd".to_owned();
+    h.sim.set_faults(Faults { fail_restores_of: [doomed.clone()].into(), ..Faults::default() });
+    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    let Outcome::Failed { failed, blocked } = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert_eq!(failed, &[key("orders", Some("us-west-2"), StepKind::Restore)]);
+    // invoices' restore/configure/validate, and orders' configure/validate.
+    assert_eq!(*blocked, 5);
+    let state = &report.state;
+    assert!(matches!(
+        state.phase(&key("catalog", Some("us-west-2"), StepKind::Validate)),
+        Phase::Succeeded { .. }
+    ));
+    assert!(matches!(
+        state.phase(&key("invoices", Some("us-west-2"), StepKind::Restore)),
+        Phase::Blocked { .. }
+    ));
+    let Phase::Failed { message } =
+        state.phase(&key("orders", Some("us-west-2"), StepKind::Restore))
+    else {
+        panic!()
+    };
+    assert!(message.contains("Injected failure"), "{message}");
+    // Teardown ran anyway: nothing left behind.
+    assert!(
+        h.sim.table_names("us-west-2").is_empty(),
+        "{:?} {:#?}",
+        h.sim.table_names("us-west-2"),
+        state.steps
+    );
+
+    h.sim.set_faults(Faults::default());
+    let report = h.resume(RUN_ID, Limits::default()).await;
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(h.sim.with(|w| w.jobs_started[&JobKind::Restore]), 5, "4 restores + 1 retry");
+    assert!(h.sim.table_names("us-west-2").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn failover_restores_from_copies_in_the_target_vault_without_the_source_region() {
+    let h = Harness::new(plan(DEMO), DEMO);
+    // A drill leaves copies in the target vault.
+    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    h.sim.set_region_down("us-east-1", true);
+    let calls_before = h.sim.with(|w| w.calls.clone());
+    let failover_id = "test-20261124t010000z-89abcdef";
+    let report = h.start(Mode::Failover, failover_id, Limits::default(), None).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.state.steps);
+    assert_order(&h, failover_id);
+    assert_eq!(h.sim.table_names("us-west-2"), ["customers", "invoices", "orders"]);
+    // 20 generated items, the canary, and the drill's marker (it is in the drill's backups).
+    assert_eq!(h.sim.item_count("us-west-2", "customers"), Some(22));
+    // Every call of the failover went to the target region: the source is down, and a call
+    // there would have failed the run.
+    let calls_after = h.sim.with(|w| w.calls.clone());
+    assert!(calls_after.values().sum::<u64>() > calls_before.values().sum::<u64>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn failover_refuses_recovery_points_older_than_the_rpo() {
+    let text = DEMO.replace("rpo: 24h", "rpo: 1h");
+    let h = Harness::new(plan(&text), &text);
+    h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    tokio::time::advance(std::time::Duration::from_secs(3 * 3600)).await;
+    let report = h
+        .start(Mode::Failover, "test-20261124t010000z-89abcdef", Limits::default(), None)
+        .await
+        .unwrap();
+    let Outcome::Failed { failed, .. } = report.outcome else { panic!() };
+    assert_eq!(failed.len(), 3);
+    let Phase::Failed { message } = report.state.phase(&failed[0]) else { panic!() };
+    assert!(message.contains("beyond the RPO of 1h"), "{message}");
+    assert!(h.sim.table_names("us-west-2").is_empty());
+}
+
+/// A failover needs copies in the target vault: a drill leaves them.
+async fn prepare(h: &Harness, mode: Mode) {
+    if mode == Mode::Failover {
+        let r = h
+            .start(Mode::Drill, "seed-20261124t000000z-00000000", Limits::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::Succeeded);
+    }
+}
+
+async fn sweep(mode: Mode) -> usize {
+    let baseline = Harness::new(plan(DEMO), DEMO);
+    prepare(&baseline, mode).await;
+    let report = baseline.start(mode, RUN_ID, Limits::default(), None).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    let records = report.state.records;
+    let expected_tables: Vec<Vec<String>> =
+        ["us-east-1", "us-west-2"].iter().map(|r| baseline.sim.table_names(r)).collect();
+    let expected_jobs = baseline.sim.with(|w| w.jobs_started.clone());
+    let mut runs = 0;
+    for after in 1..records {
+        for torn in [false, true] {
+            let h = Harness::new(plan(DEMO), DEMO);
+            prepare(&h, mode).await;
+            let crashed =
+                h.start(mode, RUN_ID, Limits::default(), Some(CrashPoint { after, torn })).await;
+            assert!(crashed.is_err(), "{mode:?}: no crash after record {after}");
+            let report = h.resume(RUN_ID, Limits::default()).await;
+            assert_eq!(
+                report.outcome,
+                Outcome::Succeeded,
+                "{mode:?} crash after {after} (torn {torn}): {:#?}",
+                report.state.steps
+            );
+            let tables: Vec<Vec<String>> =
+                ["us-east-1", "us-west-2"].iter().map(|r| h.sim.table_names(r)).collect();
+            assert_eq!(tables, expected_tables, "{mode:?} crash after {after} (torn {torn})");
+            let jobs = h.sim.with(|w| w.jobs_started.clone());
+            assert_eq!(
+                jobs, expected_jobs,
+                "{mode:?} crash after {after} (torn {torn}): a job was started twice"
+            );
+            let restored = h.sim.with(|w| w.tables_restored.clone());
+            assert!(
+                restored.values().all(|n| *n == 1),
+                "{mode:?} crash after {after}: a table was restored twice: {restored:?}"
+            );
+            runs += 1;
+        }
+    }
+    runs
+}
+
+#[tokio::test(start_paused = true)]
+async fn crash_point_sweep_of_a_drill() {
+    let runs = sweep(Mode::Drill).await;
+    assert!(runs > 100, "{runs} crash points");
+}
+
+#[tokio::test(start_paused = true)]
+async fn crash_point_sweep_of_a_failover() {
+    let runs = sweep(Mode::Failover).await;
+    assert!(runs > 40, "{runs} crash points");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_torn_tail_is_cut_and_a_corrupt_middle_record_is_refused() {
+    let h = Harness::new(plan(DEMO), DEMO);
+    let crashed = h
+        .start(Mode::Drill, RUN_ID, Limits::default(), Some(CrashPoint { after: 10, torn: true }))
+        .await;
+    assert!(crashed.is_err());
+    let path = run::journal_path(h.state_dir(), RUN_ID);
+    let (entries, torn) = Journal::read(&path).unwrap();
+    assert_eq!(entries.len(), 10);
+    assert_eq!(torn.unwrap().line, 11);
+    // Corrupt a record in the middle: replay refuses, naming the line.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[4] = lines[4].replace("\"seq\":5", "\"seq\":5 ");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let err = run::open(h.state_dir(), RUN_ID).unwrap_err().to_string();
+    assert!(err.contains("line 5") && err.contains("corrupt or was modified"), "{err}");
+}
