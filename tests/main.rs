@@ -8,6 +8,7 @@ mod architecture;
 mod cli;
 mod common;
 mod corpus;
+mod runs;
 
 #[test]
 fn no_forgotten_test_files() {

@@ -10,6 +10,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// Log format on stderr
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Plain lines (and a live progress display on a terminal)
+    Text,
+    /// One JSON object per line (tracing)
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -20,6 +31,137 @@ pub(crate) enum Command {
     Plan(PlanArgs),
     /// Print the JSON Schema of the plan format (for editors)
     Schema,
+    /// Rehearse recovery: back up, copy, restore under drill names, validate, tear down
+    Drill(RunArgs),
+    /// Recover for real from copies already in the target vaults (never calls the source region)
+    Failover(FailoverArgs),
+    /// Continue an interrupted or failed run where it stopped
+    Resume(ResumeArgs),
+    /// Show the state of a run (the latest one by default)
+    Status(StatusArgs),
+    /// List the runs in the state directory
+    Runs(StateArgs),
+    /// Delete a drill's tables (only those the run created and tagged)
+    Teardown(TeardownArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StateArgs {
+    /// Directory holding run journals
+    #[arg(long, value_name = "DIR", default_value = ".drover")]
+    pub(crate) state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CloudArg {
+    /// Amazon Web Services, through the standard credential chain
+    Aws,
+    /// The embedded simulated cloud (offline; seeded from the plan)
+    Sim,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RunArgs {
+    /// Plan file
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: PathBuf,
+    /// Which cloud to run against
+    #[arg(long, value_enum, default_value_t = CloudArg::Aws)]
+    pub(crate) cloud: CloudArg,
+    /// Run id (default: generated from the plan name and the time)
+    #[arg(long, value_name = "ID")]
+    pub(crate) run_id: Option<String>,
+    /// Keep the drill tables (no teardown; `drover teardown RUN_ID` later)
+    #[arg(long)]
+    pub(crate) keep: bool,
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+    #[command(flatten)]
+    pub(crate) sim: SimArgs,
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct FailoverArgs {
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LimitArgs {
+    /// Concurrent restores per target region (DynamoDB allows 50)
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) max_restores: u16,
+    /// Concurrent copy jobs into a target region (AWS Backup allows 100)
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) max_copies: u16,
+    /// Concurrent backup jobs in the source region
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) max_backups: u16,
+    /// Concurrent table operations (configure, validate, teardown) per region
+    #[arg(long, value_name = "N", default_value_t = 25, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) max_table_ops: u16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SimArgs {
+    /// Simulator: generated items per source table (canary items come on top)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub(crate) sim_items: u64,
+    /// Simulator: simulated seconds per real second
+    #[arg(long, value_name = "X", default_value_t = 1000.0)]
+    pub(crate) sim_speed: f64,
+    /// Simulator: seed of ids, durations and faults
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) sim_seed: u64,
+    /// Simulator: probability that a call is throttled
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub(crate) sim_throttle: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ResumeArgs {
+    /// The run to resume
+    #[arg(value_name = "RUN_ID")]
+    pub(crate) run_id: String,
+    /// Resume even though the plan file changed since the run started
+    #[arg(long)]
+    pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TeardownArgs {
+    /// The drill whose tables to delete
+    #[arg(value_name = "RUN_ID")]
+    pub(crate) run_id: String,
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StatusArgs {
+    /// The run (default: the latest)
+    #[arg(value_name = "RUN_ID")]
+    pub(crate) run_id: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub(crate) format: StatusFormat,
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatusFormat {
+    /// A table for people
+    Text,
+    /// Machine-readable
+    Json,
 }
 
 #[derive(Debug, Args)]

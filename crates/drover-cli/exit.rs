@@ -5,6 +5,7 @@
 //! | 0    | success |
 //! | 1    | a plan is invalid or unreadable, or a run failed |
 //! | 2    | usage error (bad flags or arguments) |
+//! | 130  | interrupted (Ctrl-C); `drover resume` continues |
 
 use std::process::ExitCode;
 
@@ -19,6 +20,8 @@ pub(crate) enum Exit {
     Failure,
     /// The command line was wrong.
     Usage,
+    /// Stopped by Ctrl-C; resumable.
+    Interrupted,
 }
 
 impl From<Exit> for ExitCode {
@@ -27,6 +30,7 @@ impl From<Exit> for ExitCode {
             Exit::Success => 0,
             Exit::Failure => 1,
             Exit::Usage => 2,
+            Exit::Interrupted => 130,
         })
     }
 }

@@ -1,20 +1,24 @@
 //! The `drover` command line: argument parsing, output, and exit codes.
 //!
 //! A thin layer over the libraries: each subcommand reads its inputs, calls into
-//! `drover-plan` (and later the engine), and renders the result. Exit codes are decided in
-//! one place, [`exit`].
+//! `drover-plan` and `drover-engine`, and renders the result. Exit codes are decided in one
+//! place, [`exit`].
 
 mod args;
+mod cloud;
 mod exit;
 mod output;
 mod plan_cmd;
+mod progress;
+mod run_cmd;
+mod status;
 mod validate;
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, LogFormat};
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
@@ -26,10 +30,37 @@ fn main() -> ExitCode {
             return if e.use_stderr() { Exit::Usage.into() } else { Exit::Success.into() };
         }
     };
-    let result = match cli.command {
-        Command::Validate(args) => validate::run(&args),
-        Command::Plan(args) => plan_cmd::run(&args),
+    init_logging(cli.log_format, &cli.command);
+    let log = cli.log_format;
+    let result = match &cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Plan(args) => plan_cmd::run(args),
         Command::Schema => output::stdout(drover_plan::JSON_SCHEMA),
+        Command::Drill(args) => run_cmd::drill(args, log),
+        Command::Failover(args) => run_cmd::failover(args, log),
+        Command::Resume(args) => run_cmd::resume(args, log),
+        Command::Teardown(args) => run_cmd::teardown(args, log),
+        Command::Status(args) => status::status(args),
+        Command::Runs(args) => status::runs(args),
     };
     exit::finish(result)
+}
+
+/// Logs go to stderr: plain lines (`info` and up, `RUST_LOG` to change) or JSON. On a
+/// terminal, runs show a live display instead of info lines.
+fn init_logging(format: LogFormat, command: &Command) {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::EnvFilter;
+    let runs = matches!(
+        command,
+        Command::Drill(_) | Command::Failover(_) | Command::Resume(_) | Command::Teardown(_)
+    );
+    let live = runs && format == LogFormat::Text && std::io::stderr().is_terminal();
+    let default = if runs && !live { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_target(false).with_ansi(false).try_init(),
+    };
 }

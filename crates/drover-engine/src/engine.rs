@@ -100,6 +100,8 @@ pub struct Settings {
     pub poll: PollPolicy,
     /// Segments of the parallel count scan.
     pub scan_segments: u32,
+    /// Run only the drill's teardown steps (`drover teardown`), whatever else is unfinished.
+    pub teardown_only: bool,
 }
 
 /// How a run ended.
@@ -499,7 +501,10 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
         if mode == Mode::Drill {
             crate::steps::remove_markers(&shared).await?;
         }
-        shared.record_run(RunEvent::Finished { success: outcome == Outcome::Succeeded })?;
+        // A teardown-only pass leaves the run's outcome as it was.
+        if !shared.settings.teardown_only {
+            shared.record_run(RunEvent::Finished { success: outcome == Outcome::Succeeded })?;
+        }
     }
     let peak_concurrency = shared
         .peaks()
@@ -531,7 +536,11 @@ async fn schedule(
         let phase = |i: usize| state.phase(&graph.steps()[i]).clone();
         let mut ready = Vec::new();
         let mut blocked_any = false;
+        let teardown_only = shared.settings.teardown_only;
         for (i, _) in in_flight.iter().enumerate().filter(|(_, busy)| !**busy) {
+            if teardown_only && graph.steps()[i].kind != StepKind::Teardown {
+                continue;
+            }
             match phase(i) {
                 Phase::Pending => {}
                 Phase::Running | Phase::Requested { .. } | Phase::Attached { .. } => {
@@ -543,7 +552,8 @@ async fn schedule(
             }
             let mut blocked_by = None;
             let mut waiting = false;
-            for &(j, wait) in graph.waits(i) {
+            let waits = if teardown_only { &[][..] } else { graph.waits(i) };
+            for &(j, wait) in waits {
                 match (phase(j), wait) {
                     (Phase::Succeeded { .. }, _) => {}
                     (Phase::Failed { .. } | Phase::Blocked { .. }, Wait::Finished) => {}
@@ -615,6 +625,9 @@ async fn schedule(
     let mut failed = Vec::new();
     let mut blocked = 0;
     for key in graph.steps() {
+        if shared.settings.teardown_only && key.kind != StepKind::Teardown {
+            continue;
+        }
         match state.phase(key) {
             Phase::Failed { .. } => failed.push(key.clone()),
             Phase::Blocked { .. } => blocked += 1,

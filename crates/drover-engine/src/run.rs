@@ -194,6 +194,34 @@ pub fn prepare_resume(
     Ok(())
 }
 
+/// Refuses a failover whose target table names are taken: a failover restores under the
+/// tables' own names and never overwrites a table.
+///
+/// # Errors
+/// `Refused` naming every taken name; cloud errors from the reads.
+pub async fn check_failover_names(
+    plan: &drover_plan::Plan,
+    tables: &dyn crate::ports::TableService,
+) -> Result<(), EngineError> {
+    let mut taken = Vec::new();
+    for target in &plan.targets {
+        for id in plan.tables_in(&target.region) {
+            let name = &plan.table(id).name;
+            if tables.describe_table(target.region.as_str(), name).await?.is_some() {
+                taken.push(format!("`{name}` in {}", target.region));
+            }
+        }
+    }
+    if taken.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::Refused(format!(
+            "refusing to fail over: these tables already exist and drover never overwrites a table: {}",
+            taken.join(", ")
+        )))
+    }
+}
+
 /// Every run in a state directory, oldest first, with its state (or why it cannot be read).
 #[must_use]
 pub fn list(state_dir: &Path) -> Vec<(String, Result<RunState, String>)> {

@@ -417,6 +417,12 @@ async fn failover_restores_from_copies_in_the_target_vault_without_the_source_re
     assert_eq!(h.sim.table_names("us-west-2"), ["customers", "invoices", "orders"]);
     // 20 generated items, the canary, and the drill's marker (it is in the drill's backups).
     assert_eq!(h.sim.item_count("us-west-2", "customers"), Some(22));
+    // A second failover would overwrite the tables: refused before anything starts.
+    let refused = run::check_failover_names(&h.plan, &h.sim).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("`customers` in us-west-2") && refused.contains("never overwrites"),
+        "{refused}"
+    );
     // Every call of the failover went to the target region: the source is down, and a call
     // there would have failed the run.
     let calls_after = h.sim.with(|w| w.calls.clone());

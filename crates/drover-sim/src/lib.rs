@@ -848,6 +848,49 @@ impl SimCloud {
         }
     }
 
+    /// Puts, in every target vault, a completed copy of each of the plan's source tables as
+    /// it was `age_ms` ago: what an account with a backup schedule and copy rules holds, and
+    /// what a failover restores from.
+    pub fn seed_copies(&self, plan: &drover_plan::Plan, age_ms: Millis) {
+        let now = self.clock.now();
+        self.with(|w| {
+            let account = w.account.clone();
+            let src = plan.source.region.to_string();
+            for t in &plan.tables {
+                let Some(table) = w.regions.get(&src).and_then(|r| r.tables.get(&t.name)).cloned()
+                else {
+                    continue;
+                };
+                for region in &t.targets {
+                    let Some(target) = plan.target(region) else { continue };
+                    let id = w.new_id();
+                    let Some(vault) = w
+                        .regions
+                        .get_mut(region.as_str())
+                        .and_then(|r| r.vaults.get_mut(&target.backup_vault))
+                    else {
+                        continue;
+                    };
+                    let arn = format!("arn:aws:backup:{region}:{account}:recovery-point:{id}");
+                    vault.points.insert(
+                        arn.clone(),
+                        Point {
+                            arn,
+                            vault: target.backup_vault.clone(),
+                            resource_arn: table.arn.clone(),
+                            created_at: now - age_ms,
+                            key_arn: vault.key_arn.clone(),
+                            advanced: true,
+                            size: table.items.count(&table.schema) * ITEM_BYTES,
+                            schema: table.schema.clone(),
+                            items: table.items.clone(),
+                        },
+                    );
+                }
+            }
+        });
+    }
+
     /// Names of the tables in a region.
     #[must_use]
     pub fn table_names(&self, region: &str) -> Vec<String> {
@@ -1003,14 +1046,7 @@ impl BackupService for SimCloud {
                 items: t.items.clone(),
             };
             let work = Work::Backup { table: name, vault: req.vault.clone(), point };
-            Ok(w.start_job(
-                OP,
-                &req.region,
-                &req.idempotency_token,
-                size,
-                now,
-                work,
-            ))
+            Ok(w.start_job(OP, &req.region, &req.idempotency_token, size, now, work))
         })
         .await
     }
@@ -1083,14 +1119,7 @@ impl BackupService for SimCloud {
                 kms_key_arn: req.kms_key_arn.clone(),
                 created: None,
             };
-            Ok(w.start_job(
-                OP,
-                &req.region,
-                &req.idempotency_token,
-                size,
-                now,
-                work,
-            ))
+            Ok(w.start_job(OP, &req.region, &req.idempotency_token, size, now, work))
         })
         .await
     }

@@ -1,0 +1,337 @@
+//! `drover drill`, `failover`, `resume` and `teardown`: start or continue a run and report
+//! how it ended.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::Path;
+use std::sync::Arc;
+
+use drover_engine::journal::{Record, StateLock};
+use drover_engine::state::{Header, Limits, RunEvent, RunOptions, RunState};
+use drover_engine::{Clock, Execution, Outcome, Settings, SystemClock, execute, run};
+use drover_plan::{Mode, Plan};
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{FailoverArgs, LogFormat, ResumeArgs, RunArgs, TeardownArgs};
+use crate::cloud::Cloud;
+use crate::exit::{CliError, Exit};
+use crate::output;
+use crate::progress::Progress;
+use crate::status;
+
+/// Loads a plan file for a run: diagnostics on stderr, `None` when it is invalid.
+fn load_plan(path: &Path) -> Option<(Plan, Vec<u8>)> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            output::error(&format!("cannot read {}: {e}", path.display()));
+            return None;
+        }
+    };
+    let loaded = drover_plan::load(&path.display().to_string(), &bytes);
+    if !loaded.diagnostics.is_empty() {
+        output::stderr(&output::render_diagnostics(&loaded.diagnostics, false));
+    }
+    if loaded.plan.is_none() {
+        output::error(&format!("{} is not a valid plan", path.display()));
+    }
+    loaded.plan.map(|p| (p, bytes))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::Output)
+}
+
+fn limits(args: &RunArgs) -> Limits {
+    let l = &args.limits;
+    Limits {
+        backups: usize::from(l.max_backups),
+        copies: usize::from(l.max_copies),
+        restores: usize::from(l.max_restores),
+        table_ops: usize::from(l.max_table_ops),
+    }
+}
+
+pub(crate) fn drill(args: &RunArgs, log: LogFormat) -> Result<Exit, CliError> {
+    start(args, Mode::Drill, log)
+}
+
+pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliError> {
+    if !args.yes {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            output::error(
+                "a failover restores tables under their production names; confirm with --yes",
+            );
+            return Ok(Exit::Usage);
+        }
+        let Some((plan, _)) = load_plan(&args.run.plan) else { return Ok(Exit::Failure) };
+        let regions: Vec<&str> = plan.targets.iter().map(|t| t.region.as_str()).collect();
+        output::stderr(&format!(
+            "This fails over plan `{}` ({} tables) into {}, restoring the tables under their own names.\n\
+             Type the plan name to continue:",
+            plan.name,
+            plan.tables.len(),
+            regions.join(", ")
+        ));
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        if stdin.lock().read_line(&mut answer).is_err() || answer.trim() != plan.name {
+            output::error("failover not confirmed; nothing was done");
+            return Ok(Exit::Failure);
+        }
+    }
+    start(&args.run, Mode::Failover, log)
+}
+
+fn start(args: &RunArgs, mode: Mode, log: LogFormat) -> Result<Exit, CliError> {
+    let Some((plan, bytes)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
+    let state_dir = &args.state.state_dir;
+    let run_id = match &args.run_id {
+        Some(id) => {
+            if let Err(e) = run::check_run_id(id) {
+                output::error(&e);
+                return Ok(Exit::Usage);
+            }
+            id.clone()
+        }
+        None => {
+            run::new_run_id(&plan.name, SystemClock::new().now(), u64::from(std::process::id()))
+        }
+    };
+    let _lock = match StateLock::acquire(state_dir, &run_id) {
+        Ok(lock) => lock,
+        Err(e) => {
+            output::error(&e);
+            return Ok(Exit::Failure);
+        }
+    };
+    let mut cloud = match Cloud::new(args.cloud, &args.sim, &plan, mode) {
+        Ok(cloud) => cloud,
+        Err(e) => {
+            output::error(&e);
+            return Ok(Exit::Failure);
+        }
+    };
+    runtime()?.block_on(async {
+        if mode == Mode::Failover
+            && let Err(e) = run::check_failover_names(&plan, cloud.ports.tables.as_ref()).await
+        {
+            output::error(&e.to_string());
+            return Ok(Exit::Failure);
+        }
+        let header = Header {
+            run_id: run_id.clone(),
+            mode,
+            plan_name: plan.name.clone(),
+            plan_hash: run::plan_hash(&bytes),
+            plan_path: args.plan.display().to_string(),
+            plan_text: String::from_utf8_lossy(&bytes).into_owned(),
+            drover_version: env!("CARGO_PKG_VERSION").to_owned(),
+            options: RunOptions {
+                keep: args.keep,
+                limits: limits(args),
+                cloud: serde_json::to_value(&cloud.spec).unwrap_or_default(),
+            },
+        };
+        let (journal, state) = match run::create(state_dir, header, cloud.ports.clock.now()) {
+            Ok(created) => created,
+            Err(e) => {
+                output::error(&e.to_string());
+                return Ok(Exit::Failure);
+            }
+        };
+        if let Err(e) = cloud.persist(&run::run_dir(state_dir, &run_id)) {
+            output::error(&e);
+            return Ok(Exit::Failure);
+        }
+        output::stderr(&format!(
+            "{} {run_id} started (state in {})",
+            mode.as_str(),
+            state_dir.display()
+        ));
+        let settings = Settings { limits: limits(args), scan_segments: 4, ..Settings::default() };
+        execute_run(plan, journal, state, cloud, settings, log).await
+    })
+}
+
+pub(crate) fn resume(args: &ResumeArgs, log: LogFormat) -> Result<Exit, CliError> {
+    continue_run(&args.state.state_dir, &args.run_id, args.force, false, log)
+}
+
+pub(crate) fn teardown(args: &TeardownArgs, log: LogFormat) -> Result<Exit, CliError> {
+    continue_run(&args.state.state_dir, &args.run_id, false, true, log)
+}
+
+fn continue_run(
+    state_dir: &Path,
+    run_id: &str,
+    force: bool,
+    teardown: bool,
+    log: LogFormat,
+) -> Result<Exit, CliError> {
+    let _lock = match StateLock::acquire(state_dir, run_id) {
+        Ok(lock) => lock,
+        Err(e) => {
+            output::error(&e);
+            return Ok(Exit::Failure);
+        }
+    };
+    let mut opened = match run::open(state_dir, run_id) {
+        Ok(opened) => opened,
+        Err(e) => {
+            output::error(&e.to_string());
+            return Ok(Exit::Failure);
+        }
+    };
+    if let Some(torn) = &opened.torn {
+        output::stderr(&format!(
+            "warning: the journal's last record (line {}) was torn by a crash ({}); it was discarded and its step is redone",
+            torn.line, torn.reason
+        ));
+    }
+    let header = opened.state.header.clone();
+    if teardown && header.mode != Mode::Drill {
+        output::error(&format!(
+            "run {run_id} is a {}; only drills have a teardown",
+            header.mode.as_str()
+        ));
+        return Ok(Exit::Failure);
+    }
+    if !teardown && opened.state.finished == Some(true) {
+        output::stderr(&format!("run {run_id} has already succeeded; nothing to resume"));
+        output::stdout_line(&status::render(&opened.state))?;
+        return Ok(Exit::Success);
+    }
+    // The plan: the file when it is unchanged (or --force), else the journal's copy.
+    let mut plan_replaced = None;
+    let text = match std::fs::read(&header.plan_path) {
+        Ok(bytes) if run::plan_hash(&bytes) == header.plan_hash => bytes,
+        Ok(bytes) if force => {
+            plan_replaced = Some(run::plan_hash(&bytes));
+            output::stderr(&format!(
+                "warning: {} changed since the run started; using it (--force)",
+                header.plan_path
+            ));
+            bytes
+        }
+        Ok(_) => {
+            output::error(&format!(
+                "{} changed since run {run_id} started (its hash no longer matches the journal's); \
+                 restore the file, or resume with --force to use the new plan",
+                header.plan_path
+            ));
+            return Ok(Exit::Failure);
+        }
+        Err(_) => {
+            output::stderr(&format!(
+                "note: {} is not readable; using the plan copy in the journal",
+                header.plan_path
+            ));
+            header.plan_text.clone().into_bytes()
+        }
+    };
+    let loaded = drover_plan::load(&header.plan_path, &text);
+    let Some(plan) = loaded.plan else {
+        output::stderr(&output::render_diagnostics(&loaded.diagnostics, false));
+        output::error("the run's plan is not valid");
+        return Ok(Exit::Failure);
+    };
+    let run_dir = run::run_dir(state_dir, run_id);
+    let cloud = match Cloud::reopen(&header.options.cloud, &plan, header.mode, &run_dir) {
+        Ok(mut cloud) => match cloud.persist(&run_dir) {
+            Ok(()) => cloud,
+            Err(e) => {
+                output::error(&e);
+                return Ok(Exit::Failure);
+            }
+        },
+        Err(e) => {
+            output::error(&e);
+            return Ok(Exit::Failure);
+        }
+    };
+    let now = cloud.ports.clock.now();
+    let prepared = if teardown {
+        opened
+            .journal
+            .append(now, Record::Run { event: RunEvent::TeardownRequested })
+            .map_err(|e| e.to_string())
+            .and_then(|entry| opened.state.apply(&entry))
+    } else {
+        run::prepare_resume(&mut opened.journal, &mut opened.state, now, plan_replaced)
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = prepared {
+        output::error(&e);
+        return Ok(Exit::Failure);
+    }
+    output::stderr(&format!("{} {run_id}", if teardown { "tearing down" } else { "resuming" }));
+    let settings = Settings {
+        limits: header.options.limits,
+        scan_segments: 4,
+        teardown_only: teardown,
+        ..Settings::default()
+    };
+    runtime()?.block_on(execute_run(plan, opened.journal, opened.state, cloud, settings, log))
+}
+
+async fn execute_run(
+    plan: Plan,
+    journal: drover_engine::journal::Journal,
+    state: RunState,
+    cloud: Cloud,
+    settings: Settings,
+    log: LogFormat,
+) -> Result<Exit, CliError> {
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let live = log == LogFormat::Text && std::io::stderr().is_terminal();
+    let progress = Arc::new(Progress::new(live));
+    let run_id = state.header.run_id.clone();
+    let result = execute(Execution {
+        plan,
+        journal,
+        state,
+        ports: cloud.ports.clone(),
+        settings,
+        cancel,
+        observer: progress.clone(),
+    })
+    .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            output::error(&format!("run {run_id} stopped: {e}"));
+            output::stderr(&format!(
+                "the journal keeps everything done so far: `drover resume {run_id}` continues"
+            ));
+            return Ok(Exit::Failure);
+        }
+    };
+    progress.finish(&report.state);
+    output::stdout_line(&status::render(&report.state))?;
+    Ok(match report.outcome {
+        Outcome::Succeeded => Exit::Success,
+        Outcome::Failed { .. } => {
+            output::stderr(&format!(
+                "run {run_id} failed; fix the cause and `drover resume {run_id}` retries the failed steps"
+            ));
+            Exit::Failure
+        }
+        Outcome::Interrupted => {
+            output::stderr(&format!(
+                "interrupted; `drover resume {run_id}` continues where the run stopped"
+            ));
+            Exit::Interrupted
+        }
+    })
+}

@@ -1,0 +1,249 @@
+//! `drover status` and `drover runs`, and the summary printed at the end of a run.
+
+use std::fmt::Write as _;
+
+use drover_engine::journal::Journal;
+use drover_engine::run;
+use drover_engine::state::{Phase, RunState, StepKey, StepOutput};
+use drover_plan::{Mode, StepKind};
+use serde_json::json;
+
+use crate::args::{StateArgs, StatusArgs, StatusFormat};
+use crate::exit::{CliError, Exit};
+use crate::output;
+
+/// Where a run stands, in one word.
+pub(crate) fn verdict(state: &RunState) -> &'static str {
+    match state.finished {
+        Some(true) => "succeeded",
+        Some(false) => "failed",
+        None if state.interruptions > 0 => "interrupted",
+        None => "unfinished",
+    }
+}
+
+fn duration(ms: i64) -> String {
+    drover_plan::format_duration(std::time::Duration::from_millis(
+        u64::try_from(ms.max(0)).unwrap_or(0),
+    ))
+}
+
+/// The time from the start of the run to the last successful validation (the recovery time
+/// achieved), when every table was validated.
+fn recovery_time(state: &RunState) -> Option<i64> {
+    let validations: Vec<&drover_engine::state::StepState> =
+        state.steps.iter().filter(|(k, _)| k.kind == StepKind::Validate).map(|(_, s)| s).collect();
+    if validations.is_empty()
+        || !validations.iter().all(|s| matches!(s.phase, Phase::Succeeded { .. }))
+    {
+        return None;
+    }
+    validations.iter().filter_map(|s| s.ended_at).max().map(|end| end - state.started_at)
+}
+
+/// A table of every (table, target) with the phase of each step, and the failures.
+pub(crate) fn render(state: &RunState) -> String {
+    let h = &state.header;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "run {} ({} of plan {}), started {}: {}",
+        h.run_id,
+        h.mode.as_str(),
+        h.plan_name,
+        run::format_time(state.started_at),
+        verdict(state)
+    );
+    let _ = write!(out, "elapsed {}", duration(state.last_at - state.started_at));
+    if let Some(rt) = recovery_time(state) {
+        let _ = write!(out, "; every table restored and validated after {}", duration(rt));
+    }
+    out.push('\n');
+    // Teardown shows only when the run has (or had) teardown steps (not with --keep).
+    let kinds: Vec<StepKind> = h
+        .mode
+        .steps()
+        .iter()
+        .copied()
+        .filter(|k| {
+            *k != StepKind::Teardown || state.steps.keys().any(|s| s.kind == StepKind::Teardown)
+        })
+        .collect();
+    // Rows: (table, target) in journal order of first appearance.
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for key in state.steps.keys() {
+        if let Some(t) = &key.target {
+            let row = (key.table.clone(), t.clone());
+            if !rows.contains(&row) {
+                rows.push(row);
+            }
+        }
+    }
+    let width = rows.iter().map(|(t, _)| t.len()).max().unwrap_or(5).max(5);
+    let rwidth = rows.iter().map(|(_, r)| r.len()).max().unwrap_or(6).max(6);
+    let _ = write!(out, "\n{:<width$}  {:<rwidth$}", "TABLE", "TARGET");
+    for k in &kinds {
+        let _ = write!(out, "  {:<14}", k.as_str().to_uppercase());
+    }
+    let trimmed = out.trim_end_matches(' ').len();
+    out.truncate(trimmed);
+    out.push('\n');
+    for (table, target) in &rows {
+        let _ = write!(out, "{table:<width$}  {target:<rwidth$}");
+        for kind in &kinds {
+            let key = StepKey {
+                table: table.clone(),
+                target: if *kind == StepKind::RecoveryPoint && h.mode == Mode::Drill {
+                    None
+                } else {
+                    Some(target.clone())
+                },
+                kind: *kind,
+            };
+            let phase = state.steps.get(&key).map_or("-", |s| s.phase.name());
+            let _ = write!(out, "  {phase:<14}");
+        }
+        let trimmed = out.trim_end_matches(' ').len();
+        out.truncate(trimmed);
+        out.push('\n');
+    }
+    let failures: Vec<(&StepKey, &String)> = state
+        .steps
+        .iter()
+        .filter_map(|(k, s)| match &s.phase {
+            Phase::Failed { message } => Some((k, message)),
+            _ => None,
+        })
+        .collect();
+    if !failures.is_empty() {
+        out.push_str("\nfailed:\n");
+        for (k, m) in failures {
+            let _ = writeln!(out, "  {k}: {m}");
+        }
+    }
+    let kept: Vec<String> = state
+        .steps
+        .values()
+        .filter_map(|s| match &s.phase {
+            Phase::Succeeded { output: StepOutput::Teardown { deleted: false, note } }
+                if note.starts_with("kept") =>
+            {
+                Some(note.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    for note in kept {
+        let _ = writeln!(out, "teardown {note}");
+    }
+    out
+}
+
+/// The run as JSON.
+pub(crate) fn to_json(state: &RunState) -> serde_json::Value {
+    let h = &state.header;
+    let steps: Vec<serde_json::Value> = state
+        .steps
+        .iter()
+        .map(|(k, s)| {
+            let mut v = json!({
+                "table": k.table,
+                "target": k.target,
+                "step": k.kind.as_str(),
+                "phase": s.phase.name(),
+                "attempt": s.attempt,
+                "began_at": s.began_at.map(run::format_time),
+                "ended_at": s.ended_at.map(run::format_time),
+                "job_ids": s.job_ids,
+            });
+            match &s.phase {
+                Phase::Failed { message } => v["error"] = json!(message),
+                Phase::Succeeded { output } => v["output"] = json!(output),
+                Phase::Blocked { by } => v["blocked_by"] = json!(by.to_string()),
+                _ => {}
+            }
+            v
+        })
+        .collect();
+    json!({
+        "run_id": h.run_id,
+        "mode": h.mode,
+        "plan": h.plan_name,
+        "plan_hash": h.plan_hash,
+        "state": verdict(state),
+        "started_at": run::format_time(state.started_at),
+        "last_record_at": run::format_time(state.last_at),
+        "recovery_time_seconds": recovery_time(state).map(|ms| ms / 1000),
+        "interruptions": state.interruptions,
+        "steps": steps,
+    })
+}
+
+pub(crate) fn status(args: &StatusArgs) -> Result<Exit, CliError> {
+    let dir = &args.state.state_dir;
+    let run_id = match &args.run_id {
+        Some(id) => id.clone(),
+        None => match run::list(dir).into_iter().last() {
+            Some((id, _)) => id,
+            None => {
+                output::error(&format!("no runs in {}", dir.display()));
+                return Ok(Exit::Failure);
+            }
+        },
+    };
+    let path = run::journal_path(dir, &run_id);
+    if !path.exists() {
+        output::error(&format!("no run `{run_id}` in {} (see `drover runs`)", dir.display()));
+        return Ok(Exit::Failure);
+    }
+    let state = match Journal::read(&path).map_err(|e| e.to_string()).and_then(|(entries, torn)| {
+        if let Some(t) = torn {
+            output::stderr(&format!(
+                "warning: the journal's last record (line {}) is torn: {}; it is ignored",
+                t.line, t.reason
+            ));
+        }
+        RunState::replay(&entries).map_err(|(seq, r)| format!("record {seq} does not replay: {r}"))
+    }) {
+        Ok(state) => state,
+        Err(e) => {
+            output::error(&e);
+            return Ok(Exit::Failure);
+        }
+    };
+    match args.format {
+        StatusFormat::Text => output::stdout_line(&render(&state))?,
+        StatusFormat::Json => output::stdout_line(
+            &serde_json::to_string_pretty(&to_json(&state)).unwrap_or_default(),
+        )?,
+    }
+    Ok(Exit::Success)
+}
+
+pub(crate) fn runs(args: &StateArgs) -> Result<Exit, CliError> {
+    let runs = run::list(&args.state_dir);
+    if runs.is_empty() {
+        output::stderr(&format!("no runs in {}", args.state_dir.display()));
+        return Ok(Exit::Success);
+    }
+    let width = runs.iter().map(|(id, _)| id.len()).max().unwrap_or(6).max(6);
+    let mut out = format!("{:<width$}  {:<8}  {:<20}  STATE\n", "RUN ID", "MODE", "STARTED");
+    for (id, state) in runs {
+        match state {
+            Ok(s) => {
+                let _ = writeln!(
+                    out,
+                    "{id:<width$}  {:<8}  {:<20}  {}",
+                    s.header.mode.as_str(),
+                    run::format_time(s.started_at),
+                    verdict(&s)
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "{id:<width$}  {:<8}  {:<20}  unreadable: {e}", "?", "?");
+            }
+        }
+    }
+    output::stdout_line(&out)?;
+    Ok(Exit::Success)
+}

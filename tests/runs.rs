@@ -1,0 +1,313 @@
+//! Runs through the real binary on the simulated cloud: drill, failover, status, resume after
+//! SIGKILL and Ctrl-C, the state-directory lock, plan changes, teardown.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{drover, repo_root};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_drover"));
+    c.current_dir(repo_root()).env("NO_COLOR", "1").stdin(Stdio::null());
+    c
+}
+
+fn state_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn status_json(dir: &Path, run_id: &str) -> Value {
+    let run = drover(&["status", run_id, "--format", "json", "--state-dir", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+/// The simulator's world, as the run left it.
+fn world(dir: &Path, run_id: &str) -> Value {
+    let text = std::fs::read_to_string(dir.join("runs").join(run_id).join("sim.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn a_sim_drill_runs_end_to_end_and_reports() {
+    let dir = state_dir();
+    let d = dir.path().to_str().unwrap();
+    let id = "demo-20261124t000000z-aaaa0001";
+    let run =
+        drover(&["drill", "plans/demo.yaml", "--cloud", "sim", "--run-id", id, "--state-dir", d]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains(": succeeded"), "{}", run.stdout);
+    assert!(run.stdout.contains("every table restored and validated after"), "{}", run.stdout);
+    let status = status_json(dir.path(), id);
+    assert_eq!(status["state"], "succeeded");
+    assert_eq!(status["mode"], "drill");
+    let steps = status["steps"].as_array().unwrap();
+    // 4 tables: one backup each, then copy, restore, configure, validate, teardown.
+    assert_eq!(steps.len(), 4 * 6);
+    assert!(steps.iter().all(|s| s["phase"] == "succeeded"));
+    let w = world(dir.path(), id);
+    assert_eq!(w["jobs_started"], serde_json::json!({"backup": 4, "copy": 4, "restore": 4}));
+    let runs = drover(&["runs", "--state-dir", d]);
+    assert!(runs.stdout.contains(id) && runs.stdout.contains("succeeded"), "{}", runs.stdout);
+    // Resuming a finished run does nothing.
+    let again = drover(&["resume", id, "--state-dir", d]);
+    assert_eq!(again.code, 0);
+    assert!(again.stderr.contains("already succeeded"));
+}
+
+#[test]
+fn a_sim_failover_needs_confirmation_and_restores_under_own_names() {
+    let dir = state_dir();
+    let d = dir.path().to_str().unwrap();
+    let unconfirmed = drover(&["failover", "plans/demo.yaml", "--cloud", "sim", "--state-dir", d]);
+    assert_eq!(unconfirmed.code, 2, "{}", unconfirmed.transcript());
+    assert!(unconfirmed.stderr.contains("--yes"));
+    let id = "demo-20261124t000000z-bbbb0001";
+    let run = drover(&[
+        "failover",
+        "plans/demo.yaml",
+        "--cloud",
+        "sim",
+        "--yes",
+        "--run-id",
+        id,
+        "--state-dir",
+        d,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let status = status_json(dir.path(), id);
+    assert_eq!(status["state"], "succeeded");
+    let restore = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "restore")
+        .unwrap()
+        .clone();
+    assert_eq!(restore["output"]["table_name"], restore["table"], "restored under its own name");
+}
+
+#[test]
+fn aws_without_an_adapter_is_a_clear_error() {
+    let dir = state_dir();
+    let run = drover(&["drill", "plans/demo.yaml", "--state-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("--cloud sim"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_run_flags_are_usage_errors() {
+    for args in [
+        &["drill", "plans/demo.yaml", "--cloud", "sim", "--run-id", "Not Valid"][..],
+        &["drill", "plans/demo.yaml", "--cloud", "moon"],
+        &["drill", "plans/demo.yaml", "--max-restores", "0"],
+        &["resume"],
+    ] {
+        let run = drover(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.transcript());
+    }
+}
+
+fn spawn_drill(dir: &Path, id: &str, speed: &str) -> std::process::Child {
+    bin()
+        .args([
+            "drill",
+            "plans/shop-prod.yaml",
+            "--cloud",
+            "sim",
+            "--sim-speed",
+            speed,
+            "--run-id",
+            id,
+        ])
+        .args(["--state-dir", dir.to_str().unwrap(), "--sim-items", "1000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn resume(dir: &Path, id: &str) -> std::process::Child {
+    bin()
+        .args(["resume", id, "--state-dir", dir.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a child, killing it after `limit`.
+fn wait(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_then_resume_completes_without_duplicates() {
+    let dir = state_dir();
+    let id = "shop-prod-20261124t000000z-cccc0001";
+    // A deterministic sequence of kill delays (xorshift), bounded in count.
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut delay = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        Duration::from_millis(100 + seed % 600)
+    };
+    let mut child = spawn_drill(dir.path(), id, "2000");
+    let mut kills = 0;
+    let mut finished = None;
+    for _ in 0..12 {
+        std::thread::sleep(delay());
+        if let Some(status) = child.try_wait().unwrap() {
+            finished = status.code();
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        child = resume(dir.path(), id);
+    }
+    if finished.is_none() {
+        finished = wait(&mut child, Duration::from_secs(120));
+    }
+    assert_eq!(finished, Some(0), "the run did not complete after {kills} kills");
+    assert!(kills >= 3, "only {kills} kills landed; the run was too quick to test");
+    let status = status_json(dir.path(), id);
+    assert_eq!(status["state"], "succeeded");
+    let w = world(dir.path(), id);
+    // shop-prod: 12 tables, 11 of them in eu-west-1 too: 12 backups, 23 copies, 23 restores.
+    assert_eq!(
+        w["jobs_started"],
+        serde_json::json!({"backup": 12, "copy": 23, "restore": 23}),
+        "a job was started twice"
+    );
+    let restored = w["tables_restored"].as_object().unwrap();
+    assert_eq!(restored.len(), 23);
+    assert!(restored.values().all(|n| n == 1), "a table was restored twice: {restored:?}");
+}
+
+#[test]
+fn ctrl_c_interrupts_cleanly_and_resume_continues() {
+    let dir = state_dir();
+    let id = "shop-prod-20261124t000000z-dddd0001";
+    let mut child = spawn_drill(dir.path(), id, "200");
+    std::thread::sleep(Duration::from_millis(800));
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    assert_eq!(wait(&mut child, Duration::from_secs(30)), Some(130));
+    let status = status_json(dir.path(), id);
+    assert_eq!(status["state"], "interrupted");
+    let mut child = resume(dir.path(), id);
+    // Speed is in the header: the resumed run keeps the slower clock, so allow time.
+    assert_eq!(wait(&mut child, Duration::from_secs(120)), Some(0));
+    assert_eq!(status_json(dir.path(), id)["state"], "succeeded");
+}
+
+#[test]
+fn one_run_at_a_time_per_state_directory() {
+    let dir = state_dir();
+    let mut first = spawn_drill(dir.path(), "shop-prod-20261124t000000z-eeee0001", "100");
+    std::thread::sleep(Duration::from_millis(500));
+    let second = drover(&[
+        "drill",
+        "plans/demo.yaml",
+        "--cloud",
+        "sim",
+        "--state-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(second.code, 1, "{}", second.transcript());
+    assert!(second.stderr.contains("another drover is running"), "{}", second.stderr);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The killed process's lock is released by the OS: the directory is usable again.
+    let third = drover(&[
+        "drill",
+        "plans/demo.yaml",
+        "--cloud",
+        "sim",
+        "--state-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(third.code, 0, "{}", third.transcript());
+}
+
+#[test]
+fn resume_refuses_a_changed_plan_unless_forced() {
+    let dir = state_dir();
+    let plan_dir = tempfile::tempdir().unwrap();
+    let plan = plan_dir.path().join("demo.yaml");
+    std::fs::copy(repo_root().join("plans/demo.yaml"), &plan).unwrap();
+    let id = "shop-demo-20261124t000000z-ffff0001";
+    let mut child = bin()
+        .args([
+            "drill",
+            plan.to_str().unwrap(),
+            "--cloud",
+            "sim",
+            "--sim-speed",
+            "100",
+            "--run-id",
+            id,
+        ])
+        .args(["--state-dir", dir.path().to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(&plan, text.replace("tags: {tier: \"1\"}", "tags: {tier: \"2\"}")).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let refused = drover(&["resume", id, "--state-dir", d]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("changed since run") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    let forced = drover(&["resume", id, "--force", "--state-dir", d]);
+    assert_eq!(forced.code, 0, "{}", forced.transcript());
+}
+
+#[test]
+fn kept_drill_tables_are_torn_down_later() {
+    let dir = state_dir();
+    let d = dir.path().to_str().unwrap();
+    let id = "shop-demo-20261124t000000z-abab0001";
+    let run = drover(&[
+        "drill",
+        "plans/demo.yaml",
+        "--cloud",
+        "sim",
+        "--keep",
+        "--run-id",
+        id,
+        "--state-dir",
+        d,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(!run.stdout.contains("TEARDOWN"));
+    let tables = world(dir.path(), id)["regions"]["us-west-2"]["tables"].as_object().unwrap().len();
+    assert_eq!(tables, 4);
+    let down = drover(&["teardown", id, "--state-dir", d]);
+    assert_eq!(down.code, 0, "{}", down.transcript());
+    let tables = world(dir.path(), id)["regions"]["us-west-2"]["tables"].as_object().unwrap().len();
+    assert_eq!(tables, 0);
+}
