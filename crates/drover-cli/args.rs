@@ -113,7 +113,7 @@ pub(crate) struct SimArgs {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub(crate) sim_items: u64,
     /// Simulator: simulated seconds per real second
-    #[arg(long, value_name = "X", default_value_t = 1000.0)]
+    #[arg(long, value_name = "X", default_value_t = 600.0)]
     pub(crate) sim_speed: f64,
     /// Simulator: seed of ids, durations and faults
     #[arg(long, value_name = "N", default_value_t = 1)]

@@ -531,3 +531,48 @@ async fn a_torn_tail_is_cut_and_a_corrupt_middle_record_is_refused() {
     let err = run::open(h.state_dir(), RUN_ID).unwrap_err().to_string();
     assert!(err.contains("line 5") && err.contains("corrupt or was modified"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_disabled_target_key_fails_restores_with_the_service_message() {
+    let h = Harness::new(plan(DEMO), DEMO);
+    let key = "arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee";
+    h.sim.set_key_state("us-west-2", key, "Disabled");
+    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    let Outcome::Failed { failed, blocked } = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    // customers fails; orders and invoices depend on it and are blocked.
+    assert_eq!(failed, &[key_of("customers", StepKind::Restore)]);
+    assert_eq!(*blocked, 2 + 3 + 3);
+    let Phase::Failed { message } = report.state.phase(&failed[0]) else { panic!() };
+    assert!(message.contains("is Disabled and cannot be used"), "{message}");
+    assert!(h.sim.table_names("us-west-2").is_empty());
+    // Re-enable the key and resume: the run completes.
+    h.sim.set_key_state("us-west-2", key, "Enabled");
+    assert_eq!(h.resume(RUN_ID, Limits::default()).await.outcome, Outcome::Succeeded);
+}
+
+fn key_of(table: &str, kind: StepKind) -> StepKey {
+    key(table, Some("us-west-2"), kind)
+}
+
+#[tokio::test(start_paused = true)]
+async fn latency_slows_a_run_without_changing_its_result() {
+    let fast = Harness::new(plan(DEMO), DEMO);
+    let fast_report = fast.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    let slow = Harness::new(plan(DEMO), DEMO);
+    slow.sim.set_faults(Faults { latency_ms: 2_000, ..Faults::default() });
+    let slow_report = slow.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    assert_eq!(slow_report.outcome, Outcome::Succeeded);
+    let took = |r: &Report| r.state.last_at - r.state.started_at;
+    assert!(
+        took(&slow_report) > took(&fast_report) + 60_000,
+        "{} vs {}",
+        took(&slow_report),
+        took(&fast_report)
+    );
+    assert_eq!(
+        fast.sim.with(|w| w.jobs_started.clone()),
+        slow.sim.with(|w| w.jobs_started.clone())
+    );
+}
