@@ -47,3 +47,130 @@ macro_rules! snapshot {
         })
     };
 }
+
+/// The emulator's python (the virtualenv `tests/emulator/setup.sh` makes, once per test run).
+fn emulator_python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let out = Command::new("bash")
+                .arg(repo_root().join("tests/emulator/setup.sh"))
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run tests/emulator/setup.sh");
+            assert!(out.status.success(), "tests/emulator/setup.sh failed");
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
+}
+
+/// The AWS emulator (moto server extended by tests/emulator/drover_moto.py) on 127.0.0.1 and
+/// a free port; stopped when dropped.
+pub(crate) struct Emulator {
+    child: std::process::Child,
+    pub(crate) port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Emulator {
+    /// Starts an emulator whose jobs take `job_seconds`.
+    pub(crate) fn start(job_seconds: f64) -> Emulator {
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut child = Command::new(emulator_python())
+            .arg(repo_root().join("tests/emulator/drover_moto.py"))
+            .args(["--port", "0", "--port-file", port_file.to_str().unwrap()])
+            .args(["--job-seconds", &job_seconds.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let port = loop {
+            if let Some(port) =
+                std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok())
+            {
+                break port;
+            }
+            if child.try_wait().unwrap().is_some()
+                || start.elapsed() > std::time::Duration::from_secs(60)
+            {
+                let _ = child.kill();
+                panic!(
+                    "the emulator did not start: {}",
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        Emulator { child, port, dir }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `tests/emulator/fixture.py COMMAND PORT` with `input` as JSON on stdin.
+    pub(crate) fn fixture(&self, command: &str, input: &serde_json::Value) -> serde_json::Value {
+        use std::io::Write as _;
+        let mut child = Command::new(emulator_python())
+            .arg(repo_root().join("tests/emulator/fixture.py"))
+            .args([command, &self.port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "fixture.py {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The emulator's log so far (for failure messages).
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `drover` with the environment of an emulator run: test credentials, no profile files,
+/// no instance metadata lookups.
+pub(crate) fn drover_aws(args: &[&str]) -> Run {
+    let out = aws_command(args).output().expect("run drover");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub(crate) fn aws_command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_drover"));
+    c.args(args)
+        .current_dir(repo_root())
+        .env("NO_COLOR", "1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_CONFIG_FILE", "/nonexistent/drover-test")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/drover-test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null());
+    c
+}

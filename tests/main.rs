@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod architecture;
+mod aws;
 mod cli;
 mod common;
 mod corpus;

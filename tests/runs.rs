@@ -91,14 +91,6 @@ fn a_sim_failover_needs_confirmation_and_restores_under_own_names() {
 }
 
 #[test]
-fn aws_without_an_adapter_is_a_clear_error() {
-    let dir = state_dir();
-    let run = drover(&["drill", "plans/demo.yaml", "--state-dir", dir.path().to_str().unwrap()]);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("--cloud sim"), "{}", run.stderr);
-}
-
-#[test]
 fn bad_run_flags_are_usage_errors() {
     for args in [
         &["drill", "plans/demo.yaml", "--cloud", "sim", "--run-id", "Not Valid"][..],

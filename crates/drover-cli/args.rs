@@ -77,9 +77,45 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    #[command(flatten)]
     pub(crate) sim: SimArgs,
     #[command(flatten)]
     pub(crate) state: StateArgs,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct AwsArgs {
+    /// AWS: named profile of the shared config files (default: the standard credential chain)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
+    /// AWS: one endpoint for every service in every region (emulators); also AWS_ENDPOINT_URL
+    #[arg(long, value_name = "URL")]
+    pub(crate) endpoint_url: Option<String>,
+    /// AWS: endpoint for one region, over --endpoint-url (repeatable)
+    #[arg(long, value_name = "REGION=URL", value_parser = parse_region_endpoint)]
+    pub(crate) region_endpoint: Vec<(String, String)>,
+}
+
+fn parse_region_endpoint(s: &str) -> Result<(String, String), String> {
+    let (region, url) = s.split_once('=').ok_or("expected REGION=URL")?;
+    if region.is_empty() || !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err("expected REGION=URL with an http:// or https:// URL".to_owned());
+    }
+    Ok((region.to_owned(), url.to_owned()))
+}
+
+impl AwsArgs {
+    /// These settings over `recorded` ones (a resumed run's).
+    pub(crate) fn over(&self, recorded: drover_aws::AwsOptions) -> drover_aws::AwsOptions {
+        let mut region_endpoints = recorded.region_endpoints;
+        region_endpoints.extend(self.region_endpoint.iter().cloned());
+        drover_aws::AwsOptions {
+            profile: self.profile.clone().or(recorded.profile),
+            endpoint_url: self.endpoint_url.clone().or(recorded.endpoint_url),
+            region_endpoints,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -131,6 +167,9 @@ pub(crate) struct ResumeArgs {
     /// Resume even though the plan file changed since the run started
     #[arg(long)]
     pub(crate) force: bool,
+    /// Override the run's AWS settings (profile, endpoint)
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
     #[command(flatten)]
     pub(crate) state: StateArgs,
 }
@@ -140,6 +179,9 @@ pub(crate) struct TeardownArgs {
     /// The drill whose tables to delete
     #[arg(value_name = "RUN_ID")]
     pub(crate) run_id: String,
+    /// Override the run's AWS settings (profile, endpoint)
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
     #[command(flatten)]
     pub(crate) state: StateArgs,
 }

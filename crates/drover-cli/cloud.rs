@@ -1,5 +1,6 @@
 //! Builds the cloud a run talks to from the command line (new runs) or from a run's journal
-//! header (resumed runs), so that `resume` needs no flags.
+//! header (resumed runs), so that `resume` needs no flags (`--profile` and `--endpoint-url`
+//! may override the recorded ones).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use drover_plan::{Mode, Plan};
 use drover_sim::{Faults, SimCloud};
 use serde::{Deserialize, Serialize};
 
-use crate::args::{CloudArg, SimArgs};
+use crate::args::{AwsArgs, CloudArg, SimArgs};
 
 /// How old the recovery points are that the simulator puts in target vaults for a failover
 /// (as an account with an hourly backup schedule and copy rules would hold).
@@ -21,8 +22,8 @@ const SIM_COPY_AGE_MS: i64 = 30 * 60 * 1000;
 pub(crate) enum CloudSpec {
     /// The simulated cloud, persisted in the run's directory.
     Sim(SimSpec),
-    /// AWS.
-    Aws,
+    /// AWS, through the standard credential chain.
+    Aws(drover_aws::AwsOptions),
 }
 
 /// Settings of a simulated cloud.
@@ -51,12 +52,13 @@ impl Cloud {
     /// A cloud for a new run.
     pub(crate) fn new(
         kind: CloudArg,
+        aws: &AwsArgs,
         sim: &SimArgs,
         plan: &Plan,
         mode: Mode,
     ) -> Result<Cloud, String> {
         match kind {
-            CloudArg::Aws => Err(aws_unavailable()),
+            CloudArg::Aws => Ok(Cloud::aws(aws.over(drover_aws::AwsOptions::default()))),
             CloudArg::Sim => {
                 if !(sim.sim_speed.is_finite() && sim.sim_speed > 0.0) {
                     return Err("--sim-speed must be a positive number".to_owned());
@@ -80,6 +82,7 @@ impl Cloud {
     /// The cloud of an existing run, from its header.
     pub(crate) fn reopen(
         spec: &serde_json::Value,
+        aws: &AwsArgs,
         plan: &Plan,
         mode: Mode,
         run_dir: &Path,
@@ -88,9 +91,20 @@ impl Cloud {
             format!("the run's journal names a cloud this drover does not know: {e}")
         })?;
         match spec {
-            CloudSpec::Aws => Err(aws_unavailable()),
+            CloudSpec::Aws(recorded) => Ok(Cloud::aws(aws.over(recorded))),
             CloudSpec::Sim(sim) => Ok(Cloud::sim(sim, plan, mode, Some(run_dir))),
         }
+    }
+
+    fn aws(options: drover_aws::AwsOptions) -> Cloud {
+        let cloud = drover_aws::AwsCloud::new(options.clone());
+        let ports = Ports {
+            backup: Arc::new(cloud.clone()),
+            tables: Arc::new(cloud.clone()),
+            keys: Arc::new(cloud),
+            clock: Arc::new(SystemClock::new()),
+        };
+        Cloud { ports, spec: CloudSpec::Aws(options), sim: None }
     }
 
     fn sim(spec: SimSpec, plan: &Plan, mode: Mode, existing: Option<&Path>) -> Cloud {
@@ -128,10 +142,4 @@ impl Cloud {
         }
         Ok(())
     }
-}
-
-fn aws_unavailable() -> String {
-    "this build of drover has no AWS adapter yet (it arrives with drover-aws); use `--cloud sim` \
-     to run on the embedded simulated cloud"
-        .to_owned()
 }

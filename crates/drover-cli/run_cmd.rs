@@ -11,7 +11,7 @@ use drover_engine::{Clock, Execution, Outcome, Settings, SystemClock, execute, r
 use drover_plan::{Mode, Plan};
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{FailoverArgs, LogFormat, ResumeArgs, RunArgs, TeardownArgs};
+use crate::args::{AwsArgs, FailoverArgs, LogFormat, ResumeArgs, RunArgs, TeardownArgs};
 use crate::cloud::Cloud;
 use crate::exit::{CliError, Exit};
 use crate::output;
@@ -109,7 +109,7 @@ fn start(args: &RunArgs, mode: Mode, log: LogFormat) -> Result<Exit, CliError> {
             return Ok(Exit::Failure);
         }
     };
-    let mut cloud = match Cloud::new(args.cloud, &args.sim, &plan, mode) {
+    let mut cloud = match Cloud::new(args.cloud, &args.aws, &args.sim, &plan, mode) {
         Ok(cloud) => cloud,
         Err(e) => {
             output::error(&e);
@@ -159,16 +159,17 @@ fn start(args: &RunArgs, mode: Mode, log: LogFormat) -> Result<Exit, CliError> {
 }
 
 pub(crate) fn resume(args: &ResumeArgs, log: LogFormat) -> Result<Exit, CliError> {
-    continue_run(&args.state.state_dir, &args.run_id, args.force, false, log)
+    continue_run(&args.state.state_dir, &args.run_id, &args.aws, args.force, false, log)
 }
 
 pub(crate) fn teardown(args: &TeardownArgs, log: LogFormat) -> Result<Exit, CliError> {
-    continue_run(&args.state.state_dir, &args.run_id, false, true, log)
+    continue_run(&args.state.state_dir, &args.run_id, &args.aws, false, true, log)
 }
 
 fn continue_run(
     state_dir: &Path,
     run_id: &str,
+    aws: &AwsArgs,
     force: bool,
     teardown: bool,
     log: LogFormat,
@@ -241,7 +242,7 @@ fn continue_run(
         return Ok(Exit::Failure);
     };
     let run_dir = run::run_dir(state_dir, run_id);
-    let cloud = match Cloud::reopen(&header.options.cloud, &plan, header.mode, &run_dir) {
+    let cloud = match Cloud::reopen(&header.options.cloud, aws, &plan, header.mode, &run_dir) {
         Ok(mut cloud) => match cloud.persist(&run_dir) {
             Ok(()) => cloud,
             Err(e) => {

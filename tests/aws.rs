@@ -1,0 +1,297 @@
+//! End to end against the AWS emulator over HTTP, through the real binary and the official
+//! SDK: a drill of a 5-table plan with dependencies, a failover with the source region
+//! unreachable, and SIGKILL + resume without duplicate jobs or tables.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{Emulator, aws_command, drover_aws};
+
+const SRC: &str = "us-east-1";
+const DST: &str = "us-west-2";
+const TABLES: [&str; 5] = ["customers", "products", "orders", "invoices", "shipments"];
+
+fn spec() -> Value {
+    json!({
+        "source": SRC,
+        "targets": [DST],
+        "source_vault": "prod-vault",
+        "target_vaults": {DST: "dr-vault"},
+        "tables": [
+            {"name": "customers", "items": 25, "gsi": true, "canaries": [{"pk": "CUSTOMER#1"}]},
+            {"name": "products", "items": 15},
+            {"name": "orders", "items": 30, "sort_key": true, "gsi": true, "canaries": [{"pk": "ORDER#1", "sk": "META"}]},
+            {"name": "invoices", "items": 10},
+            {"name": "shipments", "items": 12, "sort_key": true},
+        ],
+        "extra_tables": [{"region": DST, "name": "orders-drill-decoy000"}],
+    })
+}
+
+fn plan(dir: &Path, target_key: &str) -> PathBuf {
+    let yaml = format!(
+        "version: 1
+name: emu
+source: {{region: {SRC}, account_id: \"123456789012\", backup_vault: prod-vault}}
+iam_role_arn: arn:aws:iam::123456789012:role/drover-backup
+objectives: {{rpo: 1h, rto: 1h}}
+targets:
+  - {{region: {DST}, backup_vault: dr-vault, kms_key_arn: \"{target_key}\"}}
+defaults:
+  point_in_time_recovery: true
+  tags: {{team: shop}}
+tables:
+  - name: customers
+    validate: {{min_items: 25, canary_keys: [{{pk: \"CUSTOMER#1\"}}]}}
+  - name: products
+    ttl_attribute: expires_at
+  - name: orders
+    depends_on: [customers, products]
+    stream: NEW_AND_OLD_IMAGES
+    deletion_protection: true
+    tags: {{tier: \"1\"}}
+    validate: {{canary_keys: [{{pk: \"ORDER#1\", sk: \"META\"}}]}}
+  - name: invoices
+    depends_on: [orders]
+    point_in_time_recovery: false
+  - name: shipments
+    depends_on: [orders]
+    ttl_attribute: archived_at
+"
+    );
+    let path = dir.join("emu.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+struct Setup {
+    emu: Emulator,
+    dir: tempfile::TempDir,
+    plan: PathBuf,
+    target_key: String,
+}
+
+fn setup(job_seconds: f64) -> Setup {
+    let emu = Emulator::start(job_seconds);
+    let seeded = emu.fixture("seed", &spec());
+    let target_key = seeded["keys"][DST].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan(dir.path(), &target_key);
+    Setup { emu, dir, plan, target_key }
+}
+
+impl Setup {
+    fn state(&self) -> String {
+        self.dir.path().join("state").to_str().unwrap().to_owned()
+    }
+
+    fn inspect(&self) -> Value {
+        self.emu.fixture("inspect", &json!({"regions": [SRC, DST]}))
+    }
+}
+
+#[test]
+fn a_drill_restores_every_table_faithfully_and_tears_down_only_its_own() {
+    let s = setup(0.3);
+    let id = "emu-20261124t000000z-e2e00001";
+    let url = s.emu.url();
+    let run = drover_aws(&[
+        "drill",
+        s.plan.to_str().unwrap(),
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--keep",
+        "--run-id",
+        id,
+        "--state-dir",
+        &s.state(),
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.transcript(), s.emu.log());
+    for t in TABLES {
+        assert!(run.stdout.contains(t), "the report lists {t}");
+    }
+    let world = s.inspect();
+    let src = &world[SRC]["tables"];
+    let dst = &world[DST]["tables"];
+    for t in TABLES {
+        let restored = &dst[format!("{t}-drill-e2e00001")];
+        let source = &src[t];
+        assert_eq!(restored["status"], "ACTIVE", "{t}");
+        assert_eq!(
+            restored["digest"], source["digest"],
+            "{t}: the restored items differ from the source's"
+        );
+        assert_eq!(restored["items"], source["items"], "{t}");
+        assert_eq!(restored["keys"], source["keys"], "{t}");
+        assert_eq!(restored["gsis"], source["gsis"], "{t}");
+        assert_eq!(restored["kms_key"], json!(s.target_key), "{t}: encrypted with the target key");
+        assert_eq!(restored["tags"]["drover:run"], id, "{t}");
+        assert_eq!(restored["tags"]["drover:plan"], "emu", "{t}");
+        assert_eq!(restored["tags"]["team"], "shop", "{t}");
+    }
+    let orders = &dst["orders-drill-e2e00001"];
+    assert_eq!(orders["stream"], "NEW_AND_OLD_IMAGES");
+    assert_eq!(orders["deletion_protection"], true);
+    assert_eq!(orders["tags"]["tier"], "1");
+    assert_eq!(orders["pitr"], "ENABLED");
+    assert_eq!(dst["invoices-drill-e2e00001"]["pitr"], "DISABLED");
+    assert_eq!(dst["products-drill-e2e00001"]["ttl"], "expires_at");
+    assert_eq!(dst["shipments-drill-e2e00001"]["ttl"], "archived_at");
+
+    let down = drover_aws(&["teardown", id, "--state-dir", &s.state()]);
+    assert_eq!(down.code, 0, "{}", down.transcript());
+    let world = s.inspect();
+    let left: Vec<&String> = world[DST]["tables"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        left,
+        ["orders-drill-decoy000"],
+        "teardown deletes its own tables and never the decoy"
+    );
+    assert_eq!(world[SRC]["tables"].as_object().unwrap().len(), 5, "the source is untouched");
+}
+
+fn wait(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_failover_restores_from_target_copies_with_the_source_region_unreachable() {
+    let s = setup(0.2);
+    let url = s.emu.url();
+    // A drill leaves copies of every table in the target vault.
+    let drill = drover_aws(&[
+        "drill",
+        s.plan.to_str().unwrap(),
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--state-dir",
+        &s.state(),
+    ]);
+    assert_eq!(drill.code, 0, "{}", drill.transcript());
+    // Now the source region is unreachable: port 1 on loopback refuses connections. Any call
+    // there would be retried until it gives up, far beyond the time allowed here.
+    let mut failover = aws_command(&[
+        "failover",
+        s.plan.to_str().unwrap(),
+        "--yes",
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--region-endpoint",
+        &format!("{SRC}=http://127.0.0.1:1"),
+        "--state-dir",
+        &s.state(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let code = wait(&mut failover, Duration::from_secs(120));
+    let out = failover.wait_with_output().unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let world = s.inspect();
+    for t in TABLES {
+        let restored = &world[DST]["tables"][t];
+        assert_eq!(restored["digest"], world[SRC]["tables"][t]["digest"], "{t}");
+        assert_eq!(restored["kms_key"], json!(s.target_key), "{t}");
+    }
+    // Refuses a second failover over the restored tables.
+    let again = drover_aws(&[
+        "failover",
+        s.plan.to_str().unwrap(),
+        "--yes",
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--state-dir",
+        &s.state(),
+    ]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("never overwrites"), "{}", again.stderr);
+}
+
+#[test]
+fn sigkill_mid_run_then_resume_starts_no_job_twice() {
+    let s = setup(1.0);
+    let id = "emu-20261124t000000z-e2e00003";
+    let url = s.emu.url();
+    let state = s.state();
+    let plan = s.plan.to_str().unwrap().to_owned();
+    let spawn = |args: &[&str]| {
+        aws_command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    };
+    let mut child = spawn(&[
+        "drill",
+        &plan,
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--run-id",
+        id,
+        "--state-dir",
+        &state,
+    ]);
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut kills = 0;
+    let mut finished = None;
+    for _ in 0..8 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(700 + seed % 1500));
+        if let Some(status) = child.try_wait().unwrap() {
+            finished = status.code();
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        child = spawn(&["resume", id, "--state-dir", &state]);
+    }
+    if finished.is_none() {
+        finished = wait(&mut child, Duration::from_secs(180));
+    }
+    assert_eq!(
+        finished,
+        Some(0),
+        "after {kills} kills\n{}",
+        s.emu.log().lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    assert!(kills >= 2, "only {kills} kills landed");
+    let world = s.inspect();
+    assert_eq!(
+        world[SRC]["jobs"],
+        json!({"backup": 5, "copy": 5, "restore": 0}),
+        "one backup and one copy per table"
+    );
+    assert_eq!(world[DST]["jobs"]["restore"], 5, "one restore per table");
+    let left: Vec<&String> = world[DST]["tables"].as_object().unwrap().keys().collect();
+    assert_eq!(left, ["orders-drill-decoy000"], "every drill table was torn down, the decoy kept");
+}

@@ -1,0 +1,152 @@
+"""Seeds and inspects the emulator for drover's Rust end-to-end tests (tests/aws.rs).
+
+    python fixture.py seed PORT < spec.json     prints {"keys": {region: key_arn}, ...}
+    python fixture.py inspect PORT < query.json  prints the tables and jobs of each region
+
+Only talks to 127.0.0.1:PORT. The spec:
+    {"source": "us-east-1", "targets": ["us-west-2"], "source_vault": "prod-vault",
+     "target_vaults": {"us-west-2": "dr-vault"},
+     "tables": [{"name": "orders", "sort_key": true, "gsi": true, "items": 30,
+                 "canaries": [{"pk": "ORDER#1", "sk": "META"}]}],
+     "extra_tables": [{"region": "us-west-2", "name": "orders-drill-decoy"}]}
+"""
+import json
+import sys
+
+import boto3
+from botocore.config import Config
+
+ACCOUNT = "123456789012"
+
+
+def client(service, region, port):
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 2}),
+    )
+
+
+def create_table(ddb, name, sort_key=False, gsi=False, kms_key=None):
+    attrs = [{"AttributeName": "pk", "AttributeType": "S"}]
+    keys = [{"AttributeName": "pk", "KeyType": "HASH"}]
+    if sort_key:
+        attrs.append({"AttributeName": "sk", "AttributeType": "S"})
+        keys.append({"AttributeName": "sk", "KeyType": "RANGE"})
+    args = dict(TableName=name, AttributeDefinitions=attrs, KeySchema=keys, BillingMode="PAY_PER_REQUEST")
+    if gsi:
+        attrs.append({"AttributeName": "status", "AttributeType": "S"})
+        args["GlobalSecondaryIndexes"] = [{
+            "IndexName": "by-status",
+            "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }]
+    if kms_key:
+        args["SSESpecification"] = {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_key}
+    ddb.create_table(**args)
+
+
+def seed(port, spec):
+    src = spec["source"]
+    out = {"keys": {}, "source_key": None}
+    kms_src = client("kms", src, port)
+    out["source_key"] = kms_src.create_key(Description="source tables")["KeyMetadata"]["Arn"]
+    backup_src = client("backup", src, port)
+    backup_src.create_backup_vault(BackupVaultName=spec["source_vault"])
+    for region in spec["targets"]:
+        key = client("kms", region, port).create_key(Description="drover target")["KeyMetadata"]["Arn"]
+        out["keys"][region] = key
+        client("backup", region, port).create_backup_vault(
+            BackupVaultName=spec["target_vaults"][region], EncryptionKeyArn=key)
+    ddb = client("dynamodb", src, port)
+    for t in spec["tables"]:
+        create_table(ddb, t["name"], t.get("sort_key", False), t.get("gsi", False), out["source_key"])
+        items = []
+        for i in range(t.get("items", 0)):
+            item = {"pk": {"S": f"ITEM#{i}"}, "status": {"S": "open" if i % 2 else "closed"}, "n": {"N": str(i)}}
+            if t.get("sort_key"):
+                item["sk"] = {"S": "META"}
+            items.append(item)
+        for c in t.get("canaries", []):
+            items.append({k: {"S": v} for k, v in c.items()} | {"status": {"S": "canary"}})
+        for item in items:
+            ddb.put_item(TableName=t["name"], Item=item)
+    for t in spec.get("extra_tables", []):
+        create_table(client("dynamodb", t["region"], port), t["name"])
+    return out
+
+
+def digest(ddb, name):
+    """An order-independent digest of every item (sha256 of the sorted JSON items)."""
+    import hashlib
+    items, start = [], None
+    while True:
+        args = dict(TableName=name)
+        if start:
+            args["ExclusiveStartKey"] = start
+        page = ddb.scan(**args)
+        items.extend(json.dumps(i, sort_keys=True) for i in page["Items"])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    return hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()
+
+
+def table_state(ddb, name):
+    t = ddb.describe_table(TableName=name)["Table"]
+    pitr = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    tags = ddb.list_tags_of_resource(ResourceArn=t["TableArn"]).get("Tags", [])
+    count, start = 0, None
+    while True:
+        args = dict(TableName=name, Select="COUNT")
+        if start:
+            args["ExclusiveStartKey"] = start
+        page = ddb.scan(**args)
+        count += page["Count"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    return {
+        "status": t["TableStatus"],
+        "items": count,
+        "kms_key": (t.get("SSEDescription") or {}).get("KMSMasterKeyArn"),
+        "gsis": sorted(g["IndexName"] for g in t.get("GlobalSecondaryIndexes", [])),
+        "keys": sorted(k["AttributeName"] for k in t["KeySchema"]),
+        "pitr": pitr.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus"),
+        "ttl": ttl.get("AttributeName") if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") else None,
+        "stream": (t.get("StreamSpecification") or {}).get("StreamViewType")
+        if (t.get("StreamSpecification") or {}).get("StreamEnabled") else None,
+        "deletion_protection": t.get("DeletionProtectionEnabled", False),
+        "tags": {x["Key"]: x["Value"] for x in tags},
+        "digest": digest(ddb, name),
+    }
+
+
+def inspect(port, query):
+    out = {}
+    for region in query["regions"]:
+        ddb = client("dynamodb", region, port)
+        backup = client("backup", region, port)
+        names = ddb.list_tables().get("TableNames", [])
+        jobs = {}
+        for kind, call, key in (("backup", backup.list_backup_jobs, "BackupJobs"),
+                                ("copy", backup.list_copy_jobs, "CopyJobs"),
+                                ("restore", backup.list_restore_jobs, "RestoreJobs")):
+            jobs[kind] = len(call().get(key, []))
+        out[region] = {"tables": {n: table_state(ddb, n) for n in names}, "jobs": jobs}
+    return out
+
+
+def main():
+    command, port = sys.argv[1], int(sys.argv[2])
+    arg = json.load(sys.stdin)
+    result = seed(port, arg) if command == "seed" else inspect(port, arg)
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
