@@ -8,6 +8,7 @@ mod architecture;
 mod aws;
 mod cli;
 mod common;
+mod contract;
 mod corpus;
 mod runs;
 

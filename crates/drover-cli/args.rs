@@ -114,6 +114,7 @@ impl AwsArgs {
             profile: self.profile.clone().or(recorded.profile),
             endpoint_url: self.endpoint_url.clone().or(recorded.endpoint_url),
             region_endpoints,
+            emulator_credentials: recorded.emulator_credentials,
         }
     }
 }

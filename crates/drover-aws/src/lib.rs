@@ -9,7 +9,8 @@
 //! - StartRestoreJob / DescribeRestoreJob in the recovery point's (target) region, with the
 //!   metadata `targetTableName`, `encryptionType=KMS` and `kmsMasterKeyArn`;
 //! - ListRecoveryPointsByBackupVault (filtered by resource type, then by table) and
-//!   DescribeBackupVault in the vault's region;
+//!   DescribeBackupVault in the vault's region; DescribeRegionSettings (advanced DynamoDB
+//!   backup, required for copies);
 //! - DynamoDB DescribeTable (+ DescribeContinuousBackups, DescribeTimeToLive,
 //!   ListTagsOfResource), UpdateContinuousBackups, UpdateTimeToLive, UpdateTable, TagResource,
 //!   DeleteTable, parallel segmented `Scan` with `Select=COUNT`, GetItem, PutItem, DeleteItem;
@@ -55,6 +56,10 @@ pub struct AwsOptions {
     /// Endpoints for single regions, over `endpoint_url` (`--region-endpoint REGION=URL`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub region_endpoints: BTreeMap<String, String>,
+    /// Use fixed dummy credentials instead of the credential chain: for local emulators,
+    /// which accept any. Never for AWS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emulator_credentials: bool,
 }
 
 /// The SDK clients of one region.
@@ -92,6 +97,15 @@ impl ClientFactory {
             );
         if let Some(profile) = &self.options.profile {
             loader = loader.profile_name(profile);
+        }
+        if self.options.emulator_credentials {
+            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "drover-emulator",
+            ));
         }
         if let Some(url) =
             self.options.region_endpoints.get(region).or(self.options.endpoint_url.as_ref())
@@ -337,6 +351,23 @@ impl BackupService for AwsCloud {
         }
         points.sort_by_key(|p| std::cmp::Reverse(p.created_at));
         Ok(points)
+    }
+
+    async fn advanced_dynamodb_backup(&self, region: &str) -> CloudResult<bool> {
+        const OP: &str = "DescribeRegionSettings";
+        let out = self
+            .clients(region)
+            .await
+            .backup
+            .describe_region_settings()
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        let on = |prefs: Option<&HashMap<String, bool>>| {
+            prefs.and_then(|p| p.get("DynamoDB")).copied().unwrap_or(false)
+        };
+        Ok(on(out.resource_type_opt_in_preference())
+            && on(out.resource_type_management_preference()))
     }
 
     async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String> {

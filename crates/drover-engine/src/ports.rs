@@ -163,6 +163,9 @@ pub trait BackupService: Send + Sync {
     ) -> CloudResult<Vec<RecoveryPoint>>;
     /// The ARN of a vault (to name a copy's destination).
     async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String>;
+    /// Whether advanced DynamoDB backup is on in `region` (DescribeRegionSettings: `DynamoDB`
+    /// opted in and fully managed). Only backups taken while it is on can be copied.
+    async fn advanced_dynamodb_backup(&self, region: &str) -> CloudResult<bool>;
 }
 
 /// DynamoDB key attribute type.

@@ -1165,6 +1165,10 @@ impl BackupService for SimCloud {
         .await
     }
 
+    async fn advanced_dynamodb_backup(&self, region: &str) -> CloudResult<bool> {
+        self.describe_settings(region).await
+    }
+
     async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String> {
         const OP: &str = "DescribeBackupVault";
         self.op(OP, region, |w, _| {
@@ -1178,6 +1182,11 @@ impl BackupService for SimCloud {
 }
 
 impl SimCloud {
+    async fn describe_settings(&self, region: &str) -> CloudResult<bool> {
+        const OP: &str = "DescribeRegionSettings";
+        self.op(OP, region, |w, _| Ok(w.region(OP, region)?.advanced_backup)).await
+    }
+
     async fn describe(
         &self,
         op: &str,

@@ -1,0 +1,278 @@
+//! One contract for every implementation of the engine's ports: the simulator (in process)
+//! and the AWS adapter (official SDK, over HTTP, against the emulator). The same assertions
+//! run on both, so the simulator cannot drift from the real behaviour.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drover_engine::ports::{
+    BackupRequest, BackupService, CopyRequest, Item, JobState, JobStatus, KeyService, KeyType,
+    RestoreRequest, TableInfo, TableService,
+};
+use drover_engine::{ErrorKind, SystemClock};
+use serde_json::json;
+
+use crate::common::Emulator;
+
+const SRC: &str = "us-east-1";
+const DST: &str = "us-west-2";
+const ROLE: &str = "arn:aws:iam::123456789012:role/drover-backup";
+
+struct Cloud {
+    backup: Arc<dyn BackupService>,
+    tables: Arc<dyn TableService>,
+    keys: Arc<dyn KeyService>,
+    target_key: String,
+    _emulator: Option<Emulator>,
+}
+
+fn canary() -> Item {
+    Item::from([("pk".to_owned(), "ORDER#1".to_owned()), ("sk".to_owned(), "META".to_owned())])
+}
+
+/// The simulator, seeded like the emulator below; jobs finish at once.
+fn simulator() -> Cloud {
+    let sim = drover_sim::SimCloud::new("123456789012", 3, Arc::new(SystemClock::new()));
+    sim.set_model(drover_sim::DurationModel::instant());
+    let key = "arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee";
+    sim.add_region(SRC);
+    sim.add_region(DST);
+    sim.add_vault(SRC, "prod-vault", None);
+    sim.add_key(DST, key);
+    sim.add_vault(DST, "dr-vault", Some(key));
+    let mut item = canary();
+    item.insert("status".to_owned(), "canary".to_owned());
+    sim.add_table(SRC, "orders", "pk", Some("sk"), 30, &[item]);
+    Cloud {
+        backup: Arc::new(sim.clone()),
+        tables: Arc::new(sim.clone()),
+        keys: Arc::new(sim),
+        target_key: key.to_owned(),
+        _emulator: None,
+    }
+}
+
+/// The AWS adapter against the emulator.
+fn emulator() -> Cloud {
+    let emu = Emulator::start(0.2);
+    let seeded = emu.fixture(
+        "seed",
+        &json!({
+            "source": SRC, "targets": [DST], "source_vault": "prod-vault",
+            "target_vaults": {DST: "dr-vault"},
+            "tables": [{"name": "orders", "items": 30, "sort_key": true,
+                        "canaries": [{"pk": "ORDER#1", "sk": "META"}]}],
+        }),
+    );
+    let aws = drover_aws::AwsCloud::new(drover_aws::AwsOptions {
+        endpoint_url: Some(emu.url()),
+        emulator_credentials: true,
+        ..drover_aws::AwsOptions::default()
+    });
+    Cloud {
+        backup: Arc::new(aws.clone()),
+        tables: Arc::new(aws.clone()),
+        keys: Arc::new(aws),
+        target_key: seeded["keys"][DST].as_str().unwrap().to_owned(),
+        _emulator: Some(emu),
+    }
+}
+
+async fn until_done(describe: impl AsyncFn() -> JobStatus) -> JobStatus {
+    let start = Instant::now();
+    loop {
+        let status = describe().await;
+        if matches!(status.state, JobState::Completed | JobState::Failed) {
+            return status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "job did not finish: {status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn ready(c: &Cloud, region: &str, name: &str) -> TableInfo {
+    let start = Instant::now();
+    loop {
+        if let Some(t) = c.tables.describe_table(region, name).await.unwrap()
+            && t.is_ready()
+        {
+            return t;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{name} did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn contract(c: &Cloud) {
+    // Tables: absent is `None`, present is described with its key schema.
+    assert_eq!(c.tables.describe_table(SRC, "no-such-table").await.unwrap(), None);
+    let source = ready(c, SRC, "orders").await;
+    assert!(
+        source.arn.starts_with("arn:aws:dynamodb:us-east-1:")
+            && source.arn.ends_with(":table/orders")
+    );
+    assert_eq!((source.partition_key.name.as_str(), source.partition_key.kind), ("pk", KeyType::S));
+    assert_eq!(source.sort_key.as_ref().map(|k| k.name.as_str()), Some("sk"));
+    let source_count = c.tables.count_items(SRC, "orders", 4).await.unwrap();
+    assert_eq!(source_count, 31);
+    assert!(c.backup.advanced_dynamodb_backup(SRC).await.unwrap());
+
+    // Vaults.
+    let dst_vault = c.backup.vault_arn(DST, "dr-vault").await.unwrap();
+    assert!(
+        dst_vault.starts_with("arn:aws:backup:us-west-2:")
+            && dst_vault.ends_with(":backup-vault:dr-vault"),
+        "{dst_vault}"
+    );
+    assert_eq!(
+        c.backup.vault_arn(DST, "no-such-vault").await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+
+    // Backup: idempotent by token, then completed with an advanced recovery point.
+    let backup = BackupRequest {
+        region: SRC.to_owned(),
+        table_arn: source.arn.clone(),
+        vault: "prod-vault".to_owned(),
+        iam_role_arn: ROLE.to_owned(),
+        idempotency_token: "contract-backup-1".to_owned(),
+    };
+    let job = c.backup.start_backup_job(&backup).await.unwrap();
+    assert_eq!(c.backup.start_backup_job(&backup).await.unwrap(), job, "same token, same job");
+    let done = until_done(async || c.backup.describe_backup_job(SRC, &job).await.unwrap()).await;
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    let point = done.recovery_point_arn.clone().unwrap();
+    assert!(
+        point.starts_with("arn:aws:backup:us-east-1:") && point.contains(":recovery-point:"),
+        "{point}"
+    );
+    assert_eq!(
+        c.backup.describe_backup_job(SRC, "no-such-job").await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+
+    // Copy: a new recovery point (new ARN) in the destination vault, under the vault's key.
+    let copy = CopyRequest {
+        region: SRC.to_owned(),
+        recovery_point_arn: point.clone(),
+        source_vault: "prod-vault".to_owned(),
+        destination_vault_arn: dst_vault.clone(),
+        iam_role_arn: ROLE.to_owned(),
+        idempotency_token: "contract-copy-1".to_owned(),
+    };
+    let job = c.backup.start_copy_job(&copy).await.unwrap();
+    assert_eq!(c.backup.start_copy_job(&copy).await.unwrap(), job);
+    let done = until_done(async || c.backup.describe_copy_job(SRC, &job).await.unwrap()).await;
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    let copied = done.recovery_point_arn.clone().unwrap();
+    assert!(copied.starts_with("arn:aws:backup:us-west-2:") && copied != point, "{copied}");
+    let points = c.backup.list_recovery_points(DST, "dr-vault", SRC, "orders").await.unwrap();
+    let listed =
+        points.iter().find(|p| p.arn == copied).expect("the copy is listed in the target vault");
+    assert!(listed.is_completed(), "{listed:?}");
+    assert_eq!(listed.resource_arn, source.arn);
+    assert_eq!(listed.encryption_key_arn.as_deref(), Some(c.target_key.as_str()));
+    assert!(
+        c.backup
+            .list_recovery_points(DST, "dr-vault", SRC, "other-table")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Restore: a new table with the items, encrypted with the requested key.
+    let restore = RestoreRequest {
+        region: DST.to_owned(),
+        recovery_point_arn: copied.clone(),
+        table_name: "orders-restored".to_owned(),
+        kms_key_arn: c.target_key.clone(),
+        iam_role_arn: ROLE.to_owned(),
+        idempotency_token: "contract-restore-1".to_owned(),
+    };
+    let job = c.backup.start_restore_job(&restore).await.unwrap();
+    assert_eq!(c.backup.start_restore_job(&restore).await.unwrap(), job);
+    let done = until_done(async || c.backup.describe_restore_job(DST, &job).await.unwrap()).await;
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    assert!(
+        done.created_resource_arn.as_deref().is_some_and(|a| a.ends_with(":table/orders-restored")),
+        "{done:?}"
+    );
+    let restored = ready(c, DST, "orders-restored").await;
+    assert_eq!(restored.kms_key_arn.as_deref(), Some(c.target_key.as_str()));
+    assert_eq!(
+        restored.settings,
+        drover_engine::ports::TableSettings::default(),
+        "a restore drops settings"
+    );
+    assert!(restored.tags.is_empty());
+    assert_eq!(c.tables.count_items(DST, "orders-restored", 4).await.unwrap(), source_count);
+    assert!(c.tables.get_item(DST, "orders-restored", &canary()).await.unwrap().is_some());
+
+    // A second restore into the same name fails as a job, with the service's message.
+    let again = RestoreRequest { idempotency_token: "contract-restore-2".to_owned(), ..restore };
+    let job = c.backup.start_restore_job(&again).await.unwrap();
+    let done = until_done(async || c.backup.describe_restore_job(DST, &job).await.unwrap()).await;
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    assert!(
+        done.message.as_deref().unwrap_or_default().to_lowercase().contains("exist"),
+        "{done:?}"
+    );
+
+    // Settings and tags.
+    c.tables.set_point_in_time_recovery(DST, "orders-restored", true).await.unwrap();
+    c.tables.enable_ttl(DST, "orders-restored", "expires_at").await.unwrap();
+    c.tables.enable_stream(DST, "orders-restored", "NEW_AND_OLD_IMAGES").await.unwrap();
+    ready(c, DST, "orders-restored").await;
+    c.tables.set_deletion_protection(DST, "orders-restored", true).await.unwrap();
+    let t = ready(c, DST, "orders-restored").await;
+    let tags = BTreeMap::from([("drover:run".to_owned(), "contract".to_owned())]);
+    c.tables.tag_table(DST, &t.arn, &tags).await.unwrap();
+    let t = ready(c, DST, "orders-restored").await;
+    assert!(t.settings.point_in_time_recovery);
+    assert_eq!(t.settings.ttl_attribute.as_deref(), Some("expires_at"));
+    assert_eq!(t.settings.stream.as_deref(), Some("NEW_AND_OLD_IMAGES"));
+    assert!(t.settings.deletion_protection);
+    assert_eq!(t.tags, tags);
+
+    // Items.
+    let mut marker = Item::from([
+        ("pk".to_owned(), "drover-marker#x".to_owned()),
+        ("sk".to_owned(), "drover-marker".to_owned()),
+    ]);
+    let key = marker.clone();
+    marker.insert("drover_marker".to_owned(), "x".to_owned());
+    c.tables.put_item(DST, "orders-restored", &marker).await.unwrap();
+    assert_eq!(c.tables.get_item(DST, "orders-restored", &key).await.unwrap(), Some(marker));
+    c.tables.delete_item(DST, "orders-restored", &key).await.unwrap();
+    assert_eq!(c.tables.get_item(DST, "orders-restored", &key).await.unwrap(), None);
+
+    // Deletion protection refuses a delete; without it the table goes away.
+    assert!(c.tables.delete_table(DST, "orders-restored").await.is_err());
+    c.tables.set_deletion_protection(DST, "orders-restored", false).await.unwrap();
+    ready(c, DST, "orders-restored").await;
+    c.tables.delete_table(DST, "orders-restored").await.unwrap();
+    let start = Instant::now();
+    while c.tables.describe_table(DST, "orders-restored").await.unwrap().is_some() {
+        assert!(start.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Keys.
+    let key = c.keys.describe_key(DST, &c.target_key).await.unwrap();
+    assert_eq!((key.state.as_str(), key.region.as_str()), ("Enabled", DST));
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn contract_holds_on_the_simulator() {
+    runtime().block_on(contract(&simulator()));
+}
+
+#[test]
+fn contract_holds_on_the_aws_adapter_against_the_emulator() {
+    runtime().block_on(contract(&emulator()));
+}
