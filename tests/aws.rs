@@ -295,3 +295,80 @@ fn sigkill_mid_run_then_resume_starts_no_job_twice() {
     let left: Vec<&String> = world[DST]["tables"].as_object().unwrap().keys().collect();
     assert_eq!(left, ["orders-drill-decoy000"], "every drill table was torn down, the decoy kept");
 }
+
+#[test]
+fn service_errors_reach_the_engine_with_their_kind_and_message() {
+    use drover_engine::ErrorKind;
+    use drover_engine::ports::{BackupRequest, BackupService, JobState, TableService};
+    let s = setup(0.2);
+    let aws = drover_aws::AwsCloud::new(drover_aws::AwsOptions {
+        endpoint_url: Some(s.emu.url()),
+        emulator_credentials: true,
+        ..drover_aws::AwsOptions::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let table = aws.describe_table(SRC, "orders").await.unwrap().unwrap();
+        let request = BackupRequest {
+            region: SRC.to_owned(),
+            table_arn: table.arn.clone(),
+            vault: "prod-vault".to_owned(),
+            iam_role_arn: "arn:aws:iam::123456789012:role/drover-backup".to_owned(),
+            idempotency_token: "errors-1".to_owned(),
+        };
+        // More refusals than the SDK's own attempts: the engine sees a throttle, with the
+        // service's code and message.
+        let throttle = json!({"operation": "StartBackupJob", "count": 5, "code": "LimitExceededException", "message": "Too many jobs"});
+        assert_eq!(s.emu.control("/_drover/throttle", &throttle), 200);
+        let err = aws.start_backup_job(&request).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Throttled, "{err}");
+        assert!(err.message.contains("LimitExceededException") && err.message.contains("Too many jobs"), "{err}");
+        assert_eq!(s.emu.control("/_drover/reset", &json!({"moto": false})), 200);
+
+        let missing = BackupRequest { table_arn: table.arn.replace("orders", "ghost"), ..request.clone() };
+        let job = aws.start_backup_job(&missing).await;
+        match job {
+            Err(e) => assert_eq!(e.kind, ErrorKind::NotFound, "{e}"),
+            Ok(id) => {
+                // AWS may accept the job and fail it; either way the failure is visible.
+                let status = aws.describe_backup_job(SRC, &id).await.unwrap();
+                assert_ne!(status.state, JobState::Completed);
+            }
+        }
+        let aborted = json!({"kind": "backup", "count": 1, "state": "ABORTED", "message": "aborted by test"});
+        assert_eq!(s.emu.control("/_drover/fail-jobs", &aborted), 200);
+        let id = aws.start_backup_job(&BackupRequest { idempotency_token: "errors-2".to_owned(), ..request }).await.unwrap();
+        let start = Instant::now();
+        let status = loop {
+            let status = aws.describe_backup_job(SRC, &id).await.unwrap();
+            if matches!(status.state, JobState::Completed | JobState::Failed) {
+                break status;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!((status.state, status.raw_state.as_str()), (JobState::Failed, "ABORTED"));
+        assert_eq!(status.message.as_deref(), Some("aborted by test"));
+    });
+}
+
+#[test]
+fn a_throttling_storm_on_the_emulator_slows_a_drill_but_it_finishes() {
+    let s = setup(0.2);
+    let url = s.emu.url();
+    let storm = json!({"operation": "*", "count": 40, "code": "ThrottlingException"});
+    assert_eq!(s.emu.control("/_drover/throttle", &storm), 200);
+    let run = drover_aws(&[
+        "drill",
+        s.plan.to_str().unwrap(),
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--state-dir",
+        &s.state(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let world = s.inspect();
+    assert_eq!(world[SRC]["jobs"]["backup"], 5, "throttled starts were retried, never duplicated");
+}

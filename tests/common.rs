@@ -134,6 +134,22 @@ impl Emulator {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Calls the emulator's control API (`/_drover/...`) on loopback; returns the status code.
+    pub(crate) fn control(&self, path: &str, body: &serde_json::Value) -> u16 {
+        use std::io::{Read as _, Write as _};
+        let body = body.to_string();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+
     /// The emulator's log so far (for failure messages).
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
