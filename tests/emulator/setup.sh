@@ -10,6 +10,10 @@ req="$here/requirements.txt"
 stamp="$venv/.drover-requirements.sha256"
 
 want="$({ cat "$req"; "$base_python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
+# Concurrent callers (parallel test processes) wait for one install.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
     && "$venv/bin/python" -c 'import moto, boto3, pytest' 2>/dev/null; then
     echo "$venv/bin/python"
