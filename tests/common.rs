@@ -184,8 +184,8 @@ pub(crate) fn aws_command(args: &[&str]) -> Command {
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")
-        .env("AWS_CONFIG_FILE", "/nonexistent/drover-test")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/drover-test")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(Stdio::null());
     c

@@ -43,6 +43,59 @@ pub(crate) enum Command {
     Runs(StateArgs),
     /// Delete a drill's tables (only those the run created and tagged)
     Teardown(TeardownArgs),
+    /// Check that a run can start: vaults, keys, tables, names, recovery points (exit 0 or 1)
+    Preflight(PreflightArgs),
+    /// Readiness for a real failover: the newest recovery point of each table in each target
+    /// vault against the RPO (exit 1 when any is missing or too old)
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CloudArgs {
+    /// Which cloud to talk to
+    #[arg(long, value_enum, default_value_t = CloudArg::Aws)]
+    pub(crate) cloud: CloudArg,
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    #[command(flatten)]
+    pub(crate) sim: SimArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PreflightArgs {
+    /// Plan file
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: PathBuf,
+    /// Which run to check for
+    #[arg(long, value_enum, default_value_t = ModeArg::Drill)]
+    pub(crate) mode: ModeArg,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub(crate) format: StatusFormat,
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CheckArgs {
+    /// Plan file
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: PathBuf,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub(crate) format: CheckFormat,
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CheckFormat {
+    /// A table for people
+    Text,
+    /// Machine-readable
+    Json,
+    /// JUnit XML: one test case per table and target
+    Junit,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -74,6 +127,9 @@ pub(crate) struct RunArgs {
     /// Keep the drill tables (no teardown; `drover teardown RUN_ID` later)
     #[arg(long)]
     pub(crate) keep: bool,
+    /// Start without the preflight checks
+    #[arg(long)]
+    pub(crate) skip_preflight: bool,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
     #[command(flatten)]

@@ -5,6 +5,7 @@
 //! place, [`exit`].
 
 mod args;
+mod checks;
 mod cloud;
 mod exit;
 mod output;
@@ -42,6 +43,8 @@ fn main() -> ExitCode {
         Command::Teardown(args) => run_cmd::teardown(args, log),
         Command::Status(args) => status::status(args),
         Command::Runs(args) => status::runs(args),
+        Command::Preflight(args) => checks::preflight_cmd(args),
+        Command::Check(args) => checks::check_cmd(args),
     };
     exit::finish(result)
 }

@@ -19,7 +19,7 @@ use crate::progress::Progress;
 use crate::status;
 
 /// Loads a plan file for a run: diagnostics on stderr, `None` when it is invalid.
-fn load_plan(path: &Path) -> Option<(Plan, Vec<u8>)> {
+pub(crate) fn load_plan(path: &Path) -> Option<(Plan, Vec<u8>)> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -37,7 +37,7 @@ fn load_plan(path: &Path) -> Option<(Plan, Vec<u8>)> {
     loaded.plan.map(|p| (p, bytes))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -117,9 +117,14 @@ fn start(args: &RunArgs, mode: Mode, log: LogFormat) -> Result<Exit, CliError> {
         }
     };
     runtime()?.block_on(async {
-        if mode == Mode::Failover
+        if !args.skip_preflight {
+            if !crate::checks::before_run(&plan, mode, &cloud, run::short_id(&run_id)).await {
+                return Ok(Exit::Failure);
+            }
+        } else if mode == Mode::Failover
             && let Err(e) = run::check_failover_names(&plan, cloud.ports.tables.as_ref()).await
         {
+            // Even without preflight, a failover never overwrites a table.
             output::error(&e.to_string());
             return Ok(Exit::Failure);
         }

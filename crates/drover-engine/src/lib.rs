@@ -10,7 +10,8 @@
 //! - [`state`]: step state machines, and replay of a journal into state;
 //! - [`journal`]: the append-only, hash-chained, fsynced journal;
 //! - [`engine`]: scheduling, limits, retries, polling;
-//! - [`run`]: run ids and the state directory.
+//! - [`run`]: run ids and the state directory;
+//! - [`preflight`]: read-only checks before a run, and failover readiness.
 
 pub mod clock;
 pub mod engine;
@@ -18,6 +19,7 @@ mod error;
 pub mod graph;
 pub mod journal;
 pub mod ports;
+pub mod preflight;
 pub mod run;
 pub mod state;
 mod steps;

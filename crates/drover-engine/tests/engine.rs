@@ -576,3 +576,80 @@ async fn latency_slows_a_run_without_changing_its_result() {
         slow.sim.with(|w| w.jobs_started.clone())
     );
 }
+
+mod preflight {
+    use drover_engine::preflight::{self, Status};
+
+    use super::*;
+
+    fn failing(findings: &[drover_engine::preflight::Finding]) -> Vec<(String, String)> {
+        findings
+            .iter()
+            .filter(|f| f.status == Status::Fail)
+            .map(|f| (f.check.to_owned(), f.subject.clone()))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ready_account_passes() {
+        let h = Harness::new(plan(DEMO), DEMO);
+        let findings = preflight::preflight(&h.plan, Mode::Drill, &h.ports(), "0123abcd").await;
+        assert!(failing(&findings).is_empty(), "{findings:#?}");
+        assert_eq!(findings.len(), 1 + 3 + 1 + 1 + 1 + 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_reason_fails_the_drill_preflight() {
+        let h = Harness::new(plan(DEMO), DEMO);
+        h.sim.set_advanced_backup("us-east-1", false);
+        h.sim.with(|w| w.drop_table("us-east-1", "orders"));
+        h.sim.with(|w| w.drop_vault("us-west-2", "dr"));
+        h.sim.set_key_state(
+            "us-west-2",
+            "arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee",
+            "Disabled",
+        );
+        h.sim.add_table("us-west-2", "invoices-drill-0123abcd", "pk", None, 0, &[]);
+        let findings = preflight::preflight(&h.plan, Mode::Drill, &h.ports(), "0123abcd").await;
+        let fails = failing(&findings);
+        for (check, subject) in [
+            ("advanced-backup", "source region us-east-1"),
+            ("source-table", "orders in us-east-1"),
+            ("target-vault", "vault dr in us-west-2"),
+            (
+                "target-key",
+                "key arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee in us-west-2",
+            ),
+            ("drill-name", "invoices-drill-0123abcd in us-west-2"),
+        ] {
+            assert!(
+                fails.contains(&(check.to_owned(), subject.to_owned())),
+                "{check} {subject} not failed: {findings:#?}"
+            );
+        }
+        assert_eq!(fails.len(), 5, "{fails:?}");
+        assert!(findings.iter().filter(|f| f.status == Status::Fail).all(|f| f.fix.is_some()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failover_preflight_and_readiness_fail_on_taken_names_and_stale_points() {
+        let text = DEMO.replace("rpo: 24h", "rpo: 1h");
+        let h = Harness::new(plan(&text), &text);
+        // Without any copy, nothing is ready.
+        let fails = failing(&preflight::readiness(&h.plan, &h.ports()).await);
+        assert_eq!(fails.len(), 3, "{fails:?}");
+        h.sim.seed_copies(&h.plan, 3 * 3600 * 1000);
+        let findings = preflight::readiness(&h.plan, &h.ports()).await;
+        assert!(
+            findings
+                .iter()
+                .all(|f| f.status == Status::Fail && f.detail.contains("beyond the RPO of 1h")),
+            "{findings:#?}"
+        );
+        h.sim.seed_copies(&h.plan, 10 * 60 * 1000);
+        assert!(failing(&preflight::readiness(&h.plan, &h.ports()).await).is_empty());
+        h.sim.add_table("us-west-2", "orders", "pk", None, 0, &[]);
+        let fails = failing(&preflight::preflight(&h.plan, Mode::Failover, &h.ports(), "x").await);
+        assert_eq!(fails, [("target-name".to_owned(), "orders in us-west-2".to_owned())]);
+    }
+}

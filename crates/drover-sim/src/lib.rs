@@ -299,6 +299,20 @@ fn err(kind: ErrorKind, op: &str, message: impl Into<String>) -> CloudError {
 }
 
 impl World {
+    /// Deletes a table at once (test set-up).
+    pub fn drop_table(&mut self, region: &str, name: &str) {
+        if let Some(r) = self.regions.get_mut(region) {
+            r.tables.remove(name);
+        }
+    }
+
+    /// Deletes a vault and its recovery points (test set-up).
+    pub fn drop_vault(&mut self, region: &str, name: &str) {
+        if let Some(r) = self.regions.get_mut(region) {
+            r.vaults.remove(name);
+        }
+    }
+
     fn next_rand(&mut self) -> u64 {
         self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.rng;

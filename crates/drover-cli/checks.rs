@@ -1,0 +1,157 @@
+//! `drover preflight` and `drover check`, and the preflight that precedes every run.
+
+use std::fmt::Write as _;
+
+use drover_engine::preflight::{self, Finding, Status};
+use drover_plan::{Mode, Plan};
+use serde_json::json;
+
+use crate::args::{CheckArgs, CheckFormat, CloudArgs, PreflightArgs, StatusFormat};
+use crate::cloud::Cloud;
+use crate::exit::{CliError, Exit};
+use crate::output;
+use crate::run_cmd::{load_plan, runtime};
+
+/// The findings as a table, with fixes and a count.
+pub(crate) fn render(findings: &[Finding]) -> String {
+    let w_check = findings.iter().map(|f| f.check.len()).max().unwrap_or(5).max(5);
+    let w_subject = findings.iter().map(|f| f.subject.len()).max().unwrap_or(7).clamp(7, 60);
+    let mut out = format!("{:<w_check$}  {:<w_subject$}  STATUS  DETAIL\n", "CHECK", "SUBJECT");
+    for f in findings {
+        let _ = writeln!(
+            out,
+            "{:<w_check$}  {:<w_subject$}  {:<6}  {}",
+            f.check,
+            f.subject,
+            f.status.as_str(),
+            f.detail
+        );
+    }
+    let fixes: Vec<&Finding> =
+        findings.iter().filter(|f| f.status != Status::Pass && f.fix.is_some()).collect();
+    if !fixes.is_empty() {
+        out.push_str("\nto fix:\n");
+        for f in fixes {
+            let _ = writeln!(
+                out,
+                "  {} {}: {}",
+                f.check,
+                f.subject,
+                f.fix.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    let count = |s: Status| findings.iter().filter(|f| f.status == s).count();
+    let _ = write!(
+        out,
+        "\n{} checks: {} passed, {} warned, {} failed",
+        findings.len(),
+        count(Status::Pass),
+        count(Status::Warn),
+        count(Status::Fail)
+    );
+    out
+}
+
+fn failed(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.status == Status::Fail)
+}
+
+fn as_json(findings: &[Finding]) -> serde_json::Value {
+    json!({ "passed": !failed(findings), "findings": findings })
+}
+
+fn escape_xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// JUnit XML: each finding a test case, failures as `<failure>`.
+pub(crate) fn junit(suite: &str, findings: &[Finding]) -> String {
+    let failures = findings.iter().filter(|f| f.status == Status::Fail).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">\n",
+        escape_xml(suite),
+        findings.len()
+    );
+    for f in findings {
+        let _ = write!(
+            out,
+            "    <testcase classname=\"{}\" name=\"{}\"",
+            escape_xml(f.check),
+            escape_xml(&f.subject)
+        );
+        match f.status {
+            Status::Fail => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                    escape_xml(&f.detail),
+                    escape_xml(f.fix.as_deref().unwrap_or_default())
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <system-out>{}</system-out>\n    </testcase>",
+                    escape_xml(&f.detail)
+                );
+            }
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+fn cloud_for(args: &CloudArgs, plan: &Plan, mode: Mode) -> Option<Cloud> {
+    match Cloud::new(args.cloud, &args.aws, &args.sim, plan, mode) {
+        Ok(cloud) => Some(cloud),
+        Err(e) => {
+            output::error(&e);
+            None
+        }
+    }
+}
+
+pub(crate) fn preflight_cmd(args: &PreflightArgs) -> Result<Exit, CliError> {
+    let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
+    let mode: Mode = args.mode.into();
+    let Some(cloud) = cloud_for(&args.cloud, &plan, mode) else { return Ok(Exit::Failure) };
+    // Drill names depend on the run id; check them for a placeholder short id.
+    let findings =
+        runtime()?.block_on(preflight::preflight(&plan, mode, &cloud.ports, "preflight"));
+    match args.format {
+        StatusFormat::Text => output::stdout_line(&render(&findings))?,
+        StatusFormat::Json => output::stdout_line(&as_json(&findings).to_string())?,
+    }
+    Ok(if failed(&findings) { Exit::Failure } else { Exit::Success })
+}
+
+pub(crate) fn check_cmd(args: &CheckArgs) -> Result<Exit, CliError> {
+    let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
+    let Some(cloud) = cloud_for(&args.cloud, &plan, Mode::Failover) else {
+        return Ok(Exit::Failure);
+    };
+    let findings = runtime()?.block_on(preflight::readiness(&plan, &cloud.ports));
+    match args.format {
+        CheckFormat::Text => output::stdout_line(&render(&findings))?,
+        CheckFormat::Json => output::stdout_line(&as_json(&findings).to_string())?,
+        CheckFormat::Junit => {
+            output::stdout_line(&junit(&format!("drover check {}", plan.name), &findings))?
+        }
+    }
+    Ok(if failed(&findings) { Exit::Failure } else { Exit::Success })
+}
+
+/// The preflight before a run: prints the findings when any is not a pass; `false` when the
+/// run must not start.
+pub(crate) async fn before_run(plan: &Plan, mode: Mode, cloud: &Cloud, short_id: &str) -> bool {
+    let findings = preflight::preflight(plan, mode, &cloud.ports, short_id).await;
+    if findings.iter().any(|f| f.status != Status::Pass) {
+        output::stderr(&render(&findings));
+    }
+    if failed(&findings) {
+        output::error("preflight failed; nothing was started (fix the above, or --skip-preflight)");
+        return false;
+    }
+    true
+}

@@ -1,0 +1,287 @@
+//! Checks before a run (`drover preflight`, run automatically before drills and failovers),
+//! and readiness for a real failover (`drover check`): read-only calls, each finding with
+//! what to do about it.
+
+use std::future::Future;
+use std::time::Duration;
+
+use drover_plan::{Mode, Plan, format_duration};
+use serde::Serialize;
+
+use crate::engine::Ports;
+use crate::ports::{CloudResult, KeyType, Millis, RecoveryPoint};
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Fine.
+    Pass,
+    /// Worth a look; does not stop a run.
+    Warn,
+    /// Stops a run.
+    Fail,
+}
+
+impl Status {
+    /// `pass`, `warn` or `fail`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What was checked (`source-table`, `target-key`, ...).
+    pub check: &'static str,
+    /// What it was checked on (`orders in us-east-1`).
+    pub subject: String,
+    /// The outcome.
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// How to fix a failure or warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+fn pass(check: &'static str, subject: String, detail: impl Into<String>) -> Finding {
+    Finding { check, subject, status: Status::Pass, detail: detail.into(), fix: None }
+}
+
+fn fail(
+    check: &'static str,
+    subject: String,
+    detail: impl Into<String>,
+    fix: impl Into<String>,
+) -> Finding {
+    Finding { check, subject, status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
+}
+
+/// Retries throttling and transient errors a few times with backoff: a check should not fail
+/// because the API was busy.
+async fn patient<T, F, Fut>(ports: &Ports, mut op: F) -> CloudResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = CloudResult<T>>,
+{
+    let mut wait = Duration::from_millis(500);
+    for _ in 0..8 {
+        match op().await {
+            Err(e) if e.kind.is_retryable() => {
+                ports.clock.sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            result => return result,
+        }
+    }
+    op().await
+}
+
+fn age(now: Millis, then: Millis) -> Duration {
+    Duration::from_millis(u64::try_from(now - then).unwrap_or(0))
+}
+
+/// Every check a `mode` run of `plan` needs to pass before it starts. `drill_short_id` is the
+/// run's short id (drill table names depend on it).
+pub async fn preflight(
+    plan: &Plan,
+    mode: Mode,
+    ports: &Ports,
+    drill_short_id: &str,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let src = plan.source.region.as_str();
+    if mode == Mode::Drill {
+        let subject = format!("source region {src}");
+        out.push(match patient(ports, || ports.backup.advanced_dynamodb_backup(src)).await {
+            Ok(true) => pass("advanced-backup", subject, "advanced DynamoDB backup is on: backups can be copied"),
+            Ok(false) => fail(
+                "advanced-backup",
+                subject,
+                "advanced DynamoDB backup is off: copies of new backups would fail",
+                format!(
+                    "aws backup update-region-settings --region {src} --resource-type-opt-in-preference DynamoDB=true \
+                     --resource-type-management-preference DynamoDB=true"
+                ),
+            ),
+            Err(e) => fail("advanced-backup", subject, e.to_string(), "allow backup:DescribeRegionSettings"),
+        });
+        for t in &plan.tables {
+            let subject = format!("{} in {src}", t.name);
+            out.push(match patient(ports, || ports.tables.describe_table(src, &t.name)).await {
+                Ok(Some(info))
+                    if plan.drill.write_marker
+                        && (info.partition_key.kind != KeyType::S
+                            || info.sort_key.as_ref().is_some_and(|k| k.kind != KeyType::S)) =>
+                {
+                    fail(
+                        "source-table",
+                        subject,
+                        "drill.write_marker needs string key attributes",
+                        "turn drill.write_marker off for this plan",
+                    )
+                }
+                Ok(Some(info)) if info.status == "ACTIVE" => {
+                    pass("source-table", subject, "exists and is ACTIVE")
+                }
+                Ok(Some(info)) => Finding {
+                    check: "source-table",
+                    subject,
+                    status: Status::Warn,
+                    detail: format!("exists but is {}", info.status),
+                    fix: Some("wait for the table to be ACTIVE".to_owned()),
+                },
+                Ok(None) => fail(
+                    "source-table",
+                    subject,
+                    "does not exist",
+                    "create the table, or remove it from the plan",
+                ),
+                Err(e) => {
+                    fail("source-table", subject, e.to_string(), "allow dynamodb:DescribeTable")
+                }
+            });
+        }
+        let subject = format!("vault {} in {src}", plan.source.backup_vault);
+        out.push(
+            match patient(ports, || ports.backup.vault_arn(src, &plan.source.backup_vault)).await {
+                Ok(_) => pass("source-vault", subject, "exists"),
+                Err(e) => fail(
+                    "source-vault",
+                    subject,
+                    e.to_string(),
+                    "create the vault, or fix source.backup_vault",
+                ),
+            },
+        );
+    }
+    for target in &plan.targets {
+        let r = target.region.as_str();
+        let subject = format!("vault {} in {r}", target.backup_vault);
+        out.push(match patient(ports, || ports.backup.vault_arn(r, &target.backup_vault)).await {
+            Ok(_) => pass("target-vault", subject, "exists"),
+            Err(e) => fail(
+                "target-vault",
+                subject,
+                e.to_string(),
+                "create the vault with a customer-managed key, or fix the target's backup_vault",
+            ),
+        });
+        let subject = format!("key {} in {r}", target.kms_key_arn);
+        out.push(match patient(ports, || ports.keys.describe_key(r, &target.kms_key_arn)).await {
+            Ok(k) if k.region != r => fail(
+                "target-key",
+                subject,
+                format!("the key is in {}", k.region),
+                "use a key (or a multi-Region replica) in the target region",
+            ),
+            Ok(k) if k.state == "Enabled" => pass("target-key", subject, "exists and is Enabled"),
+            Ok(k) => fail(
+                "target-key",
+                subject,
+                format!("the key is {}", k.state),
+                "enable the key (aws kms enable-key), or cancel its deletion",
+            ),
+            Err(e) => fail(
+                "target-key",
+                subject,
+                e.to_string(),
+                "create the key, or grant kms:DescribeKey on it",
+            ),
+        });
+        for id in plan.tables_in(&target.region) {
+            let t = plan.table(id);
+            let name = match mode {
+                Mode::Failover => t.name.clone(),
+                Mode::Drill => plan.drill.table_name(&t.name, drill_short_id, &target.region),
+            };
+            let check = if mode == Mode::Failover { "target-name" } else { "drill-name" };
+            let subject = format!("{name} in {r}");
+            out.push(match patient(ports, || ports.tables.describe_table(r, &name)).await {
+                Ok(None) => pass(check, subject, "the name is free"),
+                Ok(Some(_)) => fail(
+                    check,
+                    subject,
+                    "a table with this name exists; drover never overwrites a table",
+                    "rename or delete that table (after checking what it is)",
+                ),
+                Err(e) => fail(
+                    check,
+                    subject,
+                    e.to_string(),
+                    "allow dynamodb:DescribeTable in the target region",
+                ),
+            });
+        }
+    }
+    if mode == Mode::Failover {
+        out.extend(readiness(plan, ports).await);
+    }
+    out
+}
+
+/// For each table and target, the newest recovery point in the target vault against the RPO.
+pub async fn readiness(plan: &Plan, ports: &Ports) -> Vec<Finding> {
+    let now = ports.clock.now();
+    let mut out = Vec::new();
+    for target in &plan.targets {
+        let r = target.region.as_str();
+        for id in plan.tables_in(&target.region) {
+            let t = plan.table(id);
+            let subject = format!("{} in {r}", t.name);
+            let points = patient(ports, || {
+                ports.backup.list_recovery_points(
+                    r,
+                    &target.backup_vault,
+                    plan.source.region.as_str(),
+                    &t.name,
+                )
+            })
+            .await;
+            let newest: Option<RecoveryPoint> = match points {
+                Ok(points) => points
+                    .into_iter()
+                    .filter(RecoveryPoint::is_completed)
+                    .max_by_key(|p| p.created_at),
+                Err(e) => {
+                    out.push(fail(
+                        "recovery-point",
+                        subject,
+                        e.to_string(),
+                        "allow backup:ListRecoveryPointsByBackupVault",
+                    ));
+                    continue;
+                }
+            };
+            let Some(point) = newest else {
+                out.push(fail(
+                    "recovery-point",
+                    subject,
+                    format!("no completed recovery point in vault {}", target.backup_vault),
+                    "add a copy rule to the backup plan, or run `drover backup PLAN`",
+                ));
+                continue;
+            };
+            let a = age(now, point.created_at);
+            let detail =
+                format!("newest recovery point is {} old ({})", format_duration(a), point.arn);
+            out.push(match plan.objectives.rpo {
+                Some(rpo) if a > rpo => fail(
+                    "recovery-point",
+                    subject,
+                    format!("{detail}, beyond the RPO of {}", format_duration(rpo)),
+                    "back up and copy more often, or run `drover backup PLAN` now",
+                ),
+                _ => pass("recovery-point", subject, detail),
+            });
+        }
+    }
+    out
+}
