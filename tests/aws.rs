@@ -382,3 +382,100 @@ fn a_throttling_storm_on_the_emulator_slows_a_drill_but_it_finishes() {
     let world = s.inspect();
     assert_eq!(world[SRC]["jobs"]["backup"], 5, "throttled starts were retried, never duplicated");
 }
+
+#[test]
+fn preflight_and_check_on_the_emulator() {
+    let s = setup(0.2);
+    let url = s.emu.url();
+    let plan = s.plan.to_str().unwrap().to_owned();
+    let ok = drover_aws(&["preflight", &plan, "--cloud", "aws", "--endpoint-url", &url]);
+    assert_eq!(ok.code, 0, "{}", ok.transcript());
+    // Nothing in the target vault yet: not ready for a failover.
+    let check = drover_aws(&[
+        "check",
+        &plan,
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--format",
+        "junit",
+    ]);
+    assert_eq!(check.code, 1, "{}", check.transcript());
+    assert!(
+        check.stdout.contains("failures=\"5\"")
+            && check.stdout.contains("no completed recovery point"),
+        "{}",
+        check.stdout
+    );
+    // A drill leaves fresh copies: ready.
+    let drill = drover_aws(&[
+        "drill",
+        &plan,
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--state-dir",
+        &s.state(),
+    ]);
+    assert_eq!(drill.code, 0, "{}", drill.transcript());
+    let check =
+        drover_aws(&["check", &plan, "--cloud", "aws", "--endpoint-url", &url, "--format", "json"]);
+    assert_eq!(check.code, 0, "{}", check.transcript());
+    let report: Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["findings"].as_array().unwrap().len(), 5);
+
+    s.emu.fixture(
+        "break",
+        &json!({
+            "advanced_off": [SRC],
+            "disable_keys": [s.target_key],
+            "delete_tables": [{"region": SRC, "name": "invoices"}],
+        }),
+    );
+    let failed = drover_aws(&[
+        "preflight",
+        &plan,
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(failed.code, 1, "{}", failed.transcript());
+    let report: Value = serde_json::from_str(&failed.stdout).unwrap();
+    let fails: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "fail")
+        .map(|f| {
+            (f["check"].as_str().unwrap().to_owned(), f["subject"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert!(
+        fails.contains(&("advanced-backup".to_owned(), format!("source region {SRC}"))),
+        "{fails:?}"
+    );
+    assert!(
+        fails.contains(&("source-table".to_owned(), format!("invoices in {SRC}"))),
+        "{fails:?}"
+    );
+    assert!(fails.iter().any(|(c, _)| c == "target-key"), "{fails:?}");
+    // A drill does not start.
+    let drill = drover_aws(&[
+        "drill",
+        &plan,
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--state-dir",
+        &s.state(),
+    ]);
+    assert_eq!(drill.code, 1);
+    assert!(drill.stderr.contains("preflight failed; nothing was started"), "{}", drill.stderr);
+}

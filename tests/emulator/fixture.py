@@ -79,6 +79,21 @@ def seed(port, spec):
     return out
 
 
+def break_things(port, spec):
+    """Makes preflight fail: region settings, keys, vaults, tables, as the spec asks."""
+    for region in spec.get("advanced_off", []):
+        client("backup", region, port).update_region_settings(
+            ResourceTypeOptInPreference={"DynamoDB": False}, ResourceTypeManagementPreference={"DynamoDB": False})
+    for arn in spec.get("disable_keys", []):
+        region, key_id = arn.split(":")[3], arn.rsplit("/", 1)[1]
+        client("kms", region, port).disable_key(KeyId=key_id)
+    for v in spec.get("delete_vaults", []):
+        client("backup", v["region"], port).delete_backup_vault(BackupVaultName=v["name"])
+    for t in spec.get("delete_tables", []):
+        client("dynamodb", t["region"], port).delete_table(TableName=t["name"])
+    return {}
+
+
 def digest(ddb, name):
     """An order-independent digest of every item (sha256 of the sorted JSON items)."""
     import hashlib
@@ -144,7 +159,7 @@ def inspect(port, query):
 def main():
     command, port = sys.argv[1], int(sys.argv[2])
     arg = json.load(sys.stdin)
-    result = seed(port, arg) if command == "seed" else inspect(port, arg)
+    result = {"seed": seed, "inspect": inspect, "break": break_things}[command](port, arg)
     json.dump(result, sys.stdout)
 
 
