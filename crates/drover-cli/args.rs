@@ -182,6 +182,14 @@ pub(crate) struct FailoverArgs {
     /// Do not ask for confirmation
     #[arg(long)]
     pub(crate) yes: bool,
+    /// Recover to the newest recovery points at or before this UTC time (before a
+    /// corruption), e.g. 2026-11-24T10:30:00Z; default: the newest consistent cut
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
+    pub(crate) at: Option<i64>,
+}
+
+fn parse_at(s: &str) -> Result<i64, String> {
+    drover_engine::run::parse_time(s)
 }
 
 #[derive(Debug, Clone, Args)]

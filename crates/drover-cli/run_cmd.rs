@@ -56,7 +56,7 @@ fn limits(args: &RunArgs) -> Limits {
 }
 
 pub(crate) fn drill(args: &RunArgs, log: LogFormat) -> Result<Exit, CliError> {
-    start(args, Mode::Drill, log)
+    start(args, Mode::Drill, None, log)
 }
 
 pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliError> {
@@ -84,10 +84,15 @@ pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliE
             return Ok(Exit::Failure);
         }
     }
-    start(&args.run, Mode::Failover, log)
+    start(&args.run, Mode::Failover, args.at, log)
 }
 
-fn start(args: &RunArgs, mode: Mode, log: LogFormat) -> Result<Exit, CliError> {
+fn start(
+    args: &RunArgs,
+    mode: Mode,
+    cut_at: Option<i64>,
+    log: LogFormat,
+) -> Result<Exit, CliError> {
     let Some((plan, bytes)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
     let state_dir = &args.state.state_dir;
     let run_id = match &args.run_id {
@@ -140,6 +145,7 @@ fn start(args: &RunArgs, mode: Mode, log: LogFormat) -> Result<Exit, CliError> {
                 keep: args.keep,
                 limits: limits(args),
                 cloud: serde_json::to_value(&cloud.spec).unwrap_or_default(),
+                cut_at,
             },
         };
         let (journal, state) = match run::create(state_dir, header, cloud.ports.clock.now()) {

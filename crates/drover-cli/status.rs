@@ -107,6 +107,33 @@ pub(crate) fn render(state: &RunState) -> String {
         out.truncate(trimmed);
         out.push('\n');
     }
+    for cut in state.cuts.values() {
+        let _ = writeln!(
+            out,
+            "\nconsistent cut in {} at {}{}: skew {} between tables, RPO achieved {}",
+            cut.target,
+            run::format_time(cut.time),
+            if cut.requested { " (as asked with --at)" } else { "" },
+            duration(cut.skew()),
+            duration(cut.rpo_achieved())
+        );
+        for (table, p) in &cut.points {
+            let late = if cut.late.contains(table) {
+                "  (newer than the cut: no earlier point)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  {table:<width$}  {}  {}{late}",
+                run::format_time(p.created_at),
+                p.arn
+            );
+        }
+        for (table, why) in &cut.missing {
+            let _ = writeln!(out, "  {table:<width$}  none: {why}");
+        }
+    }
     let failures: Vec<(&StepKey, &String)> = state
         .steps
         .iter()
@@ -175,6 +202,15 @@ pub(crate) fn to_json(state: &RunState) -> serde_json::Value {
         "last_record_at": run::format_time(state.last_at),
         "recovery_time_seconds": recovery_time(state).map(|ms| ms / 1000),
         "interruptions": state.interruptions,
+        "cuts": state.cuts.values().map(|c| json!({
+            "target": c.target,
+            "time": run::format_time(c.time),
+            "requested": c.requested,
+            "skew_seconds": c.skew() / 1000,
+            "rpo_achieved_seconds": c.rpo_achieved() / 1000,
+            "points": c.points.iter().map(|(t, p)| json!({"table": t, "arn": p.arn, "created_at": run::format_time(p.created_at), "late": c.late.contains(t)})).collect::<Vec<_>>(),
+            "missing": c.missing,
+        })).collect::<Vec<_>>(),
         "steps": steps,
     })
 }

@@ -494,6 +494,11 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
         rng: Mutex::new(seed),
     });
 
+    if mode == Mode::Failover && !shared.settings.teardown_only {
+        for target in &shared.plan.targets {
+            crate::steps::choose_cut(&shared, target.region.as_str()).await?;
+        }
+    }
     let outcome = schedule(&shared, &graph, &cancel).await?;
     if outcome == Outcome::Interrupted {
         shared.record_run(RunEvent::Interrupted)?;

@@ -408,3 +408,84 @@ impl StateLock {
         Ok(StateLock { _file: file })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use drover_plan::{Mode, StepKind};
+
+    use super::*;
+    use crate::state::{
+        Cut, CutPoint, Limits, RunEvent, RunOptions, StepEvent, StepKey, StepOutput,
+    };
+
+    /// Every kind of record reads back as written: flattened fields must not collide with the
+    /// entry's own (`seq`, `at`, `type`, `event`).
+    #[test]
+    fn every_record_kind_round_trips() {
+        let key = StepKey {
+            table: "orders".into(),
+            target: Some("us-west-2".into()),
+            kind: StepKind::Restore,
+        };
+        let header = Header {
+            run_id: "r-12345678".into(),
+            mode: Mode::Failover,
+            plan_name: "p".into(),
+            plan_hash: "h".into(),
+            plan_path: "p.yaml".into(),
+            plan_text: "version: 1".into(),
+            drover_version: "0".into(),
+            options: RunOptions {
+                keep: false,
+                limits: Limits::default(),
+                cloud: serde_json::json!({}),
+                cut_at: Some(5),
+            },
+        };
+        let cut = Cut {
+            target: "us-west-2".into(),
+            time: 10,
+            requested: false,
+            points: BTreeMap::from([(
+                "orders".into(),
+                CutPoint { arn: "a".into(), created_at: 9, size_bytes: None },
+            )]),
+            missing: BTreeMap::new(),
+            late: std::collections::BTreeSet::new(),
+            chosen_at: 11,
+        };
+        let records = vec![
+            Record::Header(Box::new(header)),
+            Record::Step { step: key.clone(), event: StepEvent::Began },
+            Record::Step {
+                step: key.clone(),
+                event: StepEvent::JobRequested { token: "t".into() },
+            },
+            Record::Step { step: key.clone(), event: StepEvent::JobStarted { job_id: "j".into() } },
+            Record::Step {
+                step: key.clone(),
+                event: StepEvent::Succeeded(StepOutput::Restore {
+                    table_name: "n".into(),
+                    table_arn: "a".into(),
+                }),
+            },
+            Record::Step {
+                step: key.clone(),
+                event: StepEvent::Failed { kind: None, message: "m".into() },
+            },
+            Record::Step { step: key.clone(), event: StepEvent::Blocked { by: key.clone() } },
+            Record::Step { step: key, event: StepEvent::Retried },
+            Record::Run { event: RunEvent::Resumed { plan_replaced: Some("h2".into()) } },
+            Record::Run { event: RunEvent::Cut(cut) },
+            Record::Run { event: RunEvent::Finished { success: true } },
+        ];
+        for (i, record) in records.into_iter().enumerate() {
+            let entry = Entry { seq: i as u64 + 1, at: 42, record };
+            let json = serde_json::to_string(&entry).unwrap();
+            let back: Entry = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(back, entry);
+        }
+    }
+}

@@ -95,6 +95,46 @@ pub fn format_time(ms: Millis) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
 }
 
+/// Parses `YYYY-MM-DDTHH:MM[:SS]Z` (UTC) into epoch milliseconds.
+///
+/// # Errors
+/// A message when the text is not such a time.
+pub fn parse_time(s: &str) -> Result<Millis, String> {
+    let bad = || format!("`{s}` is not a UTC time like 2026-11-24T10:30:00Z");
+    let t = s.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = t.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> =
+        date.split('-').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let c: Vec<i64> =
+        time.split(':').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let (&[y, m, day], [h, min, rest @ ..]) = (d.as_slice(), c.as_slice()) else {
+        return Err(bad());
+    };
+    let sec = rest.first().copied().unwrap_or(0);
+    if !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(0..24).contains(h)
+        || !(0..60).contains(min)
+        || !(0..60).contains(&sec)
+        || rest.len() > 1
+    {
+        return Err(bad());
+    }
+    let days = days_from_civil(y, m, day);
+    Ok(((days * 86_400) + h * 3600 + min * 60 + sec) * 1000)
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// The directory of a run.
 #[must_use]
 pub fn run_dir(state_dir: &Path, run_id: &str) -> PathBuf {
@@ -258,5 +298,19 @@ mod tests {
         assert!(check_run_id("x-1234-678").is_err());
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(parse_time("2000-02-29T00:00:00Z"), Ok(951_782_400_000));
+        assert_eq!(
+            parse_time("2026-11-24T22:18Z").map(format_time),
+            Ok("2026-11-24T22:18:00Z".to_owned())
+        );
+        for bad in [
+            "2026-11-24",
+            "2026-13-01T00:00:00Z",
+            "2026-11-24T25:00:00Z",
+            "yesterday",
+            "2026-11-24T10:00:00",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -75,6 +75,10 @@ pub struct RunOptions {
     pub limits: Limits,
     /// The cloud the run talks to, as the CLI described it (`sim`, `aws`) and its settings.
     pub cloud: serde_json::Value,
+    /// Failover: recover to the newest consistent point at or before this time (`--at`);
+    /// by default, the newest consistent point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_at: Option<Millis>,
 }
 
 /// Concurrency limits per region and kind of work.
@@ -193,11 +197,66 @@ pub enum RunEvent {
     TeardownRequested,
     /// Drill marker items were removed from the source tables.
     MarkersRemoved,
+    /// Failover: the consistent cut chosen for a target, before any restore there.
+    Cut(Cut),
     /// Every step is finished.
     Finished {
         /// Whether every step succeeded.
         success: bool,
     },
+}
+
+/// The recovery points a failover uses in one target.
+///
+/// Without `--at`, the cut time `time` is the oldest of the tables' newest points: the latest
+/// moment every table's backups have reached. Each table then uses its newest point at or
+/// before `time`, so no table comes back newer than the others' data allows. A table whose every
+/// point is newer than `time` (a table added recently) uses its oldest point and is listed in
+/// `late`. With `--at`, every table needs a point at or before that time (recovering to before
+/// a corruption), or it is `missing`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cut {
+    /// Target region.
+    pub target: String,
+    /// The cut time (named so as not to collide with the journal entry's `at`).
+    pub time: Millis,
+    /// Whether `at` was asked for (`--at`) rather than computed.
+    pub requested: bool,
+    /// Chosen point per table.
+    pub points: BTreeMap<String, CutPoint>,
+    /// Tables without a usable point, with why (their steps fail).
+    pub missing: BTreeMap<String, String>,
+    /// Tables whose chosen point is after `time` (they had none at or before it).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub late: std::collections::BTreeSet<String>,
+    /// When the cut was chosen (RPO achieved = this minus the oldest chosen point).
+    pub chosen_at: Millis,
+}
+
+impl Cut {
+    /// The spread of the chosen points' times.
+    #[must_use]
+    pub fn skew(&self) -> Millis {
+        let times = self.points.values().map(|p| p.created_at);
+        times.clone().max().unwrap_or(0) - times.min().unwrap_or(0)
+    }
+
+    /// Data loss the cut implies: how old its oldest point was when it was chosen.
+    #[must_use]
+    pub fn rpo_achieved(&self) -> Millis {
+        self.points.values().map(|p| self.chosen_at - p.created_at).max().unwrap_or(0)
+    }
+}
+
+/// A recovery point chosen by a cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CutPoint {
+    /// Its ARN.
+    pub arn: String,
+    /// When it was taken.
+    pub created_at: Millis,
+    /// Size, when known.
+    pub size_bytes: Option<u64>,
 }
 
 /// Where a step is.
@@ -378,6 +437,8 @@ pub struct RunState {
     pub teardown_requested: bool,
     /// Whether drill markers were removed.
     pub markers_removed: bool,
+    /// Failover cuts, by target region.
+    pub cuts: BTreeMap<String, Cut>,
     /// The outcome, when every step is finished.
     pub finished: Option<bool>,
     /// Records in the journal.
@@ -396,6 +457,7 @@ impl RunState {
             interruptions: 0,
             teardown_requested: false,
             markers_removed: false,
+            cuts: BTreeMap::new(),
             finished: None,
             records: 1,
         }
@@ -437,6 +499,12 @@ impl RunState {
                     self.finished = None;
                 }
                 RunEvent::MarkersRemoved => self.markers_removed = true,
+                RunEvent::Cut(cut) => {
+                    if self.cuts.contains_key(&cut.target) {
+                        return Err(format!("a second cut for {}", cut.target));
+                    }
+                    self.cuts.insert(cut.target.clone(), cut.clone());
+                }
                 RunEvent::Finished { success } => self.finished = Some(*success),
             },
         }

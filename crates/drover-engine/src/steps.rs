@@ -13,7 +13,7 @@ use crate::error::{EngineError, ErrorKind};
 use crate::ports::{
     BackupRequest, CopyRequest, Item, JobState, KeyType, RestoreRequest, TableInfo,
 };
-use crate::state::{Phase, RunEvent, StepEvent, StepKey, StepOutput};
+use crate::state::{Cut, CutPoint, Phase, RunEvent, StepEvent, StepKey, StepOutput};
 
 /// Tag naming the plan that created a table.
 pub const PLAN_TAG: &str = "drover:plan";
@@ -184,45 +184,138 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
     })
 }
 
+/// Chooses a failover's consistent cut in `region`, once: every table's newest completed
+/// point at or before the newest time at which every table has one (or at or before the time
+/// asked for). Recorded in the journal before any table of the target is restored.
+pub(crate) async fn choose_cut(shared: &Shared, region: &str) -> Result<(), EngineError> {
+    if shared.state().cuts.contains_key(region) {
+        return Ok(());
+    }
+    let plan = &shared.plan;
+    let Some(target) = plan.targets.iter().find(|t| t.region.as_str() == region) else {
+        return Ok(());
+    };
+    let src = plan.source.region.to_string();
+    let requested = shared.state().header.options.cut_at;
+    let mut newest: BTreeMap<String, Vec<crate::ports::RecoveryPoint>> = BTreeMap::new();
+    let mut missing = BTreeMap::new();
+    for id in plan.tables_in(&target.region) {
+        let name = plan.table(id).name.clone();
+        let key = StepKey {
+            table: name.clone(),
+            target: Some(region.to_owned()),
+            kind: StepKind::RecoveryPoint,
+        };
+        let scope = scope_of(plan, &key);
+        match shared
+            .call(&key, &scope, || {
+                shared.ports.backup.list_recovery_points(region, &target.backup_vault, &src, &name)
+            })
+            .await
+        {
+            Ok(points) => {
+                let points: Vec<_> =
+                    points.into_iter().filter(crate::ports::RecoveryPoint::is_completed).collect();
+                if points.is_empty() {
+                    missing.insert(
+                        name,
+                        format!(
+                            "no completed recovery point in vault `{}` ({region})",
+                            target.backup_vault
+                        ),
+                    );
+                } else {
+                    newest.insert(name, points);
+                }
+            }
+            Err(e) => {
+                missing.insert(name, e.to_string());
+            }
+        }
+    }
+    let time = requested.unwrap_or_else(|| {
+        newest.values().filter_map(|ps| ps.iter().map(|p| p.created_at).max()).min().unwrap_or(0)
+    });
+    let mut points = BTreeMap::new();
+    let mut late = std::collections::BTreeSet::new();
+    for (name, ps) in newest {
+        let before = ps.iter().filter(|p| p.created_at <= time).max_by_key(|p| p.created_at);
+        let chosen = match before {
+            Some(p) => p,
+            None if requested.is_some() => {
+                missing.insert(
+                    name,
+                    format!("no recovery point at or before {}", crate::run::format_time(time)),
+                );
+                continue;
+            }
+            None => {
+                late.insert(name.clone());
+                match ps.iter().min_by_key(|p| p.created_at) {
+                    Some(p) => p,
+                    None => continue,
+                }
+            }
+        };
+        points.insert(
+            name,
+            CutPoint {
+                arn: chosen.arn.clone(),
+                created_at: chosen.created_at,
+                size_bytes: chosen.size_bytes,
+            },
+        );
+    }
+    let cut = Cut {
+        target: region.to_owned(),
+        time,
+        requested: requested.is_some(),
+        points,
+        missing,
+        late,
+        chosen_at: shared.ports.clock.now(),
+    };
+    tracing::info!(target = region, at = %crate::run::format_time(time), skew_ms = cut.skew(), "consistent cut chosen");
+    shared.record_run(RunEvent::Cut(cut))
+}
+
 async fn pick_recovery_point(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let plan = &shared.plan;
-    let ports = &shared.ports;
-    let scope = scope_of(plan, key);
-    let target = target(shared, region)?;
-    let src = plan.source.region.to_string();
-    let points = shared
-        .call(key, &scope, || {
-            ports.backup.list_recovery_points(region, &target.backup_vault, &src, &key.table)
-        })
-        .await?;
-    let newest = points.iter().filter(|p| p.is_completed()).max_by_key(|p| p.created_at);
-    let Some(point) = newest else {
+    let cut = shared.state().cuts.get(region).cloned();
+    let Some(cut) = cut else {
+        return Err(StepFailure::new(format!("internal error: no cut chosen for {region}")).into());
+    };
+    if let Some(why) = cut.missing.get(&key.table) {
         return Err(StepFailure {
             kind: Some(ErrorKind::NotFound),
-            message: format!(
-                "no completed recovery point of `{}` in vault `{}` ({region})",
-                key.table, target.backup_vault
-            ),
+            message: format!("`{}`: {why}", key.table),
         }
         .into());
+    }
+    let Some(point) = cut.points.get(&key.table) else {
+        return Err(StepFailure::new(format!(
+            "internal error: `{}` is not in the cut for {region}",
+            key.table
+        ))
+        .into());
     };
-    let age_ms = (ports.clock.now() - point.created_at).max(0);
+    let age_ms = (cut.chosen_at - point.created_at).max(0);
     if let Some(rpo) = plan.objectives.rpo {
         let age = std::time::Duration::from_millis(u64::try_from(age_ms).unwrap_or(0));
-        if age > rpo {
+        if age > rpo && !cut.requested {
             return Err(StepFailure::new(format!(
-                "the newest recovery point of `{}` in vault `{}` ({region}) is {} old, beyond the RPO of {}",
+                "the consistent recovery point of `{}` in {region} is {} old, beyond the RPO of {}",
                 key.table,
-                target.backup_vault,
                 drover_plan::format_duration(age),
                 drover_plan::format_duration(rpo)
             ))
             .into());
         }
     }
+    let vault = target(shared, region)?.backup_vault.clone();
     Ok(StepOutput::RecoveryPoint {
         arn: point.arn.clone(),
-        vault: target.backup_vault.clone(),
+        vault,
         created_at: point.created_at,
         size_bytes: point.size_bytes,
         marker: None,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use drover_engine::journal::{CrashPoint, Journal, Record};
 use drover_engine::ports::Millis;
-use drover_engine::state::{Header, Limits, Phase, RunOptions, StepEvent, StepKey};
+use drover_engine::state::{Header, Limits, Phase, RunOptions, StepEvent, StepKey, StepOutput};
 use drover_engine::{
     Execution, Outcome, Ports, Report, Settings, Silent, SystemClock, execute, run,
 };
@@ -108,7 +108,12 @@ impl Harness {
             plan_path: "test.yaml".to_owned(),
             plan_text: self.text.clone(),
             drover_version: "test".to_owned(),
-            options: RunOptions { keep: false, limits, cloud: serde_json::json!({"kind": "sim"}) },
+            options: RunOptions {
+                keep: false,
+                limits,
+                cloud: serde_json::json!({"kind": "sim"}),
+                cut_at: None,
+            },
         }
     }
 
@@ -651,5 +656,73 @@ mod preflight {
         h.sim.add_table("us-west-2", "orders", "pk", None, 0, &[]);
         let fails = failing(&preflight::preflight(&h.plan, Mode::Failover, &h.ports(), "x").await);
         assert_eq!(fails, [("target-name".to_owned(), "orders in us-west-2".to_owned())]);
+    }
+}
+
+mod consistent_cut {
+    use super::*;
+
+    const MIN: Millis = 60_000;
+
+    fn harness() -> Harness {
+        let h = Harness::new(plan(DEMO), DEMO);
+        // Hourly-ish copies at different times per table.
+        h.sim.seed_copy(&h.plan, "customers", 50 * MIN);
+        h.sim.seed_copy(&h.plan, "customers", 10 * MIN);
+        h.sim.seed_copy(&h.plan, "orders", 40 * MIN);
+        h.sim.seed_copy(&h.plan, "orders", 30 * MIN);
+        h.sim.seed_copy(&h.plan, "invoices", 35 * MIN);
+        h.sim.seed_copy(&h.plan, "invoices", 5 * MIN);
+        h
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failover_uses_every_tables_newest_point_at_or_before_the_cut() {
+        let h = harness();
+        let start = h.clock.now_ms();
+        let report = h.start(Mode::Failover, RUN_ID, Limits::default(), None).await.unwrap();
+        assert_eq!(report.outcome, Outcome::Succeeded);
+        let cut = &report.state.cuts["us-west-2"];
+        // The oldest of the newest points: orders' 30-minute-old copy.
+        assert_eq!(cut.time, start - 30 * MIN);
+        let ages: BTreeMap<&str, Millis> =
+            cut.points.iter().map(|(t, p)| (t.as_str(), (start - p.created_at) / MIN)).collect();
+        assert_eq!(ages, BTreeMap::from([("customers", 50), ("invoices", 35), ("orders", 30)]));
+        assert_eq!(cut.skew(), 20 * MIN);
+        assert!(cut.late.is_empty() && cut.missing.is_empty());
+        // The restore steps used exactly those points.
+        let rp = report
+            .state
+            .output(&key("orders", Some("us-west-2"), StepKind::RecoveryPoint))
+            .unwrap();
+        let StepOutput::RecoveryPoint { arn, .. } = rp else { panic!() };
+        assert_eq!(arn, &cut.points["orders"].arn);
+        // The cut is in the journal, once.
+        let cuts = entries(&h, RUN_ID)
+            .iter()
+            .filter(|e| {
+                matches!(e.record, Record::Run { event: drover_engine::state::RunEvent::Cut(_) })
+            })
+            .count();
+        assert_eq!(cuts, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_explicit_cut_recovers_to_before_a_time_or_fails_the_tables_that_cannot() {
+        let h = harness();
+        let start = h.clock.now_ms();
+        let mut header = h.header(Mode::Failover, RUN_ID, Limits::default());
+        header.options.cut_at = Some(start - 38 * MIN);
+        let (journal, state) = run::create(h.state_dir(), header, start).unwrap();
+        let report = h.exec(journal, state, Limits::default()).await.unwrap();
+        let cut = &report.state.cuts["us-west-2"];
+        assert!(cut.requested);
+        assert_eq!(cut.points.keys().collect::<Vec<_>>(), ["customers", "orders"]);
+        assert_eq!((start - cut.points["orders"].created_at) / MIN, 40);
+        assert!(cut.missing["invoices"].contains("no recovery point at or before"));
+        let Outcome::Failed { failed, .. } = &report.outcome else {
+            panic!("{:?}", report.outcome)
+        };
+        assert_eq!(failed, &[key("invoices", Some("us-west-2"), StepKind::RecoveryPoint)]);
     }
 }

@@ -866,41 +866,48 @@ impl SimCloud {
     /// it was `age_ms` ago: what an account with a backup schedule and copy rules holds, and
     /// what a failover restores from.
     pub fn seed_copies(&self, plan: &drover_plan::Plan, age_ms: Millis) {
+        for t in &plan.tables {
+            self.seed_copy(plan, &t.name, age_ms);
+        }
+    }
+
+    /// Puts, in every target vault of `table`, a completed copy of it as it is now, dated
+    /// `age_ms` ago.
+    pub fn seed_copy(&self, plan: &drover_plan::Plan, table: &str, age_ms: Millis) {
         let now = self.clock.now();
+        let Some((_, t)) = plan.table_by_name(table) else { return };
         self.with(|w| {
             let account = w.account.clone();
             let src = plan.source.region.to_string();
-            for t in &plan.tables {
-                let Some(table) = w.regions.get(&src).and_then(|r| r.tables.get(&t.name)).cloned()
+            let Some(source) = w.regions.get(&src).and_then(|r| r.tables.get(table)).cloned()
+            else {
+                return;
+            };
+            for region in &t.targets {
+                let Some(target) = plan.target(region) else { continue };
+                let id = w.new_id();
+                let Some(vault) = w
+                    .regions
+                    .get_mut(region.as_str())
+                    .and_then(|r| r.vaults.get_mut(&target.backup_vault))
                 else {
                     continue;
                 };
-                for region in &t.targets {
-                    let Some(target) = plan.target(region) else { continue };
-                    let id = w.new_id();
-                    let Some(vault) = w
-                        .regions
-                        .get_mut(region.as_str())
-                        .and_then(|r| r.vaults.get_mut(&target.backup_vault))
-                    else {
-                        continue;
-                    };
-                    let arn = format!("arn:aws:backup:{region}:{account}:recovery-point:{id}");
-                    vault.points.insert(
-                        arn.clone(),
-                        Point {
-                            arn,
-                            vault: target.backup_vault.clone(),
-                            resource_arn: table.arn.clone(),
-                            created_at: now - age_ms,
-                            key_arn: vault.key_arn.clone(),
-                            advanced: true,
-                            size: table.items.count(&table.schema) * ITEM_BYTES,
-                            schema: table.schema.clone(),
-                            items: table.items.clone(),
-                        },
-                    );
-                }
+                let arn = format!("arn:aws:backup:{region}:{account}:recovery-point:{id}");
+                vault.points.insert(
+                    arn.clone(),
+                    Point {
+                        arn,
+                        vault: target.backup_vault.clone(),
+                        resource_arn: source.arn.clone(),
+                        created_at: now - age_ms,
+                        key_arn: vault.key_arn.clone(),
+                        advanced: true,
+                        size: source.items.count(&source.schema) * ITEM_BYTES,
+                        schema: source.schema.clone(),
+                        items: source.items.clone(),
+                    },
+                );
             }
         });
     }
