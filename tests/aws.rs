@@ -479,3 +479,56 @@ fn preflight_and_check_on_the_emulator() {
     assert_eq!(drill.code, 1);
     assert!(drill.stderr.contains("preflight failed; nothing was started"), "{}", drill.stderr);
 }
+
+#[test]
+fn backup_makes_a_failover_ready_and_points_lists_the_copies() {
+    let s = setup(0.2);
+    let url = s.emu.url();
+    let plan = s.plan.to_str().unwrap().to_owned();
+    let check = drover_aws(&["check", &plan, "--cloud", "aws", "--endpoint-url", &url]);
+    assert_eq!(check.code, 1, "{}", check.transcript());
+    let backup = drover_aws(&[
+        "backup",
+        &plan,
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--state-dir",
+        &s.state(),
+    ]);
+    assert_eq!(backup.code, 0, "{}", backup.transcript());
+    let world = s.inspect();
+    assert_eq!(
+        world[SRC]["jobs"],
+        json!({"backup": 5, "copy": 5, "restore": 0}),
+        "no restore in a backup run"
+    );
+    let check = drover_aws(&["check", &plan, "--cloud", "aws", "--endpoint-url", &url]);
+    assert_eq!(check.code, 0, "{}", check.transcript());
+    let points = drover_aws(&[
+        "points",
+        &plan,
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(points.code, 0, "{}", points.transcript());
+    let points: Value = serde_json::from_str(&points.stdout).unwrap();
+    let rows = points["points"].as_array().unwrap();
+    // One backup in the source vault and one copy in the target vault per table.
+    assert_eq!(rows.len(), 10);
+    assert!(
+        rows.iter().all(|r| r["within_rpo"] == true && r["status"] == "COMPLETED"),
+        "{rows:#?}"
+    );
+    let target_rows: Vec<&Value> = rows.iter().filter(|r| r["region"] == DST).collect();
+    assert_eq!(target_rows.len(), 5);
+    assert!(target_rows.iter().all(|r| r["encryption_key_arn"] == json!(s.target_key)));
+    let only_target =
+        drover_aws(&["points", &plan, "--target", DST, "--cloud", "aws", "--endpoint-url", &url]);
+    assert!(only_target.stdout.ends_with("5 recovery points\n"), "{}", only_target.stdout);
+}

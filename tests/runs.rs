@@ -303,3 +303,17 @@ fn kept_drill_tables_are_torn_down_later() {
     let tables = world(dir.path(), id)["regions"]["us-west-2"]["tables"].as_object().unwrap().len();
     assert_eq!(tables, 0);
 }
+
+#[test]
+fn a_sim_backup_copies_without_restoring() {
+    let dir = state_dir();
+    let d = dir.path().to_str().unwrap();
+    let id = "shop-demo-20261124t000000z-bcbc0001";
+    let run =
+        drover(&["backup", "plans/demo.yaml", "--cloud", "sim", "--run-id", id, "--state-dir", d]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let status = status_json(dir.path(), id);
+    assert_eq!(status["mode"], "backup");
+    assert_eq!(status["steps"].as_array().unwrap().len(), 8);
+    assert_eq!(world(dir.path(), id)["jobs_started"], serde_json::json!({"backup": 4, "copy": 4}));
+}

@@ -43,6 +43,10 @@ pub(crate) enum Command {
     Runs(StateArgs),
     /// Delete a drill's tables (only those the run created and tagged)
     Teardown(TeardownArgs),
+    /// Back up every table now and copy it to every target vault (journaled, resumable)
+    Backup(RunArgs),
+    /// List the recovery points of each table in the source and target vaults
+    Points(PointsArgs),
     /// Check that a run can start: vaults, keys, tables, names, recovery points (exit 0 or 1)
     Preflight(PreflightArgs),
     /// Readiness for a real failover: the newest recovery point of each table in each target
@@ -69,6 +73,21 @@ pub(crate) struct PreflightArgs {
     /// Which run to check for
     #[arg(long, value_enum, default_value_t = ModeArg::Drill)]
     pub(crate) mode: ModeArg,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub(crate) format: StatusFormat,
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PointsArgs {
+    /// Plan file
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: PathBuf,
+    /// Only this target region (and not the source vault)
+    #[arg(long, value_name = "REGION")]
+    pub(crate) target: Option<String>,
     /// Output format
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub(crate) format: StatusFormat,
@@ -325,6 +344,8 @@ pub(crate) enum ModeArg {
     Drill,
     /// Restore for real from copies in the target vaults
     Failover,
+    /// Back up and copy to the target vaults, no restore
+    Backup,
 }
 
 impl From<ModeArg> for drover_plan::Mode {
@@ -332,6 +353,7 @@ impl From<ModeArg> for drover_plan::Mode {
         match m {
             ModeArg::Drill => drover_plan::Mode::Drill,
             ModeArg::Failover => drover_plan::Mode::Failover,
+            ModeArg::Backup => drover_plan::Mode::Backup,
         }
     }
 }

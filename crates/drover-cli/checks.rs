@@ -6,7 +6,7 @@ use drover_engine::preflight::{self, Finding, Status};
 use drover_plan::{Mode, Plan};
 use serde_json::json;
 
-use crate::args::{CheckArgs, CheckFormat, CloudArgs, PreflightArgs, StatusFormat};
+use crate::args::{CheckArgs, CheckFormat, CloudArgs, PointsArgs, PreflightArgs, StatusFormat};
 use crate::cloud::Cloud;
 use crate::exit::{CliError, Exit};
 use crate::output;
@@ -154,4 +154,96 @@ pub(crate) async fn before_run(plan: &Plan, mode: Mode, cloud: &Cloud, short_id:
         return false;
     }
     true
+}
+
+/// `drover points`: every recovery point of each table in the source vault and each target
+/// vault, newest first.
+pub(crate) fn points_cmd(args: &PointsArgs) -> Result<Exit, CliError> {
+    let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
+    if let Some(t) = &args.target
+        && !plan.targets.iter().any(|x| x.region.as_str() == t)
+    {
+        output::error(&format!("`{t}` is not a target of the plan"));
+        return Ok(Exit::Usage);
+    }
+    let Some(cloud) = cloud_for(&args.cloud, &plan, Mode::Failover) else {
+        return Ok(Exit::Failure);
+    };
+    let src = plan.source.region.as_str();
+    let mut vaults: Vec<(String, String)> = Vec::new();
+    if args.target.is_none() {
+        vaults.push((src.to_owned(), plan.source.backup_vault.clone()));
+    }
+    for t in &plan.targets {
+        if args.target.as_deref().is_none_or(|want| want == t.region.as_str()) {
+            vaults.push((t.region.to_string(), t.backup_vault.clone()));
+        }
+    }
+    let now = cloud.ports.clock.now();
+    let rpo = plan.objectives.rpo.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let mut rows = Vec::new();
+    let mut errors = 0;
+    runtime()?.block_on(async {
+        for (region, vault) in &vaults {
+            for t in &plan.tables {
+                match cloud.ports.backup.list_recovery_points(region, vault, src, &t.name).await {
+                    Ok(points) => {
+                        for p in points {
+                            let age = now - p.created_at;
+                            rows.push(json!({
+                                "region": region,
+                                "vault": vault,
+                                "table": t.name,
+                                "arn": p.arn,
+                                "created_at": drover_engine::run::format_time(p.created_at),
+                                "age_seconds": age / 1000,
+                                "size_bytes": p.size_bytes,
+                                "status": p.status,
+                                "encryption_key_arn": p.encryption_key_arn,
+                                "within_rpo": rpo.map(|r| age <= r),
+                            }));
+                        }
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        output::error(&format!("{} in vault {vault} ({region}): {e}", t.name));
+                    }
+                }
+            }
+        }
+    });
+    match args.format {
+        StatusFormat::Json => output::stdout_line(&json!({ "points": rows }).to_string())?,
+        StatusFormat::Text => {
+            let mut out = format!(
+                "{:<14}  {:<16}  {:<24}  {:<20}  {:>8}  {:>12}  {:<10}  {:<6}  KEY\n",
+                "REGION", "VAULT", "TABLE", "CREATED", "AGE", "BYTES", "STATUS", "IN RPO"
+            );
+            for r in &rows {
+                let age = r["age_seconds"].as_i64().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "{:<14}  {:<16}  {:<24}  {:<20}  {:>8}  {:>12}  {:<10}  {:<6}  {}",
+                    r["region"].as_str().unwrap_or_default(),
+                    r["vault"].as_str().unwrap_or_default(),
+                    r["table"].as_str().unwrap_or_default(),
+                    r["created_at"].as_str().unwrap_or_default(),
+                    drover_plan::format_duration(std::time::Duration::from_secs(
+                        u64::try_from(age).unwrap_or(0)
+                    )),
+                    r["size_bytes"].as_u64().map_or("-".to_owned(), |b| b.to_string()),
+                    r["status"].as_str().unwrap_or_default(),
+                    match r["within_rpo"].as_bool() {
+                        Some(true) => "yes",
+                        Some(false) => "no",
+                        None => "-",
+                    },
+                    r["encryption_key_arn"].as_str().unwrap_or("-"),
+                );
+            }
+            let _ = write!(out, "{} recovery points", rows.len());
+            output::stdout_line(&out)?;
+        }
+    }
+    Ok(if errors > 0 { Exit::Failure } else { Exit::Success })
 }

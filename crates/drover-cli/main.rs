@@ -38,6 +38,8 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan_cmd::run(args),
         Command::Schema => output::stdout(drover_plan::JSON_SCHEMA),
         Command::Drill(args) => run_cmd::drill(args, log),
+        Command::Backup(args) => run_cmd::backup(args, log),
+        Command::Points(args) => checks::points_cmd(args),
         Command::Failover(args) => run_cmd::failover(args, log),
         Command::Resume(args) => run_cmd::resume(args, log),
         Command::Teardown(args) => run_cmd::teardown(args, log),
@@ -56,7 +58,11 @@ fn init_logging(format: LogFormat, command: &Command) {
     use tracing_subscriber::EnvFilter;
     let runs = matches!(
         command,
-        Command::Drill(_) | Command::Failover(_) | Command::Resume(_) | Command::Teardown(_)
+        Command::Drill(_)
+            | Command::Failover(_)
+            | Command::Backup(_)
+            | Command::Resume(_)
+            | Command::Teardown(_)
     );
     let live = runs && format == LogFormat::Text && std::io::stderr().is_terminal();
     let default = if runs && !live { "info" } else { "warn" };

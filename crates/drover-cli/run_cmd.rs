@@ -59,6 +59,10 @@ pub(crate) fn drill(args: &RunArgs, log: LogFormat) -> Result<Exit, CliError> {
     start(args, Mode::Drill, None, log)
 }
 
+pub(crate) fn backup(args: &RunArgs, log: LogFormat) -> Result<Exit, CliError> {
+    start(args, Mode::Backup, None, log)
+}
+
 pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliError> {
     if !args.yes {
         let stdin = std::io::stdin();

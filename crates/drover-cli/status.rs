@@ -93,7 +93,7 @@ pub(crate) fn render(state: &RunState) -> String {
         for kind in &kinds {
             let key = StepKey {
                 table: table.clone(),
-                target: if *kind == StepKind::RecoveryPoint && h.mode == Mode::Drill {
+                target: if *kind == StepKind::RecoveryPoint && h.mode != Mode::Failover {
                     None
                 } else {
                     Some(target.clone())

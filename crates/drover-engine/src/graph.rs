@@ -54,7 +54,7 @@ impl StepGraph {
             target: r.map(str::to_owned),
             kind,
         };
-        if mode == Mode::Drill {
+        if mode != Mode::Failover {
             for t in &plan.tables {
                 g.add(key(&t.name, None, StepKind::RecoveryPoint), Vec::new());
             }
@@ -70,8 +70,15 @@ impl StepGraph {
                 .collect();
             for &id in &ids {
                 let t = plan.table(id);
+                if mode == Mode::Backup {
+                    g.add(
+                        key(&t.name, r, StepKind::Copy),
+                        vec![(key(&t.name, None, StepKind::RecoveryPoint), Wait::Success)],
+                    );
+                    continue;
+                }
                 let source_step = match mode {
-                    Mode::Drill => {
+                    Mode::Drill | Mode::Backup => {
                         g.add(
                             key(&t.name, r, StepKind::Copy),
                             vec![(key(&t.name, None, StepKind::RecoveryPoint), Wait::Success)],

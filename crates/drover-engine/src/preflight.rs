@@ -98,7 +98,7 @@ pub async fn preflight(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let src = plan.source.region.as_str();
-    if mode == Mode::Drill {
+    if mode != Mode::Failover {
         let subject = format!("source region {src}");
         out.push(match patient(ports, || ports.backup.advanced_dynamodb_backup(src)).await {
             Ok(true) => pass("advanced-backup", subject, "advanced DynamoDB backup is on: backups can be copied"),
@@ -201,6 +201,7 @@ pub async fn preflight(
             let name = match mode {
                 Mode::Failover => t.name.clone(),
                 Mode::Drill => plan.drill.table_name(&t.name, drill_short_id, &target.region),
+                Mode::Backup => continue,
             };
             let check = if mode == Mode::Failover { "target-name" } else { "drill-name" };
             let subject = format!("{name} in {r}");

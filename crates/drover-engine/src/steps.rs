@@ -75,7 +75,7 @@ fn target<'a>(shared: &'a Shared, region: &str) -> Result<&'a Target, StepError>
 pub(crate) fn restored_name(shared: &Shared, table: &str, region: &str) -> String {
     match shared.mode() {
         Mode::Failover => table.to_owned(),
-        Mode::Drill => {
+        Mode::Drill | Mode::Backup => {
             let region = drover_plan::Region::parse(region)
                 .unwrap_or_else(|_| shared.plan.source.region.clone());
             shared.plan.drill.table_name(table, &shared.short_id, &region)
@@ -145,7 +145,7 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
             kind: Some(ErrorKind::NotFound),
             message: format!("source table `{}` does not exist in {src}", t.name),
         })?;
-    let marker = if plan.drill.write_marker {
+    let marker = if plan.drill.write_marker && shared.mode() == Mode::Drill {
         let item = marker_item(shared, &info)?;
         shared.call(key, &scope, || ports.tables.put_item(&src, &t.name, &item)).await?;
         Some(item)
@@ -395,7 +395,7 @@ async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let target = target(shared, region)?;
     let name = restored_name(shared, &key.table, region);
     let source = match shared.mode() {
-        Mode::Drill => other(key, StepKind::Copy, Some(region)),
+        Mode::Drill | Mode::Backup => other(key, StepKind::Copy, Some(region)),
         Mode::Failover => other(key, StepKind::RecoveryPoint, Some(region)),
     };
     let point = match shared.state().output(&source) {

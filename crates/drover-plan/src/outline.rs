@@ -15,6 +15,8 @@ pub enum Mode {
     Drill,
     /// Restore from copies already in the target vault, under the tables' own names.
     Failover,
+    /// Back up every table and copy it to every target vault; no restore.
+    Backup,
 }
 
 impl Mode {
@@ -36,15 +38,17 @@ impl Mode {
                 StepKind::Configure,
                 StepKind::Validate,
             ],
+            Mode::Backup => &[StepKind::RecoveryPoint, StepKind::Copy],
         }
     }
 
-    /// `drill` or `failover`.
+    /// `drill`, `failover` or `backup`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Drill => "drill",
             Mode::Failover => "failover",
+            Mode::Backup => "backup",
         }
     }
 }
