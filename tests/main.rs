@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod contract;
 mod corpus;
+mod report;
 mod runs;
 
 #[test]

@@ -14,6 +14,14 @@ export INSTA_UPDATE=no
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The HTML report test renders in a real headless browser: Debian's chromium.
+if ! [ -x /usr/bin/chromium ]; then
+  step "installing Debian's chromium (for the HTML report test)"
+  sudo_="" ; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium >/dev/null
+fi
+
 step "formatting (cargo fmt --check)"
 cargo fmt --all -- --check
 

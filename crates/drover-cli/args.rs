@@ -41,6 +41,8 @@ pub(crate) enum Command {
     Status(StatusArgs),
     /// List the runs in the state directory
     Runs(StateArgs),
+    /// Report a run: per table and target, steps, validation, RTO/RPO achieved
+    Report(ReportArgs),
     /// Delete a drill's tables (only those the run created and tagged)
     Teardown(TeardownArgs),
     /// Back up every table now and copy it to every target vault (journaled, resumable)
@@ -78,6 +80,30 @@ pub(crate) struct PreflightArgs {
     pub(crate) format: StatusFormat,
     #[command(flatten)]
     pub(crate) cloud: CloudArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReportArgs {
+    /// The run (default: the latest)
+    #[arg(value_name = "RUN_ID")]
+    pub(crate) run_id: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub(crate) format: ReportFormat,
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// Markdown
+    Md,
+    /// JSON
+    Json,
+    /// JUnit XML (each table and target a test case)
+    Junit,
+    /// A self-contained HTML page with a timeline
+    Html,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::Teardown(args) => run_cmd::teardown(args, log),
         Command::Status(args) => status::status(args),
         Command::Runs(args) => status::runs(args),
+        Command::Report(args) => status::report(args),
         Command::Preflight(args) => checks::preflight_cmd(args),
         Command::Check(args) => checks::check_cmd(args),
     };

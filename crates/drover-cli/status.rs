@@ -8,7 +8,7 @@ use drover_engine::state::{Phase, RunState, StepKey, StepOutput};
 use drover_plan::{Mode, StepKind};
 use serde_json::json;
 
-use crate::args::{StateArgs, StatusArgs, StatusFormat};
+use crate::args::{ReportArgs, ReportFormat, StateArgs, StatusArgs, StatusFormat};
 use crate::exit::{CliError, Exit};
 use crate::output;
 
@@ -215,24 +215,24 @@ pub(crate) fn to_json(state: &RunState) -> serde_json::Value {
     })
 }
 
-pub(crate) fn status(args: &StatusArgs) -> Result<Exit, CliError> {
-    let dir = &args.state.state_dir;
-    let run_id = match &args.run_id {
-        Some(id) => id.clone(),
+/// Reads a run's state (the latest run when `run_id` is `None`); errors are printed.
+fn read_run(dir: &std::path::Path, run_id: Option<&str>) -> Option<RunState> {
+    let run_id = match run_id {
+        Some(id) => id.to_owned(),
         None => match run::list(dir).into_iter().last() {
             Some((id, _)) => id,
             None => {
                 output::error(&format!("no runs in {}", dir.display()));
-                return Ok(Exit::Failure);
+                return None;
             }
         },
     };
     let path = run::journal_path(dir, &run_id);
     if !path.exists() {
         output::error(&format!("no run `{run_id}` in {} (see `drover runs`)", dir.display()));
-        return Ok(Exit::Failure);
+        return None;
     }
-    let state = match Journal::read(&path).map_err(|e| e.to_string()).and_then(|(entries, torn)| {
+    let read = Journal::read(&path).map_err(|e| e.to_string()).and_then(|(entries, torn)| {
         if let Some(t) = torn {
             output::stderr(&format!(
                 "warning: the journal's last record (line {}) is torn: {}; it is ignored",
@@ -240,12 +240,34 @@ pub(crate) fn status(args: &StatusArgs) -> Result<Exit, CliError> {
             ));
         }
         RunState::replay(&entries).map_err(|(seq, r)| format!("record {seq} does not replay: {r}"))
-    }) {
-        Ok(state) => state,
-        Err(e) => {
-            output::error(&e);
-            return Ok(Exit::Failure);
-        }
+    });
+    read.map_err(|e| output::error(&e)).ok()
+}
+
+pub(crate) fn report(args: &ReportArgs) -> Result<Exit, CliError> {
+    let Some(state) = read_run(&args.state.state_dir, args.run_id.as_deref()) else {
+        return Ok(Exit::Failure);
+    };
+    // The report reads the plan copy the journal keeps: the file may have changed since.
+    let loaded = drover_plan::load(&state.header.plan_path, state.header.plan_text.as_bytes());
+    let Some(plan) = loaded.plan else {
+        output::error("the plan copy in the journal is not a valid plan");
+        return Ok(Exit::Failure);
+    };
+    let report = drover_engine::report::RunReport::new(&plan, &state);
+    let text = match args.format {
+        ReportFormat::Md => report.to_markdown(),
+        ReportFormat::Json => serde_json::to_string_pretty(&report).unwrap_or_default(),
+        ReportFormat::Junit => report.to_junit(),
+        ReportFormat::Html => report.to_html(),
+    };
+    output::stdout_line(&text)?;
+    Ok(Exit::Success)
+}
+
+pub(crate) fn status(args: &StatusArgs) -> Result<Exit, CliError> {
+    let Some(state) = read_run(&args.state.state_dir, args.run_id.as_deref()) else {
+        return Ok(Exit::Failure);
     };
     match args.format {
         StatusFormat::Text => output::stdout_line(&render(&state))?,

@@ -11,7 +11,8 @@
 //! - [`journal`]: the append-only, hash-chained, fsynced journal;
 //! - [`engine`]: scheduling, limits, retries, polling;
 //! - [`run`]: run ids and the state directory;
-//! - [`preflight`]: read-only checks before a run, and failover readiness.
+//! - [`preflight`]: read-only checks before a run, and failover readiness;
+//! - [`report`]: reports of a run (JSON, Markdown, JUnit, HTML).
 
 pub mod clock;
 pub mod engine;
@@ -20,6 +21,7 @@ pub mod graph;
 pub mod journal;
 pub mod ports;
 pub mod preflight;
+pub mod report;
 pub mod run;
 pub mod state;
 mod steps;

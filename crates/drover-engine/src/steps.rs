@@ -514,7 +514,7 @@ async fn configure(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         .collect();
     if !missing.is_empty() {
         shared.call(key, &scope, || ports.tables.tag_table(region, &info.arn, &missing)).await?;
-        applied.push(format!("{} tags", missing.len()));
+        applied.push(format!("{} tag{}", missing.len(), if missing.len() == 1 { "" } else { "s" }));
     }
     // Read back: what is in effect, not what was asked for.
     let now = wait_ready(shared, key, region, &name).await?;

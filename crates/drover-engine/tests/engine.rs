@@ -726,3 +726,64 @@ mod consistent_cut {
         assert_eq!(failed, &[key("invoices", Some("us-west-2"), StepKind::RecoveryPoint)]);
     }
 }
+
+mod reports {
+    use drover_engine::report::RunReport;
+
+    use super::*;
+
+    /// A drill in virtual time, with one table failing validation: every report format is
+    /// deterministic, so it is snapshotted whole.
+    async fn report() -> RunReport {
+        let text = DEMO.replace("validate: {min_items: 5,", "validate: {min_items: 500,");
+        let h = Harness::new(plan(&text), &text);
+        let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+        assert!(matches!(report.outcome, Outcome::Failed { .. }));
+        RunReport::new(&h.plan, &report.state)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn markdown() {
+        insta::assert_snapshot!(report().await.to_markdown());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn junit() {
+        insta::assert_snapshot!(report().await.to_junit());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn json() {
+        insta::assert_json_snapshot!(report().await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn html() {
+        let html = report().await.to_html();
+        // Self-contained: no scripts, no links or sources to fetch (the SVG namespace is a name).
+        assert!(
+            !["<script", "src=", "href=", "@import", "url("].iter().any(|s| html.contains(s)),
+            "{html}"
+        );
+        insta::assert_snapshot!(html);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn achieved_objectives_and_critical_path() {
+        let h = Harness::new(plan(DEMO), DEMO);
+        let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+        let r = RunReport::new(&h.plan, &report.state);
+        assert_eq!(r.outcome, "succeeded");
+        assert_eq!(r.rto_met(), Some(true));
+        let rt = r.recovery_time_ms.unwrap();
+        assert!(rt > 10 * 60_000, "restores take minutes in the model: {rt}");
+        // The chain runs through the dependency chain customers -> orders -> invoices.
+        let path = r.critical_path.join(" | ");
+        for step in
+            ["customers recovery-point", "orders us-west-2 restore", "invoices us-west-2 validate"]
+        {
+            assert!(path.contains(step), "{step} not on {path}");
+        }
+        assert!(r.tables.iter().all(|t| t.ok && t.rpo_achieved_ms.is_some()));
+    }
+}
