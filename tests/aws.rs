@@ -143,6 +143,21 @@ fn a_drill_restores_every_table_faithfully_and_tears_down_only_its_own() {
     assert_eq!(dst["products-drill-e2e00001"]["ttl"], "expires_at");
     assert_eq!(dst["shipments-drill-e2e00001"]["ttl"], "archived_at");
 
+    // No secret anywhere: output, journal, reports.
+    let mut seen = run.transcript();
+    for format in ["md", "json", "junit", "html"] {
+        seen.push_str(
+            &drover_aws(&["report", id, "--format", format, "--state-dir", &s.state()])
+                .transcript(),
+        );
+    }
+    seen.push_str(
+        &std::fs::read_to_string(Path::new(&s.state()).join("runs").join(id).join("journal.jsonl"))
+            .unwrap(),
+    );
+    assert!(!seen.contains(crate::common::TEST_SECRET), "the secret key leaked");
+    assert!(!seen.contains("AWS_SECRET_ACCESS_KEY"), "the secret's name leaked");
+
     let down = drover_aws(&["teardown", id, "--state-dir", &s.state()]);
     assert_eq!(down.code, 0, "{}", down.transcript());
     let world = s.inspect();
@@ -531,4 +546,180 @@ fn backup_makes_a_failover_ready_and_points_lists_the_copies() {
     let only_target =
         drover_aws(&["points", &plan, "--target", DST, "--cloud", "aws", "--endpoint-url", &url]);
     assert!(only_target.stdout.ends_with("5 recovery points\n"), "{}", only_target.stdout);
+}
+
+fn validate_failure(s: &Setup, id: &str, table: &str) -> String {
+    let status = drover_aws(&["status", id, "--format", "json", "--state-dir", &s.state()]);
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["table"] == table && st["step"] == "validate")
+        .and_then(|st| st["error"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn validation_fails_on_a_missing_canary_and_on_the_wrong_key() {
+    let s = setup(0.2);
+    let url = s.emu.url();
+    let plan = s.plan.to_str().unwrap().to_owned();
+    s.emu.fixture("break", &json!({"delete_items": [{"region": SRC, "table": "orders", "key": {"pk": "ORDER#1", "sk": "META"}}]}));
+    let id = "emu-20261124t000000z-e2e00007";
+    let run = drover_aws(&[
+        "drill",
+        &plan,
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--run-id",
+        id,
+        "--state-dir",
+        &s.state(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let message = validate_failure(&s, id, "orders");
+    assert!(message.contains("canary item {pk=\"ORDER#1\", sk=\"META\"} is missing"), "{message}");
+
+    let other = s.emu.fixture("break", &json!({"extra_keys": [DST]}));
+    let other_key = other[DST].as_str().unwrap();
+    assert_eq!(s.emu.control("/_drover/config", &json!({"restore_kms_override": other_key})), 200);
+    let id = "emu-20261124t000000z-e2e00008";
+    let run = drover_aws(&[
+        "drill",
+        &plan,
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--run-id",
+        id,
+        "--state-dir",
+        &s.state(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let message = validate_failure(&s, id, "customers");
+    assert!(
+        message.contains(&format!("encrypted with {other_key} instead of the target's key")),
+        "{message}"
+    );
+}
+
+#[test]
+fn digests_prove_the_restored_items_equal_the_source() {
+    let s = setup(0.2);
+    let url = s.emu.url();
+    let text = std::fs::read_to_string(&s.plan)
+        .unwrap()
+        .replace("defaults:\n", "defaults:\n  validate: {digest: true}\n");
+    std::fs::write(&s.plan, text).unwrap();
+    let id = "emu-20261124t000000z-e2e00009";
+    let run = drover_aws(&[
+        "drill",
+        s.plan.to_str().unwrap(),
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--run-id",
+        id,
+        "--state-dir",
+        &s.state(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let report = drover_aws(&["report", id, "--format", "json", "--state-dir", &s.state()]);
+    let report: Value = serde_json::from_str(&report.stdout).unwrap();
+    for t in report["tables"].as_array().unwrap() {
+        let checks = t["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            checks.contains("equals the source's, taken just before the backup"),
+            "{}: {checks}",
+            t["table"]
+        );
+        assert!(checks.contains("as at backup time"), "{checks}");
+    }
+}
+
+#[test]
+fn preflight_fails_on_missing_vaults_taken_names_and_stale_points() {
+    let s = setup(0.2);
+    let url = s.emu.url();
+    // RPO of one second: any point is stale a moment after it is taken.
+    let text = std::fs::read_to_string(&s.plan).unwrap().replace("rpo: 1h", "rpo: 1s");
+    std::fs::write(&s.plan, text).unwrap();
+    let plan = s.plan.to_str().unwrap().to_owned();
+    let backup = drover_aws(&[
+        "backup",
+        &plan,
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--state-dir",
+        &s.state(),
+        "--skip-preflight",
+    ]);
+    assert_eq!(backup.code, 0, "{}", backup.transcript());
+    std::thread::sleep(Duration::from_millis(2100));
+    let check = drover_aws(&["check", &plan, "--cloud", "aws", "--endpoint-url", &url]);
+    assert_eq!(check.code, 1);
+    assert_eq!(check.stdout.matches("beyond the RPO of 1s").count(), 5, "{}", check.stdout);
+    // A failover preflight fails on stale points and on a target name that is taken.
+    s.emu.fixture("seed", &json!({"source": SRC, "targets": [], "source_vault": "other-vault", "target_vaults": {}, "tables": [], "extra_tables": [{"region": DST, "name": "invoices"}]}));
+    let pre = drover_aws(&[
+        "preflight",
+        &plan,
+        "--mode",
+        "failover",
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+    ]);
+    assert_eq!(pre.code, 1);
+    assert!(
+        pre.stdout.lines().any(|l| l.starts_with("target-name")
+            && l.contains("invoices in us-west-2")
+            && l.contains(" fail ")),
+        "{}",
+        pre.stdout
+    );
+    assert_eq!(pre.stdout.matches("beyond the RPO").count(), 5, "{}", pre.stdout);
+    // Missing vaults.
+    let mut other = s.plan.clone();
+    other.set_file_name("missing-vaults.yaml");
+    let text = std::fs::read_to_string(&s.plan)
+        .unwrap()
+        .replace("backup_vault: prod-vault", "backup_vault: no-such-vault")
+        .replace("backup_vault: dr-vault", "backup_vault: no-dr-vault");
+    std::fs::write(&other, text).unwrap();
+    let pre = drover_aws(&[
+        "preflight",
+        other.to_str().unwrap(),
+        "--cloud",
+        "aws",
+        "--endpoint-url",
+        &url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(pre.code, 1);
+    let report: Value = serde_json::from_str(&pre.stdout).unwrap();
+    let failed: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "fail")
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["source-vault", "target-vault"], "{report}");
 }

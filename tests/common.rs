@@ -163,6 +163,10 @@ impl Drop for Emulator {
     }
 }
 
+/// The secret key given to drover in emulator runs: it must never appear in its output,
+/// journals or reports.
+pub(crate) const TEST_SECRET: &str = "drover-test-secret-5f3c9a";
+
 /// `drover` with the environment of an emulator run: test credentials, no profile files,
 /// no instance metadata lookups.
 pub(crate) fn drover_aws(args: &[&str]) -> Run {
@@ -180,7 +184,7 @@ pub(crate) fn aws_command(args: &[&str]) -> Command {
         .current_dir(repo_root())
         .env("NO_COLOR", "1")
         .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")

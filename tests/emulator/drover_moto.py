@@ -95,6 +95,7 @@ class Control:
         self.durations = {"default": self.job_seconds, "backup": None, "copy": None, "restore": None}
         self.advanced_default = True
         self.non_advanced_copy = "fail_job"  # or "reject" (InvalidRequestException)
+        self.restore_kms_override = None  # fault: restores use this key, not the requested one
         self.job_faults = {k: [] for k in KINDS}  # one (state, message) per future job
         self.call_faults = []  # [{"operation","remaining","code","status","message"}]
 
@@ -115,6 +116,7 @@ class Control:
     def describe(self):
         return {"durations": self.durations, "advanced_default": self.advanced_default,
                 "non_advanced_copy": self.non_advanced_copy,
+                "restore_kms_override": self.restore_kms_override,
                 "job_faults": {k: [{"state": s, "message": m} for s, m in v]
                                for k, v in self.job_faults.items()},
                 "call_faults": [f for f in self.call_faults if f["remaining"] > 0]}
@@ -364,7 +366,7 @@ def finalize_restore(job):
             if kms_problem(job.account, job.region, meta["kmsmasterkeyarn"], missing_ok=False):
                 return job.finish("FAILED", KMS_MSG)
             sse["KMSMasterKeyId"] = kms_backends[job.account][job.region].describe_key(
-                meta["kmsmasterkeyarn"]).arn
+                CONTROL.restore_kms_override or meta["kmsmasterkeyarn"]).arn
     elif etype == "Default":
         sse = None
     else:  # not given: same-Region restores keep the source table's encryption
@@ -792,6 +794,8 @@ def _control(environ, start_response):
                 if body["non_advanced_copy"] not in ("fail_job", "reject"):
                     raise ValueError("non_advanced_copy must be fail_job or reject")
                 CONTROL.non_advanced_copy = body["non_advanced_copy"]
+            if "restore_kms_override" in body:
+                CONTROL.restore_kms_override = body["restore_kms_override"]
         elif path == "/_drover/fail-jobs" and method == "POST":
             kind, count = body.get("kind"), int(body.get("count", 1))
             state = body.get("state", "FAILED")

@@ -91,7 +91,13 @@ def break_things(port, spec):
         client("backup", v["region"], port).delete_backup_vault(BackupVaultName=v["name"])
     for t in spec.get("delete_tables", []):
         client("dynamodb", t["region"], port).delete_table(TableName=t["name"])
-    return {}
+    for i in spec.get("delete_items", []):
+        client("dynamodb", i["region"], port).delete_item(
+            TableName=i["table"], Key={k: {"S": v} for k, v in i["key"].items()})
+    out = {}
+    for region in spec.get("extra_keys", []):
+        out[region] = client("kms", region, port).create_key(Description="another key")["KeyMetadata"]["Arn"]
+    return out
 
 
 def digest(ddb, name):

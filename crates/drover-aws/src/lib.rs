@@ -36,8 +36,8 @@ use aws_sdk_dynamodb::types::{
 };
 use drover_engine::ports::{
     BackupRequest, BackupService, CloudResult, CopyRequest, Item, JobState, JobStatus,
-    KeyAttribute, KeyInfo, KeyService, KeyType, Millis, RecoveryPoint, RestoreRequest, TableInfo,
-    TableService, TableSettings,
+    KeyAttribute, KeyInfo, KeyService, KeyType, Millis, RecoveryPoint, RestoreRequest, TableDigest,
+    TableInfo, TableService, TableSettings,
 };
 use drover_engine::{CloudError, ErrorKind};
 use tokio::sync::Mutex;
@@ -402,6 +402,63 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Item {
         .collect()
 }
 
+/// A canonical encoding of an item of any attribute types (attributes and map keys sorted,
+/// sets sorted), for digests.
+fn canonical(item: &HashMap<String, AttributeValue>) -> Vec<u8> {
+    fn value(v: &AttributeValue, out: &mut Vec<u8>) {
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v.join("\u{1d}")
+        };
+        match v {
+            AttributeValue::S(s) => out.extend_from_slice(format!("S:{s}").as_bytes()),
+            AttributeValue::N(n) => out.extend_from_slice(format!("N:{n}").as_bytes()),
+            AttributeValue::B(b) => {
+                out.extend_from_slice(b"B:");
+                out.extend_from_slice(b.as_ref());
+            }
+            AttributeValue::Bool(b) => out.extend_from_slice(format!("BOOL:{b}").as_bytes()),
+            AttributeValue::Null(_) => out.extend_from_slice(b"NULL"),
+            AttributeValue::Ss(v) => out.extend_from_slice(format!("SS:{}", sorted(v)).as_bytes()),
+            AttributeValue::Ns(v) => out.extend_from_slice(format!("NS:{}", sorted(v)).as_bytes()),
+            AttributeValue::Bs(v) => {
+                let mut v: Vec<&[u8]> = v.iter().map(AsRef::as_ref).collect();
+                v.sort_unstable();
+                out.extend_from_slice(b"BS:");
+                for b in v {
+                    out.extend_from_slice(b);
+                    out.push(0x1d);
+                }
+            }
+            AttributeValue::L(items) => {
+                out.extend_from_slice(b"L[");
+                for i in items {
+                    value(i, out);
+                    out.push(0x1d);
+                }
+                out.push(b']');
+            }
+            AttributeValue::M(map) => {
+                out.extend_from_slice(b"M{");
+                out.extend_from_slice(&canonical(map));
+                out.push(b'}');
+            }
+            _ => out.extend_from_slice(b"?"),
+        }
+    }
+    let mut keys: Vec<&String> = item.keys().collect();
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0x1f);
+        value(&item[k], &mut out);
+        out.push(0x1e);
+    }
+    out
+}
+
 fn key_map(key: &Item) -> HashMap<String, AttributeValue> {
     key.iter().map(|(k, v)| (k.clone(), to_attribute_value(v))).collect()
 }
@@ -686,6 +743,60 @@ impl TableService for AwsCloud {
             }
         }
         Ok(total_count)
+    }
+
+    async fn digest_items(
+        &self,
+        region: &str,
+        name: &str,
+        segments: u32,
+    ) -> CloudResult<TableDigest> {
+        const OP: &str = "Scan";
+        let ddb = self.clients(region).await.dynamodb;
+        let total = i32::try_from(segments.clamp(1, 1_000_000)).unwrap_or(1);
+        let mut tasks = tokio::task::JoinSet::new();
+        for segment in 0..total {
+            let ddb = ddb.clone();
+            let name = name.to_owned();
+            tasks.spawn(async move {
+                let mut digest = TableDigest::default();
+                let mut start: Option<HashMap<String, AttributeValue>> = None;
+                loop {
+                    let page = ddb
+                        .scan()
+                        .table_name(&name)
+                        .consistent_read(true)
+                        .segment(segment)
+                        .total_segments(total)
+                        .set_exclusive_start_key(start.take())
+                        .send()
+                        .await
+                        .map_err(|e| errors::map(OP, &e))?;
+                    for item in page.items() {
+                        digest.add(&canonical(item));
+                    }
+                    match page.last_evaluated_key() {
+                        Some(k) if !k.is_empty() => start = Some(k.clone()),
+                        _ => return Ok::<TableDigest, CloudError>(digest),
+                    }
+                }
+            });
+        }
+        let mut digest = TableDigest::default();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(d)) => digest = digest.merge(d),
+                Ok(Err(e)) => return Err(e),
+                Err(e) => {
+                    return Err(CloudError::new(
+                        ErrorKind::Transient,
+                        OP,
+                        format!("scan segment task failed: {e}"),
+                    ));
+                }
+            }
+        }
+        Ok(digest)
     }
 
     async fn get_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<Option<Item>> {

@@ -281,6 +281,102 @@ pub trait TableService: Send + Sync {
     async fn put_item(&self, region: &str, name: &str, item: &Item) -> CloudResult<()>;
     /// Deletes an item by its key.
     async fn delete_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<()>;
+    /// An order-independent digest of every item, by a parallel scan in `segments` segments.
+    async fn digest_items(
+        &self,
+        region: &str,
+        name: &str,
+        segments: u32,
+    ) -> CloudResult<TableDigest>;
+}
+
+/// An order-independent digest of a table's items: the item count and the sum (mod 2^128)
+/// of the first 128 bits of each item's SHA-256 over a canonical encoding. Equal tables give
+/// equal digests whatever the scan order; digests compare only within one cloud.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDigest {
+    /// Items hashed.
+    pub items: u64,
+    /// Sum of item hashes, hex.
+    #[serde(with = "hex128")]
+    pub sum: u128,
+}
+
+impl TableDigest {
+    /// Adds one item, given its canonical encoding.
+    pub fn add(&mut self, canonical: &[u8]) {
+        use sha2::Digest as _;
+        let h = sha2::Sha256::digest(canonical);
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&h[..16]);
+        self.items += 1;
+        self.sum = self.sum.wrapping_add(u128::from_be_bytes(first));
+    }
+
+    /// Combines the digests of disjoint parts (scan segments).
+    #[must_use]
+    pub fn merge(self, other: TableDigest) -> TableDigest {
+        TableDigest { items: self.items + other.items, sum: self.sum.wrapping_add(other.sum) }
+    }
+
+    /// `<items>:<sum hex>`.
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        format!("{}:{:032x}", self.items, self.sum)
+    }
+}
+
+mod hex128 {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:032x}"))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let s = String::deserialize(d)?;
+        u128::from_str_radix(&s, 16).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The canonical encoding of a string-valued item (attributes sorted by name).
+#[must_use]
+pub fn canonical_item(item: &Item) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in item {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0x1f);
+        out.extend_from_slice(b"S:");
+        out.extend_from_slice(v.as_bytes());
+        out.push(0x1e);
+    }
+    out
+}
+
+/// A table's key schema and index names, as recorded with a recovery point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSchema {
+    /// Partition key.
+    pub partition_key: KeyAttribute,
+    /// Sort key.
+    pub sort_key: Option<KeyAttribute>,
+    /// Global secondary indexes.
+    pub global_indexes: Vec<String>,
+    /// Local secondary indexes.
+    pub local_indexes: Vec<String>,
+}
+
+impl TableInfo {
+    /// The table's key schema and index names.
+    #[must_use]
+    pub fn schema(&self) -> TableSchema {
+        TableSchema {
+            partition_key: self.partition_key.clone(),
+            sort_key: self.sort_key.clone(),
+            global_indexes: self.global_indexes.keys().cloned().collect(),
+            local_indexes: self.local_indexes.clone(),
+        }
+    }
 }
 
 /// A KMS key as preflight and validation see it.

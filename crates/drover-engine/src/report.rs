@@ -106,7 +106,7 @@ fn detail(phase: &Phase) -> String {
                 "nothing to change".to_owned()
             }
             StepOutput::Configure { applied } => applied.join(", "),
-            StepOutput::Validate { checks } => format!("{} checks passed", checks.len()),
+            StepOutput::Validate { checks, .. } => format!("{} checks passed", checks.len()),
             StepOutput::Teardown { note, .. } => note.clone(),
         },
         Phase::Failed { message } => message.clone(),
@@ -170,7 +170,7 @@ impl RunReport {
                     target: Some(r.clone()),
                     kind: StepKind::Validate,
                 }) {
-                    Some(StepOutput::Validate { checks }) => checks.clone(),
+                    Some(StepOutput::Validate { checks, .. }) => checks.clone(),
                     _ => Vec::new(),
                 };
                 let ok = !steps.is_empty() && steps.iter().all(|s| s.phase == "succeeded");

@@ -116,6 +116,12 @@ pub enum StepOutput {
         size_bytes: Option<u64>,
         /// The marker item written before the backup, if any.
         marker: Option<Item>,
+        /// The source table's key schema and indexes at backup time (drills).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schema: Option<Box<crate::ports::TableSchema>>,
+        /// Digests of the source just before and just after the backup (`validate.digest`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_digest: Option<Box<(crate::ports::TableDigest, crate::ports::TableDigest)>>,
     },
     /// The copy in the target vault.
     Copy {
@@ -138,6 +144,9 @@ pub enum StepOutput {
     Validate {
         /// One line per check.
         checks: Vec<String>,
+        /// The restored table's digest (`validate.digest`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<crate::ports::TableDigest>,
     },
     /// What teardown did.
     Teardown {

@@ -152,6 +152,14 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
     } else {
         None
     };
+    // The source's digest just before the backup: only when this process starts the job
+    // (after a crash the job may already have taken its snapshot).
+    let segments = shared.settings.scan_segments.max(1);
+    let before = if t.validate.digest && matches!(shared.phase(key), Phase::Running) {
+        Some(shared.call(key, &scope, || ports.tables.digest_items(&src, &t.name, segments)).await?)
+    } else {
+        None
+    };
     let backup = Arc::clone(&ports.backup);
     let request = BackupRequest {
         region: src.clone(),
@@ -175,12 +183,23 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
     let arn = status.recovery_point_arn.clone().ok_or_else(|| {
         StepFailure::new(format!("backup job {job_id} completed without a recovery point ARN"))
     })?;
+    let source_digest = match before {
+        Some(before) => {
+            let after = shared
+                .call(key, &scope, || ports.tables.digest_items(&src, &t.name, segments))
+                .await?;
+            Some(Box::new((before, after)))
+        }
+        None => None,
+    };
     Ok(StepOutput::RecoveryPoint {
         arn,
         vault: plan.source.backup_vault.clone(),
         created_at: status.created_at.unwrap_or_else(|| ports.clock.now()),
         size_bytes: Some(info.size_bytes),
         marker,
+        schema: Some(Box::new(info.schema())),
+        source_digest,
     })
 }
 
@@ -319,6 +338,8 @@ async fn pick_recovery_point(shared: &Shared, key: &StepKey, region: &str) -> St
         created_at: point.created_at,
         size_bytes: point.size_bytes,
         marker: None,
+        schema: None,
+        source_digest: None,
     })
 }
 
@@ -518,22 +539,7 @@ async fn configure(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     }
     // Read back: what is in effect, not what was asked for.
     let now = wait_ready(shared, key, region, &name).await?;
-    let mut wrong = Vec::new();
-    if now.settings.point_in_time_recovery != t.point_in_time_recovery {
-        wrong.push("point-in-time recovery".to_owned());
-    }
-    if t.ttl_attribute.is_some() && now.settings.ttl_attribute != t.ttl_attribute {
-        wrong.push("TTL".to_owned());
-    }
-    if t.stream.is_some() && now.settings.stream.as_deref() != t.stream.map(|v| v.as_str()) {
-        wrong.push("stream".to_owned());
-    }
-    if now.settings.deletion_protection != t.deletion_protection {
-        wrong.push("deletion protection".to_owned());
-    }
-    if let Some((k, _)) = tags.iter().find(|(k, v)| now.tags.get(*k) != Some(v)) {
-        wrong.push(format!("tag `{k}`"));
-    }
+    let wrong = not_in_effect(t, &now, &tags);
     if !wrong.is_empty() {
         return Err(StepFailure::new(format!(
             "not in effect after configuring `{name}`: {}",
@@ -544,22 +550,74 @@ async fn configure(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     Ok(StepOutput::Configure { applied })
 }
 
+/// The plan's settings (and `tags`) that a table does not have in effect.
+fn not_in_effect(t: &Table, info: &TableInfo, tags: &BTreeMap<String, String>) -> Vec<String> {
+    let mut wrong = Vec::new();
+    if info.settings.point_in_time_recovery != t.point_in_time_recovery {
+        wrong.push("point-in-time recovery".to_owned());
+    }
+    if t.ttl_attribute.is_some() && info.settings.ttl_attribute != t.ttl_attribute {
+        wrong.push("TTL".to_owned());
+    }
+    if t.stream.is_some() && info.settings.stream.as_deref() != t.stream.map(|v| v.as_str()) {
+        wrong.push("stream".to_owned());
+    }
+    if info.settings.deletion_protection != t.deletion_protection {
+        wrong.push("deletion protection".to_owned());
+    }
+    if let Some((k, _)) = tags.iter().find(|(k, v)| info.tags.get(*k) != Some(v)) {
+        wrong.push(format!("tag `{k}`"));
+    }
+    wrong
+}
+
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
 
+/// Validation in tiers, every result recorded: structure (status, key schema and indexes as
+/// at backup time, the target's key, settings in effect), counts, content (canaries, the
+/// drill marker), and the opt-in digest.
 async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let ports = &shared.ports;
     let t = table(shared, key)?;
     let target = target(shared, region)?;
     let name = restored_name(shared, &key.table, region);
     let scope = scope_of(&shared.plan, key);
+    let state = shared.state();
+    let rp_key = match shared.mode() {
+        Mode::Failover => other(key, StepKind::RecoveryPoint, Some(region)),
+        _ => other(key, StepKind::RecoveryPoint, None),
+    };
+    let (schema, marker, source_digest, point_arn) = match state.output(&rp_key) {
+        Some(StepOutput::RecoveryPoint { schema, marker, source_digest, arn, .. }) => {
+            (schema.clone(), marker.clone(), source_digest.as_deref().copied(), arn.clone())
+        }
+        _ => (None, None, None, String::new()),
+    };
     let info = wait_ready(shared, key, region, &name).await?;
-    let mut checks = vec![format!("`{name}` is ACTIVE")];
+    let mut checks =
+        vec![format!("structure: `{name}` is ACTIVE, no restore in progress, every index ACTIVE")];
     let mut problems = Vec::new();
+
+    // 1. Structure.
+    match &schema {
+        Some(schema) if **schema == info.schema() => checks.push(format!(
+            "structure: key schema and {} index(es) as at backup time",
+            schema.global_indexes.len() + schema.local_indexes.len()
+        )),
+        Some(schema) => problems.push(format!(
+            "key schema or indexes differ from the backup's: {schema:?} vs {:?}",
+            info.schema()
+        )),
+        None => checks.push(
+            "structure: key schema not compared (the source is not read during a failover)"
+                .to_owned(),
+        ),
+    }
     match &info.kms_key_arn {
         Some(k) if k == &target.kms_key_arn => {
-            checks.push("encrypted with the target's KMS key".to_owned())
+            checks.push("structure: encrypted with the target's KMS key".to_owned())
         }
         other => problems.push(format!(
             "encrypted with {} instead of the target's key {}",
@@ -567,43 +625,151 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
             target.kms_key_arn
         )),
     }
+    let mut tags = t.tags.clone();
+    tags.extend(ownership_tags(shared));
+    let wrong = not_in_effect(t, &info, &tags);
+    if wrong.is_empty() {
+        checks.push("structure: the plan's settings and tags are in effect".to_owned());
+    } else {
+        problems.push(format!("not in effect: {}", wrong.join(", ")));
+    }
+
+    // 2. Counts.
     let segments = shared.settings.scan_segments.max(1);
     let count =
         shared.call(key, &scope, || ports.tables.count_items(region, &name, segments)).await?;
-    checks.push(format!("{count} items"));
-    if let Some(min) = t.validate.min_items
-        && count < min
-    {
-        problems.push(format!("{count} items, fewer than the {min} required"));
+    checks.push(format!("count: {count} items (parallel scan, {segments} segments)"));
+    if let Some(min) = t.validate.min_items {
+        if count < min {
+            problems.push(format!("{count} items, fewer than the {min} required"));
+        } else {
+            checks.push(format!("count: at least the {min} required"));
+        }
     }
+    let unchanged =
+        source_digest.filter(|(before, after)| before == after).map(|(before, _)| before);
+    if let Some(before) = unchanged {
+        if count == before.items {
+            checks.push(format!("count: equal to the recovery point's {} items", before.items));
+        } else {
+            problems.push(format!("{count} items, but the recovery point holds {}", before.items));
+        }
+    }
+
+    // 3. Content.
     for canary in &t.validate.canary_keys {
         let found =
             shared.call(key, &scope, || ports.tables.get_item(region, &name, canary)).await?;
         if found.is_some() {
-            checks.push(format!("canary {} present", show_key(canary)));
+            checks.push(format!("content: canary {} present", show_key(canary)));
         } else {
             problems.push(format!("canary item {} is missing", show_key(canary)));
         }
     }
-    if shared.mode() == Mode::Drill {
-        let rp = shared.state().output(&other(key, StepKind::RecoveryPoint, None)).cloned();
-        if let Some(StepOutput::RecoveryPoint { marker: Some(marker), .. }) = rp {
-            let k = key_of(&marker);
-            let found =
-                shared.call(key, &scope, || ports.tables.get_item(region, &name, &k)).await?;
-            if found.is_some_and(|item| item.get(MARKER_ATTRIBUTE) == Some(&shared.run_id)) {
-                checks.push("drill marker present (backup -> copy -> restore proven)".to_owned());
+    if let Some(marker) = marker {
+        let k = key_of(&marker);
+        let found = shared.call(key, &scope, || ports.tables.get_item(region, &name, &k)).await?;
+        if found.is_some_and(|item| item.get(MARKER_ATTRIBUTE) == Some(&shared.run_id)) {
+            checks.push(
+                "content: drill marker present (backup -> copy -> restore proven)".to_owned(),
+            );
+        } else {
+            problems.push("the drill marker written before the backup is missing".to_owned());
+        }
+    }
+
+    // 4. Digest.
+    let mut digest = None;
+    if t.validate.digest {
+        let restored =
+            shared.call(key, &scope, || ports.tables.digest_items(region, &name, segments)).await?;
+        digest = Some(restored);
+        match (source_digest, unchanged) {
+            (_, Some(before)) if before == restored => {
+                checks.push(format!("digest: {} equals the source's, taken just before the backup", restored.to_hex()));
+            }
+            (_, Some(before)) => problems.push(format!(
+                "digest {} differs from the source's {} taken just before the backup (the source did not change during it)",
+                restored.to_hex(),
+                before.to_hex()
+            )),
+            (Some(_), None) => checks.push(format!(
+                "digest: {} (the source changed during the backup: compared across targets only)",
+                restored.to_hex()
+            )),
+            (None, None) => checks.push(format!("digest: {} (no source digest: compared across targets only)", restored.to_hex())),
+        }
+        // Every target restored from the same recovery point must hold the same items.
+        for (other_key, step) in &state.steps {
+            let same_table = other_key.table == key.table
+                && other_key.kind == StepKind::Validate
+                && other_key.target != key.target;
+            let Phase::Succeeded { output: StepOutput::Validate { digest: Some(theirs), .. } } =
+                &step.phase
+            else {
+                continue;
+            };
+            if !same_table
+                || !same_point(
+                    &state,
+                    shared.mode(),
+                    &key.table,
+                    other_key.target.as_deref(),
+                    &point_arn,
+                )
+            {
+                continue;
+            }
+            let there = other_key.target.as_deref().unwrap_or_default();
+            if *theirs == restored {
+                checks.push(format!("digest: equal to {there}'s"));
             } else {
-                problems.push("the drill marker written before the backup is missing".to_owned());
+                problems.push(format!(
+                    "digest {} differs from {there}'s {}",
+                    restored.to_hex(),
+                    theirs.to_hex()
+                ));
             }
         }
     }
     if problems.is_empty() {
-        Ok(StepOutput::Validate { checks })
+        Ok(StepOutput::Validate { checks, digest })
     } else {
         Err(StepFailure::new(format!("validation of `{name}` failed: {}", problems.join("; ")))
             .into())
     }
+}
+
+/// Whether `table` in `target` was restored from the same recovery point as the one `point`
+/// names: in a drill every target restores a copy of the one source point; in a failover
+/// copies of one backup keep its creation time.
+fn same_point(
+    state: &crate::state::RunState,
+    mode: Mode,
+    table: &str,
+    target: Option<&str>,
+    point: &str,
+) -> bool {
+    if mode != Mode::Failover {
+        return true;
+    }
+    let rp = |t: Option<&str>| match state.output(&StepKey {
+        table: table.to_owned(),
+        target: t.map(str::to_owned),
+        kind: StepKind::RecoveryPoint,
+    }) {
+        Some(StepOutput::RecoveryPoint { created_at, .. }) => Some(*created_at),
+        _ => None,
+    };
+    let mine = state.steps.iter().find_map(|(k, s)| match &s.phase {
+        Phase::Succeeded { output: StepOutput::RecoveryPoint { arn, created_at, .. } }
+            if k.table == table && arn == point =>
+        {
+            Some(*created_at)
+        }
+        _ => None,
+    });
+    mine.is_some() && mine == rp(target)
 }
 
 fn show_key(key: &Item) -> String {

@@ -787,3 +787,162 @@ mod reports {
         assert!(r.tables.iter().all(|t| t.ok && t.rpo_achieved_ms.is_some()));
     }
 }
+
+mod validation {
+    use drover_engine::ports::{Item, TableService};
+
+    use super::*;
+
+    fn validate_output(report: &Report, table: &str, target: &str) -> Vec<String> {
+        match report.state.output(&key(table, Some(target), StepKind::Validate)) {
+            Some(StepOutput::Validate { checks, .. }) => checks.clone(),
+            other => panic!("{table} {target}: {other:?}"),
+        }
+    }
+
+    fn failure(report: &Report, table: &str, target: &str) -> String {
+        match report.state.phase(&key(table, Some(target), StepKind::Validate)) {
+            Phase::Failed { message } => message.clone(),
+            other => panic!("{table} {target}: {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tiers_are_recorded_and_digests_match_the_source_and_across_targets() {
+        let text = DEMO
+            .replace("targets:\n  - {region: us-west-2", "targets:\n  - {region: eu-west-1, backup_vault: dr, kms_key_arn: \"arn:aws:kms:eu-west-1:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee\"}\n  - {region: us-west-2")
+            .replace("defaults: {point_in_time_recovery: true,", "defaults: {validate: {digest: true}, point_in_time_recovery: true,");
+        let h = Harness::new(plan(&text), &text);
+        let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+        assert_eq!(report.outcome, Outcome::Succeeded, "{:#?}", report.state.steps);
+        for target in ["us-west-2", "eu-west-1"] {
+            let checks = validate_output(&report, "orders", target).join("\n");
+            for want in [
+                "structure: key schema and 0 index(es) as at backup time",
+                "structure: encrypted with the target's KMS key",
+                "structure: the plan's settings and tags are in effect",
+                "count: 22 items",
+                "count: equal to the recovery point's 22 items",
+                "content: canary {pk=\"ORDER#1\", sk=\"META\"} present",
+                "content: drill marker present",
+                "equals the source's, taken just before the backup",
+            ] {
+                assert!(checks.contains(want), "{target}: `{want}` missing from\n{checks}");
+            }
+        }
+        // The second target to validate compared its digest with the first's.
+        let both = format!(
+            "{}\n{}",
+            validate_output(&report, "orders", "us-west-2").join("\n"),
+            validate_output(&report, "orders", "eu-west-1").join("\n")
+        );
+        assert!(both.contains("digest: equal to "), "{both}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_canary_fails_validation_and_blocks_dependents() {
+        let h = Harness::new(plan(DEMO), DEMO);
+        let canary = Item::from([("pk".to_owned(), "CUSTOMER#1".to_owned())]);
+        h.sim.delete_item("us-east-1", "customers", &canary).await.unwrap();
+        let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+        let message = failure(&report, "customers", "us-west-2");
+        assert!(message.contains("canary item {pk=\"CUSTOMER#1\"} is missing"), "{message}");
+        assert!(matches!(
+            report.state.phase(&key("orders", Some("us-west-2"), StepKind::Restore)),
+            Phase::Blocked { .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_table_under_the_wrong_key_fails_validation() {
+        let h = Harness::new(plan(DEMO), DEMO);
+        let other_key =
+            "arn:aws:kms:us-west-2:123456789012:key/99999999-22bb-33cc-44dd-555555eeeeee";
+        h.sim.add_key("us-west-2", other_key);
+        h.sim.set_faults(Faults {
+            restore_with_key: Some(other_key.to_owned()),
+            ..Faults::default()
+        });
+        let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+        let message = failure(&report, "customers", "us-west-2");
+        assert!(
+            message.contains(&format!("encrypted with {other_key} instead of the target's key")),
+            "{message}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_that_changes_during_the_backup_is_said_so() {
+        let text = DEMO.replace(
+            "defaults: {point_in_time_recovery: true,",
+            "defaults: {validate: {digest: true}, point_in_time_recovery: true,",
+        );
+        let h = Harness::new(plan(&text), &text);
+        // A writer keeps writing to orders while the drill runs.
+        let sim = h.sim.clone();
+        let writer = tokio::spawn(async move {
+            for i in 0..200 {
+                let item = Item::from([
+                    ("pk".to_owned(), format!("LIVE#{i}")),
+                    ("sk".to_owned(), "META".to_owned()),
+                ]);
+                let _ = sim.put_item("us-east-1", "orders", &item).await;
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        });
+        let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+        writer.abort();
+        assert_eq!(report.outcome, Outcome::Succeeded, "{:#?}", report.state.steps);
+        let checks = validate_output(&report, "orders", "us-west-2").join("\n");
+        assert!(
+            checks.contains("the source changed during the backup: compared across targets only"),
+            "{checks}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn teardown_keeps_a_table_that_lost_its_ownership_tag() {
+    let h = Harness::new(plan(DEMO), DEMO);
+    let mut header = h.header(Mode::Drill, RUN_ID, Limits::default());
+    header.options.keep = true;
+    let (journal, state) = run::create(h.state_dir(), header, h.clock.now_ms()).unwrap();
+    assert_eq!(
+        h.exec(journal, state, Limits::default()).await.unwrap().outcome,
+        Outcome::Succeeded
+    );
+    h.sim.with(|w| w.untag("us-west-2", "orders-drill-0123abcd", "drover:run"));
+    // Someone else's table with a similar name.
+    h.sim.add_table("us-west-2", "orders-drill-0123abcd-copy", "pk", None, 3, &[]);
+    let mut opened = run::open(h.state_dir(), RUN_ID).unwrap();
+    let entry = opened
+        .journal
+        .append(
+            h.clock.now_ms(),
+            Record::Run { event: drover_engine::state::RunEvent::TeardownRequested },
+        )
+        .unwrap();
+    opened.state.apply(&entry).unwrap();
+    let report = execute(Execution {
+        plan: h.plan.clone(),
+        journal: opened.journal,
+        state: opened.state,
+        ports: h.ports(),
+        settings: Settings { teardown_only: true, scan_segments: 4, ..Settings::default() },
+        cancel: CancellationToken::new(),
+        observer: Arc::new(Silent),
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(
+        h.sim.table_names("us-west-2"),
+        ["orders-drill-0123abcd", "orders-drill-0123abcd-copy"]
+    );
+    let Some(StepOutput::Teardown { deleted: false, note }) =
+        report.state.output(&key("orders", Some("us-west-2"), StepKind::Teardown))
+    else {
+        panic!()
+    };
+    assert!(note.contains("lacks the ownership tag drover:run="), "{note}");
+}

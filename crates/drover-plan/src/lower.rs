@@ -54,7 +54,7 @@ pub(crate) mod keys {
         "tags",
         "validate",
     ];
-    pub(crate) const VALIDATE: &[&str] = &["min_items", "canary_keys"];
+    pub(crate) const VALIDATE: &[&str] = &["min_items", "canary_keys", "digest"];
     pub(crate) const DRILL: &[&str] = &["table_name", "write_marker"];
 }
 
@@ -211,6 +211,7 @@ struct Settings {
     tags: Option<BTreeMap<String, String>>,
     min_items: Option<u64>,
     canary_keys: Option<Vec<BTreeMap<String, String>>>,
+    digest: Option<bool>,
 }
 
 /// A dependency: (dependent, dependency, index of the entry in the dependent's `depends_on`).
@@ -777,6 +778,9 @@ fn lower_settings(cx: &mut Cx, f: &Fields<'_>, p: &P<'_>, targets: &[Target]) ->
             if let Some(v) = vf.get("canary_keys") {
                 s.canary_keys = lower_canaries(cx, v, &vp.key("canary_keys"));
             }
+            if let Some(v) = vf.get("digest") {
+                s.digest = cx.boolean(v, &vp.key("digest"));
+            }
         }
     }
     s
@@ -1029,6 +1033,7 @@ fn resolve_tables(
                     .clone()
                     .or_else(|| defaults.canary_keys.clone())
                     .unwrap_or_default(),
+                digest: s.digest.or(defaults.digest).unwrap_or(false),
             },
         });
     }

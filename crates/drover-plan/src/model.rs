@@ -141,6 +141,8 @@ pub struct Validation {
     pub min_items: Option<u64>,
     /// Items that must exist after restore: attribute name to string value.
     pub canary_keys: Vec<BTreeMap<String, String>>,
+    /// Compare an order-independent hash of every item (a full parallel scan).
+    pub digest: bool,
 }
 
 /// DynamoDB stream view type.

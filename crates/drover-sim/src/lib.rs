@@ -26,8 +26,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use drover_engine::ports::{
     BackupRequest, BackupService, CloudResult, CopyRequest, Item, JobState, JobStatus,
-    KeyAttribute, KeyInfo, KeyService, KeyType, Millis, RecoveryPoint, RestoreRequest, TableInfo,
-    TableService, TableSettings,
+    KeyAttribute, KeyInfo, KeyService, KeyType, Millis, RecoveryPoint, RestoreRequest, TableDigest,
+    TableInfo, TableService, TableSettings, canonical_item,
 };
 use drover_engine::{Clock, CloudError, ErrorKind};
 use serde::{Deserialize, Serialize};
@@ -129,6 +129,9 @@ pub struct Faults {
     pub fail_restores_of: BTreeSet<String>,
     /// Latency added to every call, milliseconds of the simulator's clock.
     pub latency_ms: u64,
+    /// Restores ignore the requested key and encrypt with this one (a misconfigured or
+    /// misbehaving service: validation must notice).
+    pub restore_with_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +164,25 @@ impl Items {
             .filter(|item| self.generated_index(t, &key_part(t, item)).is_none())
             .count();
         self.generated + extra as u64
+    }
+
+    fn digest(&self, t: &Schema) -> TableDigest {
+        let mut d = TableDigest::default();
+        for i in 0..self.generated {
+            let mut key = Item::from([(t.partition_key.name.clone(), format!("ITEM#{i}"))]);
+            if let Some(sk) = &t.sort_key {
+                key.insert(sk.name.clone(), "META".to_owned());
+            }
+            if let Some(item) = self.get(t, &key) {
+                d.add(&canonical_item(&item));
+            }
+        }
+        for item in self.explicit.values() {
+            if self.generated_index(t, &key_part(t, item)).is_none() {
+                d.add(&canonical_item(item));
+            }
+        }
+        d
     }
 
     fn get(&self, t: &Schema, key: &Item) -> Option<Item> {
@@ -303,6 +325,13 @@ impl World {
     pub fn drop_table(&mut self, region: &str, name: &str) {
         if let Some(r) = self.regions.get_mut(region) {
             r.tables.remove(name);
+        }
+    }
+
+    /// Removes a tag from a table (test set-up: a table that lost its ownership tag).
+    pub fn untag(&mut self, region: &str, table: &str, key: &str) {
+        if let Some(t) = self.regions.get_mut(region).and_then(|r| r.tables.get_mut(table)) {
+            t.tags.remove(key);
         }
     }
 
@@ -452,6 +481,7 @@ impl World {
                 ("COMPLETED".to_owned(), None)
             }
             Work::Restore { point, table, kms_key_arn, .. } => {
+                let kms_key_arn = self.faults.restore_with_key.clone().unwrap_or(kms_key_arn);
                 if table.is_empty()
                     || !table.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
                 {
@@ -1339,6 +1369,19 @@ impl TableService for SimCloud {
         self.op("Scan", region, |w, _| {
             let t = w.table("Scan", region, name)?;
             Ok(t.items.count(&t.schema))
+        })
+        .await
+    }
+
+    async fn digest_items(
+        &self,
+        region: &str,
+        name: &str,
+        _segments: u32,
+    ) -> CloudResult<TableDigest> {
+        self.op("Scan", region, |w, _| {
+            let t = w.table("Scan", region, name)?;
+            Ok(t.items.digest(&t.schema))
         })
         .await
     }
