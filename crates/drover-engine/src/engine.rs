@@ -65,15 +65,28 @@ impl Default for RetryPolicy {
     }
 }
 
-/// How jobs are polled: short at first, backing off, capped.
+/// How jobs are polled.
+///
+/// With the service's progress (`PercentDone`), the next poll comes at a share (`approach`)
+/// of the predicted remaining time, so polls close in on the end geometrically: a one-hour
+/// job takes about ten polls. Without progress, waits back off geometrically. Either way a
+/// wait is never shorter than `initial` nor than `lag_share` of the job's age, which bounds
+/// both the calls and the detection lag (the time between a job finishing and drover noticing)
+/// to about `lag_share` of the job's duration.
 #[derive(Debug, Clone, Copy)]
 pub struct PollPolicy {
-    /// First wait after a job starts.
+    /// First wait after a job starts, and the shortest wait.
     pub initial: Duration,
-    /// Growth factor per poll.
+    /// Growth factor per poll, without progress information.
     pub factor: f64,
-    /// Longest wait between polls.
+    /// Longest wait without progress information.
     pub max: Duration,
+    /// Share of the predicted remaining time to wait, with progress information.
+    pub approach: f64,
+    /// Shortest wait as a share of the job's age.
+    pub lag_share: f64,
+    /// Longest wait with progress information.
+    pub max_predicted: Duration,
     /// Polls of a table (restored but not yet ACTIVE, or being deleted) before giving up.
     pub table_polls: u32,
 }
@@ -84,14 +97,39 @@ impl Default for PollPolicy {
             initial: Duration::from_secs(2),
             factor: 1.5,
             max: Duration::from_secs(60),
+            approach: 0.6,
+            lag_share: 0.01,
+            max_predicted: Duration::from_secs(30 * 60),
             table_polls: 120,
         }
     }
 }
 
+impl PollPolicy {
+    /// The wait before the next poll of a job `age` old, at `percent` done (when the service
+    /// says), after a previous wait of `previous`.
+    #[must_use]
+    pub fn next_wait(&self, age: Duration, percent: Option<f64>, previous: Duration) -> Duration {
+        let floor = self.initial.max(age.mul_f64(self.lag_share));
+        match percent {
+            Some(p) if p > 0.0 && p < 100.0 => {
+                let remaining = age.mul_f64((100.0 - p) / p);
+                remaining.mul_f64(self.approach).clamp(floor, self.max_predicted.max(floor))
+            }
+            _ => previous.mul_f64(self.factor).clamp(floor, self.max.max(floor)),
+        }
+    }
+}
+
 /// Engine settings beyond the plan.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
+    /// Expected duration (ms) of steps, when known (from table sizes and a duration model):
+    /// ready steps start longest-remaining-work first. Without it, fixed weights per kind.
+    pub expected_ms: Option<Arc<BTreeMap<StepKey, u64>>>,
+    /// Sync every journal append to disk (always, except for simulations and estimates,
+    /// whose journals are thrown away).
+    pub volatile_journal: bool,
     /// Concurrency limits.
     pub limits: Limits,
     /// Retries.
@@ -395,6 +433,7 @@ impl Shared {
     }
 
     /// Polls `describe` until the job ends: short waits at first, backing off to the cap.
+    /// Polls a job until it ends (see [`PollPolicy`]).
     pub(crate) async fn poll_job<F, Fut>(
         &self,
         key: &StepKey,
@@ -407,6 +446,7 @@ impl Shared {
     {
         use crate::ports::JobState;
         let poll = self.settings.poll;
+        let first_seen = self.ports.clock.now();
         let mut wait = poll.initial;
         loop {
             let status = self.call(key, scope, &describe).await?;
@@ -414,8 +454,11 @@ impl Shared {
                 JobState::Completed | JobState::Failed => return Ok(status),
                 JobState::Created | JobState::Running => {}
             }
+            let now = self.ports.clock.now();
+            let age = now - status.created_at.unwrap_or(first_seen).min(now);
+            let age = Duration::from_millis(u64::try_from(age).unwrap_or(0));
+            wait = poll.next_wait(age, status.percent_done, wait);
             self.ports.clock.sleep(wait).await;
-            wait = wait.mul_f64(poll.factor).min(poll.max);
         }
     }
 
@@ -478,7 +521,12 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
     let Execution { plan, journal, state, ports, settings, cancel, observer } = exec;
     let mode = state.header.mode;
     let teardown = mode == Mode::Drill && (!state.header.options.keep || state.teardown_requested);
-    let graph = Arc::new(StepGraph::new(&plan, mode, teardown));
+    let graph = Arc::new(match &settings.expected_ms {
+        Some(expected) => StepGraph::with_weights(&plan, mode, teardown, &|k| expected.get(k).copied()),
+        None => StepGraph::new(&plan, mode, teardown),
+    });
+    let mut journal = journal;
+    journal.set_durable(!settings.volatile_journal);
     let run_id = state.header.run_id.clone();
     let short_id = crate::run::short_id(&run_id).to_owned();
     let seed = run_id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
@@ -644,4 +692,41 @@ async fn schedule(
     } else {
         Outcome::Failed { failed, blocked }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Polls of a job of `duration` whose progress is reported exactly (or not at all), and
+    /// the detection lag: (polls, lag).
+    fn simulate(duration: Duration, with_progress: bool) -> (u32, Duration) {
+        let policy = PollPolicy::default();
+        let mut t = Duration::ZERO;
+        let mut wait = policy.initial;
+        let mut polls = 0;
+        loop {
+            polls += 1;
+            if t >= duration {
+                return (polls, t - duration);
+            }
+            let percent = with_progress.then(|| t.as_secs_f64() / duration.as_secs_f64() * 100.0);
+            wait = policy.next_wait(t, percent, wait);
+            t += wait;
+        }
+    }
+
+    #[test]
+    fn polling_a_one_hour_job_takes_few_polls_and_notices_the_end_quickly() {
+        let hour = Duration::from_secs(3600);
+        let (polls, lag) = simulate(hour, true);
+        assert!(polls <= 15, "{polls} polls");
+        assert!(lag <= hour.mul_f64(0.02), "lag {lag:?}");
+        // Without progress information the floor still bounds the lag.
+        let (polls, lag) = simulate(hour, false);
+        assert!(lag <= Duration::from_secs(60), "lag {lag:?} after {polls} polls");
+        // Short jobs are noticed within seconds.
+        let (_, lag) = simulate(Duration::from_secs(30), true);
+        assert!(lag <= Duration::from_secs(2), "lag {lag:?}");
+    }
 }

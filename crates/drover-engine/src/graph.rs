@@ -43,6 +43,13 @@ impl StepGraph {
     /// The steps of a `mode` run of `plan`; `teardown` adds a drill's teardown steps.
     #[must_use]
     pub fn new(plan: &Plan, mode: Mode, teardown: bool) -> StepGraph {
+        StepGraph::with_weights(plan, mode, teardown, &|_| None)
+    }
+
+    /// As [`StepGraph::new`], with expected durations (ms) of steps for priorities; steps
+    /// without one weigh by their kind.
+    #[must_use]
+    pub fn with_weights(plan: &Plan, mode: Mode, teardown: bool, expected: &dyn Fn(&StepKey) -> Option<u64>) -> StepGraph {
         let mut g = StepGraph {
             steps: Vec::new(),
             index: HashMap::new(),
@@ -117,7 +124,7 @@ impl StepGraph {
                 }
             }
         }
-        g.compute_priorities();
+        g.compute_priorities(expected);
         g
     }
 
@@ -132,7 +139,7 @@ impl StepGraph {
         i
     }
 
-    fn compute_priorities(&mut self) {
+    fn compute_priorities(&mut self, expected: &dyn Fn(&StepKey) -> Option<u64>) {
         let n = self.steps.len();
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (i, waits) in self.waits.iter().enumerate() {
@@ -144,7 +151,8 @@ impl StepGraph {
         let mut priority = vec![0u64; n];
         for i in (0..n).rev() {
             let after = dependents[i].iter().map(|d| priority[*d]).max().unwrap_or(0);
-            priority[i] = after + weight(self.steps[i].kind);
+            let own = expected(&self.steps[i]).unwrap_or_else(|| weight(self.steps[i].kind) * 60_000);
+            priority[i] = after + own;
         }
         self.priority = priority;
     }

@@ -216,7 +216,10 @@ impl RunReport {
             rto_objective_ms: plan.objectives.rto.map(ms),
             recovery_time_ms,
             rpo_achieved_ms: tables.iter().filter_map(|t| t.rpo_achieved_ms).max(),
-            critical_path: critical_path(plan, state),
+            critical_path: critical_path(plan, state, None)
+                .into_iter()
+                .map(|(key, d)| format!("{key} ({})", human(d)))
+                .collect(),
             tables,
         }
     }
@@ -532,9 +535,11 @@ fn xml(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// The chain of steps that decided when the run's last validation (or last step) ended:
-/// from that step back through, at each step, the prerequisite that finished last.
-fn critical_path(plan: &Plan, state: &RunState) -> Vec<String> {
+/// The chain of steps that decided when the run's last step (in `target`, if given) ended,
+/// teardowns aside: from that step back through, at each step, the prerequisite that finished
+/// last. Each with its duration (ms).
+#[must_use]
+pub fn critical_path(plan: &Plan, state: &RunState, target: Option<&str>) -> Vec<(StepKey, Millis)> {
     let mode = state.header.mode;
     let graph = StepGraph::new(plan, mode, false);
     // Only steps that ran (began and ended): blocked steps never started.
@@ -543,6 +548,7 @@ fn critical_path(plan: &Plan, state: &RunState) -> Vec<String> {
     };
     let last = (0..graph.len())
         .filter(|i| graph.steps()[*i].kind != StepKind::Teardown)
+        .filter(|i| target.is_none() || graph.steps()[*i].target.as_deref() == target)
         .filter_map(|i| ended(i).map(|e| (e, i)))
         .max();
     let Some((_, mut i)) = last else { return Vec::new() };
@@ -561,12 +567,9 @@ fn critical_path(plan: &Plan, state: &RunState) -> Vec<String> {
     chain
         .into_iter()
         .map(|i| {
-            let key = &graph.steps()[i];
-            let s = state.steps.get(key);
-            let d = s
-                .and_then(|s| s.began_at.zip(s.ended_at))
-                .map_or("-".to_owned(), |(b, e)| human(e - b));
-            format!("{key} ({d})")
+            let key = graph.steps()[i].clone();
+            let d = state.steps.get(&key).and_then(|s| s.began_at.zip(s.ended_at)).map_or(0, |(b, e)| e - b);
+            (key, d)
         })
         .collect()
 }

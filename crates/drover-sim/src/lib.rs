@@ -55,6 +55,13 @@ pub struct DurationModel {
     pub restore_mb_s: f64,
     /// Relative noise (0.1 = ±10%).
     pub noise: f64,
+    /// Scan throughput per segment, MB/s (validation's counts and digests).
+    #[serde(default = "default_scan_mb_s")]
+    pub scan_mb_s: f64,
+}
+
+fn default_scan_mb_s() -> f64 {
+    25.0
 }
 
 impl Default for DurationModel {
@@ -69,6 +76,7 @@ impl Default for DurationModel {
             restore_base_s: 300.0,
             restore_mb_s: 25.0,
             noise: 0.1,
+            scan_mb_s: default_scan_mb_s(),
         }
     }
 }
@@ -85,6 +93,7 @@ impl DurationModel {
             restore_base_s: 0.0,
             restore_mb_s: f64::INFINITY,
             noise: 0.0,
+            scan_mb_s: f64::INFINITY,
         }
     }
 
@@ -1233,6 +1242,16 @@ impl BackupService for SimCloud {
 }
 
 impl SimCloud {
+    /// Waits as long as a parallel scan of `items` items in `segments` segments takes.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    async fn scan_time(&self, items: u64, segments: u32) {
+        let rate = self.lock().model.scan_mb_s * f64::from(segments.max(1));
+        let secs = (items * ITEM_BYTES) as f64 / 1e6 / rate;
+        if secs.is_finite() && secs > 0.0 {
+            self.clock.sleep(Duration::from_secs_f64(secs)).await;
+        }
+    }
+
     async fn describe_settings(&self, region: &str) -> CloudResult<bool> {
         const OP: &str = "DescribeRegionSettings";
         self.op(OP, region, |w, _| Ok(w.region(OP, region)?.advanced_backup)).await
@@ -1365,25 +1384,26 @@ impl TableService for SimCloud {
         .await
     }
 
-    async fn count_items(&self, region: &str, name: &str, _segments: u32) -> CloudResult<u64> {
-        self.op("Scan", region, |w, _| {
-            let t = w.table("Scan", region, name)?;
-            Ok(t.items.count(&t.schema))
-        })
-        .await
+    async fn count_items(&self, region: &str, name: &str, segments: u32) -> CloudResult<u64> {
+        let count = self
+            .op("Scan", region, |w, _| {
+                let t = w.table("Scan", region, name)?;
+                Ok(t.items.count(&t.schema))
+            })
+            .await?;
+        self.scan_time(count, segments).await;
+        Ok(count)
     }
 
-    async fn digest_items(
-        &self,
-        region: &str,
-        name: &str,
-        _segments: u32,
-    ) -> CloudResult<TableDigest> {
-        self.op("Scan", region, |w, _| {
-            let t = w.table("Scan", region, name)?;
-            Ok(t.items.digest(&t.schema))
-        })
-        .await
+    async fn digest_items(&self, region: &str, name: &str, segments: u32) -> CloudResult<TableDigest> {
+        let digest = self
+            .op("Scan", region, |w, _| {
+                let t = w.table("Scan", region, name)?;
+                Ok(t.items.digest(&t.schema))
+            })
+            .await?;
+        self.scan_time(digest.items, segments).await;
+        Ok(digest)
     }
 
     async fn get_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<Option<Item>> {
