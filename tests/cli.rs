@@ -219,3 +219,100 @@ fn plan_refuses_an_invalid_plan() {
     assert!(run.stdout.is_empty());
     assert!(run.stderr.contains("dependency cycle"), "{}", run.stderr);
 }
+
+fn sizes_file(entries: &str) -> tempfile::NamedTempFile {
+    temp_plan(entries.as_bytes())
+}
+
+#[test]
+fn plan_estimates_the_rto_with_sizes() {
+    let sizes = sizes_file("customers: 20GB\nproducts: 500MB\norders: 120GB\ninvoices: 40GB\n");
+    let run = drover(&[
+        "plan",
+        "plans/demo.yaml",
+        "--estimate",
+        "--sizes",
+        sizes.path().to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let estimate = &json["estimate"];
+    assert_eq!(estimate["exceeds_objective"], true, "{estimate}");
+    let target = &estimate["targets"][0];
+    assert_eq!(target["region"], "us-west-2");
+    assert_eq!(target["dominating"][0][0], "orders", "the largest table dominates: {target}");
+    let text = drover(&[
+        "plan",
+        "plans/demo.yaml",
+        "--estimate",
+        "--sizes",
+        sizes.path().to_str().unwrap(),
+    ]);
+    assert!(
+        text.stdout.contains("exceeds the RTO objective of 2h")
+            && text.stdout.contains("critical path:"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn validate_estimate_fails_when_the_estimate_exceeds_the_rto() {
+    let big = sizes_file("customers: 20GB\nproducts: 500MB\norders: 120GB\ninvoices: 40GB\n");
+    let run = drover(&[
+        "validate",
+        "plans/demo.yaml",
+        "--estimate",
+        "--sizes",
+        big.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("error[rto-estimate]"), "{}", run.stderr);
+    let small = sizes_file("customers: 20MB\nproducts: 5MB\norders: 100MB\ninvoices: 40MB\n");
+    let run = drover(&[
+        "validate",
+        "plans/demo.yaml",
+        "--estimate",
+        "--sizes",
+        small.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stderr.contains("within the RTO objective of 2h"), "{}", run.stderr);
+    // --estimate needs sizes; a bad sizes file is a clear error.
+    assert_eq!(drover(&["validate", "plans/demo.yaml", "--estimate"]).code, 2);
+    let bad = sizes_file("orders: lots\n");
+    let run = drover(&[
+        "validate",
+        "plans/demo.yaml",
+        "--estimate",
+        "--sizes",
+        bad.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("size of `orders` is not a size"), "{}", run.stderr);
+}
+
+#[test]
+fn estimates_calibrate_from_the_journals_of_past_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert_eq!(drover(&["drill", "plans/demo.yaml", "--cloud", "sim", "--state-dir", d]).code, 0);
+    let sizes = sizes_file("customers: 1GB\nproducts: 1GB\norders: 1GB\ninvoices: 1GB\n");
+    let run = drover(&[
+        "plan",
+        "plans/demo.yaml",
+        "--estimate",
+        "--sizes",
+        sizes.path().to_str().unwrap(),
+        "--history",
+        d,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("model calibrated from 1 past runs (4 backup, 4 copy, 4 restore jobs)"),
+        "{}",
+        run.stdout
+    );
+}

@@ -327,6 +327,23 @@ pub(crate) struct ValidateArgs {
     /// Fail (exit 1) on warnings too
     #[arg(long)]
     pub(crate) deny_warnings: bool,
+    /// Also estimate each plan's failover time and fail when it exceeds the RTO objective
+    /// (needs --sizes)
+    #[arg(long, requires = "sizes")]
+    pub(crate) estimate: bool,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ModelArgs {
+    /// Table sizes for estimates: a YAML or JSON map of table name to size (bytes, or with a
+    /// unit: 500MB, 12GiB)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) sizes: Option<PathBuf>,
+    /// Calibrate the duration model from the journals of past runs under this directory
+    #[arg(long, value_name = "DIR")]
+    pub(crate) history: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -350,6 +367,14 @@ pub(crate) struct PlanArgs {
     /// Which run to outline
     #[arg(long, value_enum, default_value_t = ModeArg::Drill)]
     pub(crate) mode: ModeArg,
+    /// Estimate the run's duration per target (the executor, simulated with table sizes)
+    #[arg(long)]
+    pub(crate) estimate: bool,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    /// Where table sizes come from without --sizes (the source's DescribeTable)
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

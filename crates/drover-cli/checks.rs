@@ -112,13 +112,84 @@ fn cloud_for(args: &CloudArgs, plan: &Plan, mode: Mode) -> Option<Cloud> {
     }
 }
 
+/// The plan's RTO objective against an estimate from the source tables' current sizes (a
+/// warning when it exceeds: an estimate never blocks a recovery). Failovers read no source,
+/// so they take sizes from the recovery points in the target vaults.
+async fn objective_finding(plan: &Plan, mode: Mode, cloud: &Cloud) -> Option<Finding> {
+    let rto = plan.objectives.rto?;
+    let mut sizes = drover_sim::estimate::Sizes::new();
+    for t in &plan.tables {
+        let bytes = match mode {
+            Mode::Failover => {
+                let target = plan.targets.iter().find(|x| t.targets.contains(&x.region))?;
+                let points = cloud
+                    .ports
+                    .backup
+                    .list_recovery_points(
+                        target.region.as_str(),
+                        &target.backup_vault,
+                        plan.source.region.as_str(),
+                        &t.name,
+                    )
+                    .await
+                    .ok()?;
+                points.iter().filter_map(|p| p.size_bytes).next().unwrap_or(0)
+            }
+            _ => {
+                cloud
+                    .ports
+                    .tables
+                    .describe_table(plan.source.region.as_str(), &t.name)
+                    .await
+                    .ok()??
+                    .size_bytes
+            }
+        };
+        sizes.insert(t.name.clone(), bytes);
+    }
+    let (model, note) =
+        crate::estimate::model(&crate::args::ModelArgs { sizes: None, history: None });
+    let plan2 = plan.clone();
+    let estimate = match tokio::task::spawn_blocking(move || {
+        crate::estimate::run(&plan2, mode, &sizes, model)
+    })
+    .await
+    {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "no RTO estimate");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no RTO estimate");
+            return None;
+        }
+    };
+    let subject = format!("RTO objective {}", drover_plan::format_duration(rto));
+    let detail = format!("estimated {} ({note})", drover_engine::report::human(estimate.rto_ms));
+    Some(if crate::estimate::exceeds(plan, &estimate) {
+        Finding {
+            check: "objective",
+            subject,
+            status: Status::Warn,
+            detail: format!("{detail}: exceeds the objective"),
+            fix: Some("see `drover plan PLAN --estimate` for the critical path; raise limits, split large tables, or revise the objective".to_owned()),
+        }
+    } else {
+        Finding { check: "objective", subject, status: Status::Pass, detail, fix: None }
+    })
+}
+
 pub(crate) fn preflight_cmd(args: &PreflightArgs) -> Result<Exit, CliError> {
     let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
     let mode: Mode = args.mode.into();
     let Some(cloud) = cloud_for(&args.cloud, &plan, mode) else { return Ok(Exit::Failure) };
     // Drill names depend on the run id; check them for a placeholder short id.
-    let findings =
-        runtime()?.block_on(preflight::preflight(&plan, mode, &cloud.ports, "preflight"));
+    let findings = runtime()?.block_on(async {
+        let mut findings = preflight::preflight(&plan, mode, &cloud.ports, "preflight").await;
+        findings.extend(objective_finding(&plan, mode, &cloud).await);
+        findings
+    });
     match args.format {
         StatusFormat::Text => output::stdout_line(&render(&findings))?,
         StatusFormat::Json => output::stdout_line(&as_json(&findings).to_string())?,
@@ -145,7 +216,8 @@ pub(crate) fn check_cmd(args: &CheckArgs) -> Result<Exit, CliError> {
 /// The preflight before a run: prints the findings when any is not a pass; `false` when the
 /// run must not start.
 pub(crate) async fn before_run(plan: &Plan, mode: Mode, cloud: &Cloud, short_id: &str) -> bool {
-    let findings = preflight::preflight(plan, mode, &cloud.ports, short_id).await;
+    let mut findings = preflight::preflight(plan, mode, &cloud.ports, short_id).await;
+    findings.extend(objective_finding(plan, mode, cloud).await);
     if findings.iter().any(|f| f.status != Status::Pass) {
         output::stderr(&render(&findings));
     }

@@ -7,6 +7,7 @@
 mod args;
 mod checks;
 mod cloud;
+mod estimate;
 mod exit;
 mod output;
 mod plan_cmd;

@@ -62,7 +62,11 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<Exit, CliError> {
             }
         }
     }
-    let failed = checked.iter().any(|c| c.errors() > 0 || (args.deny_warnings && c.warnings() > 0));
+    let mut failed =
+        checked.iter().any(|c| c.errors() > 0 || (args.deny_warnings && c.warnings() > 0));
+    if args.estimate && !estimates(args)? {
+        failed = true;
+    }
     Ok(if failed { Exit::Failure } else { Exit::Success })
 }
 
@@ -180,4 +184,39 @@ fn escape_data(s: &str) -> String {
 
 fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// `--estimate`: each valid plan's failover estimate against its RTO objective, on stderr.
+/// Returns whether every estimate is within its objective.
+fn estimates(args: &ValidateArgs) -> Result<bool, CliError> {
+    let mut ok = true;
+    let (model, note) = crate::estimate::model(&args.model);
+    let sizes = match args.model.sizes.as_deref().map(crate::estimate::read_sizes) {
+        Some(Ok(sizes)) => sizes,
+        Some(Err(e)) => {
+            output::error(&e);
+            return Ok(false);
+        }
+        None => return Ok(false),
+    };
+    for path in &args.plans {
+        let Ok(Loaded { plan: Some(plan), .. }) = load_file(path) else { continue };
+        match crate::estimate::run(&plan, drover_plan::Mode::Failover, &sizes, model) {
+            Ok(e) => {
+                let exceeds = crate::estimate::exceeds(&plan, &e);
+                ok &= !exceeds;
+                let head = if exceeds { "error[rto-estimate]" } else { "ok" };
+                output::stderr(&format!(
+                    "{}: {head}{}",
+                    path.display(),
+                    crate::estimate::render(&plan, &e, &note).trim_end()
+                ));
+            }
+            Err(e) => {
+                ok = false;
+                output::error(&format!("{}: cannot estimate: {e}", path.display()));
+            }
+        }
+    }
+    Ok(ok)
 }

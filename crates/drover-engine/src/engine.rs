@@ -522,7 +522,9 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
     let mode = state.header.mode;
     let teardown = mode == Mode::Drill && (!state.header.options.keep || state.teardown_requested);
     let graph = Arc::new(match &settings.expected_ms {
-        Some(expected) => StepGraph::with_weights(&plan, mode, teardown, &|k| expected.get(k).copied()),
+        Some(expected) => {
+            StepGraph::with_weights(&plan, mode, teardown, &|k| expected.get(k).copied())
+        }
         None => StepGraph::new(&plan, mode, teardown),
     });
     let mut journal = journal;

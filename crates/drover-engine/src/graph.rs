@@ -49,7 +49,12 @@ impl StepGraph {
     /// As [`StepGraph::new`], with expected durations (ms) of steps for priorities; steps
     /// without one weigh by their kind.
     #[must_use]
-    pub fn with_weights(plan: &Plan, mode: Mode, teardown: bool, expected: &dyn Fn(&StepKey) -> Option<u64>) -> StepGraph {
+    pub fn with_weights(
+        plan: &Plan,
+        mode: Mode,
+        teardown: bool,
+        expected: &dyn Fn(&StepKey) -> Option<u64>,
+    ) -> StepGraph {
         let mut g = StepGraph {
             steps: Vec::new(),
             index: HashMap::new(),
@@ -151,7 +156,8 @@ impl StepGraph {
         let mut priority = vec![0u64; n];
         for i in (0..n).rev() {
             let after = dependents[i].iter().map(|d| priority[*d]).max().unwrap_or(0);
-            let own = expected(&self.steps[i]).unwrap_or_else(|| weight(self.steps[i].kind) * 60_000);
+            let own =
+                expected(&self.steps[i]).unwrap_or_else(|| weight(self.steps[i].kind) * 60_000);
             priority[i] = after + own;
         }
         self.priority = priority;

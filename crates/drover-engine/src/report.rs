@@ -539,7 +539,11 @@ fn xml(s: &str) -> String {
 /// teardowns aside: from that step back through, at each step, the prerequisite that finished
 /// last. Each with its duration (ms).
 #[must_use]
-pub fn critical_path(plan: &Plan, state: &RunState, target: Option<&str>) -> Vec<(StepKey, Millis)> {
+pub fn critical_path(
+    plan: &Plan,
+    state: &RunState,
+    target: Option<&str>,
+) -> Vec<(StepKey, Millis)> {
     let mode = state.header.mode;
     let graph = StepGraph::new(plan, mode, false);
     // Only steps that ran (began and ended): blocked steps never started.
@@ -568,7 +572,11 @@ pub fn critical_path(plan: &Plan, state: &RunState, target: Option<&str>) -> Vec
         .into_iter()
         .map(|i| {
             let key = graph.steps()[i].clone();
-            let d = state.steps.get(&key).and_then(|s| s.began_at.zip(s.ended_at)).map_or(0, |(b, e)| e - b);
+            let d = state
+                .steps
+                .get(&key)
+                .and_then(|s| s.began_at.zip(s.ended_at))
+                .map_or(0, |(b, e)| e - b);
             (key, d)
         })
         .collect()

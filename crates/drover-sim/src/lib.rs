@@ -32,8 +32,10 @@ use drover_engine::ports::{
 use drover_engine::{Clock, CloudError, ErrorKind};
 use serde::{Deserialize, Serialize};
 
+pub mod estimate;
+
 /// Bytes per simulated item.
-const ITEM_BYTES: u64 = 200;
+pub const ITEM_BYTES: u64 = 200;
 /// How long UpdateTable (stream, deletion protection) keeps a table UPDATING, and a delete
 /// keeps it DELETING.
 const TABLE_UPDATE_MS: Millis = 5_000;
@@ -95,6 +97,14 @@ impl DurationModel {
             noise: 0.0,
             scan_mb_s: f64::INFINITY,
         }
+    }
+
+    /// Expected duration of a parallel scan of `bytes` in `segments` segments, in milliseconds.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    pub fn scan_ms(&self, bytes: u64, segments: u32) -> Millis {
+        let secs = bytes as f64 / 1e6 / (self.scan_mb_s * f64::from(segments.max(1)));
+        if secs.is_finite() { (secs * 1000.0) as Millis } else { 0 }
     }
 
     /// Expected duration of a job of `kind` on `bytes` (without noise), in milliseconds.
@@ -334,6 +344,13 @@ impl World {
     pub fn drop_table(&mut self, region: &str, name: &str) {
         if let Some(r) = self.regions.get_mut(region) {
             r.tables.remove(name);
+        }
+    }
+
+    /// Sets the number of generated items of a table (sizes for estimates and benchmarks).
+    pub fn set_generated_items(&mut self, region: &str, table: &str, items: u64) {
+        if let Some(t) = self.regions.get_mut(region).and_then(|r| r.tables.get_mut(table)) {
+            t.items.generated = items;
         }
     }
 
@@ -1395,7 +1412,12 @@ impl TableService for SimCloud {
         Ok(count)
     }
 
-    async fn digest_items(&self, region: &str, name: &str, segments: u32) -> CloudResult<TableDigest> {
+    async fn digest_items(
+        &self,
+        region: &str,
+        name: &str,
+        segments: u32,
+    ) -> CloudResult<TableDigest> {
         let digest = self
             .op("Scan", region, |w, _| {
                 let t = w.table("Scan", region, name)?;

@@ -1,0 +1,325 @@
+//! RTO estimates: the executor itself, run against the simulator in virtual time, with table
+//! sizes and a duration model (documented defaults, or calibrated from past runs' journals).
+//! Not a formula: the same scheduler, limits, polling and dependency order as a real run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use drover_engine::journal::Journal;
+use drover_engine::ports::Millis;
+use drover_engine::state::{Header, Limits, Phase, RunOptions, RunState, StepKey, StepOutput};
+use drover_engine::{Execution, Settings, Silent, SystemClock, execute, report, run};
+use drover_plan::{Mode, Plan, StepKind};
+use serde::Serialize;
+
+use crate::{DurationModel, ITEM_BYTES, JobKind, SimCloud};
+
+/// When estimated runs start (any fixed time: estimates are durations).
+const T0: Millis = 1_767_225_600_000;
+
+/// The estimate of one target region.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetEstimate {
+    /// Target region.
+    pub region: String,
+    /// From the start of the run to the last table validated in this region.
+    pub rto_ms: Millis,
+    /// The chain of steps that decides it, with durations.
+    pub critical_path: Vec<(String, Millis)>,
+    /// Tables on the critical path, longest share first, with their time on it.
+    pub dominating: Vec<(String, Millis)>,
+}
+
+/// An estimate of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Estimate {
+    /// Drill or failover.
+    pub mode: Mode,
+    /// Per target, in plan order.
+    pub targets: Vec<TargetEstimate>,
+    /// The whole run: the slowest target.
+    pub rto_ms: Millis,
+    /// The model used.
+    pub model: DurationModel,
+}
+
+/// Sizes (bytes) of the plan's tables; tables not listed count as empty.
+pub type Sizes = BTreeMap<String, u64>;
+
+/// Expected step durations (ms) for a run of `plan` on tables of `sizes`, by `model`: the
+/// executor's priorities.
+#[must_use]
+pub fn expected_durations(
+    plan: &Plan,
+    mode: Mode,
+    sizes: &Sizes,
+    model: &DurationModel,
+) -> BTreeMap<StepKey, u64> {
+    let graph = drover_engine::graph::StepGraph::new(plan, mode, false);
+    graph
+        .steps()
+        .iter()
+        .map(|k| {
+            let bytes = sizes.get(&k.table).copied().unwrap_or(0);
+            let ms = match k.kind {
+                StepKind::RecoveryPoint if mode == Mode::Failover => 0,
+                StepKind::RecoveryPoint => model.expected_ms(JobKind::Backup, bytes),
+                StepKind::Copy => model.expected_ms(JobKind::Copy, bytes),
+                StepKind::Restore => model.expected_ms(JobKind::Restore, bytes),
+                StepKind::Validate => model.scan_ms(bytes, 4),
+                StepKind::Configure | StepKind::Teardown => 0,
+            };
+            (k.clone(), u64::try_from(ms).unwrap_or(0))
+        })
+        .collect()
+}
+
+/// Estimates a `mode` run of `plan`.
+///
+/// # Errors
+/// The simulated run could not be set up or did not complete (a message).
+pub fn estimate(
+    plan: &Plan,
+    mode: Mode,
+    sizes: &Sizes,
+    model: DurationModel,
+    limits: Limits,
+) -> Result<Estimate, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| format!("cannot start the estimator: {e}"))?;
+    let state = rt.block_on(simulate(plan, mode, sizes, model, limits, 0))?;
+    let mut targets = Vec::new();
+    for target in &plan.targets {
+        let region = target.region.to_string();
+        let end = state
+            .steps
+            .iter()
+            .filter(|(k, s)| {
+                k.target.as_deref() == Some(region.as_str())
+                    && k.kind == StepKind::Validate
+                    && s.ended_at.is_some()
+            })
+            .filter_map(|(_, s)| s.ended_at)
+            .max()
+            .unwrap_or(state.started_at);
+        let path = report::critical_path(plan, &state, Some(&region));
+        let mut per_table: BTreeMap<String, Millis> = BTreeMap::new();
+        for (k, d) in &path {
+            *per_table.entry(k.table.clone()).or_default() += d;
+        }
+        let mut dominating: Vec<(String, Millis)> = per_table.into_iter().collect();
+        dominating.sort_by_key(|(t, d)| (std::cmp::Reverse(*d), t.clone()));
+        targets.push(TargetEstimate {
+            region,
+            rto_ms: end - state.started_at,
+            critical_path: path.into_iter().map(|(k, d)| (k.to_string(), d)).collect(),
+            dominating,
+        });
+    }
+    let rto_ms = targets.iter().map(|t| t.rto_ms).max().unwrap_or(0);
+    Ok(Estimate { mode, targets, rto_ms, model })
+}
+
+/// Runs the executor on a simulated world of `sizes`, in (paused) virtual time; returns the
+/// final state. `seed` varies the model's noise.
+///
+/// # Errors
+/// Set-up failures or a run that did not succeed.
+pub async fn simulate(
+    plan: &Plan,
+    mode: Mode,
+    sizes: &Sizes,
+    model: DurationModel,
+    limits: Limits,
+    seed: u64,
+) -> Result<RunState, String> {
+    let clock = Arc::new(SystemClock::starting_at(T0));
+    let sim = SimCloud::new(
+        plan.source.account_id.as_deref().unwrap_or("123456789012"),
+        seed,
+        clock.clone(),
+    );
+    sim.set_model(model);
+    sim.seed_from_plan(plan, 0);
+    for t in &plan.tables {
+        let items = sizes.get(&t.name).copied().unwrap_or(0) / ITEM_BYTES;
+        sim.with(|w| w.set_generated_items(plan.source.region.as_str(), &t.name, items));
+    }
+    if mode == Mode::Failover {
+        sim.seed_copies(plan, 0);
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "drover-estimate-{}-{seed}-{}",
+        std::process::id(),
+        nonce()
+    ));
+    let run_id = run::new_run_id(&plan.name, T0, seed);
+    let header = Header {
+        run_id: run_id.clone(),
+        mode,
+        plan_name: plan.name.clone(),
+        plan_hash: String::new(),
+        plan_path: String::new(),
+        plan_text: String::new(),
+        drover_version: env!("CARGO_PKG_VERSION").to_owned(),
+        options: RunOptions {
+            keep: true,
+            limits,
+            cloud: serde_json::json!({"kind": "estimate"}),
+            cut_at: None,
+        },
+    };
+    let result = async {
+        let (journal, state) = run::create(&dir, header, T0).map_err(|e| e.to_string())?;
+        let noiseless = DurationModel { noise: 0.0, ..model };
+        let settings = Settings {
+            limits,
+            scan_segments: 4,
+            expected_ms: Some(Arc::new(expected_durations(plan, mode, sizes, &noiseless))),
+            volatile_journal: true,
+            ..Settings::default()
+        };
+        let ports = drover_engine::Ports {
+            backup: Arc::new(sim.clone()),
+            tables: Arc::new(sim.clone()),
+            keys: Arc::new(sim.clone()),
+            clock,
+        };
+        let report = execute(Execution {
+            plan: plan.clone(),
+            journal,
+            state,
+            ports,
+            settings,
+            cancel: tokio_util::sync::CancellationToken::new(),
+            observer: Arc::new(Silent),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        if let Some((key, step)) =
+            report.state.steps.iter().find(|(_, s)| matches!(s.phase, Phase::Failed { .. }))
+        {
+            return Err(format!("the simulated run failed at {key}: {:?}", step.phase));
+        }
+        Ok(report.state)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn nonce() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A duration model fitted to past runs: for each kind of job, `duration = base + bytes /
+/// rate` by least squares over the succeeded steps of the given runs (sizes from their
+/// recovery points); kinds without at least two sizes keep `defaults`. Returns the model and
+/// how many samples each kind had.
+#[must_use]
+#[allow(clippy::cast_precision_loss)]
+pub fn calibrate(
+    runs: &[RunState],
+    defaults: DurationModel,
+) -> (DurationModel, BTreeMap<&'static str, usize>) {
+    let mut samples: BTreeMap<&'static str, Vec<(f64, f64)>> = BTreeMap::new();
+    for state in runs {
+        let size_of = |table: &str| {
+            state.steps.iter().find_map(|(k, s)| match &s.phase {
+                Phase::Succeeded {
+                    output: StepOutput::RecoveryPoint { size_bytes: Some(b), .. },
+                } if k.table == table => Some(*b),
+                _ => None,
+            })
+        };
+        for (k, s) in &state.steps {
+            let (Phase::Succeeded { .. }, Some(b), Some(e)) = (&s.phase, s.began_at, s.ended_at)
+            else {
+                continue;
+            };
+            let kind = match k.kind {
+                StepKind::RecoveryPoint if k.target.is_none() => "backup",
+                StepKind::Copy => "copy",
+                StepKind::Restore => "restore",
+                _ => continue,
+            };
+            if let Some(bytes) = size_of(&k.table) {
+                samples
+                    .entry(kind)
+                    .or_default()
+                    .push((bytes as f64 / 1e6, (e - b) as f64 / 1000.0));
+            }
+        }
+    }
+    let mut model = defaults;
+    let mut counts = BTreeMap::new();
+    for (kind, points) in &samples {
+        counts.insert(*kind, points.len());
+        let Some((base, per_mb)) = fit(points) else { continue };
+        let rate = if per_mb > 0.0 { 1.0 / per_mb } else { f64::INFINITY };
+        match *kind {
+            "backup" => (model.backup_base_s, model.backup_mb_s) = (base, rate),
+            "copy" => (model.copy_base_s, model.copy_mb_s) = (base, rate),
+            _ => (model.restore_base_s, model.restore_mb_s) = (base, rate),
+        }
+    }
+    (model, counts)
+}
+
+/// Least squares `y = a + b x` with `a, b >= 0`; `None` without two distinct `x`.
+#[allow(clippy::cast_precision_loss)]
+fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if points.len() < 2 || sxx <= f64::EPSILON {
+        return None;
+    }
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let b = (sxy / sxx).max(0.0);
+    let a = (my - b * mx).max(0.0);
+    Some((a, b))
+}
+
+/// Reads every run journal under `dir` (a state directory, or a directory of them).
+#[must_use]
+pub fn history(dir: &std::path::Path) -> Vec<RunState> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "journal.jsonl")
+                && let Ok((entries, _)) = Journal::read(&path)
+                && let Ok(state) = RunState::replay(&entries)
+            {
+                out.push(state);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fitting_recovers_a_linear_model() {
+        let points: Vec<(f64, f64)> =
+            [10.0, 100.0, 1000.0].iter().map(|mb| (*mb, 300.0 + mb / 25.0)).collect();
+        let (a, b) = fit(&points).unwrap();
+        assert!((a - 300.0).abs() < 1e-6 && (1.0 / b - 25.0).abs() < 1e-6, "{a} {b}");
+        assert_eq!(fit(&[(1.0, 2.0)]), None);
+        assert_eq!(fit(&[(1.0, 2.0), (1.0, 3.0)]), None);
+    }
+}
