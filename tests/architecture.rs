@@ -17,6 +17,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("drover-sim", &["drover-engine", "drover-plan"]),
     ("drover-aws", &["drover-engine", "drover-plan"]),
     ("drover", &["drover-plan", "drover-engine", "drover-sim", "drover-aws"]),
+    // The benchmark binary (not shipped) measures every layer.
+    ("drover-bench", &["drover-plan", "drover-engine", "drover-sim", "drover-aws"]),
 ];
 
 /// External crates (by name prefix) a workspace crate must not reach, even transitively.

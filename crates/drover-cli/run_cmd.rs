@@ -168,7 +168,13 @@ fn start(
             mode.as_str(),
             state_dir.display()
         ));
-        let settings = Settings { limits: limits(args), scan_segments: 4, ..Settings::default() };
+        let expected = expected_durations(&plan, mode, &cloud, state_dir).await;
+        let settings = Settings {
+            limits: limits(args),
+            scan_segments: 4,
+            expected_ms: expected,
+            ..Settings::default()
+        };
         execute_run(plan, journal, state, cloud, settings, log).await
     })
 }
@@ -286,13 +292,45 @@ fn continue_run(
         return Ok(Exit::Failure);
     }
     output::stderr(&format!("{} {run_id}", if teardown { "tearing down" } else { "resuming" }));
+    let rt = runtime()?;
+    let expected = rt.block_on(expected_durations(&plan, header.mode, &cloud, state_dir));
     let settings = Settings {
+        expected_ms: expected,
         limits: header.options.limits,
         scan_segments: 4,
         teardown_only: teardown,
         ..Settings::default()
     };
-    runtime()?.block_on(execute_run(plan, opened.journal, opened.state, cloud, settings, log))
+    rt.block_on(execute_run(plan, opened.journal, opened.state, cloud, settings, log))
+}
+
+/// Expected step durations from the source tables' sizes and the duration model (calibrated
+/// from the state directory's past runs when there are any): the scheduler's priorities, and
+/// when to poll jobs that report no progress (copies). `None` when the sizes cannot be read
+/// (a failover never reads the source).
+async fn expected_durations(
+    plan: &Plan,
+    mode: Mode,
+    cloud: &Cloud,
+    state_dir: &Path,
+) -> Option<Arc<std::collections::BTreeMap<drover_engine::state::StepKey, u64>>> {
+    if mode == Mode::Failover {
+        return None;
+    }
+    let mut sizes = drover_sim::estimate::Sizes::new();
+    for t in &plan.tables {
+        let info = cloud
+            .ports
+            .tables
+            .describe_table(plan.source.region.as_str(), &t.name)
+            .await
+            .ok()??;
+        sizes.insert(t.name.clone(), info.size_bytes);
+    }
+    let defaults = drover_sim::DurationModel { noise: 0.0, ..drover_sim::DurationModel::default() };
+    let (model, _) =
+        drover_sim::estimate::calibrate(&drover_sim::estimate::history(state_dir), defaults);
+    Some(Arc::new(drover_sim::estimate::expected_durations(plan, mode, &sizes, &model)))
 }
 
 async fn execute_run(

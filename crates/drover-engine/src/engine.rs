@@ -107,15 +107,31 @@ impl Default for PollPolicy {
 
 impl PollPolicy {
     /// The wait before the next poll of a job `age` old, at `percent` done (when the service
-    /// says), after a previous wait of `previous`.
+    /// says) or `expected` to take so long (from its size and the duration model), after a
+    /// previous wait of `previous`.
     #[must_use]
-    pub fn next_wait(&self, age: Duration, percent: Option<f64>, previous: Duration) -> Duration {
+    pub fn next_wait(
+        &self,
+        age: Duration,
+        percent: Option<f64>,
+        expected: Option<Duration>,
+        previous: Duration,
+    ) -> Duration {
         let floor = self.initial.max(age.mul_f64(self.lag_share));
-        match percent {
-            Some(p) if p > 0.0 && p < 100.0 => {
-                let remaining = age.mul_f64((100.0 - p) / p);
-                remaining.mul_f64(self.approach).clamp(floor, self.max_predicted.max(floor))
+        let cap = self.max_predicted.max(floor);
+        match (percent, expected) {
+            // The service's own progress: trust it.
+            (Some(p), _) if p > 0.0 && p < 100.0 => {
+                age.mul_f64((100.0 - p) / p).mul_f64(self.approach).clamp(floor, cap)
             }
+            // A prediction from the job's size and the model: it may be far off for jobs that
+            // end early, so the wait grows at most threefold per poll (never past twice the
+            // job's age): an early job is noticed within about twice its duration.
+            (_, Some(e)) if e > age => {
+                let trust = (age * 2 + self.initial).max(floor);
+                (e - age).mul_f64(self.approach).clamp(floor, cap.min(trust))
+            }
+            // No idea when it ends (or it runs late): back off geometrically.
             _ => previous.mul_f64(self.factor).clamp(floor, self.max.max(floor)),
         }
     }
@@ -310,8 +326,14 @@ impl Shared {
             // before the journal records something that would not replay.
             return Err(EngineError::Refused(format!("internal error: step {key}: {reason}")));
         }
-        let entry =
-            book.journal.append(now, Record::Step { step: key.clone(), event: event.clone() })?;
+        let record = Record::Step { step: key.clone(), event: event.clone() };
+        // Losing `began` or `blocked` in a crash only makes the step start again from where it
+        // was: they are written now and made durable with the next record.
+        let entry = if matches!(event, StepEvent::Began | StepEvent::Blocked { .. }) {
+            book.journal.append_lazy(now, record)?
+        } else {
+            book.journal.append(now, record)?
+        };
         book.state.steps.insert(key.clone(), next);
         book.state.last_at = entry.at;
         book.state.records = entry.seq;
@@ -329,6 +351,11 @@ impl Shared {
 
     pub(crate) fn state(&self) -> RunState {
         lock(&self.book).state.clone()
+    }
+
+    /// Reads the state without copying it (the lock is held while `f` runs: keep it short).
+    pub(crate) fn with_state<T>(&self, f: impl FnOnce(&RunState) -> T) -> T {
+        f(&lock(&self.book).state)
     }
 
     pub(crate) fn phase(&self, key: &StepKey) -> Phase {
@@ -457,7 +484,13 @@ impl Shared {
             let now = self.ports.clock.now();
             let age = now - status.created_at.unwrap_or(first_seen).min(now);
             let age = Duration::from_millis(u64::try_from(age).unwrap_or(0));
-            wait = poll.next_wait(age, status.percent_done, wait);
+            let expected = self
+                .settings
+                .expected_ms
+                .as_ref()
+                .and_then(|e| e.get(key))
+                .map(|ms| Duration::from_millis(*ms));
+            wait = poll.next_wait(age, status.percent_done, expected, wait);
             self.ports.clock.sleep(wait).await;
         }
     }
@@ -585,59 +618,70 @@ async fn schedule(
 ) -> Result<Outcome, EngineError> {
     let mut running: JoinSet<(usize, Result<(), EngineError>)> = JoinSet::new();
     let mut in_flight = vec![false; graph.len()];
+    let teardown_only = shared.settings.teardown_only;
+    // Steps to look at, and steps that are ready but wait for a slot (most work left first).
+    // A step is looked at again only when something it waits for finishes, so a run costs
+    // time in proportion to its steps and edges, not their product.
+    let mut candidates: Vec<usize> = (0..graph.len()).collect();
+    let mut ready: std::collections::BTreeSet<(std::cmp::Reverse<u64>, usize)> =
+        std::collections::BTreeSet::new();
     loop {
-        // Block what can no longer run, then start what is ready, most work left first.
-        let state = shared.state();
-        let phase = |i: usize| state.phase(&graph.steps()[i]).clone();
-        let mut ready = Vec::new();
-        let mut blocked_any = false;
-        let teardown_only = shared.settings.teardown_only;
-        for (i, _) in in_flight.iter().enumerate().filter(|(_, busy)| !**busy) {
-            if teardown_only && graph.steps()[i].kind != StepKind::Teardown {
-                continue;
-            }
-            match phase(i) {
-                Phase::Pending => {}
-                Phase::Running | Phase::Requested { .. } | Phase::Attached { .. } => {
-                    // Started by a previous process: carry on.
-                    ready.push(i);
-                    continue;
-                }
-                _ => continue,
-            }
-            let mut blocked_by = None;
-            let mut waiting = false;
-            let waits = if teardown_only { &[][..] } else { graph.waits(i) };
-            for &(j, wait) in waits {
-                match (phase(j), wait) {
-                    (Phase::Succeeded { .. }, _) => {}
-                    (Phase::Failed { .. } | Phase::Blocked { .. }, Wait::Finished) => {}
-                    (Phase::Failed { .. }, Wait::Success) => {
-                        blocked_by = Some(graph.steps()[j].clone())
+        while !candidates.is_empty() {
+            // Decide under one lock, act (journal) after it.
+            let mut blocked = Vec::new();
+            shared.with_state(|state| {
+                let phase = |i: usize| state.phase(&graph.steps()[i]);
+                for i in candidates.drain(..) {
+                    if in_flight[i]
+                        || (teardown_only && graph.steps()[i].kind != StepKind::Teardown)
+                    {
+                        continue;
                     }
-                    (Phase::Blocked { by }, Wait::Success) => blocked_by = Some(by),
-                    _ => waiting = true,
+                    match phase(i) {
+                        Phase::Pending => {}
+                        Phase::Running | Phase::Requested { .. } | Phase::Attached { .. } => {
+                            // Started by a previous process: carry on.
+                            ready.insert((std::cmp::Reverse(graph.priority(i)), i));
+                            continue;
+                        }
+                        _ => continue,
+                    }
+                    let mut blocked_by = None;
+                    let mut waiting = false;
+                    let waits = if teardown_only { &[][..] } else { graph.waits(i) };
+                    for &(j, wait) in waits {
+                        match (phase(j), wait) {
+                            (Phase::Succeeded { .. }, _)
+                            | (Phase::Failed { .. } | Phase::Blocked { .. }, Wait::Finished) => {}
+                            (Phase::Failed { .. }, Wait::Success) => {
+                                blocked_by = Some(graph.steps()[j].clone())
+                            }
+                            (Phase::Blocked { by }, Wait::Success) => blocked_by = Some(by.clone()),
+                            _ => waiting = true,
+                        }
+                    }
+                    if let Some(by) = blocked_by {
+                        blocked.push((i, by));
+                    } else if !waiting {
+                        ready.insert((std::cmp::Reverse(graph.priority(i)), i));
+                    }
                 }
-            }
-            if let Some(by) = blocked_by {
+            });
+            for (i, by) in blocked {
                 shared.record(&graph.steps()[i], StepEvent::Blocked { by })?;
-                blocked_any = true;
-            } else if !waiting {
-                ready.push(i);
+                // Blocks propagate through dependents.
+                candidates.extend_from_slice(graph.dependents(i));
             }
         }
-        if blocked_any {
-            // Blocks propagate through dependents: look again with the new state.
-            continue;
-        }
-        ready.sort_by_key(|i| (std::cmp::Reverse(graph.priority(*i)), *i));
         if !cancel.is_cancelled() {
-            for i in ready {
+            let mut started = Vec::new();
+            for &(p, i) in &ready {
                 let key = graph.steps()[i].clone();
                 let scope = scope_of(&shared.plan, &key);
                 if !lock(&shared.limiter).try_acquire(&scope, &shared.settings.limits) {
                     continue;
                 }
+                started.push((p, i));
                 in_flight[i] = true;
                 let shared = Arc::clone(shared);
                 running.spawn(async move {
@@ -645,6 +689,9 @@ async fn schedule(
                     lock(&shared.limiter).release(&scope);
                     (i, result)
                 });
+            }
+            for s in started {
+                ready.remove(&s);
             }
         }
         if running.is_empty() {
@@ -654,7 +701,10 @@ async fn schedule(
             joined = running.join_next() => {
                 let Some(joined) = joined else { continue };
                 match joined {
-                    Ok((i, Ok(()))) => in_flight[i] = false,
+                    Ok((i, Ok(()))) => {
+                        in_flight[i] = false;
+                        candidates.extend_from_slice(graph.dependents(i));
+                    }
                     Ok((_, Err(e))) => {
                         running.abort_all();
                         return Err(e);
@@ -703,6 +753,14 @@ mod tests {
     /// Polls of a job of `duration` whose progress is reported exactly (or not at all), and
     /// the detection lag: (polls, lag).
     fn simulate(duration: Duration, with_progress: bool) -> (u32, Duration) {
+        simulate_expecting(duration, with_progress, None)
+    }
+
+    fn simulate_expecting(
+        duration: Duration,
+        with_progress: bool,
+        expected: Option<Duration>,
+    ) -> (u32, Duration) {
         let policy = PollPolicy::default();
         let mut t = Duration::ZERO;
         let mut wait = policy.initial;
@@ -713,7 +771,7 @@ mod tests {
                 return (polls, t - duration);
             }
             let percent = with_progress.then(|| t.as_secs_f64() / duration.as_secs_f64() * 100.0);
-            wait = policy.next_wait(t, percent, wait);
+            wait = policy.next_wait(t, percent, expected, wait);
             t += wait;
         }
     }
@@ -724,7 +782,17 @@ mod tests {
         let (polls, lag) = simulate(hour, true);
         assert!(polls <= 15, "{polls} polls");
         assert!(lag <= hour.mul_f64(0.02), "lag {lag:?}");
-        // Without progress information the floor still bounds the lag.
+        // Without progress but with an expected duration (copy jobs report no progress).
+        let (polls, lag) = simulate_expecting(hour, false, Some(hour));
+        assert!(polls <= 15 && lag <= hour.mul_f64(0.02), "{polls} polls, lag {lag:?}");
+        // ... running 10% late, or 10% early, or a hundred times faster than predicted.
+        let (polls, lag) = simulate_expecting(Duration::from_secs(30), false, Some(hour));
+        assert!(polls <= 6 && lag <= Duration::from_secs(60), "{polls} polls, lag {lag:?}");
+        let (polls, lag) = simulate_expecting(hour.mul_f64(1.1), false, Some(hour));
+        assert!(polls <= 20 && lag <= Duration::from_secs(60), "{polls} polls, lag {lag:?}");
+        let (polls, lag) = simulate_expecting(hour.mul_f64(0.9), false, Some(hour));
+        assert!(polls <= 15 && lag <= hour.mul_f64(0.1), "{polls} polls, lag {lag:?}");
+        // Without progress or expectation the floor still bounds the lag (many polls).
         let (polls, lag) = simulate(hour, false);
         assert!(lag <= Duration::from_secs(60), "lag {lag:?} after {polls} polls");
         // Short jobs are noticed within seconds.

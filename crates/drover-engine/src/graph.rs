@@ -25,6 +25,8 @@ pub struct StepGraph {
     steps: Vec<StepKey>,
     index: HashMap<StepKey, usize>,
     waits: Vec<Vec<(usize, Wait)>>,
+    /// The steps that wait for each step.
+    dependents: Vec<Vec<usize>>,
     /// Longest chain of expected work from each step to the end of the run.
     priority: Vec<u64>,
 }
@@ -59,6 +61,7 @@ impl StepGraph {
             steps: Vec::new(),
             index: HashMap::new(),
             waits: Vec::new(),
+            dependents: Vec::new(),
             priority: Vec::new(),
         };
         let key = |t: &str, r: Option<&str>, kind| StepKey {
@@ -161,6 +164,13 @@ impl StepGraph {
             priority[i] = after + own;
         }
         self.priority = priority;
+        self.dependents = dependents;
+    }
+
+    /// The steps that wait for step `i`.
+    #[must_use]
+    pub fn dependents(&self, i: usize) -> &[usize] {
+        &self.dependents[i]
     }
 
     /// All steps, prerequisites first.

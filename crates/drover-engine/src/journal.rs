@@ -245,6 +245,20 @@ impl Journal {
         Ok(entry)
     }
 
+    /// Appends a record without syncing it: it becomes durable with the next synced append.
+    /// For records whose loss in a crash only makes the step run again from its previous
+    /// phase (a step that began, a step blocked by a failure): never for a record that an
+    /// effect depends on.
+    ///
+    /// # Errors
+    /// As [`Journal::append`].
+    pub fn append_lazy(&mut self, at: Millis, record: Record) -> Result<Entry, JournalError> {
+        let durable = std::mem::replace(&mut self.durable, false);
+        let entry = self.append(at, record);
+        self.durable = durable;
+        entry
+    }
+
     /// Appends records with one sync (group commit).
     ///
     /// # Errors

@@ -207,7 +207,7 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
 /// point at or before the newest time at which every table has one (or at or before the time
 /// asked for). Recorded in the journal before any table of the target is restored.
 pub(crate) async fn choose_cut(shared: &Shared, region: &str) -> Result<(), EngineError> {
-    if shared.state().cuts.contains_key(region) {
+    if shared.with_state(|s| s.cuts.contains_key(region)) {
         return Ok(());
     }
     let plan = &shared.plan;
@@ -215,7 +215,7 @@ pub(crate) async fn choose_cut(shared: &Shared, region: &str) -> Result<(), Engi
         return Ok(());
     };
     let src = plan.source.region.to_string();
-    let requested = shared.state().header.options.cut_at;
+    let requested = shared.with_state(|s| s.header.options.cut_at);
     let mut newest: BTreeMap<String, Vec<crate::ports::RecoveryPoint>> = BTreeMap::new();
     let mut missing = BTreeMap::new();
     for id in plan.tables_in(&target.region) {
@@ -300,7 +300,7 @@ pub(crate) async fn choose_cut(shared: &Shared, region: &str) -> Result<(), Engi
 
 async fn pick_recovery_point(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let plan = &shared.plan;
-    let cut = shared.state().cuts.get(region).cloned();
+    let cut = shared.with_state(|s| s.cuts.get(region).cloned());
     let Some(cut) = cut else {
         return Err(StepFailure::new(format!("internal error: no cut chosen for {region}")).into());
     };
@@ -351,7 +351,7 @@ async fn copy(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let src = plan.source.region.to_string();
     let rp_key = other(key, StepKind::RecoveryPoint, None);
     let Some(StepOutput::RecoveryPoint { arn: point, .. }) =
-        shared.state().output(&rp_key).cloned()
+        shared.with_state(|s| s.output(&rp_key).cloned())
     else {
         return Err(StepFailure::new(format!("internal error: no recovery point for {key}")).into());
     };
@@ -419,15 +419,15 @@ async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         Mode::Drill | Mode::Backup => other(key, StepKind::Copy, Some(region)),
         Mode::Failover => other(key, StepKind::RecoveryPoint, Some(region)),
     };
-    let point = match shared.state().output(&source) {
-        Some(StepOutput::Copy { arn } | StepOutput::RecoveryPoint { arn, .. }) => arn.clone(),
+    let point = match shared.with_state(|s| s.output(&source).cloned()) {
+        Some(StepOutput::Copy { arn } | StepOutput::RecoveryPoint { arn, .. }) => arn,
         _ => {
             return Err(
                 StepFailure::new(format!("internal error: no recovery point for {key}")).into()
             );
         }
     };
-    let step = shared.state().steps.get(key).cloned().unwrap_or_default();
+    let step = shared.with_state(|s| s.steps.get(key).cloned().unwrap_or_default());
     if matches!(step.phase, Phase::Running) {
         // A fresh attempt: the name must be free, unless an earlier attempt of this very
         // step created the table (its job is in the journal, and the table carries our tag).
@@ -584,17 +584,17 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let target = target(shared, region)?;
     let name = restored_name(shared, &key.table, region);
     let scope = scope_of(&shared.plan, key);
-    let state = shared.state();
     let rp_key = match shared.mode() {
         Mode::Failover => other(key, StepKind::RecoveryPoint, Some(region)),
         _ => other(key, StepKind::RecoveryPoint, None),
     };
-    let (schema, marker, source_digest, point_arn) = match state.output(&rp_key) {
-        Some(StepOutput::RecoveryPoint { schema, marker, source_digest, arn, .. }) => {
-            (schema.clone(), marker.clone(), source_digest.as_deref().copied(), arn.clone())
-        }
-        _ => (None, None, None, String::new()),
-    };
+    let (schema, marker, source_digest, point_arn) =
+        match shared.with_state(|s| s.output(&rp_key).cloned()) {
+            Some(StepOutput::RecoveryPoint { schema, marker, source_digest, arn, .. }) => {
+                (schema.clone(), marker.clone(), source_digest.as_deref().copied(), arn.clone())
+            }
+            _ => (None, None, None, String::new()),
+        };
     let info = wait_ready(shared, key, region, &name).await?;
     let mut checks =
         vec![format!("structure: `{name}` is ACTIVE, no restore in progress, every index ACTIVE")];
@@ -681,6 +681,7 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     // 4. Digest.
     let mut digest = None;
     if t.validate.digest {
+        let state = shared.state();
         let restored =
             shared.call(key, &scope, || ports.tables.digest_items(region, &name, segments)).await?;
         digest = Some(restored);
@@ -782,7 +783,8 @@ async fn teardown(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let scope = scope_of(&shared.plan, key);
     let name = restored_name(shared, &key.table, region);
     let restore_key = other(key, StepKind::Restore, Some(region));
-    let requested = shared.state().steps.get(&restore_key).is_some_and(|s| s.jobs_requested > 0);
+    let requested =
+        shared.with_state(|s| s.steps.get(&restore_key).is_some_and(|s| s.jobs_requested > 0));
     let Some(info) =
         shared.call(key, &scope, || ports.tables.describe_table(region, &name)).await?
     else {

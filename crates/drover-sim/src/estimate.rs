@@ -136,6 +136,38 @@ pub async fn simulate(
     limits: Limits,
     seed: u64,
 ) -> Result<RunState, String> {
+    simulate_on(plan, mode, sizes, model, limits, seed).await.map(|(state, _)| state)
+}
+
+/// As [`simulate`], also returning the simulated world (job times, call counts).
+///
+/// # Errors
+/// Set-up failures or a run that did not succeed.
+pub async fn simulate_on(
+    plan: &Plan,
+    mode: Mode,
+    sizes: &Sizes,
+    model: DurationModel,
+    limits: Limits,
+    seed: u64,
+) -> Result<(RunState, SimCloud), String> {
+    simulate_with(plan, mode, sizes, model, limits, seed, false).await
+}
+
+/// As [`simulate_on`], choosing whether the journal syncs every append (`durable`), as a
+/// real run's does (overhead benchmarks).
+///
+/// # Errors
+/// Set-up failures or a run that did not succeed.
+pub async fn simulate_with(
+    plan: &Plan,
+    mode: Mode,
+    sizes: &Sizes,
+    model: DurationModel,
+    limits: Limits,
+    seed: u64,
+    durable: bool,
+) -> Result<(RunState, SimCloud), String> {
     let clock = Arc::new(SystemClock::starting_at(T0));
     let sim = SimCloud::new(
         plan.source.account_id.as_deref().unwrap_or("123456789012"),
@@ -179,7 +211,7 @@ pub async fn simulate(
             limits,
             scan_segments: 4,
             expected_ms: Some(Arc::new(expected_durations(plan, mode, sizes, &noiseless))),
-            volatile_journal: true,
+            volatile_journal: !durable,
             ..Settings::default()
         };
         let ports = drover_engine::Ports {
@@ -208,7 +240,7 @@ pub async fn simulate(
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);
-    result
+    result.map(|state| (state, sim))
 }
 
 fn nonce() -> u64 {

@@ -333,6 +333,15 @@ pub struct World {
     pub jobs_started: BTreeMap<JobKind, u64>,
     /// Tables created by restores, by (region, name): how often each name was restored.
     pub tables_restored: BTreeMap<String, u64>,
+    /// Unfinished jobs by completion time (an index of `jobs`, rebuilt after loading).
+    #[serde(skip)]
+    due: BTreeSet<(Millis, String)>,
+    /// The earliest time a table stops being UPDATING or DELETING, if any.
+    #[serde(skip)]
+    next_table_event: Option<Millis>,
+    /// Whether the indexes above are built.
+    #[serde(skip)]
+    indexed: bool,
 }
 
 fn err(kind: ErrorKind, op: &str, message: impl Into<String>) -> CloudError {
@@ -345,6 +354,16 @@ impl World {
         if let Some(r) = self.regions.get_mut(region) {
             r.tables.remove(name);
         }
+    }
+
+    /// Every job: id to (kind, start, end) in the simulator's time (benchmarks: true job
+    /// durations, and when each job really finished).
+    #[must_use]
+    pub fn job_times(&self) -> BTreeMap<String, (JobKind, Millis, Millis)> {
+        self.jobs
+            .iter()
+            .map(|(id, j)| (id.clone(), (j.kind, j.created_at, j.complete_at)))
+            .collect()
     }
 
     /// Sets the number of generated items of a table (sizes for estimates and benchmarks).
@@ -413,27 +432,46 @@ impl World {
 
     /// Applies everything that finished by `now`, in completion order.
     fn advance(&mut self, now: Millis) {
-        let mut due: Vec<(Millis, String)> = self
-            .jobs
-            .values()
-            .filter(|j| j.outcome.is_none() && j.complete_at <= now)
-            .map(|j| (j.complete_at, j.id.clone()))
-            .collect();
-        due.sort();
-        for (_, id) in due {
+        if !self.indexed {
+            self.due = self
+                .jobs
+                .values()
+                .filter(|j| j.outcome.is_none())
+                .map(|j| (j.complete_at, j.id.clone()))
+                .collect();
+            self.next_table_event = Some(Millis::MIN);
+            self.indexed = true;
+        }
+        while let Some((at, id)) = self.due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.due.pop_first();
             let outcome = self.finish(&id);
             if let Some(job) = self.jobs.get_mut(&id) {
                 job.outcome = Some(outcome);
             }
         }
-        for region in self.regions.values_mut() {
-            region.tables.retain(|_, t| t.deleting_until.is_none_or(|until| until > now));
-            for t in region.tables.values_mut() {
-                if t.busy_until.is_some_and(|until| until <= now) {
-                    t.busy_until = None;
+        if self.next_table_event.is_some_and(|at| at <= now) {
+            let mut next: Option<Millis> = None;
+            for region in self.regions.values_mut() {
+                region.tables.retain(|_, t| t.deleting_until.is_none_or(|until| until > now));
+                for t in region.tables.values_mut() {
+                    if t.busy_until.is_some_and(|until| until <= now) {
+                        t.busy_until = None;
+                    }
+                    for until in [t.busy_until, t.deleting_until].into_iter().flatten() {
+                        next = Some(next.map_or(until, |n| n.min(until)));
+                    }
                 }
             }
+            self.next_table_event = next;
         }
+    }
+
+    /// Notes that a table changes state at `at` (UPDATING or DELETING ends).
+    fn table_event(&mut self, at: Millis) {
+        self.next_table_event = Some(self.next_table_event.map_or(at, |n| n.min(at)));
     }
 
     /// The effect of a job that just finished: `(state, message)`.
@@ -599,7 +637,8 @@ impl World {
             state,
             raw_state: raw,
             message,
-            percent_done: Some(percent),
+            // As in the AWS Backup API, copy jobs report no progress.
+            percent_done: (job.kind != JobKind::Copy).then_some(percent),
             recovery_point_arn: if state == JobState::Completed {
                 recovery_point_arn
             } else {
@@ -643,6 +682,7 @@ impl World {
                 _ => None,
             },
         };
+        self.due.insert((now + duration, id.clone()));
         self.jobs.insert(
             id.clone(),
             Job {
@@ -729,6 +769,9 @@ impl SimCloud {
             calls: BTreeMap::new(),
             jobs_started: BTreeMap::new(),
             tables_restored: BTreeMap::new(),
+            due: BTreeSet::new(),
+            next_table_event: None,
+            indexed: true,
         };
         SimCloud { world: Arc::new(Mutex::new(world)), clock, persist: None }
     }
@@ -1347,6 +1390,7 @@ impl TableService for SimCloud {
             }
             t.settings.stream = Some(view.to_owned());
             t.busy_until = Some(now + TABLE_UPDATE_MS);
+            w.table_event(now + TABLE_UPDATE_MS);
             Ok(())
         })
         .await
@@ -1358,6 +1402,7 @@ impl TableService for SimCloud {
             let t = w.active_table(OP, region, name)?;
             t.settings.deletion_protection = on;
             t.busy_until = Some(now + TABLE_UPDATE_MS);
+            w.table_event(now + TABLE_UPDATE_MS);
             Ok(())
         })
         .await
@@ -1396,6 +1441,7 @@ impl TableService for SimCloud {
                 ));
             }
             t.deleting_until = Some(now + TABLE_UPDATE_MS);
+            w.table_event(now + TABLE_UPDATE_MS);
             Ok(())
         })
         .await
