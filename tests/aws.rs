@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Emulator, aws_command, drover_aws};
+use crate::common::{Emulator, aws_command, drover_aws, wait};
 
 const SRC: &str = "us-east-1";
 const DST: &str = "us-west-2";
@@ -168,21 +168,6 @@ fn a_drill_restores_every_table_faithfully_and_tears_down_only_its_own() {
         "teardown deletes its own tables and never the decoy"
     );
     assert_eq!(world[SRC]["tables"].as_object().unwrap().len(), 5, "the source is untouched");
-}
-
-fn wait(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -194,3 +194,20 @@ pub(crate) fn aws_command(args: &[&str]) -> Command {
         .stdin(Stdio::null());
     c
 }
+
+/// Waits for a child process, killing it after `limit`; its exit code, or `None` when it was
+/// killed.
+pub(crate) fn wait(child: &mut std::process::Child, limit: std::time::Duration) -> Option<i32> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

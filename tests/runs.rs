@@ -3,11 +3,11 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{drover, repo_root};
+use crate::common::{drover, repo_root, wait};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_drover"));
@@ -132,20 +132,6 @@ fn resume(dir: &Path, id: &str) -> std::process::Child {
 }
 
 /// Waits for a child, killing it after `limit`.
-fn wait(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn sigkill_at_random_moments_then_resume_completes_without_duplicates() {
