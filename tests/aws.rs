@@ -84,6 +84,14 @@ fn setup(job_seconds: f64) -> Setup {
 }
 
 impl Setup {
+    /// `drover ARGS --cloud aws --endpoint-url <the emulator>`.
+    fn cloud_cli(&self, args: &[&str]) -> crate::common::Run {
+        let url = self.emu.url();
+        let mut all = args.to_vec();
+        all.extend(["--cloud", "aws", "--endpoint-url", &url]);
+        drover_aws(&all)
+    }
+
     fn state(&self) -> String {
         self.dir.path().join("state").to_str().unwrap().to_owned()
     }
@@ -97,14 +105,9 @@ impl Setup {
 fn a_drill_restores_every_table_faithfully_and_tears_down_only_its_own() {
     let s = setup(0.3);
     let id = "emu-20261124t000000z-e2e00001";
-    let url = s.emu.url();
-    let run = drover_aws(&[
+    let run = s.cloud_cli(&[
         "drill",
         s.plan.to_str().unwrap(),
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
         "--keep",
         "--run-id",
         id,
@@ -175,16 +178,7 @@ fn a_failover_restores_from_target_copies_with_the_source_region_unreachable() {
     let s = setup(0.2);
     let url = s.emu.url();
     // A drill leaves copies of every table in the target vault.
-    let drill = drover_aws(&[
-        "drill",
-        s.plan.to_str().unwrap(),
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--state-dir",
-        &s.state(),
-    ]);
+    let drill = s.cloud_cli(&["drill", s.plan.to_str().unwrap(), "--state-dir", &s.state()]);
     assert_eq!(drill.code, 0, "{}", drill.transcript());
     // Now the source region is unreachable: port 1 on loopback refuses connections. Any call
     // there would be retried until it gives up, far beyond the time allowed here.
@@ -221,17 +215,8 @@ fn a_failover_restores_from_target_copies_with_the_source_region_unreachable() {
         assert_eq!(restored["kms_key"], json!(s.target_key), "{t}");
     }
     // Refuses a second failover over the restored tables.
-    let again = drover_aws(&[
-        "failover",
-        s.plan.to_str().unwrap(),
-        "--yes",
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--state-dir",
-        &s.state(),
-    ]);
+    let again =
+        s.cloud_cli(&["failover", s.plan.to_str().unwrap(), "--yes", "--state-dir", &s.state()]);
     assert_eq!(again.code, 1);
     assert!(again.stderr.contains("never overwrites"), "{}", again.stderr);
 }
@@ -355,7 +340,6 @@ fn service_errors_reach_the_engine_with_their_kind_and_message() {
 #[test]
 fn a_throttling_storm_on_the_emulator_slows_a_drill_but_it_finishes() {
     let s = setup(0.2);
-    let url = s.emu.url();
     // The run's own calls are throttled (preflight's reads are spared: it gives up sooner).
     for op in [
         "StartBackupJob",
@@ -368,16 +352,7 @@ fn a_throttling_storm_on_the_emulator_slows_a_drill_but_it_finishes() {
         let storm = json!({"operation": op, "count": 12, "code": "ThrottlingException"});
         assert_eq!(s.emu.control("/_drover/throttle", &storm), 200);
     }
-    let run = drover_aws(&[
-        "drill",
-        s.plan.to_str().unwrap(),
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--state-dir",
-        &s.state(),
-    ]);
+    let run = s.cloud_cli(&["drill", s.plan.to_str().unwrap(), "--state-dir", &s.state()]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     let world = s.inspect();
     assert_eq!(world[SRC]["jobs"]["backup"], 5, "throttled starts were retried, never duplicated");
@@ -391,16 +366,7 @@ fn preflight_and_check_on_the_emulator() {
     let ok = drover_aws(&["preflight", &plan, "--cloud", "aws", "--endpoint-url", &url]);
     assert_eq!(ok.code, 0, "{}", ok.transcript());
     // Nothing in the target vault yet: not ready for a failover.
-    let check = drover_aws(&[
-        "check",
-        &plan,
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--format",
-        "junit",
-    ]);
+    let check = s.cloud_cli(&["check", &plan, "--format", "junit"]);
     assert_eq!(check.code, 1, "{}", check.transcript());
     assert!(
         check.stdout.contains("failures=\"5\"")
@@ -409,19 +375,9 @@ fn preflight_and_check_on_the_emulator() {
         check.stdout
     );
     // A drill leaves fresh copies: ready.
-    let drill = drover_aws(&[
-        "drill",
-        &plan,
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--state-dir",
-        &s.state(),
-    ]);
+    let drill = s.cloud_cli(&["drill", &plan, "--state-dir", &s.state()]);
     assert_eq!(drill.code, 0, "{}", drill.transcript());
-    let check =
-        drover_aws(&["check", &plan, "--cloud", "aws", "--endpoint-url", &url, "--format", "json"]);
+    let check = s.cloud_cli(&["check", &plan, "--format", "json"]);
     assert_eq!(check.code, 0, "{}", check.transcript());
     let report: Value = serde_json::from_str(&check.stdout).unwrap();
     assert_eq!(report["passed"], true);
@@ -435,16 +391,7 @@ fn preflight_and_check_on_the_emulator() {
             "delete_tables": [{"region": SRC, "name": "invoices"}],
         }),
     );
-    let failed = drover_aws(&[
-        "preflight",
-        &plan,
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--format",
-        "json",
-    ]);
+    let failed = s.cloud_cli(&["preflight", &plan, "--format", "json"]);
     assert_eq!(failed.code, 1, "{}", failed.transcript());
     let report: Value = serde_json::from_str(&failed.stdout).unwrap();
     let fails: Vec<(String, String)> = report["findings"]
@@ -466,16 +413,7 @@ fn preflight_and_check_on_the_emulator() {
     );
     assert!(fails.iter().any(|(c, _)| c == "target-key"), "{fails:?}");
     // A drill does not start.
-    let drill = drover_aws(&[
-        "drill",
-        &plan,
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--state-dir",
-        &s.state(),
-    ]);
+    let drill = s.cloud_cli(&["drill", &plan, "--state-dir", &s.state()]);
     assert_eq!(drill.code, 1);
     assert!(drill.stderr.contains("preflight failed; nothing was started"), "{}", drill.stderr);
 }
@@ -487,16 +425,7 @@ fn backup_makes_a_failover_ready_and_points_lists_the_copies() {
     let plan = s.plan.to_str().unwrap().to_owned();
     let check = drover_aws(&["check", &plan, "--cloud", "aws", "--endpoint-url", &url]);
     assert_eq!(check.code, 1, "{}", check.transcript());
-    let backup = drover_aws(&[
-        "backup",
-        &plan,
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--state-dir",
-        &s.state(),
-    ]);
+    let backup = s.cloud_cli(&["backup", &plan, "--state-dir", &s.state()]);
     assert_eq!(backup.code, 0, "{}", backup.transcript());
     let world = s.inspect();
     assert_eq!(
@@ -506,16 +435,7 @@ fn backup_makes_a_failover_ready_and_points_lists_the_copies() {
     );
     let check = drover_aws(&["check", &plan, "--cloud", "aws", "--endpoint-url", &url]);
     assert_eq!(check.code, 0, "{}", check.transcript());
-    let points = drover_aws(&[
-        "points",
-        &plan,
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--format",
-        "json",
-    ]);
+    let points = s.cloud_cli(&["points", &plan, "--format", "json"]);
     assert_eq!(points.code, 0, "{}", points.transcript());
     let points: Value = serde_json::from_str(&points.stdout).unwrap();
     let rows = points["points"].as_array().unwrap();
@@ -549,22 +469,10 @@ fn validate_failure(s: &Setup, id: &str, table: &str) -> String {
 #[test]
 fn validation_fails_on_a_missing_canary_and_on_the_wrong_key() {
     let s = setup(0.2);
-    let url = s.emu.url();
     let plan = s.plan.to_str().unwrap().to_owned();
     s.emu.fixture("break", &json!({"delete_items": [{"region": SRC, "table": "orders", "key": {"pk": "ORDER#1", "sk": "META"}}]}));
     let id = "emu-20261124t000000z-e2e00007";
-    let run = drover_aws(&[
-        "drill",
-        &plan,
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--run-id",
-        id,
-        "--state-dir",
-        &s.state(),
-    ]);
+    let run = s.cloud_cli(&["drill", &plan, "--run-id", id, "--state-dir", &s.state()]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     let message = validate_failure(&s, id, "orders");
     assert!(message.contains("canary item {pk=\"ORDER#1\", sk=\"META\"} is missing"), "{message}");
@@ -573,18 +481,7 @@ fn validation_fails_on_a_missing_canary_and_on_the_wrong_key() {
     let other_key = other[DST].as_str().unwrap();
     assert_eq!(s.emu.control("/_drover/config", &json!({"restore_kms_override": other_key})), 200);
     let id = "emu-20261124t000000z-e2e00008";
-    let run = drover_aws(&[
-        "drill",
-        &plan,
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--run-id",
-        id,
-        "--state-dir",
-        &s.state(),
-    ]);
+    let run = s.cloud_cli(&["drill", &plan, "--run-id", id, "--state-dir", &s.state()]);
     assert_eq!(run.code, 1, "{}", run.transcript());
     let message = validate_failure(&s, id, "customers");
     assert!(
@@ -596,19 +493,14 @@ fn validation_fails_on_a_missing_canary_and_on_the_wrong_key() {
 #[test]
 fn digests_prove_the_restored_items_equal_the_source() {
     let s = setup(0.2);
-    let url = s.emu.url();
     let text = std::fs::read_to_string(&s.plan)
         .unwrap()
         .replace("defaults:\n", "defaults:\n  validate: {digest: true}\n");
     std::fs::write(&s.plan, text).unwrap();
     let id = "emu-20261124t000000z-e2e00009";
-    let run = drover_aws(&[
+    let run = s.cloud_cli(&[
         "drill",
         s.plan.to_str().unwrap(),
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
         "--run-id",
         id,
         "--state-dir",
@@ -642,17 +534,7 @@ fn preflight_fails_on_missing_vaults_taken_names_and_stale_points() {
     let text = std::fs::read_to_string(&s.plan).unwrap().replace("rpo: 1h", "rpo: 1s");
     std::fs::write(&s.plan, text).unwrap();
     let plan = s.plan.to_str().unwrap().to_owned();
-    let backup = drover_aws(&[
-        "backup",
-        &plan,
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--state-dir",
-        &s.state(),
-        "--skip-preflight",
-    ]);
+    let backup = s.cloud_cli(&["backup", &plan, "--state-dir", &s.state(), "--skip-preflight"]);
     assert_eq!(backup.code, 0, "{}", backup.transcript());
     std::thread::sleep(Duration::from_millis(2100));
     let check = drover_aws(&["check", &plan, "--cloud", "aws", "--endpoint-url", &url]);
@@ -660,16 +542,7 @@ fn preflight_fails_on_missing_vaults_taken_names_and_stale_points() {
     assert_eq!(check.stdout.matches("beyond the RPO of 1s").count(), 5, "{}", check.stdout);
     // A failover preflight fails on stale points and on a target name that is taken.
     s.emu.fixture("seed", &json!({"source": SRC, "targets": [], "source_vault": "other-vault", "target_vaults": {}, "tables": [], "extra_tables": [{"region": DST, "name": "invoices"}]}));
-    let pre = drover_aws(&[
-        "preflight",
-        &plan,
-        "--mode",
-        "failover",
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-    ]);
+    let pre = s.cloud_cli(&["preflight", &plan, "--mode", "failover"]);
     assert_eq!(pre.code, 1);
     assert!(
         pre.stdout.lines().any(|l| l.starts_with("target-name")
@@ -687,16 +560,7 @@ fn preflight_fails_on_missing_vaults_taken_names_and_stale_points() {
         .replace("backup_vault: prod-vault", "backup_vault: no-such-vault")
         .replace("backup_vault: dr-vault", "backup_vault: no-dr-vault");
     std::fs::write(&other, text).unwrap();
-    let pre = drover_aws(&[
-        "preflight",
-        other.to_str().unwrap(),
-        "--cloud",
-        "aws",
-        "--endpoint-url",
-        &url,
-        "--format",
-        "json",
-    ]);
+    let pre = s.cloud_cli(&["preflight", other.to_str().unwrap(), "--format", "json"]);
     assert_eq!(pre.code, 1);
     let report: Value = serde_json::from_str(&pre.stdout).unwrap();
     let failed: Vec<&str> = report["findings"]
