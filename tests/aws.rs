@@ -541,7 +541,7 @@ fn preflight_fails_on_missing_vaults_taken_names_and_stale_points() {
     assert_eq!(check.code, 1);
     assert_eq!(check.stdout.matches("beyond the RPO of 1s").count(), 5, "{}", check.stdout);
     // A failover preflight fails on stale points and on a target name that is taken.
-    s.emu.fixture("seed", &json!({"source": SRC, "targets": [], "source_vault": "other-vault", "target_vaults": {}, "tables": [], "extra_tables": [{"region": DST, "name": "invoices"}]}));
+    s.emu.fixture("seed", &json!({"source": SRC, "targets": [], "source_vault": "other-vault", "target_vaults": {}, "tables": [], "extra_tables": [{"region": DST, "name": "invoices"}, {"region": DST, "name": "orders-drill-preflight"}]}));
     let pre = s.cloud_cli(&["preflight", &plan, "--mode", "failover"]);
     assert_eq!(pre.code, 1);
     assert!(
@@ -552,6 +552,17 @@ fn preflight_fails_on_missing_vaults_taken_names_and_stale_points() {
         pre.stdout
     );
     assert_eq!(pre.stdout.matches("beyond the RPO").count(), 5, "{}", pre.stdout);
+    // A drill preflight fails on a drill name that is taken (`drover preflight` checks the
+    // names for the short id "preflight").
+    let pre = s.cloud_cli(&["preflight", &plan]);
+    assert_eq!(pre.code, 1);
+    assert!(
+        pre.stdout.lines().any(|l| l.starts_with("drill-name")
+            && l.contains("orders-drill-preflight in us-west-2")
+            && l.contains(" fail ")),
+        "{}",
+        pre.stdout
+    );
     // Missing vaults.
     let mut other = s.plan.clone();
     other.set_file_name("missing-vaults.yaml");
@@ -570,5 +581,6 @@ fn preflight_fails_on_missing_vaults_taken_names_and_stale_points() {
         .filter(|f| f["status"] == "fail")
         .map(|f| f["check"].as_str().unwrap())
         .collect();
-    assert_eq!(failed, ["source-vault", "target-vault"], "{report}");
+    // (The drill name taken above is still taken.)
+    assert_eq!(failed, ["source-vault", "target-vault", "drill-name"], "{report}");
 }
