@@ -101,6 +101,15 @@ pub enum JournalError {
         /// Why.
         reason: String,
     },
+    /// An earlier append failed; the journal takes no more records until it is reopened.
+    #[error(
+        "journal {path}: an earlier write failed, so the journal was closed to further \
+         records; fix the cause and resume the run"
+    )]
+    Closed {
+        /// The journal file.
+        path: PathBuf,
+    },
     /// A test asked the journal to fail here (crash simulation).
     #[error("journal {path}: simulated crash after record {after}")]
     SimulatedCrash {
@@ -141,6 +150,10 @@ pub struct Journal {
     next_seq: u64,
     crash: Option<CrashPoint>,
     durable: bool,
+    /// Length of the verified, fully written records.
+    len: u64,
+    /// Set when an append failed: nothing more is appended after a possibly partial write.
+    closed: bool,
 }
 
 impl Journal {
@@ -162,6 +175,8 @@ impl Journal {
             next_seq: 1,
             crash: None,
             durable: true,
+            len: 0,
+            closed: false,
         };
         journal.append(at, Record::Header(Box::new(header)))?;
         if let Some(dir) = path.parent() {
@@ -177,7 +192,7 @@ impl Journal {
     /// I/O errors, a corrupt record before the last one, or no header.
     pub fn open(path: &Path) -> Result<(Journal, Vec<Entry>, Option<TornTail>), JournalError> {
         let io = |source| JournalError::Io { path: path.to_owned(), source };
-        let read = read_entries(path)?;
+        let read = read_file(path)?;
         let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
         if read.torn.is_some() {
             file.set_len(read.valid_len).map_err(io)?;
@@ -191,6 +206,8 @@ impl Journal {
             next_seq: read.entries.len() as u64 + 1,
             crash: None,
             durable: true,
+            len: read.valid_len,
+            closed: false,
         };
         Ok((journal, read.entries, read.torn))
     }
@@ -201,7 +218,21 @@ impl Journal {
     /// # Errors
     /// As [`Journal::open`].
     pub fn read(path: &Path) -> Result<(Vec<Entry>, Option<TornTail>), JournalError> {
-        let read = read_entries(path)?;
+        let read = read_file(path)?;
+        Ok((read.entries, read.torn))
+    }
+
+    /// Reads and verifies journal bytes from any reader; `path` only names it in errors.
+    /// This is what [`Journal::read`] does after opening the file (and what the fuzzer
+    /// drives).
+    ///
+    /// # Errors
+    /// As [`Journal::open`].
+    pub fn read_from(
+        path: &Path,
+        reader: impl std::io::Read,
+    ) -> Result<(Vec<Entry>, Option<TornTail>), JournalError> {
+        let read = read_entries(path, reader)?;
         Ok((read.entries, read.torn))
     }
 
@@ -237,8 +268,10 @@ impl Journal {
     /// Appends a record and syncs it to disk before returning.
     ///
     /// # Errors
-    /// I/O errors (disk full, ...). After an error, nothing half-written is trusted: the next
-    /// open cuts a torn tail.
+    /// I/O errors (disk full, ...). After an error the journal is cut back to its last whole
+    /// record when the file system allows it, and takes no more records
+    /// ([`JournalError::Closed`]): a partial write is never followed by more records, so the
+    /// next open finds at worst a torn tail, which it cuts off.
     pub fn append(&mut self, at: Millis, record: Record) -> Result<Entry, JournalError> {
         let entry = Entry { seq: self.next_seq, at, record };
         self.append_entries(std::slice::from_ref(&entry))?;
@@ -278,6 +311,25 @@ impl Journal {
     }
 
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
+        if self.closed {
+            return Err(JournalError::Closed { path: self.path.clone() });
+        }
+        let result = self.write_entries(entries);
+        if let Err(e) = &result {
+            self.closed = true;
+            if matches!(e, JournalError::SimulatedCrash { .. }) {
+                // A simulated crash leaves the file as a dying process would.
+                return result;
+            }
+            // Whatever reached the file after the last whole record is not trusted: cut it
+            // (best effort: on a full disk truncation still works; if it does not, the next
+            // open treats the partial record as a torn tail).
+            let _ = self.file.set_len(self.len).and_then(|()| self.file.sync_data());
+        }
+        result
+    }
+
+    fn write_entries(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
         let io = |source| JournalError::Io { path: self.path.clone(), source };
         let mut buf = Vec::new();
         let mut hash = self.last_hash.clone();
@@ -304,6 +356,7 @@ impl Journal {
         if self.durable {
             self.file.sync_data().map_err(io)?;
         }
+        self.len += buf.len() as u64;
         self.last_hash = hash;
         self.next_seq += entries.len() as u64;
         Ok(())
@@ -331,10 +384,15 @@ struct ReadJournal {
     last_hash: String,
 }
 
-fn read_entries(path: &Path) -> Result<ReadJournal, JournalError> {
+fn read_file(path: &Path) -> Result<ReadJournal, JournalError> {
+    let file =
+        File::open(path).map_err(|source| JournalError::Io { path: path.to_owned(), source })?;
+    read_entries(path, file)
+}
+
+fn read_entries(path: &Path, reader: impl std::io::Read) -> Result<ReadJournal, JournalError> {
     let io = |source| JournalError::Io { path: path.to_owned(), source };
-    let file = File::open(path).map_err(io)?;
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::new(reader);
     let mut entries = Vec::new();
     let mut last_hash = GENESIS.to_owned();
     let mut valid_len = 0u64;
