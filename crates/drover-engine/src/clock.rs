@@ -6,11 +6,19 @@ use async_trait::async_trait;
 
 use crate::ports::Millis;
 
-/// Wall-clock time and sleeping.
+/// Wall-clock time, elapsed time, and sleeping.
+///
+/// Two readings, because a machine's wall clock can jump (NTP steps, a VM resumed, an
+/// operator's fix): [`Clock::now`] stamps records and is compared with the service's
+/// timestamps (recovery point ages, job ages); [`Clock::monotonic`] measures how long
+/// something took (retry budgets) and never goes backwards.
 #[async_trait]
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
     fn now(&self) -> Millis;
+    /// Time since a fixed, arbitrary origin; never goes backwards and ignores wall-clock
+    /// jumps.
+    fn monotonic(&self) -> Duration;
     /// Waits `d` of this clock's time.
     ///
     /// # Cancel safety
@@ -57,6 +65,10 @@ impl Clock for SystemClock {
         self.origin_millis + i64::try_from(elapsed).unwrap_or(i64::MAX / 2)
     }
 
+    fn monotonic(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
     async fn sleep(&self, d: Duration) {
         tokio::time::sleep(d).await;
     }
@@ -71,6 +83,7 @@ pub struct ScaledClock {
     sim_origin: Millis,
     wall_origin: Millis,
     speed: f64,
+    mono_origin: tokio::time::Instant,
 }
 
 impl ScaledClock {
@@ -78,7 +91,12 @@ impl ScaledClock {
     /// faster.
     #[must_use]
     pub fn new(sim_origin: Millis, wall_origin: Millis, speed: f64) -> ScaledClock {
-        ScaledClock { sim_origin, wall_origin, speed: speed.max(f64::MIN_POSITIVE) }
+        ScaledClock {
+            sim_origin,
+            wall_origin,
+            speed: speed.max(f64::MIN_POSITIVE),
+            mono_origin: tokio::time::Instant::now(),
+        }
     }
 
     #[allow(clippy::disallowed_methods)]
@@ -95,6 +113,10 @@ impl Clock for ScaledClock {
     fn now(&self) -> Millis {
         let wall = (Self::wall_now() - self.wall_origin).max(0);
         self.sim_origin + (wall as f64 * self.speed) as Millis
+    }
+
+    fn monotonic(&self) -> Duration {
+        self.mono_origin.elapsed().mul_f64(self.speed)
     }
 
     async fn sleep(&self, d: Duration) {

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::error::{CloudError, EngineError, ErrorKind};
 use crate::graph::{StepGraph, Wait};
 use crate::journal::{Journal, Record};
-use crate::ports::{BackupService, CloudResult, KeyService, TableService};
+use crate::ports::{BackupService, CloudResult, KeyService, Millis, TableService};
 use crate::state::{Limits, Phase, RunEvent, RunState, StepEvent, StepKey};
 
 /// The cloud a run talks to.
@@ -320,7 +320,7 @@ impl Shared {
     pub(crate) fn record(&self, key: &StepKey, event: StepEvent) -> Result<(), EngineError> {
         let mut book = lock(&self.book);
         let mut next = book.state.steps.get(key).cloned().unwrap_or_default();
-        let now = self.ports.clock.now();
+        let now = stamp(self.ports.clock.now(), &book.state);
         if let Err(reason) = next.apply(&event, now) {
             // The code asked for a transition its own state machine forbids: a bug. Stop
             // before the journal records something that would not replay.
@@ -343,7 +343,7 @@ impl Shared {
 
     pub(crate) fn record_run(&self, event: RunEvent) -> Result<(), EngineError> {
         let mut book = lock(&self.book);
-        let now = self.ports.clock.now();
+        let now = stamp(self.ports.clock.now(), &book.state);
         let entry = book.journal.append(now, Record::Run { event })?;
         book.state.apply(&entry).map_err(EngineError::Refused)?;
         Ok(())
@@ -400,21 +400,22 @@ impl Shared {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = CloudResult<T>>,
     {
-        let started = self.ports.clock.now();
+        // Retry budgets are elapsed time: a wall clock that jumps must not end them early.
+        let started = self.ports.clock.monotonic();
         let mut backoff = self.settings.retry.initial;
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.kind.is_retryable() => {
-                    let waited = u64::try_from(self.ports.clock.now() - started).unwrap_or(0);
-                    if Duration::from_millis(waited) >= self.settings.retry.give_up_after {
+                    let waited = self.ports.clock.monotonic().saturating_sub(started);
+                    if waited >= self.settings.retry.give_up_after {
                         return Err(CloudError::new(
                             e.kind,
                             e.op.clone(),
                             format!(
                                 "{} (still failing after {}s of retries)",
                                 e.message,
-                                waited / 1000
+                                waited.as_secs()
                             ),
                         ));
                     }
@@ -746,6 +747,13 @@ async fn schedule(
     })
 }
 
+/// The time to stamp a record with: the wall clock, but never earlier than the journal's
+/// last record, so that durations read from the journal are never negative when the machine's
+/// clock jumps backwards (a forward jump only makes a step look longer).
+pub(crate) fn stamp(now: Millis, state: &RunState) -> Millis {
+    now.max(state.last_at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -800,3 +808,4 @@ mod tests {
         assert!(lag <= Duration::from_secs(2), "lag {lag:?}");
     }
 }
+

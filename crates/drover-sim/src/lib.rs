@@ -133,6 +133,19 @@ pub enum JobKind {
     Restore,
 }
 
+impl JobKind {
+    /// The unsuccessful terminal states of the kind's jobs, per AWS Backup's API model
+    /// (`BackupJobState`, `CopyJobState`, `RestoreJobStatus`).
+    #[must_use]
+    pub fn failure_states(self) -> &'static [&'static str] {
+        match self {
+            JobKind::Backup => &["FAILED", "ABORTED", "EXPIRED", "PARTIAL"],
+            JobKind::Copy => &["FAILED", "PARTIAL"],
+            JobKind::Restore => &["FAILED", "ABORTED"],
+        }
+    }
+}
+
 /// Faults to inject.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Faults {
@@ -142,8 +155,15 @@ pub struct Faults {
     pub throttle_next: u64,
     /// Operations (e.g. `StartRestoreJob`) throttled every time while listed.
     pub throttle_ops: BTreeSet<String>,
-    /// The next N jobs of a kind end FAILED.
+    /// The next N jobs of a kind end in [`Faults::fail_state`].
     pub fail_next: BTreeMap<JobKind, u32>,
+    /// Terminal state of the jobs `fail_next` dooms, when not `FAILED`: one the kind's API
+    /// model allows ([`JobKind::failure_states`]), e.g. `ABORTED`, `EXPIRED`, `PARTIAL`.
+    pub fail_state: Option<String>,
+    /// Probability that any call fails with a passing fault (HTTP 500, 503, or a timeout).
+    pub error_rate: f64,
+    /// Fail the next N calls (any operation) with a passing fault.
+    pub error_next: u64,
     /// Restore jobs into these table names end FAILED.
     pub fail_restores_of: BTreeSet<String>,
     /// Latency added to every call, milliseconds of the simulator's clock.
@@ -311,8 +331,9 @@ struct Job {
     complete_at: Millis,
     /// Terminal state once finished: `COMPLETED`, `FAILED`, ...
     outcome: Option<(String, Option<String>)>,
-    /// A failure decided at start (fault injection), applied at completion.
-    doomed: Option<String>,
+    /// A failure decided at start (fault injection), applied at completion: the terminal
+    /// state and the status message.
+    doomed: Option<(String, String)>,
     work: Work,
 }
 
@@ -479,8 +500,8 @@ impl World {
         let Some(job) = self.jobs.get(id).cloned() else {
             return ("FAILED".to_owned(), None);
         };
-        if let Some(message) = job.doomed {
-            return ("FAILED".to_owned(), Some(message));
+        if let Some((state, message)) = job.doomed {
+            return (state, Some(message));
         }
         let region = job.region.clone();
         match job.work {
@@ -673,11 +694,19 @@ impl World {
         let doomed = match self.faults.fail_next.get_mut(&kind) {
             Some(n) if *n > 0 => {
                 *n -= 1;
-                Some("Injected failure (simulator fault)".to_owned())
+                let state = self
+                    .faults
+                    .fail_state
+                    .clone()
+                    .filter(|s| kind.failure_states().contains(&s.as_str()))
+                    .unwrap_or_else(|| "FAILED".to_owned());
+                let message = format!("Injected {} (simulator fault)", state.to_lowercase());
+                Some((state, message))
             }
             _ => match &work {
                 Work::Restore { table, .. } if self.faults.fail_restores_of.contains(table) => {
-                    Some(format!("Injected failure restoring {table} (simulator fault)"))
+                    let message = format!("Injected failure restoring {table} (simulator fault)");
+                    Some(("FAILED".to_owned(), message))
                 }
                 _ => None,
             },
@@ -1063,6 +1092,22 @@ impl SimCloud {
             }
             if w.faults.throttle_rate > 0.0 && w.unit() < w.faults.throttle_rate {
                 return Err(err(ErrorKind::Throttled, op, "ThrottlingException: Rate exceeded"));
+            }
+            let passing = if w.faults.error_next > 0 {
+                w.faults.error_next -= 1;
+                true
+            } else {
+                w.faults.error_rate > 0.0 && w.unit() < w.faults.error_rate
+            };
+            if passing {
+                const PASSING: [&str; 3] = [
+                    "InternalServerError (HTTP 500): We encountered an internal error",
+                    "ServiceUnavailableException (HTTP 503): Service unavailable",
+                    "timed out waiting for the response",
+                ];
+                #[allow(clippy::cast_possible_truncation)]
+                let message = PASSING[(w.next_rand() % 3) as usize];
+                return Err(err(ErrorKind::Transient, op, message));
             }
             f(&mut w, now)
         })();

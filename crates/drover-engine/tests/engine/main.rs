@@ -17,6 +17,8 @@ use drover_plan::{Mode, Plan, StepKind};
 use drover_sim::{Faults, JobKind, SimCloud};
 use tokio_util::sync::CancellationToken;
 
+mod faults;
+
 const T0: Millis = 1_795_000_000_000;
 const RUN_ID: &str = "test-20261124t000000z-0123abcd";
 
