@@ -628,7 +628,10 @@ async fn schedule(
         std::collections::BTreeSet::new();
     loop {
         while !candidates.is_empty() {
-            // Decide under one lock, act (journal) after it.
+            // Decide under one lock, act (journal) after it. A step may be listed twice (two
+            // of its dependencies finished or were blocked together): look at it once.
+            candidates.sort_unstable();
+            candidates.dedup();
             let mut blocked = Vec::new();
             shared.with_state(|state| {
                 let phase = |i: usize| state.phase(&graph.steps()[i]);
@@ -808,4 +811,3 @@ mod tests {
         assert!(lag <= Duration::from_secs(2), "lag {lag:?}");
     }
 }
-

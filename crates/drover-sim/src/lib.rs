@@ -387,6 +387,23 @@ impl World {
             .collect()
     }
 
+    /// Every job as `(region, kind, start, end)` in the simulator's time, where `region` is
+    /// the one whose quota the job counts against (a copy's destination): what ran
+    /// concurrently where (tests check concurrency limits against it).
+    #[must_use]
+    pub fn job_spans(&self) -> Vec<(String, JobKind, Millis, Millis)> {
+        self.jobs
+            .values()
+            .map(|j| {
+                let region = match &j.work {
+                    Work::Copy { dest_region, .. } => dest_region.clone(),
+                    _ => j.region.clone(),
+                };
+                (region, j.kind, j.created_at, j.complete_at)
+            })
+            .collect()
+    }
+
     /// Sets the number of generated items of a table (sizes for estimates and benchmarks).
     pub fn set_generated_items(&mut self, region: &str, table: &str, items: u64) {
         if let Some(t) = self.regions.get_mut(region).and_then(|r| r.tables.get_mut(table)) {

@@ -275,3 +275,28 @@ async fn the_clock_jumping_neither_ends_retries_early_nor_breaks_the_journal() {
         }
     }
 }
+
+/// Found by the scheduler's property test: a step whose two dependencies are blocked together was
+/// blocked twice, and the engine stopped on its own state machine's refusal.
+#[tokio::test(start_paused = true)]
+async fn a_step_with_two_blocked_dependencies_is_blocked_once() {
+    let (p, text) = plan_of(
+        &[("top", &[]), ("left", &["top"]), ("right", &["top"]), ("bottom", &["left", "right"])],
+        &["us-west-2"],
+        "",
+    );
+    let h = Harness::new(p, &text);
+    // The first copy (top's: it heads the longest chain) fails: top's restore is blocked,
+    // then left's and right's together, and bottom waits on both.
+    h.sim.set_faults(Faults { fail_next: [(JobKind::Copy, 1)].into(), ..Faults::default() });
+    let one = Limits { backups: 1, copies: 1, restores: 1, table_ops: 1 };
+    let report = h.start(Mode::Drill, RUN_ID, one, None).await.unwrap();
+    let Outcome::Failed { failed, .. } = &report.outcome else { panic!("{:?}", report.outcome) };
+    assert_eq!(failed, &[key_of("top", StepKind::Copy)]);
+    assert!(matches!(
+        report.state.phase(&key_of("bottom", StepKind::Restore)),
+        Phase::Blocked { .. }
+    ));
+    h.sim.set_faults(Faults::default());
+    assert_eq!(h.resume(RUN_ID, Limits::default()).await.outcome, Outcome::Succeeded);
+}

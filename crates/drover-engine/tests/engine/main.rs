@@ -18,6 +18,7 @@ use drover_sim::{Faults, JobKind, SimCloud};
 use tokio_util::sync::CancellationToken;
 
 mod faults;
+mod props;
 
 const T0: Millis = 1_795_000_000_000;
 const RUN_ID: &str = "test-20261124t000000z-0123abcd";
