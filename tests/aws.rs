@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::common::{Emulator, aws_command, drover_aws, wait};
 
-const SRC: &str = "us-east-1";
-const DST: &str = "us-west-2";
+pub(crate) const SRC: &str = "us-east-1";
+pub(crate) const DST: &str = "us-west-2";
 const TABLES: [&str; 5] = ["customers", "products", "orders", "invoices", "shipments"];
 
 fn spec() -> Value {
@@ -67,14 +67,14 @@ tables:
     path
 }
 
-struct Setup {
-    emu: Emulator,
-    dir: tempfile::TempDir,
-    plan: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) emu: Emulator,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) plan: PathBuf,
     target_key: String,
 }
 
-fn setup(job_seconds: f64) -> Setup {
+pub(crate) fn setup(job_seconds: f64) -> Setup {
     let emu = Emulator::start(job_seconds);
     let seeded = emu.fixture("seed", &spec());
     let target_key = seeded["keys"][DST].as_str().unwrap().to_owned();
@@ -85,18 +85,18 @@ fn setup(job_seconds: f64) -> Setup {
 
 impl Setup {
     /// `drover ARGS --cloud aws --endpoint-url <the emulator>`.
-    fn cloud_cli(&self, args: &[&str]) -> crate::common::Run {
+    pub(crate) fn cloud_cli(&self, args: &[&str]) -> crate::common::Run {
         let url = self.emu.url();
         let mut all = args.to_vec();
         all.extend(["--cloud", "aws", "--endpoint-url", &url]);
         drover_aws(&all)
     }
 
-    fn state(&self) -> String {
+    pub(crate) fn state(&self) -> String {
         self.dir.path().join("state").to_str().unwrap().to_owned()
     }
 
-    fn inspect(&self) -> Value {
+    pub(crate) fn inspect(&self) -> Value {
         self.emu.fixture("inspect", &json!({"regions": [SRC, DST]}))
     }
 }

@@ -71,18 +71,41 @@ pub(crate) struct Emulator {
     child: std::process::Child,
     pub(crate) port: u16,
     dir: tempfile::TempDir,
+    job_seconds: f64,
 }
 
 impl Emulator {
     /// Starts an emulator whose jobs take `job_seconds`.
     pub(crate) fn start(job_seconds: f64) -> Emulator {
         let dir = tempfile::tempdir().unwrap();
-        let port_file = dir.path().join("port");
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let (child, port) = Emulator::spawn(dir.path(), 0, job_seconds);
+        Emulator { child, port, dir, job_seconds }
+    }
+
+    /// Stops the server as an operator would (SIGTERM: it saves its state), keeps it down for
+    /// `down`, and starts it again on the same port from the saved state.
+    pub(crate) fn restart(&mut self, down: std::time::Duration) {
+        let pid = self.child.id().to_string();
+        let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(term.success());
+        assert_eq!(wait(&mut self.child, std::time::Duration::from_secs(30)), Some(0));
+        std::thread::sleep(down);
+        (self.child, _) = Emulator::spawn(self.dir.path(), self.port, self.job_seconds);
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16, job_seconds: f64) -> (std::process::Child, u16) {
+        let port_file = dir.join("port");
+        let _ = std::fs::remove_file(&port_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .unwrap();
         let mut child = Command::new(emulator_python())
             .arg(repo_root().join("tests/emulator/drover_moto.py"))
-            .args(["--port", "0", "--port-file", port_file.to_str().unwrap()])
+            .args(["--port", &port.to_string(), "--port-file", port_file.to_str().unwrap()])
             .args(["--job-seconds", &job_seconds.to_string()])
+            .args(["--state-file", dir.join("state.pickle").to_str().unwrap()])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -101,12 +124,12 @@ impl Emulator {
                 let _ = child.kill();
                 panic!(
                     "the emulator did not start: {}",
-                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+                    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
                 );
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
-        Emulator { child, port, dir }
+        (child, port)
     }
 
     pub(crate) fn url(&self) -> String {

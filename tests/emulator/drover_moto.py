@@ -9,14 +9,18 @@ DynamoDB tables and KMS keys are read from / written to moto's dynamodb and kms
 backends in the same process. A small WSGI wrapper adds the `/_drover/...`
 control API, the throttling knobs and the lazy job clock.
 
-Usage: python drover_moto.py --port 0 --port-file PATH [--job-seconds 1.0]
-Binds 127.0.0.1 only. See README.md in this directory.
+Usage: python drover_moto.py --port 0 --port-file PATH [--job-seconds 1.0] [--state-file PATH]
+Binds 127.0.0.1 only. With --state-file, the emulated accounts (tables, keys, vaults,
+recovery points, jobs) are saved there on SIGTERM/SIGINT and loaded at start, so that a
+restarted server carries on where it stopped, as AWS does. See README.md in this directory.
 """
 import argparse
 import copy
+import copyreg
 import json
 import math
 import os
+import pickle
 import re
 import signal
 import sys
@@ -840,14 +844,73 @@ def build_app():
     return app
 
 
+# ---------------------------------------------------------------- state across restarts
+
+def _pickle_private_key(key):
+    from cryptography.hazmat.primitives import serialization
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    return _load_private_key, (pem,)
+
+
+def _load_private_key(pem):
+    from cryptography.hazmat.primitives import serialization
+    return serialization.load_pem_private_key(pem, password=None)
+
+
+def _register_key_pickling():
+    """moto's KMS keys hold `cryptography` private keys, which do not pickle: save them as PEM."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    for cls in (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey):
+        for impl in {cls, *cls.__subclasses__()}:
+            copyreg.pickle(impl, _pickle_private_key)
+    # The OpenSSL-backed classes are registered as virtual subclasses: register those too.
+    for key in (rsa.generate_private_key(65537, 2048), ec.generate_private_key(ec.SECP256R1())):
+        copyreg.pickle(type(key), _pickle_private_key)
+
+
+STATE_BACKENDS = {"dynamodb": dynamodb_backends, "backup": backup_backends, "kms": kms_backends}
+
+
+def save_state(path):
+    """Writes every backend drover uses, the pending jobs and the knobs (atomically)."""
+    with LOCK:
+        data = pickle.dumps({"backends": {k: dict(v) for k, v in STATE_BACKENDS.items()},
+                             "pending": PENDING, "control": CONTROL.__dict__},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_state(path):
+    with open(path, "rb") as fh:
+        data = pickle.load(fh)  # our own file, written by save_state
+    with LOCK:
+        for name, live in STATE_BACKENDS.items():
+            live.clear()
+            live.update(data["backends"][name])
+        PENDING[:] = data["pending"]
+        CONTROL.__dict__.update(data["control"])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = pick a free one)")
     ap.add_argument("--port-file", help="write the bound port here once the server is ready")
     ap.add_argument("--job-seconds", type=float, default=1.0, help="default job duration in seconds")
+    ap.add_argument("--state-file", help="load the emulated state from here at start (if it exists), "
+                                         "save it here on SIGTERM/SIGINT")
     args = ap.parse_args(argv)
     CONTROL.job_seconds = args.job_seconds
     CONTROL.reset()
+    if args.state_file:
+        _register_key_pickling()
+        if os.path.exists(args.state_file):
+            load_state(args.state_file)
     server = make_server(HOST, args.port, build_app(), threaded=True, request_handler=MotoRequestHandler)
     port = server.server_port
     os.environ["MOTO_PORT"] = str(port)
@@ -866,6 +929,8 @@ def main(argv=None):
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if args.state_file:
+            save_state(args.state_file)
 
 
 if __name__ == "__main__":

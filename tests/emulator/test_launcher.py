@@ -71,3 +71,42 @@ def test_moto_backup_features_still_work(backup):
 def test_regions_are_isolated(backup, backup_dst):
     backup.create_backup_vault(BackupVaultName="primary")
     assert backup_dst.list_backup_vaults()["BackupVaultList"] == []
+
+
+def test_state_file_carries_tables_keys_points_and_running_jobs_across_a_restart():
+    import os
+    import tempfile
+
+    from harness import backup_job, make_table, make_vault, wait_backup
+
+    state = os.path.join(tempfile.mkdtemp(prefix="drover-moto-state-"), "state.pickle")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["--job-seconds", "1.5", "--state-file", state]
+    proc, _, tmp = start_server(args, port=port)
+    try:
+        emu = Emulator(port)
+        kms = emu.client("kms")
+        key = kms.create_key()["KeyMetadata"]["Arn"]
+        arn = make_table(emu.client("dynamodb"), kms_key=key)
+        make_vault(emu.client("backup"), "vault", kms_key=key)
+        job = backup_job(emu.client("backup"), arn, "vault", IdempotencyToken="restart-1")["BackupJobId"]
+        assert emu.client("backup").describe_backup_job(BackupJobId=job)["State"] in ("CREATED", "RUNNING")
+        assert stop_server(proc) == 0  # SIGTERM: saves the state
+        assert os.path.exists(state)
+        proc, _, tmp2 = start_server(args, port=port)
+        emu = Emulator(port)
+        # The job started before the restart finishes after it, with its recovery point.
+        done = wait_backup(emu.client("backup"), job)
+        assert done["State"] == "COMPLETED", done
+        points = emu.client("backup").list_recovery_points_by_backup_vault(BackupVaultName="vault")
+        assert [p["RecoveryPointArn"] for p in points["RecoveryPoints"]] == [done["RecoveryPointArn"]]
+        # Same token, same job: idempotency survives the restart.
+        again = backup_job(emu.client("backup"), arn, "vault", IdempotencyToken="restart-1")["BackupJobId"]
+        assert again == job
+        assert emu.client("dynamodb").scan(TableName="orders", Select="COUNT")["Count"] == 5
+        assert emu.client("kms").describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled"
+        stop_server(proc, tmp2)
+    finally:
+        stop_server(proc, tmp)

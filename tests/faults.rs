@@ -1,0 +1,216 @@
+//! The fault table of docs/reliability.md through the real binary and the AWS adapter,
+//! against the emulator: unsuccessful job ends, passing 5xx faults, the service restarting
+//! mid-run, and a full disk under the journal. Every wait is bounded.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::aws::{DST, SRC, Setup, setup};
+use crate::common::{aws_command, drover, drover_aws, wait};
+
+fn status(s: &Setup, id: &str) -> Value {
+    let run = drover(&["status", id, "--format", "json", "--state-dir", &s.state()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+/// `(step, error)` of each failed step.
+fn failures(status: &Value) -> Vec<(String, String)> {
+    status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["phase"] == "failed")
+        .map(|s| {
+            (
+                format!("{} {}", s["table"].as_str().unwrap(), s["step"].as_str().unwrap()),
+                s["error"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Every unsuccessful end state of every kind of job, one after the other: the first job of
+/// the kind fails with the service's state and message, the run exits 1, and `resume`
+/// retries it (failing again with the next injected state), until a clean resume finishes.
+#[test]
+fn jobs_ending_failed_aborted_expired_or_partial_fail_their_step_and_resume_retries() {
+    let s = setup(0.2);
+    let id = "emu-20261125t000000z-fa000001";
+    let plan = s.plan.to_str().unwrap().to_owned();
+    let cases = [
+        ("backup", "FAILED"),
+        ("backup", "ABORTED"),
+        ("backup", "EXPIRED"),
+        ("backup", "PARTIAL"),
+        ("copy", "FAILED"),
+        ("copy", "PARTIAL"),
+        ("restore", "FAILED"),
+        ("restore", "ABORTED"),
+    ];
+    for (i, (kind, state)) in cases.iter().enumerate() {
+        assert_eq!(s.emu.control("/_drover/reset", &json!({"moto": false})), 200);
+        let fault =
+            json!({"kind": kind, "state": state, "message": format!("{state} by the test")});
+        assert_eq!(s.emu.control("/_drover/fail-jobs", &fault), 200);
+        let run = if i == 0 {
+            s.cloud_cli(&["drill", &plan, "--run-id", id, "--state-dir", &s.state()])
+        } else {
+            drover_aws(&["resume", id, "--state-dir", &s.state()])
+        };
+        let case = format!("{kind} ending {state}");
+        assert_eq!(run.code, 1, "{case}: {}", run.transcript());
+        let failed = failures(&status(&s, id));
+        assert_eq!(failed.len(), 1, "{case}: {failed:?}");
+        let (step, error) = &failed[0];
+        let want_step = if *kind == "backup" { "recovery-point" } else { kind };
+        assert!(step.ends_with(want_step), "{case}: {step}");
+        assert!(error.contains(&format!("ended {state}: {state} by the test")), "{case}: {error}");
+        assert!(run.stdout.contains(state) || run.stderr.contains(state), "{case}");
+    }
+    assert_eq!(s.emu.control("/_drover/reset", &json!({"moto": false})), 200);
+    let run = drover_aws(&["resume", id, "--state-dir", &s.state()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let world = s.inspect();
+    let left: Vec<&String> = world[DST]["tables"].as_object().unwrap().keys().collect();
+    assert_eq!(left, ["orders-drill-decoy000"], "every drill table torn down, the decoy kept");
+}
+
+/// HTTP 500 and 503 answers on the calls a run depends on: the SDK's and drover's retries
+/// absorb them and no job starts twice.
+#[test]
+fn server_errors_are_retried_without_duplicate_jobs() {
+    let s = setup(0.2);
+    for (op, status, code) in [
+        ("StartBackupJob", 500, "InternalFailure"),
+        ("DescribeCopyJob", 503, "ServiceUnavailableException"),
+        ("StartRestoreJob", 500, "InternalFailure"),
+        ("DescribeRestoreJob", 503, "ServiceUnavailableException"),
+        ("dynamodb:DescribeTable", 500, "InternalServerError"),
+        ("dynamodb:Scan", 500, "InternalServerError"),
+    ] {
+        let fault = json!({"operation": op, "count": 8, "status": status, "code": code, "message": "injected"});
+        assert_eq!(s.emu.control("/_drover/throttle", &fault), 200);
+    }
+    let run = s.cloud_cli(&["drill", s.plan.to_str().unwrap(), "--state-dir", &s.state()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let world = s.inspect();
+    assert_eq!(world[SRC]["jobs"], json!({"backup": 5, "copy": 5, "restore": 0}));
+    assert_eq!(world[DST]["jobs"]["restore"], 5);
+}
+
+fn spawn(args: &[&str], log: &Path) -> std::process::Child {
+    let log = std::fs::File::create(log).unwrap();
+    aws_command(args).stdout(Stdio::null()).stderr(log).spawn().unwrap()
+}
+
+/// The service goes away mid-run (its endpoint refuses connections for a few seconds) and
+/// comes back with its state: the run rides it out with retries and finishes, and no job
+/// is started twice.
+#[test]
+fn a_service_restart_mid_run_is_ridden_out() {
+    let mut s = setup(1.0);
+    let id = "emu-20261125t000000z-fa000002";
+    let (url, state, plan) = (s.emu.url(), s.state(), s.plan.to_str().unwrap().to_owned());
+    let log = s.dir.path().join("drill.log");
+    let args = ["drill", &plan, "--cloud", "aws", "--endpoint-url", &url, "--run-id", id];
+    let mut child = spawn(&[&args[..], &["--state-dir", &state]].concat(), &log);
+    // Restart once backups are in flight.
+    let journal = Path::new(&state).join("runs").join(id).join("journal.jsonl");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"job-started\"")) {
+        assert!(start.elapsed() < Duration::from_secs(60), "no job started");
+        assert!(child.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(&log).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.emu.restart(Duration::from_secs(3));
+    let code = wait(&mut child, Duration::from_secs(180));
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, Some(0), "{stderr}\n{}", s.emu.log());
+    let world = s.inspect();
+    assert_eq!(world[SRC]["jobs"], json!({"backup": 5, "copy": 5, "restore": 0}), "{stderr}");
+    assert_eq!(world[DST]["jobs"]["restore"], 5);
+}
+
+/// What a shell in a private mount namespace does: a tiny tmpfs as the state directory, a
+/// drill that fills it, a copy of the state as the full disk left it, a resume on the still
+/// full disk, then more room and a resume that finishes.
+const FULL_DISK: &str = r#"
+set -u
+state=$1 out=$2
+mount -t tmpfs -o size=12k tmpfs "$state" || exit 97
+"$DROVER" drill "$PLAN" --cloud aws --endpoint-url "$URL" --run-id "$ID" --state-dir "$state" \
+  >"$out/drill.out" 2>"$out/drill.err"
+echo $? >"$out/drill.code"
+mkdir "$out/full" && cp -a "$state/." "$out/full/"
+"$DROVER" resume "$ID" --state-dir "$state" >"$out/resume1.out" 2>"$out/resume1.err"
+echo $? >"$out/resume1.code"
+mount -o remount,size=8m "$state" || exit 98
+"$DROVER" resume "$ID" --state-dir "$state" >"$out/resume2.out" 2>"$out/resume2.err"
+echo $? >"$out/resume2.code"
+mkdir "$out/done" && cp -a "$state/." "$out/done/"
+"#;
+
+/// The disk under the journal fills up mid-run: the run stops with a clear error, the
+/// journal holds only whole, verified records (the partial one is cut back), resuming on the
+/// full disk fails the same clean way, and once there is room `resume` finishes with no job
+/// started twice.
+#[test]
+fn a_full_disk_under_the_journal_stops_the_run_cleanly_and_loses_nothing() {
+    let s = setup(0.3);
+    let id = "emu-20261125t000000z-fa000003";
+    let state = s.dir.path().join("tiny");
+    let out = s.dir.path().join("out");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let drover_cmd = aws_command(&[]);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--map-root-user", "sh", "-c", FULL_DISK, "sh"])
+        .arg(&state)
+        .arg(&out)
+        .env("URL", s.emu.url())
+        .env("PLAN", &s.plan)
+        .env("ID", id)
+        .env("DROVER", drover_cmd.get_program())
+        .current_dir(crate::common::repo_root())
+        .stdin(Stdio::null());
+    for (k, v) in drover_cmd.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let script = cmd.output().unwrap();
+    assert!(script.status.success(), "{}", String::from_utf8_lossy(&script.stderr));
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    let code = |name: &str| read(&format!("{name}.code")).trim().to_owned();
+
+    assert_eq!(code("drill"), "1", "{}", read("drill.err"));
+    let err = read("drill.err");
+    assert!(err.contains("No space left on device") && err.contains("drover resume"), "{err}");
+    // Only whole, verified records remain: no torn tail to cut, nothing corrupt.
+    let journal = out.join("full/runs").join(id).join("journal.jsonl");
+    let (entries, torn) = drover_engine::journal::Journal::read(&journal).unwrap();
+    assert!(torn.is_none(), "{torn:?}");
+    assert!(entries.len() > 3, "the run got going before the disk filled: {}", entries.len());
+
+    assert_eq!(code("resume1"), "1", "{}", read("resume1.err"));
+    assert!(read("resume1.err").contains("No space left on device"), "{}", read("resume1.err"));
+
+    assert_eq!(code("resume2"), "0", "{}", read("resume2.err"));
+    let journal = out.join("done/runs").join(id).join("journal.jsonl");
+    let (entries, torn) = drover_engine::journal::Journal::read(&journal).unwrap();
+    assert!(torn.is_none());
+    assert!(matches!(
+        entries.last().unwrap().record,
+        drover_engine::journal::Record::Run {
+            event: drover_engine::state::RunEvent::Finished { success: true }
+        }
+    ));
+    let world = s.inspect();
+    assert_eq!(world[SRC]["jobs"], json!({"backup": 5, "copy": 5, "restore": 0}));
+    assert_eq!(world[DST]["jobs"]["restore"], 5);
+}
