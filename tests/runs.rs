@@ -303,3 +303,56 @@ fn a_sim_backup_copies_without_restoring() {
     assert_eq!(status["steps"].as_array().unwrap().len(), 8);
     assert_eq!(world(dir.path(), id)["jobs_started"], serde_json::json!({"backup": 4, "copy": 4}));
 }
+
+/// A journal edited by hand, or copied from another run of another plan, is refused by
+/// every command that reads it, with the reason; nothing is resumed from it.
+#[test]
+fn modified_and_foreign_journals_are_refused_with_a_clear_error() {
+    let dir = state_dir();
+    let d = dir.path().to_str().unwrap();
+    let demo = "shop-demo-20261125t000000z-7a000001";
+    let prod = "shop-prod-20261125t000000z-7a000002";
+    for (plan, id) in [("plans/demo.yaml", demo), ("plans/shop-prod.yaml", prod)] {
+        let run = drover(&["drill", plan, "--cloud", "sim", "--run-id", id, "--state-dir", d]);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+    }
+    let journal = |id: &str| dir.path().join("runs").join(id).join("journal.jsonl");
+    let original = std::fs::read_to_string(journal(demo)).unwrap();
+    let refused = |what: &str, needle: &str| {
+        for args in [
+            vec!["resume", demo, "--state-dir", d],
+            vec!["status", demo, "--state-dir", d],
+            vec!["report", demo, "--state-dir", d],
+        ] {
+            let run = drover(&args);
+            assert_eq!(run.code, 1, "{what}: {args:?}: {}", run.transcript());
+            assert!(run.stderr.contains(needle), "{what}: {args:?}: {}", run.stderr);
+        }
+        let runs = drover(&["runs", "--state-dir", d]);
+        assert!(
+            runs.stdout.contains(demo) && runs.stdout.contains(needle),
+            "{what}: {}",
+            runs.stdout
+        );
+    };
+
+    // A record in the middle edited (a failure turned into a success, say).
+    let mut lines: Vec<String> = original.lines().map(str::to_owned).collect();
+    lines[4] = lines[4].replacen("\"seq\":5", "\"seq\":5,\"note\":\"edited\"", 1);
+    std::fs::write(journal(demo), lines.join("\n") + "\n").unwrap();
+    refused("an edited record", "record on line 5 is corrupt or was modified");
+
+    // A record removed.
+    let mut lines: Vec<&str> = original.lines().collect();
+    lines.remove(3);
+    std::fs::write(journal(demo), lines.join("\n") + "\n").unwrap();
+    refused("a removed record", "record on line 4 is corrupt or was modified");
+
+    // Another plan's journal in this run's place.
+    std::fs::copy(journal(prod), journal(demo)).unwrap();
+    refused("another run's journal", &format!("records run `{prod}` of plan `shop-prod`"));
+
+    // Put back, the run reads again: the refusals were about the journal, not the run.
+    std::fs::write(journal(demo), &original).unwrap();
+    assert_eq!(drover(&["status", demo, "--state-dir", d]).code, 0);
+}

@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 
-use drover_engine::journal::Journal;
 use drover_engine::run;
 use drover_engine::state::{Phase, RunState, StepKey, StepOutput};
 use drover_plan::{Mode, StepKind};
@@ -227,21 +226,25 @@ fn read_run(dir: &std::path::Path, run_id: Option<&str>) -> Option<RunState> {
             }
         },
     };
-    let path = run::journal_path(dir, &run_id);
-    if !path.exists() {
+    if !run::journal_path(dir, &run_id).exists() {
         output::error(&format!("no run `{run_id}` in {} (see `drover runs`)", dir.display()));
         return None;
     }
-    let read = Journal::read(&path).map_err(|e| e.to_string()).and_then(|(entries, torn)| {
-        if let Some(t) = torn {
-            output::stderr(&format!(
-                "warning: the journal's last record (line {}) is torn: {}; it is ignored",
-                t.line, t.reason
-            ));
+    match run::read(dir, &run_id) {
+        Ok((state, torn)) => {
+            if let Some(t) = torn {
+                output::stderr(&format!(
+                    "warning: the journal's last record (line {}) is torn: {}; it is ignored",
+                    t.line, t.reason
+                ));
+            }
+            Some(state)
         }
-        RunState::replay(&entries).map_err(|(seq, r)| format!("record {seq} does not replay: {r}"))
-    });
-    read.map_err(|e| output::error(&e)).ok()
+        Err(e) => {
+            output::error(&e.to_string());
+            None
+        }
+    }
 }
 
 pub(crate) fn report(args: &ReportArgs) -> Result<Exit, CliError> {

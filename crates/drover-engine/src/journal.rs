@@ -101,6 +101,15 @@ pub enum JournalError {
         /// Why.
         reason: String,
     },
+    /// The journal verifies but is not the run's own: it was copied or moved from another
+    /// run, or its header does not match the plan it carries.
+    #[error("journal {path} is not this run's: {reason}")]
+    Foreign {
+        /// The journal file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
     /// An earlier append failed; the journal takes no more records until it is reopened.
     #[error(
         "journal {path}: an earlier write failed, so the journal was closed to further \

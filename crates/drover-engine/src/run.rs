@@ -12,7 +12,7 @@ use drover_plan::RUN_SHORT_ID_LEN;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::EngineError;
-use crate::journal::{Journal, Record, TornTail};
+use crate::journal::{Entry, Journal, JournalError, Record, TornTail};
 use crate::ports::Millis;
 use drover_plan::StepKind;
 
@@ -193,10 +193,43 @@ pub fn open(state_dir: &Path, run_id: &str) -> Result<Opened, EngineError> {
         )));
     }
     let (journal, entries, torn) = Journal::open(&path)?;
-    let state = RunState::replay(&entries).map_err(|(seq, reason)| {
-        crate::journal::JournalError::Replay { path: path.clone(), seq, reason }
-    })?;
+    let state = replay(&path, run_id, &entries)?;
     Ok(Opened { journal, state, torn })
+}
+
+/// Reads a run without opening it for writing (`status`, `report`, `runs`): the same checks
+/// as [`open`], and a torn tail is reported, not cut.
+///
+/// # Errors
+/// As [`open`].
+pub fn read(state_dir: &Path, run_id: &str) -> Result<(RunState, Option<TornTail>), EngineError> {
+    let path = journal_path(state_dir, run_id);
+    let (entries, torn) = Journal::read(&path)?;
+    Ok((replay(&path, run_id, &entries)?, torn))
+}
+
+/// Replays a verified journal and checks that it is this run's own: its header names this
+/// run (a journal copied or moved from another run or plan is refused, not resumed under the
+/// wrong name) and its embedded plan matches the hash the header records.
+fn replay(path: &Path, run_id: &str, entries: &[Entry]) -> Result<RunState, JournalError> {
+    let state = RunState::replay(entries).map_err(|(seq, reason)| JournalError::Replay {
+        path: path.to_owned(),
+        seq,
+        reason,
+    })?;
+    let h = &state.header;
+    let foreign = |reason: String| JournalError::Foreign { path: path.to_owned(), reason };
+    if h.run_id != run_id {
+        return Err(foreign(format!(
+            "it records run `{}` of plan `{}`, not `{run_id}`; a journal copied or moved from \
+             another run is never replayed under a different name",
+            h.run_id, h.plan_name
+        )));
+    }
+    if plan_hash(h.plan_text.as_bytes()) != h.plan_hash {
+        return Err(foreign("the plan it carries does not match the plan hash it records".into()));
+    }
+    Ok(state)
 }
 
 /// Prepares a resumed run: records the resumption and gives failed and blocked steps another
@@ -273,10 +306,7 @@ pub fn list(state_dir: &Path) -> Vec<(String, Result<RunState, String>)> {
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().map(str::to_owned))
         .map(|id| {
-            let path = journal_path(state_dir, &id);
-            let state = Journal::read(&path).map_err(|e| e.to_string()).and_then(|(entries, _)| {
-                RunState::replay(&entries).map_err(|(seq, r)| format!("record {seq}: {r}"))
-            });
+            let state = read(state_dir, &id).map(|(state, _)| state).map_err(|e| e.to_string());
             (id, state)
         })
         .collect();

@@ -246,14 +246,16 @@ impl Cut {
     /// The spread of the chosen points' times.
     #[must_use]
     pub fn skew(&self) -> Millis {
+        // Saturating: the times come from a journal, which may hold anything (a panic in
+        // debug builds, nonsense in release builds otherwise).
         let times = self.points.values().map(|p| p.created_at);
-        times.clone().max().unwrap_or(0) - times.min().unwrap_or(0)
+        times.clone().max().unwrap_or(0).saturating_sub(times.min().unwrap_or(0))
     }
 
     /// Data loss the cut implies: how old its oldest point was when it was chosen.
     #[must_use]
     pub fn rpo_achieved(&self) -> Millis {
-        self.points.values().map(|p| self.chosen_at - p.created_at).max().unwrap_or(0)
+        self.points.values().map(|p| self.chosen_at.saturating_sub(p.created_at)).max().unwrap_or(0)
     }
 }
 
@@ -533,5 +535,31 @@ impl RunState {
             Phase::Succeeded { output } => Some(output),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Caught by the checks of the `journal_replay` fuzz target (tests/fuzz): a journal's
+    /// times far apart overflowed the subtractions.
+    #[test]
+    fn cut_skew_and_rpo_saturate_on_extreme_times() {
+        let point = |created_at| CutPoint { arn: "a".into(), created_at, size_bytes: None };
+        let cut = Cut {
+            target: "us-west-2".into(),
+            time: 0,
+            requested: false,
+            points: BTreeMap::from([
+                ("a".to_owned(), point(Millis::MIN)),
+                ("b".to_owned(), point(Millis::MAX)),
+            ]),
+            missing: BTreeMap::new(),
+            late: std::collections::BTreeSet::new(),
+            chosen_at: Millis::MAX,
+        };
+        assert_eq!(cut.skew(), Millis::MAX);
+        assert_eq!(cut.rpo_achieved(), Millis::MAX);
     }
 }
