@@ -31,6 +31,20 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "API docs (cargo doc, warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
+step "supply chain (cargo deny: advisories, licences, bans, sources)"
+DENY_VERSION=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $DENY_VERSION" ]; then
+  cargo install cargo-deny --locked --version "$DENY_VERSION" --quiet
+fi
+# The RustSec database lives on GitHub: with it (fresh or cached), every check runs; without
+# it (an offline machine, never fetched), licences, bans and sources are still enforced.
+if timeout 120 cargo deny fetch db >/dev/null 2>&1 || ls -d "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/advisory-db-* >/dev/null 2>&1; then
+  cargo deny --locked --offline check
+else
+  echo "warning: the RustSec advisory database is unreachable and not cached; advisories not checked"
+  cargo deny --locked check licenses bans sources
+fi
+
 step "example plans (drover validate plans/*.yaml)"
 cargo build --locked --quiet
 "$CARGO_TARGET_DIR/debug/drover" validate --deny-warnings plans/*.yaml
