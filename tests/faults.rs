@@ -214,3 +214,33 @@ fn a_full_disk_under_the_journal_stops_the_run_cleanly_and_loses_nothing() {
     assert_eq!(world[SRC]["jobs"], json!({"backup": 5, "copy": 5, "restore": 0}));
     assert_eq!(world[DST]["jobs"]["restore"], 5);
 }
+
+/// The most talkative a run can be (every crate at `trace`, the AWS SDK's request signing
+/// included, as JSON logs) never prints the secret key, nor does anything it writes.
+#[test]
+fn no_secret_in_trace_logs_journals_or_reports() {
+    let s = setup(0.2);
+    let id = "emu-20261125t000000z-fa000004";
+    let plan = s.plan.to_str().unwrap().to_owned();
+    let url = s.emu.url();
+    let out = aws_command(&["backup", &plan, "--cloud", "aws", "--endpoint-url", &url])
+        .args(["--run-id", id, "--state-dir", &s.state(), "--log-format", "json"])
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let logs = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(logs.contains("aws_sigv4"), "the SDK's signing was traced: {} bytes", logs.len());
+    seen.push_str(&logs);
+    for format in ["md", "json", "junit", "html"] {
+        seen.push_str(
+            &drover_aws(&["report", id, "--format", format, "--state-dir", &s.state()])
+                .transcript(),
+        );
+    }
+    for entry in std::fs::read_dir(Path::new(&s.state()).join("runs").join(id)).unwrap() {
+        seen.push_str(&String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap()));
+    }
+    assert!(!seen.contains(crate::common::TEST_SECRET), "the secret key leaked");
+}
