@@ -71,7 +71,7 @@ pub(crate) struct Setup {
     pub(crate) emu: Emulator,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) plan: PathBuf,
-    target_key: String,
+    pub(crate) target_key: String,
 }
 
 pub(crate) fn setup(job_seconds: f64) -> Setup {

@@ -244,3 +244,39 @@ fn no_secret_in_trace_logs_journals_or_reports() {
     }
     assert!(!seen.contains(crate::common::TEST_SECRET), "the secret key leaked");
 }
+
+/// The target KMS key is disabled while a restore runs: the restore fails with the
+/// service's message, its dependents wait, and once the key is enabled again `resume`
+/// finishes the drill.
+#[test]
+fn a_kms_key_disabled_mid_run_fails_restores_until_it_is_enabled() {
+    let s = setup(1.0);
+    let id = "emu-20261125t000000z-fa000005";
+    let (url, state, plan) = (s.emu.url(), s.state(), s.plan.to_str().unwrap().to_owned());
+    let log = s.dir.path().join("drill.log");
+    let args = ["drill", &plan, "--cloud", "aws", "--endpoint-url", &url, "--run-id", id];
+    let mut child = spawn(&[&args[..], &["--state-dir", &state]].concat(), &log);
+    let journal = Path::new(&state).join("runs").join(id).join("journal.jsonl");
+    let start = Instant::now();
+    let restoring = |j: &str| {
+        j.lines().any(|l| l.contains("\"kind\":\"restore\"") && l.contains("\"job-started\""))
+    };
+    while !std::fs::read_to_string(&journal).is_ok_and(|j| restoring(&j)) {
+        assert!(start.elapsed() < Duration::from_secs(90), "no restore started");
+        assert!(child.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(&log).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.emu.fixture("break", &json!({"disable_keys": [s.target_key]}));
+    let code = wait(&mut child, Duration::from_secs(180));
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(code, Some(1), "{stderr}");
+    let failed = failures(&status(&s, id));
+    assert!(!failed.is_empty());
+    for (step, error) in &failed {
+        assert!(step.ends_with("restore"), "{step}: {error}");
+        assert!(error.contains("KMS key"), "{step}: {error}");
+    }
+    s.emu.fixture("break", &json!({"enable_keys": [s.target_key]}));
+    let run = drover_aws(&["resume", id, "--state-dir", &state]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}

@@ -87,6 +87,9 @@ def break_things(port, spec):
     for arn in spec.get("disable_keys", []):
         region, key_id = arn.split(":")[3], arn.rsplit("/", 1)[1]
         client("kms", region, port).disable_key(KeyId=key_id)
+    for arn in spec.get("enable_keys", []):  # undoes disable_keys
+        region, key_id = arn.split(":")[3], arn.rsplit("/", 1)[1]
+        client("kms", region, port).enable_key(KeyId=key_id)
     for v in spec.get("delete_vaults", []):
         client("backup", v["region"], port).delete_backup_vault(BackupVaultName=v["name"])
     for t in spec.get("delete_tables", []):
