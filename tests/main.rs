@@ -10,6 +10,8 @@ mod cli;
 mod common;
 mod contract;
 mod corpus;
+mod faults;
+mod iam;
 mod report;
 mod runs;
 

@@ -54,6 +54,34 @@ pub(crate) enum Command {
     /// Readiness for a real failover: the newest recovery point of each table in each target
     /// vault against the RPO (exit 1 when any is missing or too old)
     Check(CheckArgs),
+    /// Print the least-privilege IAM policies a run of the plan needs (JSON): for the operator
+    /// running drover, for the role AWS Backup assumes, and that role's trust policy
+    IamPolicy(IamPolicyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct IamPolicyArgs {
+    /// Plan file
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: PathBuf,
+    /// Print only this document, as `aws iam create-policy --policy-document` takes it
+    /// (default: all three in one JSON object)
+    #[arg(long, value_enum, value_name = "ROLE")]
+    pub(crate) role: Option<IamRole>,
+    /// AWS account of the plan's resources, when the plan does not pin `source.account_id` and
+    /// its role and KMS key ARNs do not agree on one
+    #[arg(long, value_name = "ID", value_parser = drover_aws::iam::check_account_id)]
+    pub(crate) account_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum IamRole {
+    /// The principal running drover (drill, failover, backup, resume, teardown, checks)
+    Operator,
+    /// The permissions of the role AWS Backup assumes (`iam_role_arn`)
+    BackupRole,
+    /// The trust policy of that role (`backup.amazonaws.com`)
+    BackupRoleTrust,
 }
 
 #[derive(Debug, Clone, Args)]

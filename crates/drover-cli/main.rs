@@ -9,6 +9,7 @@ mod checks;
 mod cloud;
 mod estimate;
 mod exit;
+mod iam;
 mod output;
 mod plan_cmd;
 mod progress;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Command::Report(args) => status::report(args),
         Command::Preflight(args) => checks::preflight_cmd(args),
         Command::Check(args) => checks::check_cmd(args),
+        Command::IamPolicy(args) => iam::run(args),
     };
     exit::finish(result)
 }

@@ -21,6 +21,7 @@
 //! service in every region at one endpoint (emulators), as does `AWS_ENDPOINT_URL`.
 
 mod errors;
+pub mod iam;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

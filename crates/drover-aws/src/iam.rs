@@ -1,0 +1,919 @@
+//! Least-privilege IAM policies for a plan (`drover iam-policy`): pure, no SDK calls.
+//!
+//! Three documents, every resource scoped to the plan's ARNs:
+//!
+//! - the **operator** policy, for the principal that runs drover: exactly the actions of the
+//!   SDK operations this crate calls (a unit test scans `lib.rs` so that the two cannot
+//!   drift), plus `iam:PassRole` on the backup role, which the `Start*Job` calls need;
+//! - the **backup role** policy, for the role AWS Backup assumes (`iam_role_arn`): the DynamoDB,
+//!   AWS Backup and KMS statements of the AWS managed policies
+//!   `AWSBackupServiceRolePolicyForBackup` and `AWSBackupServiceRolePolicyForRestores`,
+//!   narrowed to the plan's tables, vaults, regions and account;
+//! - the backup role's **trust policy** for `backup.amazonaws.com`.
+//!
+//! Action names and resource types follow the Service Authorization Reference (DynamoDB,
+//! AWS Backup, AWS KMS, IAM). Actions that AWS does not let a policy scope to a resource
+//! (`backup:DescribeBackupJob`, `DescribeCopyJob`, `DescribeRestoreJob`,
+//! `DescribeRegionSettings`) sit in one statement, [`UNSCOPABLE_SID`], whose resource is `*`,
+//! held to the plan's regions by `aws:RequestedRegion`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use drover_plan::{Plan, Region, Table};
+use serde::{Serialize, Serializer};
+
+/// The IAM policy language version every document uses.
+pub const POLICY_VERSION: &str = "2012-10-17";
+
+/// The service principal of AWS Backup: the backup role must trust it.
+pub const BACKUP_SERVICE_PRINCIPAL: &str = "backup.amazonaws.com";
+
+/// The most characters (whitespace not counted) a customer managed policy may hold (IAM
+/// quota; inline policies of a role share 10,240).
+pub const MANAGED_POLICY_MAX_CHARS: usize = 6_144;
+
+/// The Sid of the one statement whose resource is `*` (actions without resource-level
+/// permissions).
+pub const UNSCOPABLE_SID: &str = "NoResourceLevelPermissionsInPlanRegions";
+
+/// The three documents a plan needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policies {
+    /// For the principal running drover.
+    pub operator: PolicyDocument,
+    /// Permissions of the role AWS Backup assumes (`iam_role_arn`).
+    pub backup_role: PolicyDocument,
+    /// Trust policy of that role.
+    pub backup_role_trust: PolicyDocument,
+}
+
+/// An IAM policy document, serialized the way `aws iam create-policy` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyDocument {
+    /// Always [`POLICY_VERSION`].
+    #[serde(rename = "Version")]
+    pub version: &'static str,
+    /// The statements, in a fixed order.
+    #[serde(rename = "Statement")]
+    pub statements: Vec<Statement>,
+}
+
+impl PolicyDocument {
+    /// Its size as IAM counts it against [`MANAGED_POLICY_MAX_CHARS`]: characters of the JSON
+    /// text, whitespace not counted.
+    #[must_use]
+    pub fn size(&self) -> usize {
+        serde_json::to_string(self)
+            .map_or(usize::MAX, |json| json.chars().filter(|c| !c.is_whitespace()).count())
+    }
+}
+
+/// One `Allow` statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Statement {
+    /// What the statement is for (alphanumeric, as IAM requires).
+    #[serde(rename = "Sid")]
+    pub sid: &'static str,
+    /// Always `Allow`.
+    #[serde(rename = "Effect")]
+    pub effect: &'static str,
+    /// Trust policies only: who may assume the role.
+    #[serde(rename = "Principal", skip_serializing_if = "Option::is_none")]
+    pub principal: Option<BTreeMap<&'static str, &'static str>>,
+    /// Actions, sorted.
+    #[serde(rename = "Action")]
+    pub actions: Vec<String>,
+    /// Resource ARNs (or patterns), sorted; empty only in trust policies.
+    #[serde(rename = "Resource", skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// Condition operator to condition key to values.
+    #[serde(rename = "Condition", skip_serializing_if = "BTreeMap::is_empty")]
+    pub condition: BTreeMap<&'static str, BTreeMap<&'static str, Values>>,
+}
+
+/// Condition values: one is written as a string, several as a sorted list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Values(pub Vec<String>);
+
+impl Serialize for Values {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl Statement {
+    fn allow(
+        sid: &'static str,
+        actions: &[&str],
+        resources: impl IntoIterator<Item = String>,
+    ) -> Statement {
+        let actions: BTreeSet<String> = actions.iter().map(|a| (*a).to_owned()).collect();
+        let resources: BTreeSet<String> = resources.into_iter().collect();
+        Statement {
+            sid,
+            effect: "Allow",
+            principal: None,
+            actions: actions.into_iter().collect(),
+            resources: resources.into_iter().collect(),
+            condition: BTreeMap::new(),
+        }
+    }
+
+    fn when(
+        mut self,
+        operator: &'static str,
+        key: &'static str,
+        values: impl IntoIterator<Item = String>,
+    ) -> Statement {
+        let values: BTreeSet<String> = values.into_iter().collect();
+        self.condition
+            .entry(operator)
+            .or_default()
+            .insert(key, Values(values.into_iter().collect()));
+        self
+    }
+}
+
+/// Collects statements, dropping those that end up without a resource (a feature the plan
+/// does not use).
+struct Builder(Vec<Statement>);
+
+impl Builder {
+    fn push(&mut self, statement: Statement) {
+        if !statement.resources.is_empty() {
+            self.0.push(statement);
+        }
+    }
+
+    fn finish(self) -> PolicyDocument {
+        PolicyDocument { version: POLICY_VERSION, statements: self.0 }
+    }
+}
+
+/// Why no account id could be settled on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountIdError {
+    /// `--account-id` disagrees with the plan's `source.account_id`.
+    Conflict {
+        /// The plan's `source.account_id`.
+        plan: String,
+        /// The account id given on the command line.
+        given: String,
+    },
+    /// The plan does not pin an account and its ARNs name several (or none).
+    Unknown {
+        /// The accounts the role and KMS key ARNs name.
+        accounts: Vec<String>,
+    },
+}
+
+impl fmt::Display for AccountIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountIdError::Conflict { plan, given } => write!(
+                f,
+                "--account-id {given} disagrees with the plan's `source.account_id` ({plan})"
+            ),
+            AccountIdError::Unknown { accounts } if accounts.is_empty() => {
+                f.write_str("the plan names no AWS account: pass --account-id")
+            }
+            AccountIdError::Unknown { accounts } => write!(
+                f,
+                "the plan does not pin `source.account_id` and its role and KMS key ARNs name \
+                 different accounts ({}): pass --account-id",
+                accounts.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AccountIdError {}
+
+/// Checks an account id: 12 digits.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn check_account_id(s: &str) -> Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not an AWS account id: expected 12 digits"))
+    }
+}
+
+/// The account the plan's resources live in: the plan's `source.account_id`, else `given`
+/// (`--account-id`), else the account every role and KMS key ARN of the plan names.
+///
+/// # Errors
+/// [`AccountIdError`] when `given` contradicts the plan, or when nothing settles the account.
+pub fn resolve_account_id(plan: &Plan, given: Option<&str>) -> Result<String, AccountIdError> {
+    match (&plan.source.account_id, given) {
+        (Some(pinned), Some(given)) if pinned != given => {
+            Err(AccountIdError::Conflict { plan: pinned.clone(), given: given.to_owned() })
+        }
+        (Some(pinned), _) => Ok(pinned.clone()),
+        (None, Some(given)) => Ok(given.to_owned()),
+        (None, None) => {
+            let accounts: BTreeSet<&str> = std::iter::once(plan.iam_role_arn.as_str())
+                .chain(plan.targets.iter().map(|t| t.kms_key_arn.as_str()))
+                .filter_map(arn_account)
+                .collect();
+            match accounts.iter().collect::<Vec<_>>().as_slice() {
+                [one] => Ok((**one).to_owned()),
+                _ => Err(AccountIdError::Unknown {
+                    accounts: accounts.iter().map(|a| (*a).to_owned()).collect(),
+                }),
+            }
+        }
+    }
+}
+
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// The DNS suffix of a partition (from the SDK's partition table), for `kms:ViaService`
+/// values; `None` for partitions drover does not know it for.
+fn dns_suffix(partition: &str) -> Option<&'static str> {
+    match partition {
+        "aws" | "aws-us-gov" => Some("amazonaws.com"),
+        "aws-cn" => Some("amazonaws.com.cn"),
+        "aws-iso" => Some("c2s.ic.gov"),
+        "aws-iso-b" => Some("sc2s.sgov.gov"),
+        _ => None,
+    }
+}
+
+/// ARNs of the plan's resources in one account.
+struct Arns<'a> {
+    plan: &'a Plan,
+    account: &'a str,
+}
+
+impl Arns<'_> {
+    fn table(&self, region: &Region, name: &str) -> String {
+        format!("arn:{}:dynamodb:{region}:{}:table/{name}", region.partition(), self.account)
+    }
+
+    fn vault(&self, region: &Region, vault: &str) -> String {
+        format!("arn:{}:backup:{region}:{}:backup-vault:{vault}", region.partition(), self.account)
+    }
+
+    /// Recovery points of a region: AWS Backup names them by an opaque id, so they cannot be
+    /// scoped further (copies get new ids in the destination region).
+    fn recovery_points(&self, region: &Region) -> String {
+        format!("arn:{}:backup:{region}:{}:recovery-point:*", region.partition(), self.account)
+    }
+
+    /// Every KMS key of the account in a region (for keys the plan does not name: the source
+    /// tables' keys and the vaults' keys).
+    fn keys(&self, region: &Region) -> String {
+        format!("arn:{}:kms:{region}:{}:key/*", region.partition(), self.account)
+    }
+
+    fn source(&self) -> &Region {
+        &self.plan.source.region
+    }
+
+    fn target_regions(&self) -> impl Iterator<Item = &Region> {
+        self.plan.targets.iter().map(|t| &t.region)
+    }
+
+    fn all_regions(&self) -> BTreeSet<&Region> {
+        std::iter::once(self.source()).chain(self.target_regions()).collect()
+    }
+
+    /// The source-region ARNs of the tables named.
+    fn source_tables<'t>(&self, tables: impl IntoIterator<Item = &'t str>) -> Vec<String> {
+        tables.into_iter().map(|name| self.table(self.source(), name)).collect()
+    }
+
+    /// The names a table gets in each of its targets: its own (failover) and the drill
+    /// template with `{run}` as `*`.
+    fn restored(&self, t: &Table, failover: bool, drill: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for region in &t.targets {
+            if failover {
+                out.push(self.table(region, &t.name));
+            }
+            if drill {
+                out.push(self.table(region, &self.plan.drill.table_name(&t.name, "*", region)));
+            }
+        }
+        out
+    }
+
+    fn restored_all(&self, failover: bool, drill: bool) -> Vec<String> {
+        self.plan.tables.iter().flat_map(|t| self.restored(t, failover, drill)).collect()
+    }
+
+    /// `kms:ViaService` values for DynamoDB in `regions`, with the condition operator they
+    /// need (`StringLike` when a partition's DNS suffix is unknown).
+    fn via_dynamodb<'r>(
+        &self,
+        regions: impl IntoIterator<Item = &'r Region>,
+    ) -> (&'static str, Vec<String>) {
+        let mut like = false;
+        let values: Vec<String> = regions
+            .into_iter()
+            .map(|r| match dns_suffix(r.partition()) {
+                Some(suffix) => format!("dynamodb.{r}.{suffix}"),
+                None => {
+                    like = true;
+                    format!("dynamodb.{r}.*")
+                }
+            })
+            .collect();
+        (if like { "StringLike" } else { "StringEquals" }, values)
+    }
+
+    /// `keys(region)` for each region, plus each target's key when that pattern does not
+    /// cover it (a key in another account).
+    fn key_patterns<'r>(&self, regions: impl IntoIterator<Item = &'r Region>) -> Vec<String> {
+        let mut out: Vec<String> = regions.into_iter().map(|r| self.keys(r)).collect();
+        for t in &self.plan.targets {
+            if arn_account(&t.kms_key_arn) != Some(self.account) {
+                out.push(t.kms_key_arn.clone());
+            }
+        }
+        out
+    }
+}
+
+/// DynamoDB reads of a table's description, settings and tags (`describe_table`).
+const DESCRIBE_TABLE: &[&str] = &[
+    "dynamodb:DescribeContinuousBackups",
+    "dynamodb:DescribeTable",
+    "dynamodb:DescribeTimeToLive",
+    "dynamodb:ListTagsOfResource",
+];
+
+/// The policies a run of `plan` needs, in `account_id` (see [`resolve_account_id`]).
+#[must_use]
+pub fn policies(plan: &Plan, account_id: &str) -> Policies {
+    let arns = Arns { plan, account: account_id };
+    Policies {
+        operator: operator(&arns),
+        backup_role: backup_role(&arns),
+        backup_role_trust: backup_role_trust(),
+    }
+}
+
+fn operator(a: &Arns<'_>) -> PolicyDocument {
+    let plan = a.plan;
+    let names = || plan.tables.iter().map(|t| t.name.as_str());
+    let mut b = Builder(Vec::new());
+
+    // Source region: preflight, backups, estimates, drill validation.
+    b.push(Statement::allow("ReadSourceTables", DESCRIBE_TABLE, a.source_tables(names())));
+    b.push(Statement::allow(
+        "DigestSourceTablesBeforeBackup",
+        &["dynamodb:Scan"],
+        a.source_tables(plan.tables.iter().filter(|t| t.validate.digest).map(|t| t.name.as_str())),
+    ));
+    if plan.drill.write_marker {
+        b.push(Statement::allow(
+            "WriteAndRemoveDrillMarkers",
+            &["dynamodb:DeleteItem", "dynamodb:PutItem"],
+            a.source_tables(names()),
+        ));
+    }
+    b.push(Statement::allow(
+        "StartBackupsIntoSourceVault",
+        &["backup:StartBackupJob"],
+        [a.vault(a.source(), &plan.source.backup_vault)],
+    ));
+    b.push(Statement::allow(
+        "CopySourceRecoveryPoints",
+        &["backup:StartCopyJob"],
+        [a.recovery_points(a.source())],
+    ));
+    b.push(Statement::allow(
+        "ReadVaultsAndRecoveryPoints",
+        &["backup:DescribeBackupVault", "backup:ListRecoveryPointsByBackupVault"],
+        std::iter::once(a.vault(a.source(), &plan.source.backup_vault))
+            .chain(plan.targets.iter().map(|t| a.vault(&t.region, &t.backup_vault))),
+    ));
+
+    // Target regions: restores from the target vaults, then the restored tables.
+    b.push(Statement::allow(
+        "RestoreFromTargetVaults",
+        &["backup:StartRestoreJob"],
+        a.target_regions().map(|r| a.recovery_points(r)),
+    ));
+    b.push(Statement::allow(
+        "DescribeTargetKeys",
+        &["kms:DescribeKey"],
+        plan.targets.iter().map(|t| t.kms_key_arn.clone()),
+    ));
+    // One statement for the reads and the settings of restored tables: same resources, and
+    // the policy stays smaller.
+    let mut configure = DESCRIBE_TABLE.to_vec();
+    configure.extend([
+        "dynamodb:Scan",
+        "dynamodb:TagResource",
+        "dynamodb:UpdateContinuousBackups",
+        "dynamodb:UpdateTable",
+        "dynamodb:UpdateTimeToLive",
+    ]);
+    b.push(Statement::allow(
+        "ConfigureAndValidateRestoredTables",
+        &configure,
+        a.restored_all(true, true),
+    ));
+    let mut canaries: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| !t.validate.canary_keys.is_empty())
+        .flat_map(|t| a.restored(t, true, true))
+        .collect();
+    if plan.drill.write_marker {
+        canaries.extend(a.restored_all(false, true));
+    }
+    b.push(Statement::allow("ReadCanaryItems", &["dynamodb:GetItem"], canaries));
+    b.push(Statement::allow(
+        "TearDownDrillTables",
+        &["dynamodb:DeleteTable"],
+        a.restored_all(false, true),
+    ));
+
+    b.push(
+        Statement::allow(
+            "PassBackupRoleToAwsBackup",
+            &["iam:PassRole"],
+            [plan.iam_role_arn.clone()],
+        )
+        .when("StringEquals", "iam:PassedToService", [BACKUP_SERVICE_PRINCIPAL.to_owned()]),
+    );
+    b.push(
+        Statement::allow(
+            UNSCOPABLE_SID,
+            &[
+                "backup:DescribeBackupJob",
+                "backup:DescribeCopyJob",
+                "backup:DescribeRegionSettings",
+                "backup:DescribeRestoreJob",
+            ],
+            ["*".to_owned()],
+        )
+        .when(
+            "StringEquals",
+            "aws:RequestedRegion",
+            a.all_regions().iter().map(|r| r.to_string()),
+        ),
+    );
+    b.finish()
+}
+
+fn backup_role(a: &Arns<'_>) -> PolicyDocument {
+    let plan = a.plan;
+    let names = || plan.tables.iter().map(|t| t.name.as_str());
+    let mut b = Builder(Vec::new());
+
+    // Backups of the source tables (AWSBackupServiceRolePolicyForBackup: DynamoDBPermissions,
+    // DynamodbBackupPermissions, DynamoDBBackupResourcePermissions).
+    b.push(Statement::allow(
+        "BackUpSourceTables",
+        &[
+            "dynamodb:CreateBackup",
+            "dynamodb:DescribeTable",
+            "dynamodb:ListTagsOfResource",
+            "dynamodb:StartAwsBackupJob",
+        ],
+        a.source_tables(names()),
+    ));
+    b.push(Statement::allow(
+        "ManageNativeBackupsOfSourceTables",
+        &["dynamodb:DeleteBackup", "dynamodb:DescribeBackup"],
+        names().map(|n| format!("{}/backup/*", a.table(a.source(), n))),
+    ));
+    // Vaults and copies (BackupVaultPermissions, BackupVaultCopyPermissions,
+    // RecoveryPointTaggingPermissions).
+    b.push(Statement::allow(
+        "DescribePlanVaults",
+        &["backup:DescribeBackupVault"],
+        std::iter::once(a.vault(a.source(), &plan.source.backup_vault))
+            .chain(plan.targets.iter().map(|t| a.vault(&t.region, &t.backup_vault))),
+    ));
+    b.push(Statement::allow(
+        "CopyIntoTargetVaults",
+        &["backup:CopyIntoBackupVault"],
+        plan.targets.iter().map(|t| a.vault(&t.region, &t.backup_vault)),
+    ));
+    b.push(Statement::allow(
+        "CopyFromSourceRecoveryPoints",
+        &["backup:CopyFromBackupVault"],
+        [a.recovery_points(a.source())],
+    ));
+    b.push(Statement::allow(
+        "TagRecoveryPoints",
+        &["backup:TagResource"],
+        a.all_regions().into_iter().map(|r| a.recovery_points(r)),
+    ));
+    // Restores (AWSBackupServiceRolePolicyForRestores: DynamoDBPermissions,
+    // DynamoDBRestorePermissions).
+    b.push(Statement::allow(
+        "RestoreIntoPlanTableNames",
+        &[
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:RestoreTableFromAwsBackup",
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",
+        ],
+        a.restored_all(true, true),
+    ));
+    // KMS (KMSDynamoDBPermissions, KMSPermissions, KMSDescribePermissions,
+    // KMSCreateGrantPermissions): the source tables' and the vaults' keys are not in the plan,
+    // so these are held to the account and the plan's regions.
+    let (op, via) = a.via_dynamodb([a.source()]);
+    b.push(
+        Statement::allow(
+            "UseSourceTableKeysThroughDynamoDB",
+            &["kms:Decrypt", "kms:GenerateDataKey"],
+            [a.keys(a.source())],
+        )
+        .when(op, "kms:ViaService", via),
+    );
+    let targets: BTreeSet<&Region> = a.target_regions().collect();
+    let (op, via) = a.via_dynamodb(targets.iter().copied());
+    b.push(
+        Statement::allow(
+            "UseTargetKeysThroughDynamoDBForRestores",
+            &[
+                "kms:Decrypt",
+                "kms:DescribeKey",
+                "kms:Encrypt",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+            ],
+            a.key_patterns(targets.iter().copied()),
+        )
+        .when(op, "kms:ViaService", via),
+    );
+    b.push(Statement::allow(
+        "DescribeVaultAndTableKeys",
+        &["kms:DescribeKey"],
+        a.key_patterns(a.all_regions()),
+    ));
+    b.push(
+        Statement::allow(
+            "GrantKeysToAwsResourcesOnly",
+            &["kms:CreateGrant"],
+            a.key_patterns(a.all_regions()),
+        )
+        .when("Bool", "kms:GrantIsForAWSResource", ["true".to_owned()]),
+    );
+    b.finish()
+}
+
+fn backup_role_trust() -> PolicyDocument {
+    let mut statement = Statement::allow("AssumedByAwsBackup", &["sts:AssumeRole"], []);
+    statement.principal = Some(BTreeMap::from([("Service", BACKUP_SERVICE_PRINCIPAL)]));
+    PolicyDocument { version: POLICY_VERSION, statements: vec![statement] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This crate's SDK calls: the policy must follow them.
+    const LIB: &str = include_str!("lib.rs");
+
+    const FULL_PLAN: &str = r#"
+version: 1
+name: iam-test
+source: {region: us-east-1, account_id: "123456789012", backup_vault: prod-vault}
+iam_role_arn: arn:aws:iam::123456789012:role/drover-backup
+targets:
+  - region: us-west-2
+    backup_vault: dr-usw2
+    kms_key_arn: arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee
+  - region: eu-west-1
+    backup_vault: dr-euw1
+    kms_key_arn: arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef
+tables:
+  - name: customers
+    validate: {digest: true, canary_keys: [{pk: "C#1"}]}
+  - name: orders
+    depends_on: [customers]
+    targets: [us-west-2]
+drill:
+  table_name: "{table}-drill-{run}-{region}"
+  write_marker: true
+"#;
+
+    fn load(text: &str) -> Plan {
+        let loaded = drover_plan::load("test.yaml", text.as_bytes());
+        loaded.plan.unwrap_or_else(|| panic!("invalid test plan: {:?}", loaded.diagnostics))
+    }
+
+    fn actions(doc: &PolicyDocument) -> BTreeSet<String> {
+        doc.statements.iter().flat_map(|s| s.actions.iter().cloned()).collect()
+    }
+
+    fn pascal(snake: &str) -> String {
+        snake
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// Source text without `//` comments.
+    fn code(src: &str) -> String {
+        src.lines().map(|l| l.find("//").map_or(l, |i| &l[..i])).collect::<Vec<_>>().join("\n")
+    }
+
+    fn is_ident(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b == b'_'
+    }
+
+    /// Walks a method chain back from the `.` of `.send()`: the first call of the chain (the
+    /// operation) and what it is called on (a client field or a variable).
+    fn chain_start(src: &[u8], dot: usize) -> Option<(String, String)> {
+        let skip_ws = |mut i: usize| {
+            while i > 0 && src[i - 1].is_ascii_whitespace() {
+                i -= 1;
+            }
+            i
+        };
+        let ident_before = |end: usize| {
+            let mut start = end;
+            while start > 0 && is_ident(src[start - 1]) {
+                start -= 1;
+            }
+            (start, String::from_utf8_lossy(&src[start..end]).into_owned())
+        };
+        let mut at = dot;
+        let mut op = None;
+        loop {
+            let end = skip_ws(at);
+            if end == 0 {
+                return None;
+            }
+            if src[end - 1] == b')' {
+                let mut depth = 0usize;
+                let mut i = end;
+                loop {
+                    i -= 1;
+                    match src[i] {
+                        b')' => depth += 1,
+                        b'(' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    if i == 0 {
+                        return None;
+                    }
+                }
+                let (start, name) = ident_before(i);
+                let before = skip_ws(start);
+                if name.is_empty() || before == 0 || src[before - 1] != b'.' {
+                    return None;
+                }
+                op = Some(name);
+                at = before - 1;
+            } else {
+                let (_, receiver) = ident_before(end);
+                return op.map(|op| (receiver, op));
+            }
+        }
+    }
+
+    /// The service of a client receiver: a field of `Clients`, or a variable bound to one.
+    fn service_of(src: &str, receiver: &str) -> BTreeSet<&'static str> {
+        const SERVICES: [&str; 3] = ["backup", "dynamodb", "kms"];
+        if let Some(s) = SERVICES.iter().find(|s| **s == receiver) {
+            return BTreeSet::from([*s]);
+        }
+        let mut found = BTreeSet::new();
+        let binding = format!("let {receiver} =");
+        for (i, _) in src.match_indices(&binding) {
+            let rest = &src[i..];
+            let expr = &rest[..rest.find(';').unwrap_or(rest.len())];
+            for s in SERVICES {
+                let field = format!(".{s}");
+                if expr.match_indices(&field).any(|(j, _)| {
+                    expr.as_bytes().get(j + field.len()).is_none_or(|b| !is_ident(*b))
+                }) {
+                    found.insert(s);
+                }
+            }
+        }
+        found
+    }
+
+    /// Every SDK operation `lib.rs` sends, as an IAM action (`dynamodb:DescribeTable`).
+    fn sdk_actions() -> BTreeSet<String> {
+        let src = code(LIB);
+        let bytes = src.as_bytes();
+        let sends: Vec<usize> = src.match_indices(".send()").map(|(i, _)| i).collect();
+        assert!(sends.len() >= 20, "found only {} `.send()` calls in lib.rs", sends.len());
+        let mut out = BTreeSet::new();
+        for at in sends {
+            let line = src[..at].lines().count();
+            let (receiver, op) = chain_start(bytes, at)
+                .unwrap_or_else(|| panic!("lib.rs:{line}: cannot find the operation of this call"));
+            let services = service_of(&src, &receiver);
+            let [service] = services.iter().collect::<Vec<_>>()[..] else {
+                panic!("lib.rs:{line}: `{receiver}.{op}()` is not on one SDK client: {services:?}")
+            };
+            out.insert(format!("{service}:{}", pascal(&op)));
+        }
+        out
+    }
+
+    #[test]
+    fn the_scanner_reads_lib_rs() {
+        let sdk = sdk_actions();
+        for known in [
+            "backup:StartCopyJob",
+            "backup:ListRecoveryPointsByBackupVault",
+            "dynamodb:DescribeTable",
+            "dynamodb:Scan",
+            "kms:DescribeKey",
+        ] {
+            assert!(sdk.contains(known), "{known} not found in {sdk:?}");
+        }
+        let src = b"c.dynamodb\n  .delete_table()\n  .name(f(a))\n  .send()";
+        let dot = src.len() - ".send()".len();
+        assert_eq!(chain_start(src, dot), Some(("dynamodb".to_owned(), "delete_table".to_owned())));
+    }
+
+    #[test]
+    fn every_sdk_operation_of_lib_rs_is_in_the_operator_policy() {
+        let policy = policies(&load(FULL_PLAN), "123456789012");
+        let granted = actions(&policy.operator);
+        let missing: Vec<_> = sdk_actions().into_iter().filter(|a| !granted.contains(a)).collect();
+        assert!(
+            missing.is_empty(),
+            "lib.rs calls operations the operator policy lacks: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn the_operator_policy_grants_nothing_lib_rs_does_not_call() {
+        let policy = policies(&load(FULL_PLAN), "123456789012");
+        let sdk = sdk_actions();
+        let extra: Vec<_> = actions(&policy.operator)
+            .into_iter()
+            .filter(|a| a != "iam:PassRole" && !sdk.contains(a))
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "the operator policy grants actions lib.rs never calls: {extra:?}"
+        );
+    }
+
+    #[test]
+    fn features_the_plan_does_not_use_get_no_permissions() {
+        let plan = load(&FULL_PLAN.replace("write_marker: true", "write_marker: false").replace(
+            "validate: {digest: true, canary_keys: [{pk: \"C#1\"}]}",
+            "validate: {min_items: 1}",
+        ));
+        let granted = actions(&policies(&plan, "123456789012").operator);
+        for absent in ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem"] {
+            assert!(!granted.contains(absent), "{absent} granted without a use");
+        }
+        let sids: Vec<_> =
+            policies(&plan, "123456789012").operator.statements.iter().map(|s| s.sid).collect();
+        assert!(!sids.contains(&"DigestSourceTablesBeforeBackup"), "{sids:?}");
+    }
+
+    #[test]
+    fn resources_are_scoped_to_the_plan() {
+        let p = policies(&load(FULL_PLAN), "123456789012");
+        for doc in [&p.operator, &p.backup_role] {
+            for s in &doc.statements {
+                assert!(!s.resources.is_empty(), "{} has no resource", s.sid);
+                assert!(s.sid.bytes().all(|b| b.is_ascii_alphanumeric()), "Sid {}", s.sid);
+                for r in &s.resources {
+                    if r == "*" {
+                        assert_eq!(s.sid, UNSCOPABLE_SID);
+                    } else {
+                        assert!(r.contains(":123456789012:"), "{}: {r} not in the account", s.sid);
+                    }
+                }
+            }
+        }
+        let operator = serde_json::to_value(&p.operator).unwrap();
+        let text = operator.to_string();
+        assert!(text.contains("arn:aws:dynamodb:us-east-1:123456789012:table/customers\""));
+        assert!(text.contains("arn:aws:dynamodb:us-west-2:123456789012:table/orders\""));
+        assert!(text.contains("table/orders-drill-*-us-west-2\""));
+        assert!(
+            !text.contains("eu-west-1:123456789012:table/orders"),
+            "orders is not in eu-west-1"
+        );
+        assert!(text.contains("arn:aws:backup:us-east-1:123456789012:backup-vault:prod-vault"));
+        assert!(text.contains("arn:aws:backup:eu-west-1:123456789012:recovery-point:*"));
+    }
+
+    #[test]
+    fn pass_role_is_held_to_aws_backup() {
+        let p = policies(&load(FULL_PLAN), "123456789012");
+        let pass = p.operator.statements.iter().find(|s| s.actions == ["iam:PassRole"]).unwrap();
+        assert_eq!(pass.resources, ["arn:aws:iam::123456789012:role/drover-backup"]);
+        assert_eq!(
+            serde_json::to_value(&pass.condition).unwrap(),
+            serde_json::json!({"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}})
+        );
+        let grant = p.backup_role.statements.iter().find(|s| s.actions == ["kms:CreateGrant"]);
+        assert_eq!(
+            serde_json::to_value(&grant.unwrap().condition).unwrap(),
+            serde_json::json!({"Bool": {"kms:GrantIsForAWSResource": "true"}})
+        );
+        let trust = serde_json::to_value(&p.backup_role_trust).unwrap();
+        assert_eq!(trust["Statement"][0]["Principal"]["Service"], "backup.amazonaws.com");
+        assert_eq!(trust["Statement"][0]["Action"][0], "sts:AssumeRole");
+    }
+
+    #[test]
+    fn partitions_and_via_service_follow_the_regions() {
+        let text = FULL_PLAN
+            .replace("us-east-1", "cn-north-1")
+            .replace("us-west-2", "cn-northwest-1")
+            .replace("arn:aws:", "arn:aws-cn:")
+            .replace(
+                "  - region: eu-west-1\n    backup_vault: dr-euw1\n    kms_key_arn: arn:aws-cn:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef\n",
+                "",
+            );
+        let p = policies(&load(&text), "123456789012");
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.contains("arn:aws-cn:dynamodb:cn-north-1:123456789012:table/customers"));
+        assert!(json.contains("dynamodb.cn-northwest-1.amazonaws.com.cn"));
+        assert!(!json.contains("arn:aws:"), "{json}");
+    }
+
+    #[test]
+    fn the_account_comes_from_the_plan_the_flag_or_agreeing_arns() {
+        let pinned = load(FULL_PLAN);
+        assert_eq!(resolve_account_id(&pinned, None).unwrap(), "123456789012");
+        assert_eq!(resolve_account_id(&pinned, Some("123456789012")).unwrap(), "123456789012");
+        assert_eq!(
+            resolve_account_id(&pinned, Some("999999999999")),
+            Err(AccountIdError::Conflict {
+                plan: "123456789012".to_owned(),
+                given: "999999999999".to_owned()
+            })
+        );
+        let unpinned = load(&FULL_PLAN.replace(", account_id: \"123456789012\"", ""));
+        assert_eq!(resolve_account_id(&unpinned, None).unwrap(), "123456789012");
+        assert_eq!(resolve_account_id(&unpinned, Some("999999999999")).unwrap(), "999999999999");
+        let split = load(
+            &FULL_PLAN
+                .replace(", account_id: \"123456789012\"", "")
+                .replace("iam::123456789012", "iam::210987654321"),
+        );
+        let err = resolve_account_id(&split, None).unwrap_err();
+        assert!(err.to_string().contains("--account-id"), "{err}");
+        assert!(err.to_string().contains("(123456789012, 210987654321)"), "{err}");
+        assert!(check_account_id("12345678901").is_err());
+        assert!(check_account_id("12345678901a").is_err());
+        assert_eq!(check_account_id("123456789012").unwrap(), "123456789012");
+    }
+
+    #[test]
+    fn size_counts_json_without_whitespace() {
+        let p = policies(&load(FULL_PLAN), "123456789012");
+        let compact = serde_json::to_string(&p.backup_role_trust).unwrap();
+        assert_eq!(p.backup_role_trust.size(), compact.len());
+        let pretty = serde_json::to_string_pretty(&p.operator).unwrap();
+        assert_eq!(p.operator.size(), pretty.chars().filter(|c| !c.is_whitespace()).count());
+        assert!(p.operator.size() < MANAGED_POLICY_MAX_CHARS, "{}", p.operator.size());
+    }
+
+    #[test]
+    fn keys_in_another_account_are_named_exactly() {
+        let unpinned = load(&FULL_PLAN.replace(", account_id: \"123456789012\"", ""));
+        let p = policies(&unpinned, "999999999999");
+        let grant = p.backup_role.statements.iter().find(|s| s.actions == ["kms:CreateGrant"]);
+        let resources = &grant.unwrap().resources;
+        assert!(
+            resources.contains(
+                &"arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee"
+                    .to_owned()
+            )
+        );
+        assert!(resources.contains(&"arn:aws:kms:us-west-2:999999999999:key/*".to_owned()));
+    }
+}
