@@ -102,9 +102,45 @@ fn server_errors_are_retried_without_duplicate_jobs() {
     assert_eq!(world[DST]["jobs"]["restore"], 5);
 }
 
-fn spawn(args: &[&str], log: &Path) -> std::process::Child {
-    let log = std::fs::File::create(log).unwrap();
-    aws_command(args).stdout(Stdio::null()).stderr(log).spawn().unwrap()
+/// A drill of the setup's plan running in the background, its stderr kept in a file.
+struct Background {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    journal: std::path::PathBuf,
+}
+
+impl Background {
+    fn drill(s: &Setup, id: &str) -> Background {
+        let (url, state, plan) = (s.emu.url(), s.state(), s.plan.to_str().unwrap().to_owned());
+        let log = s.dir.path().join(format!("{id}.log"));
+        let child = aws_command(&["drill", &plan, "--cloud", "aws", "--endpoint-url", &url])
+            .args(["--run-id", id, "--state-dir", &state])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let journal = Path::new(&state).join("runs").join(id).join("journal.jsonl");
+        Background { child, log, journal }
+    }
+
+    /// Waits (at most 90 s) until a line of the run's journal satisfies `seen`.
+    fn until(&mut self, what: &str, seen: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        while !std::fs::read_to_string(&self.journal).is_ok_and(|j| j.lines().any(&seen)) {
+            assert!(start.elapsed() < Duration::from_secs(90), "{what}: not seen");
+            assert!(self.child.try_wait().unwrap().is_none(), "{what}: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The exit code (at most 180 s from now).
+    fn finish(&mut self) -> Option<i32> {
+        wait(&mut self.child, Duration::from_secs(180))
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 /// The service goes away mid-run (its endpoint refuses connections for a few seconds) and
@@ -113,22 +149,12 @@ fn spawn(args: &[&str], log: &Path) -> std::process::Child {
 #[test]
 fn a_service_restart_mid_run_is_ridden_out() {
     let mut s = setup(1.0);
-    let id = "emu-20261125t000000z-fa000002";
-    let (url, state, plan) = (s.emu.url(), s.state(), s.plan.to_str().unwrap().to_owned());
-    let log = s.dir.path().join("drill.log");
-    let args = ["drill", &plan, "--cloud", "aws", "--endpoint-url", &url, "--run-id", id];
-    let mut child = spawn(&[&args[..], &["--state-dir", &state]].concat(), &log);
+    let mut run = Background::drill(&s, "emu-20261125t000000z-fa000002");
     // Restart once backups are in flight.
-    let journal = Path::new(&state).join("runs").join(id).join("journal.jsonl");
-    let start = Instant::now();
-    while !std::fs::read_to_string(&journal).is_ok_and(|j| j.contains("\"job-started\"")) {
-        assert!(start.elapsed() < Duration::from_secs(60), "no job started");
-        assert!(child.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(&log).unwrap());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    run.until("a job started", |l| l.contains("\"job-started\""));
     s.emu.restart(Duration::from_secs(3));
-    let code = wait(&mut child, Duration::from_secs(180));
-    let stderr = std::fs::read_to_string(&log).unwrap();
+    let code = run.finish();
+    let stderr = run.stderr();
     assert_eq!(code, Some(0), "{stderr}\n{}", s.emu.log());
     let world = s.inspect();
     assert_eq!(world[SRC]["jobs"], json!({"backup": 5, "copy": 5, "restore": 0}), "{stderr}");
@@ -252,24 +278,12 @@ fn no_secret_in_trace_logs_journals_or_reports() {
 fn a_kms_key_disabled_mid_run_fails_restores_until_it_is_enabled() {
     let s = setup(1.0);
     let id = "emu-20261125t000000z-fa000005";
-    let (url, state, plan) = (s.emu.url(), s.state(), s.plan.to_str().unwrap().to_owned());
-    let log = s.dir.path().join("drill.log");
-    let args = ["drill", &plan, "--cloud", "aws", "--endpoint-url", &url, "--run-id", id];
-    let mut child = spawn(&[&args[..], &["--state-dir", &state]].concat(), &log);
-    let journal = Path::new(&state).join("runs").join(id).join("journal.jsonl");
-    let start = Instant::now();
-    let restoring = |j: &str| {
-        j.lines().any(|l| l.contains("\"kind\":\"restore\"") && l.contains("\"job-started\""))
-    };
-    while !std::fs::read_to_string(&journal).is_ok_and(|j| restoring(&j)) {
-        assert!(start.elapsed() < Duration::from_secs(90), "no restore started");
-        assert!(child.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(&log).unwrap());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut run = Background::drill(&s, id);
+    run.until("a restore started", |l| {
+        l.contains("\"kind\":\"restore\"") && l.contains("\"job-started\"")
+    });
     s.emu.fixture("break", &json!({"disable_keys": [s.target_key]}));
-    let code = wait(&mut child, Duration::from_secs(180));
-    let stderr = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(run.finish(), Some(1), "{}", run.stderr());
     let failed = failures(&status(&s, id));
     assert!(!failed.is_empty());
     for (step, error) in &failed {
@@ -277,6 +291,6 @@ fn a_kms_key_disabled_mid_run_fails_restores_until_it_is_enabled() {
         assert!(error.contains("KMS key"), "{step}: {error}");
     }
     s.emu.fixture("break", &json!({"enable_keys": [s.target_key]}));
-    let run = drover_aws(&["resume", id, "--state-dir", &state]);
+    let run = drover_aws(&["resume", id, "--state-dir", &s.state()]);
     assert_eq!(run.code, 0, "{}", run.transcript());
 }
