@@ -512,6 +512,45 @@ mod tests {
         Cut, CutPoint, Limits, RunEvent, RunOptions, StepEvent, StepKey, StepOutput,
     };
 
+    fn header() -> Header {
+        Header {
+            run_id: "r-12345678".into(),
+            mode: Mode::Drill,
+            plan_name: "p".into(),
+            plan_hash: "h".into(),
+            plan_path: "p.yaml".into(),
+            plan_text: "version: 1".into(),
+            drover_version: "0".into(),
+            options: RunOptions {
+                keep: false,
+                limits: Limits::default(),
+                cloud: serde_json::json!({}),
+                cut_at: None,
+            },
+        }
+    }
+
+    /// After a failed write the journal takes nothing more: no record can follow a partial
+    /// one, so the next open finds at worst a torn tail.
+    #[test]
+    fn a_failed_append_closes_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut journal = Journal::create(&path, header(), 1).unwrap();
+        let key = StepKey { table: "t".into(), target: None, kind: StepKind::Copy };
+        let began = || Record::Step { step: key.clone(), event: StepEvent::Began };
+        journal.append(2, began()).unwrap();
+        journal.crash_at(Some(CrashPoint { after: 2, torn: true }));
+        assert!(matches!(journal.append(3, began()), Err(JournalError::SimulatedCrash { .. })));
+        journal.crash_at(None);
+        let closed = journal.append(4, began()).unwrap_err();
+        assert!(matches!(closed, JournalError::Closed { .. }), "{closed}");
+        assert!(closed.to_string().contains("resume"), "{closed}");
+        let (entries, torn) = Journal::read(&path).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(torn.map(|t| t.line), Some(3));
+    }
+
     /// Every kind of record reads back as written: flattened fields must not collide with the
     /// entry's own (`seq`, `at`, `type`, `event`).
     #[test]
@@ -522,19 +561,9 @@ mod tests {
             kind: StepKind::Restore,
         };
         let header = Header {
-            run_id: "r-12345678".into(),
             mode: Mode::Failover,
-            plan_name: "p".into(),
-            plan_hash: "h".into(),
-            plan_path: "p.yaml".into(),
-            plan_text: "version: 1".into(),
-            drover_version: "0".into(),
-            options: RunOptions {
-                keep: false,
-                limits: Limits::default(),
-                cloud: serde_json::json!({}),
-                cut_at: Some(5),
-            },
+            options: RunOptions { cut_at: Some(5), ..header().options },
+            ..header()
         };
         let cut = Cut {
             target: "us-west-2".into(),
