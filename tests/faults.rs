@@ -294,3 +294,32 @@ fn a_kms_key_disabled_mid_run_fails_restores_until_it_is_enabled() {
     let run = drover_aws(&["resume", id, "--state-dir", &s.state()]);
     assert_eq!(run.code, 0, "{}", run.transcript());
 }
+
+/// Someone creates a table under a drill name while the drill runs (after preflight found it
+/// free): that restore fails, naming the table; teardown removes the drill's own tables but
+/// not that one; resuming while the name is taken fails the same way.
+#[test]
+fn a_target_name_taken_mid_run_is_never_overwritten_nor_torn_down() {
+    let s = setup(1.0);
+    let id = "emu-20261125t000000z-fa000006";
+    let squatter = "shipments-drill-fa000006";
+    let mut run = Background::drill(&s, id);
+    // customers and products restore first; shipments waits for orders.
+    run.until("a restore started", |l| {
+        l.contains("\"kind\":\"restore\"") && l.contains("\"job-started\"")
+    });
+    s.emu.fixture("break", &json!({"create_tables": [{"region": DST, "name": squatter}]}));
+    assert_eq!(run.finish(), Some(1), "{}", run.stderr());
+    let failed = failures(&status(&s, id));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "shipments restore");
+    assert!(failed[0].1.contains(squatter) && failed[0].1.contains("already exists"), "{failed:?}");
+    let tables = |s: &Setup| -> Vec<String> {
+        s.inspect()[DST]["tables"].as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(tables(&s), ["orders-drill-decoy000", squatter], "only others' tables are left");
+
+    let again = drover_aws(&["resume", id, "--state-dir", &s.state()]);
+    assert_eq!(again.code, 1, "{}", again.transcript());
+    assert_eq!(tables(&s), ["orders-drill-decoy000", squatter]);
+}

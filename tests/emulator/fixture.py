@@ -97,6 +97,8 @@ def break_things(port, spec):
     for i in spec.get("delete_items", []):
         client("dynamodb", i["region"], port).delete_item(
             TableName=i["table"], Key={k: {"S": v} for k, v in i["key"].items()})
+    for t in spec.get("create_tables", []):  # someone else takes a name
+        create_table(client("dynamodb", t["region"], port), t["name"])
     out = {}
     for region in spec.get("extra_keys", []):
         out[region] = client("kms", region, port).create_key(Description="another key")["KeyMetadata"]["Arn"]
