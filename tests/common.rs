@@ -159,6 +159,17 @@ impl Emulator {
 
     /// Calls the emulator's control API (`/_drover/...`) on loopback; returns the status code.
     pub(crate) fn control(&self, path: &str, body: &serde_json::Value) -> u16 {
+        self.control_call(path, body).0
+    }
+
+    /// The emulator's knobs now (`/_drover/config`): durations, pending faults.
+    pub(crate) fn config(&self) -> serde_json::Value {
+        let (status, body) = self.control_call("/_drover/config", &serde_json::json!({}));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn control_call(&self, path: &str, body: &serde_json::Value) -> (u16, String) {
         use std::io::{Read as _, Write as _};
         let body = body.to_string();
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
@@ -170,7 +181,9 @@ impl Emulator {
         .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        (status, body)
     }
 
     /// The emulator's log so far (for failure messages).

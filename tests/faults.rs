@@ -102,6 +102,25 @@ fn server_errors_are_retried_without_duplicate_jobs() {
     assert_eq!(world[DST]["jobs"]["restore"], 5);
 }
 
+/// Calls that answer only after the client gave up (`--call-timeout 1s`, answers after 2.5 s):
+/// each timed-out attempt is retried, and a timed-out `StartRestoreJob` that the service
+/// carried out anyway does not start a second job (same idempotency token, same job).
+#[test]
+fn timed_out_calls_are_retried_and_a_start_that_went_through_is_not_repeated() {
+    let s = setup(0.2);
+    for op in ["StartBackupJob", "DescribeCopyJob", "StartRestoreJob", "dynamodb:DescribeTable"] {
+        let slow = json!({"operation": op, "count": 2, "delay": 2.5});
+        assert_eq!(s.emu.control("/_drover/slow", &slow), 200);
+    }
+    let plan = s.plan.to_str().unwrap().to_owned();
+    let run = s.cloud_cli(&["drill", &plan, "--call-timeout", "1s", "--state-dir", &s.state()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(s.emu.config()["call_faults"], json!([]), "every slow answer was waited for");
+    let world = s.inspect();
+    assert_eq!(world[SRC]["jobs"], json!({"backup": 5, "copy": 5, "restore": 0}));
+    assert_eq!(world[DST]["jobs"]["restore"], 5, "no restore started twice");
+}
+
 /// A drill of the setup's plan running in the background, its stderr kept in a file.
 struct Background {
     child: std::process::Child,

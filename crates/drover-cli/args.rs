@@ -224,6 +224,18 @@ pub(crate) struct AwsArgs {
     /// AWS: endpoint for one region, over --endpoint-url (repeatable)
     #[arg(long, value_name = "REGION=URL", value_parser = parse_region_endpoint)]
     pub(crate) region_endpoint: Vec<(String, String)>,
+    /// AWS: longest wait for one attempt of a call, e.g. 10s (default 30s); a timed-out call
+    /// is retried
+    #[arg(long, value_name = "DURATION", value_parser = parse_call_timeout)]
+    pub(crate) call_timeout: Option<u64>,
+}
+
+fn parse_call_timeout(s: &str) -> Result<u64, String> {
+    let d = drover_plan::parse_duration(s)?;
+    if d.is_zero() || d > std::time::Duration::from_secs(600) {
+        return Err("expected a duration from 1s to 10m".to_owned());
+    }
+    u64::try_from(d.as_millis()).map_err(|e| e.to_string())
 }
 
 fn parse_region_endpoint(s: &str) -> Result<(String, String), String> {
@@ -244,6 +256,7 @@ impl AwsArgs {
             endpoint_url: self.endpoint_url.clone().or(recorded.endpoint_url),
             region_endpoints,
             emulator_credentials: recorded.emulator_credentials,
+            call_timeout_ms: self.call_timeout.or(recorded.call_timeout_ms),
         }
     }
 }

@@ -815,6 +815,15 @@ def _control(environ, start_response):
             CONTROL.call_faults.append({"operation": body.get("operation", "*"), "remaining": count,
                                         "code": code, "status": status,
                                         "message": body.get("message") or "Rate exceeded"})
+        elif path == "/_drover/slow" and method == "POST":
+            # The next `count` calls of `operation` are answered only after `delay` seconds
+            # (then served normally): a client that times out first never sees the answer,
+            # though the call took effect, as with a slow AWS endpoint.
+            count, delay = int(body.get("count", 1)), float(body.get("delay", 1.0))
+            if not 0 < count <= 1000 or not 0 < delay <= 30:
+                raise ValueError("need 0<count<=1000 and 0<delay<=30")
+            CONTROL.call_faults.append({"operation": body.get("operation", "*"), "remaining": count,
+                                        "delay": delay})
         elif path == "/_drover/reset" and method == "POST":
             CONTROL.reset()
             if body.get("moto", True):
@@ -835,10 +844,12 @@ def build_app():
             if environ.get("PATH_INFO", "").startswith("/_drover/"):
                 return _control(environ, start_response)
             service, op = _operation(environ)
-            if op:
-                fault = CONTROL.take_call_fault(service, op)
-                if fault:
-                    return _fault_response(environ, start_response, service, fault)
+            fault = CONTROL.take_call_fault(service, op) if op else None
+            if fault and "delay" not in fault:
+                return _fault_response(environ, start_response, service, fault)
+        if fault:
+            time.sleep(fault["delay"])  # outside the lock: other calls go on meanwhile
+        with LOCK:
             tick()
         return moto_app(environ, start_response)
     return app

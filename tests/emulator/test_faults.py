@@ -151,3 +151,28 @@ def test_reset_clears_state_and_knobs(emulator, ddb, backup):
     assert status == 200 and cfg["job_faults"]["copy"] == [] and cfg["call_faults"] == []
     assert ddb.list_tables()["TableNames"] == []
     assert backup.list_backup_vaults()["BackupVaultList"] == []
+
+
+def test_slow_calls_take_effect_though_the_client_timed_out(emulator, ddb, backup):
+    import boto3
+    from botocore.config import Config
+
+    table = make_table(ddb)
+    make_vault(backup, "primary")
+    status, cfg = emulator.control("/_drover/slow", {"operation": "StartBackupJob", "count": 1, "delay": 1.5})
+    assert status == 200 and cfg["call_faults"][0]["delay"] == 1.5
+    impatient = boto3.client("backup", region_name="us-east-1", endpoint_url=emulator.endpoint,
+                             aws_access_key_id="testing", aws_secret_access_key="testing",
+                             config=Config(retries={"total_max_attempts": 1}, read_timeout=0.5))
+    with pytest.raises(botocore.exceptions.ReadTimeoutError):
+        backup_job(impatient, table, "primary", IdempotencyToken="slow-1")
+    # The call was served after all; asking again with the same token returns that job.
+    jobs = wait_for_jobs(backup, 1)
+    assert backup_job(backup, table, "primary", IdempotencyToken="slow-1")["BackupJobId"] == jobs[0]["BackupJobId"]
+    assert len(backup.list_backup_jobs()["BackupJobs"]) == 1
+    assert emulator.control("/_drover/slow", {"count": 0})[0] == 400
+
+
+def wait_for_jobs(backup, n):
+    from harness import wait_for
+    return wait_for(lambda: backup.list_backup_jobs()["BackupJobs"], lambda jobs: len(jobs) >= n, timeout=10)

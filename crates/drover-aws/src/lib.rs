@@ -61,6 +61,10 @@ pub struct AwsOptions {
     /// which accept any. Never for AWS.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub emulator_credentials: bool,
+    /// Longest wait for one attempt of a call, in milliseconds (`--call-timeout`; default
+    /// 30 s). A timed-out attempt is retried like any passing fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout_ms: Option<u64>,
 }
 
 /// The SDK clients of one region.
@@ -84,6 +88,7 @@ impl ClientFactory {
         if let Some(c) = clients.get(region) {
             return c.clone();
         }
+        let attempt = Duration::from_millis(self.options.call_timeout_ms.unwrap_or(30_000));
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
             // The engine retries throttling with backoff and lowers its concurrency; the SDK
@@ -91,9 +96,10 @@ impl ClientFactory {
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(30))
-                    .operation_timeout(Duration::from_secs(120))
+                    .connect_timeout(Duration::from_secs(5).min(attempt))
+                    .operation_attempt_timeout(attempt)
+                    // Every attempt may time out, with the SDK's backoff between them.
+                    .operation_timeout(attempt * 4)
                     .build(),
             );
         if let Some(profile) = &self.options.profile {

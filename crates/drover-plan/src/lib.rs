@@ -42,6 +42,7 @@ pub use model::{
     Table, TableId, Target, Validation, format_duration,
 };
 pub use outline::{Mode, Outline, StepKind, TargetOutline};
+pub use rules::parse_duration;
 pub use schema::JSON_SCHEMA;
 
 use lower::{At, Issue};

@@ -221,7 +221,10 @@ fn is_mrk_id(s: &str) -> bool {
 }
 
 /// Durations: one or more `<number><unit>` with units `s`, `m`, `h`, `d` (`90m`, `1h30m`).
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+///
+/// # Errors
+/// A message saying what is wrong with `s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || {
         format!(
             "`{s}` is not a duration: write a number and a unit (s, m, h, d), like `90m` or `1h30m`"
