@@ -1,9 +1,9 @@
 //! Plan diagnostics: stable codes, locations, and the miette view of them.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use miette::{LabeledSpan, NamedSource, SourceSpan};
+use miette::{LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 use serde::Serialize;
 
 /// Stable diagnostic codes. The string form is the public contract (CI filters on it).
@@ -205,14 +205,15 @@ pub struct Diagnostic {
 /// All diagnostics of one plan file, with its text, ready to render.
 #[derive(Debug, Clone)]
 pub struct Diagnostics {
-    source: Arc<NamedSource<String>>,
+    source: Arc<Source>,
     items: Vec<Diagnostic>,
 }
 
 impl Diagnostics {
     pub(crate) fn new(name: &str, text: String, mut items: Vec<Diagnostic>) -> Diagnostics {
         items.sort_by_key(|d| (d.location.offset, d.code));
-        Diagnostics { source: Arc::new(NamedSource::new(name, text)), items }
+        let source = Source { name: name.to_owned(), text, line_starts: OnceLock::new() };
+        Diagnostics { source: Arc::new(source), items }
     }
 
     /// The diagnostics, in file order.
@@ -243,7 +244,127 @@ impl Diagnostics {
 #[derive(Debug)]
 pub struct Report<'a> {
     diagnostic: &'a Diagnostic,
-    source: &'a NamedSource<String>,
+    source: &'a Source,
+}
+
+/// The most text a snippet shows. A longer one (long lines, labels far apart) shows the span
+/// and [`CLIPPED_CONTEXT_BYTES`] either side of it on its line, or, for a span longer than
+/// this, nothing (miette then shows the labels apart).
+const MAX_SNIPPET_BYTES: usize = 4096;
+/// Bytes either side of a span shown from a long line.
+const CLIPPED_CONTEXT_BYTES: usize = 256;
+
+/// The plan text, as miette reads it to show snippets.
+///
+/// miette's `SourceCode` for text finds a span by reading the text from its start, and shows
+/// whole lines: a plan with thousands of diagnostics took time quadratic in its size to render
+/// (10,000 tables with a misspelt key each: 23 s), and a long line was copied into every
+/// diagnostic on it (a 60 KB line with 10,000 duplicate keys: 3.3 GB of output). This one
+/// starts reading a few lines before the span, at a line start found in an index, and gives
+/// exactly what miette's would give, unless that is more than [`MAX_SNIPPET_BYTES`].
+#[derive(Debug)]
+struct Source {
+    name: String,
+    text: String,
+    /// Where each line starts, lines ending as miette ends them (`\n`, `\r\n` or `\r`); built
+    /// on the first snippet (a valid plan never needs it).
+    line_starts: OnceLock<Vec<usize>>,
+}
+
+impl Source {
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            let bytes = self.text.as_bytes();
+            let mut starts = vec![0];
+            let mut i = 0;
+            while i < bytes.len() {
+                i += match bytes[i] {
+                    b'\r' if bytes.get(i + 1) == Some(&b'\n') => 2,
+                    _ => 1,
+                };
+                if matches!(bytes[i - 1], b'\r' | b'\n') {
+                    starts.push(i);
+                }
+            }
+            starts
+        })
+    }
+
+    /// The span and what surrounds it on its lines, cut to [`CLIPPED_CONTEXT_BYTES`] either
+    /// side; from the span itself without context before (miette's own choice then, which
+    /// places the header's line and column).
+    fn clipped(
+        &self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<MietteSpanContents<'_>, MietteError> {
+        let (text, starts) = (&self.text, self.line_starts());
+        let (offset, end) = (span.offset(), span.offset() + span.len());
+        if span.len() > MAX_SNIPPET_BYTES {
+            return Err(MietteError::OutOfBounds);
+        }
+        let line_of = |at: usize| starts.partition_point(|s| *s <= at).saturating_sub(1);
+        let (line, last) = (line_of(offset), line_of(end));
+        let line_start = starts[line];
+        let line_end = starts
+            .get(last + 1)
+            .map_or(text.len(), |next| next - if text[..*next].ends_with("\r\n") { 2 } else { 1 });
+        let mut from = if before == 0 {
+            offset
+        } else {
+            offset.saturating_sub(CLIPPED_CONTEXT_BYTES).max(line_start)
+        };
+        while !text.is_char_boundary(from) {
+            from -= 1;
+        }
+        let mut to = (end + CLIPPED_CONTEXT_BYTES).min(line_end.max(end)).min(text.len());
+        while !text.is_char_boundary(to) {
+            to += 1;
+        }
+        Ok(MietteSpanContents::new_named(
+            self.name.clone(),
+            &text.as_bytes()[from..to],
+            SourceSpan::new(from.into(), to - from),
+            line,
+            from - line_start,
+            last + after + 1,
+        ))
+    }
+}
+
+impl SourceCode for Source {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let starts = self.line_starts();
+        let line_of = |at: usize| starts.partition_point(|s| *s <= at).saturating_sub(1);
+        // The span's line, less the lines of context before it and one more: reading from
+        // there, miette sees the same lines before the span as from the start of the text.
+        let first = line_of(span.offset()).saturating_sub(context_lines_before.saturating_add(1));
+        let start = starts[first];
+        let end = span.offset().saturating_add(span.len());
+        let last = line_of(end).saturating_add(context_lines_after).saturating_add(2);
+        let stop = starts.get(last).copied().unwrap_or(self.text.len());
+        if stop - start > MAX_SNIPPET_BYTES && end <= self.text.len() {
+            let clipped = self.clipped(span, context_lines_before, context_lines_after)?;
+            return Ok(Box::new(clipped));
+        }
+        let inner = SourceSpan::new((span.offset() - start).into(), span.len());
+        let contents =
+            self.text[start..].read_span(&inner, context_lines_before, context_lines_after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            contents.data(),
+            SourceSpan::new((contents.span().offset() + start).into(), contents.span().len()),
+            contents.line() + first,
+            contents.column(),
+            contents.line_count() + first,
+        )))
+    }
 }
 
 impl fmt::Display for Report<'_> {
@@ -275,13 +396,79 @@ impl miette::Diagnostic for Report<'_> {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let d = self.diagnostic;
-        let span = |l: &Location| SourceSpan::new(l.offset.into(), l.len);
+        let (d, text) = (self.diagnostic, &self.source.text);
+        // A label longer than a snippet (a huge scalar) underlines its first part.
+        let span = |l: &Location| {
+            let mut len = l.len.min(MAX_SNIPPET_BYTES);
+            while len > 0 && !text.is_char_boundary(l.offset + len) {
+                len -= 1;
+            }
+            SourceSpan::new(l.offset.into(), len)
+        };
         let primary = LabeledSpan::new_primary_with_span(Some(d.label.clone()), span(&d.location));
         let related = d
             .related
             .iter()
             .map(move |r| LabeledSpan::new_with_span(Some(r.label.clone()), span(&r.location)));
         Some(Box::new(std::iter::once(primary).chain(related)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found with the `plan` fuzz target's timeout (tests/fuzz): rendering took time quadratic
+    /// in the size of a plan with many diagnostics, because miette read every snippet from the
+    /// start of the text. The indexed source must read exactly what miette's own reads.
+    #[test]
+    fn snippets_read_from_a_line_index_match_miettes_own() {
+        let text = "a: 1\nbb: [x, y]\r\ncc: é\rd\n\n  e: \"f\"\r\n\r\ng: h";
+        let source =
+            Source { name: "t.yaml".into(), text: text.into(), line_starts: OnceLock::new() };
+        for offset in 0..=text.len() {
+            for len in [0, 1, 3, 9] {
+                for context in [0, 1, 2] {
+                    let span = SourceSpan::new(offset.into(), len);
+                    let ours = source.read_span(&span, context, context);
+                    let theirs = text.read_span(&span, context, context);
+                    match (ours, theirs) {
+                        (Ok(ours), Ok(theirs)) => {
+                            let view = |c: &dyn SpanContents<'_>| {
+                                (c.data().to_vec(), *c.span(), c.line(), c.column(), c.line_count())
+                            };
+                            assert_eq!(view(&*ours), view(&*theirs), "{offset} {len} {context}");
+                            assert_eq!(ours.name(), Some("t.yaml"));
+                        }
+                        (Err(_), Err(_)) => {}
+                        (ours, theirs) => panic!(
+                            "{offset} {len} {context}: {:?} vs {:?}",
+                            ours.is_ok(),
+                            theirs.is_ok()
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Found with the `plan` fuzz target's timeout (tests/fuzz): every diagnostic on a long
+    /// line showed the whole line (60 KB with 10,000 duplicate keys: 3.3 GB of output).
+    #[test]
+    fn long_lines_are_cut_around_the_span() {
+        let text = format!("{{{}}}", "a: 1, ".repeat(20_000));
+        let source = Source { name: "t.yaml".into(), text, line_starts: OnceLock::new() };
+        let span = SourceSpan::new(60_001.into(), 4);
+        for context in [0, 1, 2] {
+            let c = source.read_span(&span, context, context).unwrap();
+            assert!(c.data().len() <= 4 + 2 * CLIPPED_CONTEXT_BYTES, "{context}");
+            let (start, len) = (c.span().offset(), c.span().len());
+            assert!(start <= 60_001 && 60_005 <= start + len, "{context}");
+            assert_eq!((c.line(), c.column()), (0, start), "{context}");
+        }
+        // Without context (the header's place), from the span itself.
+        assert_eq!(source.read_span(&span, 0, 0).unwrap().column(), 60_001);
+        // A span longer than a snippet is not shown.
+        assert!(source.read_span(&SourceSpan::new(0.into(), 50_000), 1, 1).is_err());
     }
 }
