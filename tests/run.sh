@@ -54,6 +54,9 @@ if [ -f tests/emulator/run-tests.sh ]; then
   bash tests/emulator/run-tests.sh
 fi
 
+step "fuzzing (bounded)"
+bash tests/fuzz/run.sh
+
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo test --workspace --doc --locked --quiet
