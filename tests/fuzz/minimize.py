@@ -6,7 +6,7 @@ inputs the fuzzer found, chosen greedily for the coverage they add.
 
 DIRs default to ~/.cache/drover/fuzz/corpus/TARGET (where `run.sh` keeps what it finds).
 Files in tests/fuzz/corpus/TARGET named like libFuzzer's (40 hex digits) are candidates like
-the DIRs' files and may be dropped; every other file there (seeds, regressions) is kept.
+the DIRs' files and may be dropped; every other file there (a seed) is kept.
 
 libFuzzer (`-set_cover_merge=1 -use_counters=0`, which records every input's features: its
 edges, without hit counts) measures each input; then, while the budget lasts, the input adding

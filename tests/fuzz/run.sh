@@ -64,18 +64,21 @@ cargo fuzz build --fuzz-dir "$fuzz_dir" --sanitizer none --target-dir "$target_d
 bin_dir="$target_dir/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 failed=0
+# This run's logs (runs may overlap: each has its own); removed when everything passed.
+mkdir -p "$work_dir"
+log_dir="$(mktemp -d "$work_dir/logs.XXXXXX")"
 # Runs one libFuzzer process; on failure prints the log's end and the new artifacts.
 fuzz() {
   local t="$1" what="$2"
   shift 2
-  local artifacts="$fuzz_dir/artifacts/$t" log="$work_dir/$t.log"
-  mkdir -p "$artifacts" "$work_dir"
-  local stamp="$work_dir/.stamp-$t"
+  local artifacts="$fuzz_dir/artifacts/$t" log="$log_dir/$t-$what.log"
+  mkdir -p "$artifacts"
+  local stamp="$log_dir/$t-$what.stamp"
   touch "$stamp"
   local start=$SECONDS status=0
   "$bin_dir/$t" -artifact_prefix="$artifacts/" "${limits[@]}" "$@" >"$log" 2>&1 || status=$?
   local stats
-  stats="$(grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" | tail -n 1 | tr -s '\t ' ' ')"
+  stats="$(grep -aE '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" | tail -n 1 | tr -s '\t ' ' ')"
   printf '    %-15s %-7s %3ss  %s\n' "$t" "$what" "$((SECONDS - start))" "${stats:-(no stats)}"
   if [ "$status" -ne 0 ]; then
     failed=1
@@ -89,9 +92,11 @@ fuzz() {
   rm -f "$stamp"
 }
 
-say "replaying the corpus ($fuzz_dir/corpus/*)"
+say "replaying the corpus and the regressions ($fuzz_dir/{corpus,regressions}/*)"
 for t in "${targets[@]}"; do
-  fuzz "$t" replay -runs=0 "$fuzz_dir/corpus/$t"
+  regressions=()
+  [ -d "$fuzz_dir/regressions/$t" ] && regressions=("$fuzz_dir/regressions/$t")
+  fuzz "$t" replay -runs=0 "$fuzz_dir/corpus/$t" "${regressions[@]}"
 done
 if [ "$seconds" -gt 0 ] && [ "$failed" -eq 0 ]; then
   say "fuzzing each target for ${seconds}s"
@@ -102,5 +107,10 @@ if [ "$seconds" -gt 0 ] && [ "$failed" -eq 0 ]; then
       -dict="$fuzz_dir/dict/${dict[$t]}.dict" -print_final_stats=1 ${DROVER_FUZZ_ARGS:-} \
       "$work_dir/corpus/$t" "$fuzz_dir/corpus/$t"
   done
+fi
+if [ "$failed" -eq 0 ]; then
+  rm -rf "$log_dir"
+else
+  echo "logs: $log_dir" >&2
 fi
 exit "$failed"
