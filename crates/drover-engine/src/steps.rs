@@ -430,12 +430,20 @@ async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let step = shared.with_state(|s| s.steps.get(key).cloned().unwrap_or_default());
     if matches!(step.phase, Phase::Running) {
         // A fresh attempt: the name must be free, unless an earlier attempt of this very
-        // step created the table (its job is in the journal, and the table carries our tag).
+        // step created the table: its job is in the journal, and the table carries our tag or
+        // is the one that job reports it created (an attempt that failed before tagging).
         if let Some(existing) =
             shared.call(key, &scope, || ports.tables.describe_table(region, &name)).await?
         {
-            let ours =
-                !step.job_ids.is_empty() && existing.tags.get(RUN_TAG) == Some(&shared.run_id);
+            let tagged = existing.tags.get(RUN_TAG) == Some(&shared.run_id);
+            let mut ours = !step.job_ids.is_empty() && tagged;
+            if !ours && let Some(job_id) = step.job_ids.last() {
+                let status = shared
+                    .call(key, &scope, || ports.backup.describe_restore_job(region, job_id))
+                    .await?;
+                ours = status.state == JobState::Completed
+                    && status.created_resource_arn.as_deref() == Some(existing.arn.as_str());
+            }
             if !ours {
                 return Err(StepFailure {
                     kind: Some(ErrorKind::AlreadyExists),

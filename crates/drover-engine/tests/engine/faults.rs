@@ -300,3 +300,37 @@ async fn a_step_with_two_blocked_dependencies_is_blocked_once() {
     h.sim.set_faults(Faults::default());
     assert_eq!(h.resume(RUN_ID, Limits::default()).await.outcome, Outcome::Succeeded);
 }
+
+/// Found by the fuzzing helper's throttled runs: a restore whose job finished but whose step
+/// failed before tagging the table (throttled past the retry budget) left a table that
+/// `resume` refused as "already exists" forever and teardown kept. The journal's job reports
+/// it created that table: `resume` adopts it, tags it, and the drill finishes clean.
+#[tokio::test(start_paused = true)]
+async fn a_restore_that_failed_before_tagging_its_table_is_adopted_on_resume() {
+    let h = Harness::new(plan(DEMO), DEMO);
+    let throttled = when(
+        &h.sim,
+        |w| w.tables_restored.values().sum::<u64>() >= 1,
+        |sim| {
+            sim.set_faults(Faults {
+                throttle_ops: ["DescribeTable".into()].into(),
+                ..Faults::default()
+            })
+        },
+    );
+    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    assert!(throttled.await.unwrap());
+    assert!(matches!(report.outcome, Outcome::Failed { .. }), "{:?}", report.outcome);
+    let Phase::Failed { message } = report.state.phase(&key_of("customers", StepKind::Restore))
+    else {
+        panic!("{:#?}", report.state.steps)
+    };
+    assert!(message.contains("still failing after"), "{message}");
+    assert_eq!(h.sim.table_names("us-west-2"), ["customers-drill-0123abcd"], "left untagged");
+
+    h.sim.set_faults(Faults::default());
+    let report = h.resume(RUN_ID, Limits::default()).await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:#?}", report.state.steps);
+    assert_eq!(h.sim.with(|w| w.jobs_started[&JobKind::Restore]), 3, "adopted, not restored again");
+    assert!(h.sim.table_names("us-west-2").is_empty(), "teardown removed it");
+}
