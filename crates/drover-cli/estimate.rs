@@ -84,20 +84,23 @@ pub(crate) fn sizes(plan: &Plan, args: &ModelArgs, cloud: &CloudArgs) -> Result<
     }
     let cloud = Cloud::new(cloud.cloud, &cloud.aws, &cloud.sim, plan, Mode::Drill)?;
     let rt = runtime().map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let mut sizes = Sizes::new();
-        for t in &plan.tables {
-            let info = cloud
-                .ports
-                .tables
-                .describe_table(plan.source.region.as_str(), &t.name)
-                .await
-                .map_err(|e| format!("reading the size of {}: {e}", t.name))?;
-            let info = info.ok_or_else(|| format!("source table `{}` does not exist", t.name))?;
-            sizes.insert(t.name.clone(), info.size_bytes);
-        }
-        Ok(sizes)
-    })
+    rt.block_on(source_sizes(plan, &cloud))
+}
+
+/// The source tables' sizes, from DescribeTable (which AWS refreshes about every 6 hours).
+pub(crate) async fn source_sizes(plan: &Plan, cloud: &Cloud) -> Result<Sizes, String> {
+    let mut sizes = Sizes::new();
+    for t in &plan.tables {
+        let info = cloud
+            .ports
+            .tables
+            .describe_table(plan.source.region.as_str(), &t.name)
+            .await
+            .map_err(|e| format!("reading the size of {}: {e}", t.name))?;
+        let info = info.ok_or_else(|| format!("source table `{}` does not exist", t.name))?;
+        sizes.insert(t.name.clone(), info.size_bytes);
+    }
+    Ok(sizes)
 }
 
 /// Runs the estimate.

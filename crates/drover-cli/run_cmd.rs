@@ -317,16 +317,7 @@ async fn expected_durations(
     if mode == Mode::Failover {
         return None;
     }
-    let mut sizes = drover_sim::estimate::Sizes::new();
-    for t in &plan.tables {
-        let info = cloud
-            .ports
-            .tables
-            .describe_table(plan.source.region.as_str(), &t.name)
-            .await
-            .ok()??;
-        sizes.insert(t.name.clone(), info.size_bytes);
-    }
+    let sizes = crate::estimate::source_sizes(plan, cloud).await.ok()?;
     let defaults = drover_sim::DurationModel { noise: 0.0, ..drover_sim::DurationModel::default() };
     let (model, _) =
         drover_sim::estimate::calibrate(&drover_sim::estimate::history(state_dir), defaults);

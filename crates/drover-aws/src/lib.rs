@@ -706,50 +706,16 @@ impl TableService for AwsCloud {
     }
 
     async fn count_items(&self, region: &str, name: &str, segments: u32) -> CloudResult<u64> {
-        const OP: &str = "Scan";
         let ddb = self.clients(region).await.dynamodb;
-        let total = i32::try_from(segments.clamp(1, 1_000_000)).unwrap_or(1);
-        let mut tasks = tokio::task::JoinSet::new();
-        for segment in 0..total {
-            let ddb = ddb.clone();
-            let name = name.to_owned();
-            tasks.spawn(async move {
-                let mut count: u64 = 0;
-                let mut start: Option<HashMap<String, AttributeValue>> = None;
-                loop {
-                    let page = ddb
-                        .scan()
-                        .table_name(&name)
-                        .select(Select::Count)
-                        .segment(segment)
-                        .total_segments(total)
-                        .set_exclusive_start_key(start.take())
-                        .send()
-                        .await
-                        .map_err(|e| errors::map(OP, &e))?;
-                    count += u64::try_from(page.count()).unwrap_or(0);
-                    match page.last_evaluated_key() {
-                        Some(k) if !k.is_empty() => start = Some(k.clone()),
-                        _ => return Ok::<u64, CloudError>(count),
-                    }
-                }
-            });
-        }
-        let mut total_count = 0;
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(n)) => total_count += n,
-                Ok(Err(e)) => return Err(e),
-                Err(e) => {
-                    return Err(CloudError::new(
-                        ErrorKind::Transient,
-                        OP,
-                        format!("scan segment task failed: {e}"),
-                    ));
-                }
-            }
-        }
-        Ok(total_count)
+        parallel_scan(
+            &ddb,
+            name,
+            segments,
+            (Some(Select::Count), None),
+            |count: &mut u64, page| *count += u64::try_from(page.count()).unwrap_or(0),
+            |a, b| a + b,
+        )
+        .await
     }
 
     async fn digest_items(
@@ -758,52 +724,20 @@ impl TableService for AwsCloud {
         name: &str,
         segments: u32,
     ) -> CloudResult<TableDigest> {
-        const OP: &str = "Scan";
         let ddb = self.clients(region).await.dynamodb;
-        let total = i32::try_from(segments.clamp(1, 1_000_000)).unwrap_or(1);
-        let mut tasks = tokio::task::JoinSet::new();
-        for segment in 0..total {
-            let ddb = ddb.clone();
-            let name = name.to_owned();
-            tasks.spawn(async move {
-                let mut digest = TableDigest::default();
-                let mut start: Option<HashMap<String, AttributeValue>> = None;
-                loop {
-                    let page = ddb
-                        .scan()
-                        .table_name(&name)
-                        .consistent_read(true)
-                        .segment(segment)
-                        .total_segments(total)
-                        .set_exclusive_start_key(start.take())
-                        .send()
-                        .await
-                        .map_err(|e| errors::map(OP, &e))?;
-                    for item in page.items() {
-                        digest.add(&canonical(item));
-                    }
-                    match page.last_evaluated_key() {
-                        Some(k) if !k.is_empty() => start = Some(k.clone()),
-                        _ => return Ok::<TableDigest, CloudError>(digest),
-                    }
+        parallel_scan(
+            &ddb,
+            name,
+            segments,
+            (None, Some(true)),
+            |digest: &mut TableDigest, page| {
+                for item in page.items() {
+                    digest.add(&canonical(item));
                 }
-            });
-        }
-        let mut digest = TableDigest::default();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(d)) => digest = digest.merge(d),
-                Ok(Err(e)) => return Err(e),
-                Err(e) => {
-                    return Err(CloudError::new(
-                        ErrorKind::Transient,
-                        OP,
-                        format!("scan segment task failed: {e}"),
-                    ));
-                }
-            }
-        }
-        Ok(digest)
+            },
+            TableDigest::merge,
+        )
+        .await
     }
 
     async fn get_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<Option<Item>> {
@@ -873,6 +807,59 @@ impl KeyService for AwsCloud {
             region: key_region,
         })
     }
+}
+
+/// Scans a table in `segments` parallel segments (with `Select` and `ConsistentRead` as
+/// given): `fold` adds each page to its segment's accumulator, `merge` combines the segments'.
+async fn parallel_scan<T: Default + Send + 'static>(
+    ddb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    segments: u32,
+    (select, consistent_read): (Option<Select>, Option<bool>),
+    fold: fn(&mut T, &aws_sdk_dynamodb::operation::scan::ScanOutput),
+    merge: fn(T, T) -> T,
+) -> CloudResult<T> {
+    const OP: &str = "Scan";
+    let total = i32::try_from(segments.clamp(1, 1_000_000)).unwrap_or(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for segment in 0..total {
+        let ddb = ddb.clone();
+        let (name, select) = (name.to_owned(), select.clone());
+        tasks.spawn(async move {
+            let mut acc = T::default();
+            let mut start: Option<HashMap<String, AttributeValue>> = None;
+            loop {
+                let page = ddb
+                    .scan()
+                    .table_name(&name)
+                    .set_select(select.clone())
+                    .set_consistent_read(consistent_read)
+                    .segment(segment)
+                    .total_segments(total)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| errors::map(OP, &e))?;
+                fold(&mut acc, &page);
+                match page.last_evaluated_key() {
+                    Some(k) if !k.is_empty() => start = Some(k.clone()),
+                    _ => return Ok::<T, CloudError>(acc),
+                }
+            }
+        });
+    }
+    let mut out = T::default();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(segment)) => out = merge(out, segment),
+            Ok(Err(e)) => return Err(e),
+            Err(e) => {
+                let message = format!("scan segment task failed: {e}");
+                return Err(CloudError::new(ErrorKind::Transient, OP, message));
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
