@@ -836,10 +836,51 @@ def _control(environ, start_response):
     return _json_response(start_response, "200 OK", CONTROL.describe())
 
 
+class Calls:
+    """Calls being served, so that a stopping server saves only once every call it
+    acknowledged has taken effect, and refuses (503) the calls that arrive after that
+    (on kept-alive connections, which outlive the listening socket)."""
+
+    def __init__(self):
+        self.done = threading.Condition(LOCK)
+        self.running = 0
+        self.stopping = False
+
+    def enter(self):
+        with LOCK:
+            if self.stopping:
+                return False
+            self.running += 1
+            return True
+
+    def leave(self):
+        with LOCK:
+            self.running -= 1
+            self.done.notify_all()
+
+    def stop(self, timeout):
+        """Refuses new calls and waits (bounded) for the running ones to take effect."""
+        with LOCK:
+            self.stopping = True
+            self.done.wait_for(lambda: self.running == 0, timeout)
+
+
+CALLS = Calls()
+STOPPING = {"code": "ServiceUnavailableException", "message": "The service is restarting.", "status": 503}
+
+
 def build_app():
     moto_app = DomainDispatcherApplication(create_backend_app)
 
     def app(environ, start_response):
+        if not CALLS.enter():
+            return _fault_response(environ, start_response, _operation(environ)[0], STOPPING)
+        try:
+            return serve(environ, start_response)
+        finally:
+            CALLS.leave()
+
+    def serve(environ, start_response):
         with LOCK:
             if environ.get("PATH_INFO", "").startswith("/_drover/"):
                 return _control(environ, start_response)
@@ -939,9 +980,11 @@ def main(argv=None):
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
-        server.server_close()
+        # A delayed call sleeps at most 30 s; past that the state is saved regardless.
+        CALLS.stop(timeout=35)
         if args.state_file:
             save_state(args.state_file)
+        server.server_close()
 
 
 if __name__ == "__main__":

@@ -110,3 +110,63 @@ def test_state_file_carries_tables_keys_points_and_running_jobs_across_a_restart
         stop_server(proc, tmp2)
     finally:
         stop_server(proc, tmp)
+
+
+def test_every_acknowledged_call_survives_a_restart():
+    """Calls answered while the server stops (on kept-alive connections, or queued behind the
+    save) must be in the saved state: a service never loses a job it acknowledged."""
+    import os
+    import tempfile
+    import threading
+
+    from harness import backup_job, make_table, make_vault
+
+    state = os.path.join(tempfile.mkdtemp(prefix="drover-moto-state-"), "state.pickle")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["--job-seconds", "30", "--state-file", state]
+    proc, _, tmp = start_server(args, port=port)
+    try:
+        emu = Emulator(port)
+        arn = make_table(emu.client("dynamodb"))
+        make_vault(emu.client("backup"), "vault")
+        acked, lock, stop = [], threading.Lock(), threading.Event()
+
+        def hammer(n):
+            client = emu.client("backup")  # one kept-alive connection per thread
+            for i in range(10_000):
+                if stop.is_set():
+                    return
+                try:
+                    out = backup_job(client, arn, "vault", IdempotencyToken=f"t{n}-{i}")
+                except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+                    return  # refused or cut off: not acknowledged
+                job = out.get("BackupJobId")
+                assert job, out
+                with lock:
+                    acked.append(job)
+
+        threads = [threading.Thread(target=hammer, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while len(acked) < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stop_server(proc) == 0
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(acked) >= 30
+        proc, _, tmp2 = start_server(args, port=port)
+        backup = Emulator(port).client("backup")
+        lost = []
+        for job in acked:
+            try:
+                backup.describe_backup_job(BackupJobId=job)
+            except botocore.exceptions.ClientError:
+                lost.append(job)
+        assert lost == [], f"{len(lost)} of {len(acked)} acknowledged jobs lost"
+        stop_server(proc, tmp2)
+    finally:
+        stop_server(proc, tmp)
