@@ -271,3 +271,50 @@ fn invalid_plans_exit_1_with_their_diagnostics() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stderr.contains("cannot read"), "{}", run.transcript());
 }
+
+/// Every (action, resource or principal, condition) the documents grant.
+fn grants<'d>(docs: impl IntoIterator<Item = &'d Value>) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for s in docs.into_iter().flat_map(statements) {
+        // A trust policy names a principal instead of resources.
+        let on = match s.get("Resource") {
+            Some(r) => strings(r).into_iter().map(str::to_owned).collect(),
+            None => vec![s["Principal"].to_string()],
+        };
+        for a in s["Action"].as_array().unwrap() {
+            for r in &on {
+                out.insert(format!("{a} {r} {}", s["Condition"]));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn split_prints_managed_size_documents_that_grant_the_same() {
+    let whole = policies("plans/shop-prod.yaml");
+    let run = drover(&["iam-policy", "plans/shop-prod.yaml", "--split"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stderr.is_empty(), "no size warning: {}", run.transcript());
+    let split: Value = serde_json::from_str(&run.stdout).unwrap();
+    for key in ["operator", "backup_role", "backup_role_trust"] {
+        let parts = split[key].as_array().unwrap();
+        for part in parts {
+            let size = part.to_string().chars().filter(|c| !c.is_whitespace()).count();
+            assert!(size <= 6144, "{key}: a part of {size} characters");
+            assert_eq!(part["Version"], "2012-10-17");
+        }
+        assert_eq!(grants(parts), grants([&whole[key]]), "{key}");
+        let sids: Vec<_> = parts.iter().flat_map(statements).map(|s| &s["Sid"]).collect();
+        let unique: std::collections::BTreeSet<_> = sids.iter().map(|s| s.to_string()).collect();
+        assert_eq!(unique.len(), sids.len(), "{key}: {sids:?}");
+    }
+    // shop-prod's operator and backup-role policies are too large for one managed policy.
+    assert!(split["operator"].as_array().unwrap().len() >= 2);
+    assert!(split["backup_role"].as_array().unwrap().len() >= 2);
+    assert_eq!(split["backup_role_trust"].as_array().unwrap().len(), 1);
+    // With --role: the list of that document's parts.
+    let run = drover(&["iam-policy", "plans/shop-prod.yaml", "--role", "operator", "--split"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(serde_json::from_str::<Value>(&run.stdout).unwrap(), split["operator"]);
+}

@@ -72,6 +72,10 @@ pub(crate) struct IamPolicyArgs {
     /// its role and KMS key ARNs do not agree on one
     #[arg(long, value_name = "ID", value_parser = drover_aws::iam::check_account_id)]
     pub(crate) account_id: Option<String>,
+    /// Print each document as a list of documents of at most 6,144 characters (a managed
+    /// policy's limit), together granting the same permissions, to attach as several policies
+    #[arg(long)]
+    pub(crate) split: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,7 @@
 //! `drover iam-policy PLAN`: the least-privilege IAM policies a run of the plan needs, as
 //! JSON (built by `drover_aws::iam`; this module only resolves the account and prints).
 
-use drover_aws::iam::{MANAGED_POLICY_MAX_CHARS, PolicyDocument};
+use drover_aws::iam::{MANAGED_POLICY_MAX_CHARS, Policies, PolicyDocument};
 
 use crate::args::{IamPolicyArgs, IamRole};
 use crate::exit::{CliError, Exit};
@@ -18,27 +18,46 @@ pub(crate) fn run(args: &IamPolicyArgs) -> Result<Exit, CliError> {
         }
     };
     let policies = drover_aws::iam::policies(&plan, &account);
-    let documents = [
-        ("operator", &policies.operator),
-        ("backup-role", &policies.backup_role),
-        ("backup-role-trust", &policies.backup_role_trust),
-    ];
-    let (json, printed) = match args.role {
-        None => (serde_json::to_string_pretty(&policies), &documents[..]),
-        Some(IamRole::Operator) => (serde_json::to_string_pretty(documents[0].1), &documents[..1]),
-        Some(IamRole::BackupRole) => {
-            (serde_json::to_string_pretty(documents[1].1), &documents[1..2])
+    let render = |name: &str, doc: &PolicyDocument| -> Option<Printed> {
+        if !args.split {
+            warn_if_too_large(name, doc);
+            return Some(Printed::Whole(doc.clone()));
         }
-        Some(IamRole::BackupRoleTrust) => {
-            (serde_json::to_string_pretty(documents[2].1), &documents[2..])
+        match doc.split(MANAGED_POLICY_MAX_CHARS) {
+            Ok(parts) => Some(Printed::Parts(parts)),
+            Err(e) => {
+                output::error(&format!("cannot split the {name} policy: {e}"));
+                None
+            }
         }
     };
+    let all = |p: &Policies| -> Option<Printed> {
+        Some(Printed::All {
+            operator: Box::new(render("operator", &p.operator)?),
+            backup_role: Box::new(render("backup-role", &p.backup_role)?),
+            backup_role_trust: Box::new(render("backup-role-trust", &p.backup_role_trust)?),
+        })
+    };
+    let printed = match args.role {
+        None => all(&policies),
+        Some(IamRole::Operator) => render("operator", &policies.operator),
+        Some(IamRole::BackupRole) => render("backup-role", &policies.backup_role),
+        Some(IamRole::BackupRoleTrust) => render("backup-role-trust", &policies.backup_role_trust),
+    };
+    let Some(printed) = printed else { return Ok(Exit::Failure) };
     // The documents are plain strings, lists and maps: serializing them cannot fail.
-    output::stdout_line(&json.unwrap_or_default())?;
-    for (name, doc) in printed {
-        warn_if_too_large(name, doc);
-    }
+    output::stdout_line(&serde_json::to_string_pretty(&printed).unwrap_or_default())?;
     Ok(Exit::Success)
+}
+
+/// What is printed: a document, its parts (`--split`), or all three (no `--role`) in this
+/// order.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Printed {
+    Whole(PolicyDocument),
+    Parts(Vec<PolicyDocument>),
+    All { operator: Box<Printed>, backup_role: Box<Printed>, backup_role_trust: Box<Printed> },
 }
 
 fn warn_if_too_large(name: &str, doc: &PolicyDocument) {
@@ -47,7 +66,7 @@ fn warn_if_too_large(name: &str, doc: &PolicyDocument) {
         output::stderr(&format!(
             "warning: the {name} policy is {size} characters (whitespace not counted), more \
              than a managed policy holds ({MANAGED_POLICY_MAX_CHARS}): attach it inline to a role \
-             (10,240 in all) or split its statements over several policies (docs/iam.md)"
+             (10,240 in all) or print it with --split as several policies (docs/iam.md)"
         ));
     }
 }

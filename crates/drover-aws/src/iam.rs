@@ -17,6 +17,7 @@
 //! `DescribeRegionSettings`) sit in one statement, [`UNSCOPABLE_SID`], whose resource is `*`,
 //! held to the plan's regions by `aws:RequestedRegion`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -67,6 +68,71 @@ impl PolicyDocument {
         serde_json::to_string(self)
             .map_or(usize::MAX, |json| json.chars().filter(|c| !c.is_whitespace()).count())
     }
+
+    /// The same permissions as documents of at most `max` characters each ([`Self::size`]),
+    /// for attaching as several managed policies: statements are packed in order, and a
+    /// statement too large on its own is cut into parts by its resources (each part keeps the
+    /// actions and conditions; its Sid gets the part number). A document that fits is
+    /// returned as it is.
+    ///
+    /// # Errors
+    /// The Sid of a statement that exceeds `max` even with a single resource.
+    pub fn split(&self, max: usize) -> Result<Vec<PolicyDocument>, TooLarge> {
+        if self.size() <= max {
+            return Ok(vec![self.clone()]);
+        }
+        let doc = |statements| PolicyDocument { version: self.version, statements };
+        let fits = |statement: &Statement| doc(vec![statement.clone()]).size() <= max;
+        let mut parts: Vec<Statement> = Vec::new();
+        for statement in &self.statements {
+            if fits(statement) {
+                parts.push(statement.clone());
+                continue;
+            }
+            let mut cut: Vec<Statement> = Vec::new();
+            for resource in &statement.resources {
+                if let Some(last) = cut.last_mut() {
+                    last.resources.push(resource.clone());
+                    if fits(last) {
+                        continue;
+                    }
+                    last.resources.pop();
+                }
+                let part = Statement {
+                    sid: Cow::Owned(format!("{}Part{}", statement.sid, cut.len() + 1)),
+                    resources: vec![resource.clone()],
+                    ..statement.clone()
+                };
+                if !fits(&part) {
+                    return Err(TooLarge { sid: statement.sid.to_string(), max });
+                }
+                cut.push(part);
+            }
+            parts.extend(cut);
+        }
+        let mut docs: Vec<PolicyDocument> = Vec::new();
+        for statement in parts {
+            if let Some(last) = docs.last_mut() {
+                last.statements.push(statement.clone());
+                if last.size() <= max {
+                    continue;
+                }
+                last.statements.pop();
+            }
+            docs.push(doc(vec![statement]));
+        }
+        Ok(docs)
+    }
+}
+
+/// A statement that no split brings under the size limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("statement {sid} exceeds {max} characters even with a single resource")]
+pub struct TooLarge {
+    /// The statement's Sid.
+    pub sid: String,
+    /// The limit it exceeds.
+    pub max: usize,
 }
 
 /// One `Allow` statement.
@@ -74,7 +140,7 @@ impl PolicyDocument {
 pub struct Statement {
     /// What the statement is for (alphanumeric, as IAM requires).
     #[serde(rename = "Sid")]
-    pub sid: &'static str,
+    pub sid: Cow<'static, str>,
     /// Always `Allow`.
     #[serde(rename = "Effect")]
     pub effect: &'static str,
@@ -114,7 +180,7 @@ impl Statement {
         let actions: BTreeSet<String> = actions.iter().map(|a| (*a).to_owned()).collect();
         let resources: BTreeSet<String> = resources.into_iter().collect();
         Statement {
-            sid,
+            sid: Cow::Borrowed(sid),
             effect: "Allow",
             principal: None,
             actions: actions.into_iter().collect(),
@@ -794,9 +860,13 @@ drill:
         for absent in ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem"] {
             assert!(!granted.contains(absent), "{absent} granted without a use");
         }
-        let sids: Vec<_> =
-            policies(&plan, "123456789012").operator.statements.iter().map(|s| s.sid).collect();
-        assert!(!sids.contains(&"DigestSourceTablesBeforeBackup"), "{sids:?}");
+        let sids: Vec<_> = policies(&plan, "123456789012")
+            .operator
+            .statements
+            .iter()
+            .map(|s| s.sid.clone())
+            .collect();
+        assert!(!sids.iter().any(|s| s == "DigestSourceTablesBeforeBackup"), "{sids:?}");
     }
 
     #[test]
@@ -915,5 +985,61 @@ drill:
             )
         );
         assert!(resources.contains(&"arn:aws:kms:us-west-2:999999999999:key/*".to_owned()));
+    }
+
+    /// Every (action, resource, condition) a set of documents grants.
+    fn grants(docs: &[PolicyDocument]) -> BTreeSet<(String, String, String)> {
+        let mut out = BTreeSet::new();
+        for s in docs.iter().flat_map(|d| &d.statements) {
+            let condition = serde_json::to_string(&s.condition).unwrap();
+            for a in &s.actions {
+                for r in &s.resources {
+                    out.insert((a.clone(), r.clone(), condition.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn split_documents_fit_and_grant_exactly_the_same() {
+        let mut text = FULL_PLAN.to_owned();
+        for i in 0..40 {
+            text.push_str(&format!("  - name: ledger-{i:02}\n    depends_on: [customers]\n"));
+        }
+        // `tables:` is not the last key of FULL_PLAN: move `drill:` after the added tables.
+        let text = text.replace(
+            "drill:\n  table_name: \"{table}-drill-{run}-{region}\"\n  write_marker: true\n",
+            "",
+        ) + "drill:\n  table_name: \"{table}-drill-{run}-{region}\"\n  write_marker: true\n";
+        let p = policies(&load(&text), "123456789012");
+        for whole in [&p.operator, &p.backup_role] {
+            assert!(whole.size() > MANAGED_POLICY_MAX_CHARS, "{}", whole.size());
+            let parts = whole.split(MANAGED_POLICY_MAX_CHARS).unwrap();
+            assert!(parts.len() >= 2);
+            for part in &parts {
+                assert!(part.size() <= MANAGED_POLICY_MAX_CHARS, "{}", part.size());
+                assert_eq!(part.version, POLICY_VERSION);
+            }
+            assert_eq!(grants(&parts), grants(std::slice::from_ref(whole)));
+            let sids: Vec<_> = parts.iter().flat_map(|d| &d.statements).map(|s| &s.sid).collect();
+            let unique: BTreeSet<_> = sids.iter().collect();
+            assert_eq!(unique.len(), sids.len(), "{sids:?}");
+            assert!(sids.iter().all(|s| s.bytes().all(|b| b.is_ascii_alphanumeric())));
+        }
+        // A statement larger than the limit on its own is cut by resources.
+        let small = p.operator.split(800).unwrap();
+        assert!(small.iter().flat_map(|d| &d.statements).any(|s| s.sid.contains("Part2")));
+        assert!(small.iter().all(|d| d.size() <= 800));
+        assert_eq!(grants(&small), grants(std::slice::from_ref(&p.operator)));
+    }
+
+    #[test]
+    fn a_document_that_fits_is_not_split_and_an_impossible_limit_is_an_error() {
+        let p = policies(&load(FULL_PLAN), "123456789012");
+        assert_eq!(p.operator.split(MANAGED_POLICY_MAX_CHARS).unwrap(), vec![p.operator.clone()]);
+        let err = p.operator.split(50).unwrap_err();
+        assert_eq!(err.max, 50);
+        assert!(p.operator.statements.iter().any(|s| s.sid == err.sid));
     }
 }
