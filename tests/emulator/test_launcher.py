@@ -1,12 +1,26 @@
 """The launcher (127.0.0.1 only, port file, signals) and the moto Backup features it keeps."""
 import signal
 import socket
+import threading
 import time
 
 import botocore.exceptions
 import pytest
 
-from harness import Emulator, error_code, start_server, stop_server
+from harness import (Emulator, backup_job, error_code, make_table, make_vault, start_server, stop_server,
+                     wait_backup)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def restartable(tmp_path, job_seconds):
+    """Arguments for a server that keeps its state in tmp_path across restarts, and its port
+    (fixed, so that clients find it again)."""
+    return ["--job-seconds", str(job_seconds), "--state-file", str(tmp_path / "state.pickle")], free_port()
 
 
 def listening_addresses(port):
@@ -37,9 +51,7 @@ def test_binds_loopback_writes_port_file_and_stops_on_signal(sig):
 
 
 def test_explicit_port_and_job_seconds():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc, bound, tmp = start_server(["--job-seconds", "0.25"], port=port)
     try:
         assert bound == port
@@ -73,17 +85,8 @@ def test_regions_are_isolated(backup, backup_dst):
     assert backup_dst.list_backup_vaults()["BackupVaultList"] == []
 
 
-def test_state_file_carries_tables_keys_points_and_running_jobs_across_a_restart():
-    import os
-    import tempfile
-
-    from harness import backup_job, make_table, make_vault, wait_backup
-
-    state = os.path.join(tempfile.mkdtemp(prefix="drover-moto-state-"), "state.pickle")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = ["--job-seconds", "1.5", "--state-file", state]
+def test_state_file_carries_tables_keys_points_and_running_jobs_across_a_restart(tmp_path):
+    args, port = restartable(tmp_path, 1.5)
     proc, _, tmp = start_server(args, port=port)
     try:
         emu = Emulator(port)
@@ -94,7 +97,7 @@ def test_state_file_carries_tables_keys_points_and_running_jobs_across_a_restart
         job = backup_job(emu.client("backup"), arn, "vault", IdempotencyToken="restart-1")["BackupJobId"]
         assert emu.client("backup").describe_backup_job(BackupJobId=job)["State"] in ("CREATED", "RUNNING")
         assert stop_server(proc) == 0  # SIGTERM: saves the state
-        assert os.path.exists(state)
+        assert (tmp_path / "state.pickle").exists()
         proc, _, tmp2 = start_server(args, port=port)
         emu = Emulator(port)
         # The job started before the restart finishes after it, with its recovery point.
@@ -112,20 +115,10 @@ def test_state_file_carries_tables_keys_points_and_running_jobs_across_a_restart
         stop_server(proc, tmp)
 
 
-def test_every_acknowledged_call_survives_a_restart():
+def test_every_acknowledged_call_survives_a_restart(tmp_path):
     """Calls answered while the server stops (on kept-alive connections, or queued behind the
     save) must be in the saved state: a service never loses a job it acknowledged."""
-    import os
-    import tempfile
-    import threading
-
-    from harness import backup_job, make_table, make_vault
-
-    state = os.path.join(tempfile.mkdtemp(prefix="drover-moto-state-"), "state.pickle")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = ["--job-seconds", "30", "--state-file", state]
+    args, port = restartable(tmp_path, 30)
     proc, _, tmp = start_server(args, port=port)
     try:
         emu = Emulator(port)
