@@ -102,6 +102,19 @@ fn server_errors_are_retried_without_duplicate_jobs() {
     assert_eq!(world[DST]["jobs"]["restore"], 5);
 }
 
+/// Eventually consistent reads: each job is not found by `Describe*Job` for its first 1.5
+/// seconds. drover asks again instead of failing the step, and starts no job twice.
+#[test]
+fn jobs_not_visible_right_after_they_start_are_polled_again() {
+    let s = setup(0.2);
+    assert_eq!(s.emu.control("/_drover/config", &json!({"unseen_jobs": 1.5})), 200);
+    let run = s.cloud_cli(&["drill", s.plan.to_str().unwrap(), "--state-dir", &s.state()]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let world = s.inspect();
+    assert_eq!(world[SRC]["jobs"], json!({"backup": 5, "copy": 5, "restore": 0}));
+    assert_eq!(world[DST]["jobs"]["restore"], 5);
+}
+
 /// Calls that answer only after the client gave up (`--call-timeout 1s`, answers after 2.5 s):
 /// each timed-out attempt is retried, and a timed-out `StartRestoreJob` that the service
 /// carried out anyway does not start a second job (same idempotency token, same job).

@@ -100,6 +100,7 @@ class Control:
         self.advanced_default = True
         self.non_advanced_copy = "fail_job"  # or "reject" (InvalidRequestException)
         self.restore_kms_override = None  # fault: restores use this key, not the requested one
+        self.unseen_jobs = 0.0  # fault: Describe*Job does not see a job this many seconds old
         self.job_faults = {k: [] for k in KINDS}  # one (state, message) per future job
         self.call_faults = []  # [{"operation","remaining","code","status","message"}]
 
@@ -120,7 +121,7 @@ class Control:
     def describe(self):
         return {"durations": self.durations, "advanced_default": self.advanced_default,
                 "non_advanced_copy": self.non_advanced_copy,
-                "restore_kms_override": self.restore_kms_override,
+                "restore_kms_override": self.restore_kms_override, "unseen_jobs": self.unseen_jobs,
                 "job_faults": {k: [{"state": s, "message": m} for s, m in v]
                                for k, v in self.job_faults.items()},
                 "call_faults": [f for f in self.call_faults if f["remaining"] > 0]}
@@ -456,6 +457,14 @@ class DroverBackupResponse(BackupResponse):
             raise not_found(f"Cannot find {kind} job with id {job_id}")
         return job
 
+    def _described(self, kind, job_id):
+        """The job a Describe*Job reads: one younger than the `unseen_jobs` knob is not
+        found yet (an eventually consistent read)."""
+        job = self._job(kind, job_id)
+        if time.time() - job.created < CONTROL.unseen_jobs:
+            raise not_found(f"Cannot find {kind} job with id {job_id}")
+        return job
+
     def _vault(self, name):
         vault = self.backup_backend.vaults.get(name)
         if vault is None:
@@ -548,7 +557,7 @@ class DroverBackupResponse(BackupResponse):
         return drop_none(out)
 
     def describe_backup_job(self):
-        return self._out(self._backup_job_out(self._job("backup", self.uri_match["backupJobId"]), time.time()))
+        return self._out(self._backup_job_out(self._described("backup", self.uri_match["backupJobId"]), time.time()))
 
     def list_backup_jobs(self):
         p, now = self._p(), time.time()
@@ -597,7 +606,7 @@ class DroverBackupResponse(BackupResponse):
         return drop_none(out)
 
     def describe_copy_job(self):
-        job = self._job("copy", self.uri_match["copyJobId"])
+        job = self._described("copy", self.uri_match["copyJobId"])
         return self._out({"CopyJob": self._copy_job_out(job, time.time())})
 
     def list_copy_jobs(self):
@@ -653,7 +662,8 @@ class DroverBackupResponse(BackupResponse):
         return drop_none(out)
 
     def describe_restore_job(self):
-        return self._out(self._restore_job_out(self._job("restore", self.uri_match["restoreJobId"]), time.time()))
+        return self._out(self._restore_job_out(self._described("restore", self.uri_match["restoreJobId"]),
+                                               time.time()))
 
     def list_restore_jobs(self):
         p, now = self._p(), time.time()
@@ -800,6 +810,11 @@ def _control(environ, start_response):
                 CONTROL.non_advanced_copy = body["non_advanced_copy"]
             if "restore_kms_override" in body:
                 CONTROL.restore_kms_override = body["restore_kms_override"]
+            if "unseen_jobs" in body:
+                secs = body["unseen_jobs"]
+                if not isinstance(secs, (int, float)) or isinstance(secs, bool) or not 0 <= secs <= 600:
+                    raise ValueError(f"bad unseen_jobs={secs!r} (seconds, 0-600)")
+                CONTROL.unseen_jobs = float(secs)
         elif path == "/_drover/fail-jobs" and method == "POST":
             kind, count = body.get("kind"), int(body.get("count", 1))
             state = body.get("state", "FAILED")

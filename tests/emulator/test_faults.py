@@ -1,5 +1,6 @@
 """Fault knobs and the /_drover control API."""
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -176,3 +177,21 @@ def test_slow_calls_take_effect_though_the_client_timed_out(emulator, ddb, backu
 def wait_for_jobs(backup, n):
     from harness import wait_for
     return wait_for(lambda: backup.list_backup_jobs()["BackupJobs"], lambda jobs: len(jobs) >= n, timeout=10)
+
+
+def test_unseen_jobs_are_not_found_by_describe_until_they_age(emulator, ddb, backup):
+    table = make_table(ddb)
+    make_vault(backup, "primary")
+    for bad in (-1, 601, "5", True):
+        assert emulator.control("/_drover/config", {"unseen_jobs": bad})[0] == 400, bad
+    status, cfg = emulator.control("/_drover/config", {"unseen_jobs": 0.6})
+    assert status == 200 and cfg["unseen_jobs"] == 0.6
+    job = backup_job(backup, table, "primary")["BackupJobId"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        backup.describe_backup_job(BackupJobId=job)
+    assert error_code(e) == "ResourceNotFoundException"
+    # The job exists all along: listed, and described once it is old enough.
+    assert [j["BackupJobId"] for j in backup.list_backup_jobs()["BackupJobs"]] == [job]
+    time.sleep(0.7)
+    assert backup.describe_backup_job(BackupJobId=job)["BackupJobId"] == job
+    assert emulator.control("/_drover/reset", {"moto": False})[1]["unseen_jobs"] == 0

@@ -89,6 +89,9 @@ pub struct PollPolicy {
     pub max_predicted: Duration,
     /// Polls of a table (restored but not yet ACTIVE, or being deleted) before giving up.
     pub table_polls: u32,
+    /// How long a job this process polls may answer not-found before the step fails: reads
+    /// of a job just started are eventually consistent.
+    pub unseen_grace: Duration,
 }
 
 impl Default for PollPolicy {
@@ -101,6 +104,7 @@ impl Default for PollPolicy {
             lag_share: 0.01,
             max_predicted: Duration::from_secs(30 * 60),
             table_polls: 120,
+            unseen_grace: Duration::from_secs(60),
         }
     }
 }
@@ -475,9 +479,23 @@ impl Shared {
         use crate::ports::JobState;
         let poll = self.settings.poll;
         let first_seen = self.ports.clock.now();
+        let polling = self.ports.clock.monotonic();
         let mut wait = poll.initial;
         loop {
-            let status = self.call(key, scope, &describe).await?;
+            let status = match self.call(key, scope, &describe).await {
+                Ok(status) => status,
+                Err(e)
+                    if e.kind == ErrorKind::NotFound
+                        && self.ports.clock.monotonic().saturating_sub(polling)
+                            < poll.unseen_grace =>
+                {
+                    tracing::debug!(step = %key, error = %e, "job not visible yet; polling again");
+                    self.ports.clock.sleep(wait).await;
+                    wait = wait.mul_f64(poll.factor).min(poll.max);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             match status.state {
                 JobState::Completed | JobState::Failed => return Ok(status),
                 JobState::Created | JobState::Running => {}

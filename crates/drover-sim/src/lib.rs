@@ -148,6 +148,7 @@ impl JobKind {
 
 /// Faults to inject.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Faults {
     /// Probability that any call is throttled.
     pub throttle_rate: f64,
@@ -171,6 +172,9 @@ pub struct Faults {
     /// Restores ignore the requested key and encrypt with this one (a misconfigured or
     /// misbehaving service: validation must notice).
     pub restore_with_key: Option<String>,
+    /// `Describe*Job` answers not-found for a job this many milliseconds (simulator clock)
+    /// after it started: an eventually consistent read.
+    pub unseen_jobs_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1387,10 +1391,15 @@ impl SimCloud {
         kind: JobKind,
     ) -> CloudResult<JobStatus> {
         self.op(op, region, |w, now| {
-            let job =
-                w.jobs.get(job_id).filter(|j| j.region == region && j.kind == kind).ok_or_else(
-                    || err(ErrorKind::NotFound, op, format!("Job {job_id} not found")),
-                )?;
+            let job = w
+                .jobs
+                .get(job_id)
+                .filter(|j| j.region == region && j.kind == kind)
+                .filter(|j| {
+                    let unseen = i64::try_from(w.faults.unseen_jobs_ms).unwrap_or(i64::MAX);
+                    now >= j.created_at.saturating_add(unseen)
+                })
+                .ok_or_else(|| err(ErrorKind::NotFound, op, format!("Job {job_id} not found")))?;
             Ok(w.status(job, now))
         })
         .await

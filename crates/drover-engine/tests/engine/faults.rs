@@ -334,3 +334,35 @@ async fn a_restore_that_failed_before_tagging_its_table_is_adopted_on_resume() {
     assert_eq!(h.sim.with(|w| w.jobs_started[&JobKind::Restore]), 3, "adopted, not restored again");
     assert!(h.sim.table_names("us-west-2").is_empty(), "teardown removed it");
 }
+
+/// Reads of a job just started are eventually consistent: a `Describe*Job` that does not see
+/// it yet is asked again (for `PollPolicy::unseen_grace`), and no job is started twice. A job
+/// that stays unseen fails its step with the service's not-found, and `resume` starts it anew.
+#[tokio::test(start_paused = true)]
+async fn a_job_not_visible_yet_is_polled_again_and_one_never_seen_fails_its_step() {
+    let h = Harness::new(plan(DEMO), DEMO);
+    h.sim.set_faults(Faults { unseen_jobs_ms: 20_000, ..Faults::default() });
+    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:#?}", report.state.steps);
+    let started = h.sim.with(|w| w.jobs_started.clone());
+    for kind in [JobKind::Backup, JobKind::Copy, JobKind::Restore] {
+        assert_eq!(started[&kind], 3, "{kind:?}: no job started twice");
+    }
+    let not_found = h.sim.with(|w| w.calls.get("DescribeBackupJob").copied().unwrap_or(0));
+    assert!(not_found > 3, "the unseen jobs were described again: {not_found}");
+
+    let h = Harness::new(plan(DEMO), DEMO);
+    h.sim.set_faults(Faults { unseen_jobs_ms: 3_600_000, ..Faults::default() });
+    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    let Outcome::Failed { failed, .. } = &report.outcome else { panic!("{:?}", report.outcome) };
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    for step in failed {
+        assert_eq!(step.kind, StepKind::RecoveryPoint);
+        let Phase::Failed { message } = report.state.phase(step) else { panic!() };
+        assert!(message.contains("DescribeBackupJob failed (not-found)"), "{message}");
+    }
+    h.sim.set_faults(Faults::default());
+    let report = h.resume(RUN_ID, Limits::default()).await;
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(h.sim.with(|w| w.jobs_started[&JobKind::Backup]), 6, "resume started them anew");
+}
