@@ -88,7 +88,8 @@ impl Emulator {
         let pid = self.child.id().to_string();
         let term = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(term.success());
-        assert_eq!(wait(&mut self.child, std::time::Duration::from_secs(30)), Some(0));
+        // The emulator drains its calls (at most 35 s) before it saves and exits.
+        assert_eq!(wait(&mut self.child, std::time::Duration::from_secs(60)), Some(0));
         std::thread::sleep(down);
         (self.child, _) = Emulator::spawn(self.dir.path(), self.port, self.job_seconds);
     }
