@@ -99,6 +99,15 @@ impl Setup {
     pub(crate) fn inspect(&self) -> Value {
         self.emu.fixture("inspect", &json!({"regions": [SRC, DST]}))
     }
+
+    /// Asserts that the run(s) on the setup's 5 tables started one backup, one copy and one
+    /// restore per table (no job twice), and returns the emulator's world.
+    pub(crate) fn assert_one_job_per_table(&self, context: &str) -> Value {
+        let world = self.inspect();
+        assert_eq!(world[SRC]["jobs"], json!({"backup": 5, "copy": 5, "restore": 0}), "{context}");
+        assert_eq!(world[DST]["jobs"]["restore"], 5, "{context}");
+        world
+    }
 }
 
 #[test]
@@ -270,13 +279,7 @@ fn sigkill_mid_run_then_resume_starts_no_job_twice() {
         s.emu.log().lines().rev().take(20).collect::<Vec<_>>().join("\n")
     );
     assert!(kills >= 2, "only {kills} kills landed");
-    let world = s.inspect();
-    assert_eq!(
-        world[SRC]["jobs"],
-        json!({"backup": 5, "copy": 5, "restore": 0}),
-        "one backup and one copy per table"
-    );
-    assert_eq!(world[DST]["jobs"]["restore"], 5, "one restore per table");
+    let world = s.assert_one_job_per_table("after the kills and resumes");
     let left: Vec<&String> = world[DST]["tables"].as_object().unwrap().keys().collect();
     assert_eq!(left, ["orders-drill-decoy000"], "every drill table was torn down, the decoy kept");
 }
