@@ -9,16 +9,22 @@
 //! - [`graph`]: the steps of a run and what each waits for;
 //! - [`state`]: step state machines, and replay of a journal into state;
 //! - [`journal`]: the append-only, hash-chained, fsynced journal;
-//! - [`engine`]: scheduling, limits, retries, polling;
+//! - [`engine`]: the scheduler (dependency order, limits, cancellation);
+//! - [`policy`]: retries, polling and other engine settings;
+//! - [`observer`]: watching a run;
 //! - [`run`]: run ids and the state directory;
 //! - [`preflight`]: read-only checks before a run, and failover readiness;
 //! - [`report`]: reports of a run (JSON, Markdown, JUnit, HTML).
 
 pub mod clock;
+mod context;
 pub mod engine;
 mod error;
 pub mod graph;
 pub mod journal;
+mod limits;
+pub mod observer;
+pub mod policy;
 pub mod ports;
 pub mod preflight;
 pub mod report;
@@ -27,8 +33,9 @@ pub mod state;
 mod steps;
 
 pub use clock::{Clock, ScaledClock, SystemClock};
-pub use engine::{
-    Execution, Observer, Outcome, PollPolicy, Ports, Report, RetryPolicy, Settings, Silent, execute,
-};
+pub use engine::{Execution, Outcome, Report, execute};
 pub use error::{CloudError, EngineError, ErrorKind};
+pub use observer::{Observer, Silent};
+pub use policy::{PollPolicy, RetryPolicy, Settings};
+pub use ports::Ports;
 pub use steps::{MARKER_ATTRIBUTE, PLAN_TAG, RUN_TAG};

@@ -8,11 +8,26 @@
 //! failover never calls the source region).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::error::CloudError;
+
+/// The cloud a run talks to.
+#[derive(Clone)]
+pub struct Ports {
+    /// AWS Backup.
+    pub backup: Arc<dyn BackupService>,
+    /// DynamoDB.
+    pub tables: Arc<dyn TableService>,
+    /// KMS.
+    pub keys: Arc<dyn KeyService>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
 
 /// Milliseconds since the Unix epoch (UTC), the time unit of ports and journals.
 pub type Millis = i64;

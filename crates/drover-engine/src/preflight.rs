@@ -8,7 +8,7 @@ use std::time::Duration;
 use drover_plan::{Mode, Plan, format_duration};
 use serde::Serialize;
 
-use crate::engine::Ports;
+use crate::ports::Ports;
 use crate::ports::{CloudResult, KeyType, Millis, RecoveryPoint};
 
 /// Outcome of one check.

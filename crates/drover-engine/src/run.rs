@@ -261,7 +261,7 @@ pub fn prepare_resume(
             records.push(Record::Step { step: key.clone(), event: StepEvent::Retried });
         }
     }
-    let now = crate::engine::stamp(now, state);
+    let now = crate::state::stamp(now, state);
     for entry in journal.append_all(now, records)? {
         state.apply(&entry).map_err(EngineError::Refused)?;
     }

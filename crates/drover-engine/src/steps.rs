@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use drover_plan::{Mode, StepKind, Table, Target};
 
-use crate::engine::{Class, Shared, StepError, StepFailure, scope_of};
+use crate::context::{Shared, StepError, StepFailure, scope_of};
 use crate::error::{EngineError, ErrorKind};
+use crate::limits::Class;
 use crate::ports::{
     BackupRequest, CopyRequest, Item, JobState, KeyType, RestoreRequest, TableInfo,
 };
