@@ -83,6 +83,11 @@ where
     }
 }
 
+/// A response of operation `op` that lacks `what`, which the service always sends: fatal.
+pub(crate) fn missing(op: &str, what: &str) -> CloudError {
+    CloudError::new(ErrorKind::Fatal, op, format!("the response has no {what}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,9 @@
 //! Three documents, every resource scoped to the plan's ARNs:
 //!
 //! - the **operator** policy, for the principal that runs drover: exactly the actions of the
-//!   SDK operations this crate calls (a unit test scans `lib.rs` so that the two cannot
-//!   drift), plus `iam:PassRole` on the backup role, which the `Start*Job` calls need;
+//!   SDK operations this crate calls (a unit test scans every other source file of the crate
+//!   so that the two cannot drift), plus `iam:PassRole` on the backup role, which the
+//!   `Start*Job` calls need;
 //! - the **backup role** policy, for the role AWS Backup assumes (`iam_role_arn`): the DynamoDB,
 //!   AWS Backup and KMS statements of the AWS managed policies
 //!   `AWSBackupServiceRolePolicyForBackup` and `AWSBackupServiceRolePolicyForRestores`,
@@ -653,8 +654,32 @@ fn backup_role_trust() -> PolicyDocument {
 mod tests {
     use super::*;
 
-    /// This crate's SDK calls: the policy must follow them.
-    const LIB: &str = include_str!("lib.rs");
+    /// The adapter's source files, whose SDK calls the policy must follow: every `.rs` file
+    /// under `src/` but this one, as (path under `src/`, text), read when the test runs so
+    /// that a new module cannot be left out.
+    fn adapter_sources() -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let entries = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+            for entry in entries {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|x| x == "rs") && path != root.join("iam.rs")
+                {
+                    let text = std::fs::read_to_string(&path)
+                        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                    let name = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+                    files.push((name, text));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
 
     const FULL_PLAN: &str = r#"
 version: 1
@@ -765,7 +790,8 @@ drill:
         }
     }
 
-    /// The service of a client receiver: a field of `Clients`, or a variable bound to one.
+    /// The service of a client receiver: a field of `Clients`, a variable bound to one, or a
+    /// parameter of an SDK client type (`ddb: &aws_sdk_dynamodb::Client`), in the same file.
     fn service_of(src: &str, receiver: &str) -> BTreeSet<&'static str> {
         const SERVICES: [&str; 3] = ["backup", "dynamodb", "kms"];
         if let Some(s) = SERVICES.iter().find(|s| **s == receiver) {
@@ -785,31 +811,50 @@ drill:
                 }
             }
         }
+        let parameter = format!("{receiver}: ");
+        for (i, _) in src.match_indices(&parameter) {
+            if i > 0 && is_ident(src.as_bytes()[i - 1]) {
+                continue;
+            }
+            let ty = src[i + parameter.len()..].trim_start_matches('&');
+            for s in SERVICES {
+                if ty.starts_with(&format!("aws_sdk_{s}::Client")) {
+                    found.insert(s);
+                }
+            }
+        }
         found
     }
 
-    /// Every SDK operation `lib.rs` sends, as an IAM action (`dynamodb:DescribeTable`).
+    /// Every SDK operation the adapter's source files send, as an IAM action
+    /// (`dynamodb:DescribeTable`).
     fn sdk_actions() -> BTreeSet<String> {
-        let src = code(LIB);
-        let bytes = src.as_bytes();
-        let sends: Vec<usize> = src.match_indices(".send()").map(|(i, _)| i).collect();
-        assert!(sends.len() >= 20, "found only {} `.send()` calls in lib.rs", sends.len());
         let mut out = BTreeSet::new();
-        for at in sends {
-            let line = src[..at].lines().count();
-            let (receiver, op) = chain_start(bytes, at)
-                .unwrap_or_else(|| panic!("lib.rs:{line}: cannot find the operation of this call"));
-            let services = service_of(&src, &receiver);
-            let [service] = services.iter().collect::<Vec<_>>()[..] else {
-                panic!("lib.rs:{line}: `{receiver}.{op}()` is not on one SDK client: {services:?}")
-            };
-            out.insert(format!("{service}:{}", pascal(&op)));
+        let mut calls = 0;
+        for (file, text) in adapter_sources() {
+            let src = code(&text);
+            let bytes = src.as_bytes();
+            for (at, _) in src.match_indices(".send()") {
+                calls += 1;
+                let line = src[..at].lines().count();
+                let (receiver, op) = chain_start(bytes, at).unwrap_or_else(|| {
+                    panic!("{file}:{line}: cannot find the operation of this call")
+                });
+                let services = service_of(&src, &receiver);
+                let [service] = services.iter().collect::<Vec<_>>()[..] else {
+                    panic!(
+                        "{file}:{line}: `{receiver}.{op}()` is not on one SDK client: {services:?}"
+                    )
+                };
+                out.insert(format!("{service}:{}", pascal(&op)));
+            }
         }
+        assert!(calls >= 20, "found only {calls} `.send()` calls in the adapter's sources");
         out
     }
 
     #[test]
-    fn the_scanner_reads_lib_rs() {
+    fn the_scanner_reads_every_adapter_file() {
         let sdk = sdk_actions();
         for known in [
             "backup:StartCopyJob",
@@ -823,21 +868,25 @@ drill:
         let src = b"c.dynamodb\n  .delete_table()\n  .name(f(a))\n  .send()";
         let dot = src.len() - ".send()".len();
         assert_eq!(chain_start(src, dot), Some(("dynamodb".to_owned(), "delete_table".to_owned())));
+        let params =
+            "fn f(\n    ddb: &aws_sdk_dynamodb::Client,\n    xddb: aws_sdk_kms::Client,\n)";
+        assert_eq!(service_of(params, "ddb"), BTreeSet::from(["dynamodb"]));
+        assert_eq!(service_of(params, "xddb"), BTreeSet::from(["kms"]));
     }
 
     #[test]
-    fn every_sdk_operation_of_lib_rs_is_in_the_operator_policy() {
+    fn every_sdk_operation_of_the_adapter_is_in_the_operator_policy() {
         let policy = policies(&load(FULL_PLAN), "123456789012");
         let granted = actions(&policy.operator);
         let missing: Vec<_> = sdk_actions().into_iter().filter(|a| !granted.contains(a)).collect();
         assert!(
             missing.is_empty(),
-            "lib.rs calls operations the operator policy lacks: {missing:?}"
+            "the adapter calls operations the operator policy lacks: {missing:?}"
         );
     }
 
     #[test]
-    fn the_operator_policy_grants_nothing_lib_rs_does_not_call() {
+    fn the_operator_policy_grants_nothing_the_adapter_does_not_call() {
         let policy = policies(&load(FULL_PLAN), "123456789012");
         let sdk = sdk_actions();
         let extra: Vec<_> = actions(&policy.operator)
@@ -846,7 +895,7 @@ drill:
             .collect();
         assert!(
             extra.is_empty(),
-            "the operator policy grants actions lib.rs never calls: {extra:?}"
+            "the operator policy grants actions the adapter never calls: {extra:?}"
         );
     }
 

@@ -1,0 +1,315 @@
+//! DynamoDB tables: describe (with the settings a restore drops and the tags), settings
+//! updates (PITR, TTL, streams, deletion protection), tags, delete, item counts and digests
+//! (by parallel scan), and single items.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    KeyType as DdbKeyType, PointInTimeRecoverySpecification, ScalarAttributeType,
+    StreamSpecification, StreamViewType, Tag, TimeToLiveSpecification,
+};
+use drover_engine::ports::{
+    CloudResult, Item, KeyAttribute, KeyType, TableDigest, TableInfo, TableService, TableSettings,
+};
+use drover_engine::{CloudError, ErrorKind};
+
+use crate::AwsCloud;
+use crate::errors::{self, missing};
+use crate::items::{from_item, key_map};
+use crate::scan;
+
+#[async_trait]
+impl TableService for AwsCloud {
+    async fn describe_table(&self, region: &str, name: &str) -> CloudResult<Option<TableInfo>> {
+        let ddb = self.clients(region).await.dynamodb;
+        let out = match ddb.describe_table().table_name(name).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = errors::map("DescribeTable", &e);
+                return if e.kind == ErrorKind::NotFound { Ok(None) } else { Err(e) };
+            }
+        };
+        let t = out.table().ok_or_else(|| missing("DescribeTable", "Table"))?;
+        let arn = t.table_arn().unwrap_or_default().to_owned();
+        let status = t.table_status().map_or("UNKNOWN", |s| s.as_str()).to_owned();
+        let kind_of = |attr: &str| {
+            t.attribute_definitions().iter().find(|d| d.attribute_name() == attr).map_or(
+                KeyType::S,
+                |d| match d.attribute_type() {
+                    ScalarAttributeType::N => KeyType::N,
+                    ScalarAttributeType::B => KeyType::B,
+                    _ => KeyType::S,
+                },
+            )
+        };
+        let key = |kt: DdbKeyType| {
+            t.key_schema().iter().find(|k| *k.key_type() == kt).map(|k| KeyAttribute {
+                name: k.attribute_name().to_owned(),
+                kind: kind_of(k.attribute_name()),
+            })
+        };
+        let partition_key =
+            key(DdbKeyType::Hash).ok_or_else(|| missing("DescribeTable", "partition key"))?;
+        let sort_key = key(DdbKeyType::Range);
+        let stream = t
+            .stream_specification()
+            .filter(|s| s.stream_enabled())
+            .and_then(|s| s.stream_view_type())
+            .map(|v| v.as_str().to_owned());
+        let mut settings = TableSettings {
+            point_in_time_recovery: false,
+            ttl_attribute: None,
+            stream,
+            deletion_protection: t.deletion_protection_enabled().unwrap_or(false),
+        };
+        let mut tags = BTreeMap::new();
+        // Settings and tags can be read only once the table exists for real.
+        if status == "ACTIVE" || status == "UPDATING" {
+            let pitr = ddb
+                .describe_continuous_backups()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(|e| errors::map("DescribeContinuousBackups", &e))?;
+            settings.point_in_time_recovery = pitr
+                .continuous_backups_description()
+                .and_then(|d| d.point_in_time_recovery_description())
+                .and_then(|p| p.point_in_time_recovery_status())
+                .is_some_and(|s| s.as_str() == "ENABLED");
+            let ttl = ddb
+                .describe_time_to_live()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(|e| errors::map("DescribeTimeToLive", &e))?;
+            settings.ttl_attribute = ttl
+                .time_to_live_description()
+                .filter(|d| {
+                    d.time_to_live_status()
+                        .is_some_and(|s| s.as_str() == "ENABLED" || s.as_str() == "ENABLING")
+                })
+                .and_then(|d| d.attribute_name())
+                .map(str::to_owned);
+            let mut next: Option<String> = None;
+            loop {
+                let page = ddb
+                    .list_tags_of_resource()
+                    .resource_arn(&arn)
+                    .set_next_token(next.clone())
+                    .send()
+                    .await
+                    .map_err(|e| errors::map("ListTagsOfResource", &e))?;
+                for tag in page.tags() {
+                    tags.insert(tag.key().to_owned(), tag.value().to_owned());
+                }
+                next = page.next_token().map(str::to_owned);
+                if next.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(Some(TableInfo {
+            name: name.to_owned(),
+            arn,
+            status,
+            partition_key,
+            sort_key,
+            global_indexes: t
+                .global_secondary_indexes()
+                .iter()
+                .map(|g| {
+                    (
+                        g.index_name().unwrap_or_default().to_owned(),
+                        g.index_status().map_or("ACTIVE", |s| s.as_str()).to_owned(),
+                    )
+                })
+                .collect(),
+            local_indexes: t
+                .local_secondary_indexes()
+                .iter()
+                .filter_map(|l| l.index_name().map(str::to_owned))
+                .collect(),
+            restore_in_progress: t.restore_summary().is_some_and(|r| r.restore_in_progress()),
+            kms_key_arn: t
+                .sse_description()
+                .and_then(|s| s.kms_master_key_arn())
+                .map(str::to_owned),
+            item_count: t.item_count().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            size_bytes: t.table_size_bytes().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            settings,
+            tags,
+        }))
+    }
+
+    async fn set_point_in_time_recovery(
+        &self,
+        region: &str,
+        name: &str,
+        on: bool,
+    ) -> CloudResult<()> {
+        const OP: &str = "UpdateContinuousBackups";
+        let spec = PointInTimeRecoverySpecification::builder()
+            .point_in_time_recovery_enabled(on)
+            .build()
+            .map_err(|e| CloudError::new(ErrorKind::Fatal, OP, e.to_string()))?;
+        self.clients(region)
+            .await
+            .dynamodb
+            .update_continuous_backups()
+            .table_name(name)
+            .point_in_time_recovery_specification(spec)
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(())
+    }
+
+    async fn enable_ttl(&self, region: &str, name: &str, attribute: &str) -> CloudResult<()> {
+        const OP: &str = "UpdateTimeToLive";
+        let spec = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(attribute)
+            .build()
+            .map_err(|e| CloudError::new(ErrorKind::Fatal, OP, e.to_string()))?;
+        self.clients(region)
+            .await
+            .dynamodb
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(spec)
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(())
+    }
+
+    async fn enable_stream(&self, region: &str, name: &str, view: &str) -> CloudResult<()> {
+        const OP: &str = "UpdateTable";
+        let spec = StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::from(view))
+            .build()
+            .map_err(|e| CloudError::new(ErrorKind::Fatal, OP, e.to_string()))?;
+        self.clients(region)
+            .await
+            .dynamodb
+            .update_table()
+            .table_name(name)
+            .stream_specification(spec)
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(())
+    }
+
+    async fn set_deletion_protection(&self, region: &str, name: &str, on: bool) -> CloudResult<()> {
+        const OP: &str = "UpdateTable";
+        self.clients(region)
+            .await
+            .dynamodb
+            .update_table()
+            .table_name(name)
+            .deletion_protection_enabled(on)
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(())
+    }
+
+    async fn tag_table(
+        &self,
+        region: &str,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<()> {
+        const OP: &str = "TagResource";
+        let tags = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CloudError::new(ErrorKind::Fatal, OP, e.to_string()))?;
+        self.clients(region)
+            .await
+            .dynamodb
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(())
+    }
+
+    async fn delete_table(&self, region: &str, name: &str) -> CloudResult<()> {
+        const OP: &str = "DeleteTable";
+        self.clients(region)
+            .await
+            .dynamodb
+            .delete_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(())
+    }
+
+    async fn count_items(&self, region: &str, name: &str, segments: u32) -> CloudResult<u64> {
+        let ddb = self.clients(region).await.dynamodb;
+        scan::count(&ddb, name, segments).await
+    }
+
+    async fn digest_items(
+        &self,
+        region: &str,
+        name: &str,
+        segments: u32,
+    ) -> CloudResult<TableDigest> {
+        let ddb = self.clients(region).await.dynamodb;
+        scan::digest(&ddb, name, segments).await
+    }
+
+    async fn get_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<Option<Item>> {
+        const OP: &str = "GetItem";
+        let out = self
+            .clients(region)
+            .await
+            .dynamodb
+            .get_item()
+            .table_name(name)
+            .set_key(Some(key_map(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(out.item().map(from_item))
+    }
+
+    async fn put_item(&self, region: &str, name: &str, item: &Item) -> CloudResult<()> {
+        const OP: &str = "PutItem";
+        self.clients(region)
+            .await
+            .dynamodb
+            .put_item()
+            .table_name(name)
+            .set_item(Some(key_map(item)))
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(())
+    }
+
+    async fn delete_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<()> {
+        const OP: &str = "DeleteItem";
+        self.clients(region)
+            .await
+            .dynamodb
+            .delete_item()
+            .table_name(name)
+            .set_key(Some(key_map(key)))
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(())
+    }
+}
