@@ -1,0 +1,228 @@
+//! AWS Backup ([`BackupService`]): backup, copy and restore jobs (their effects are in
+//! [`crate::jobs`]), recovery points, vaults and region settings.
+
+use async_trait::async_trait;
+use drover_engine::ErrorKind;
+use drover_engine::ports::{
+    BackupRequest, BackupService, CloudResult, CopyRequest, JobStatus, RecoveryPoint,
+    RestoreRequest,
+};
+
+use crate::cloud::SimCloud;
+use crate::err;
+use crate::items::ITEM_BYTES;
+use crate::model::JobKind;
+use crate::world::{Point, Work};
+
+#[async_trait]
+impl BackupService for SimCloud {
+    async fn start_backup_job(&self, req: &BackupRequest) -> CloudResult<String> {
+        const OP: &str = "StartBackupJob";
+        self.op(OP, &req.region, |w, now| {
+            let account = w.account.clone();
+            let point_id = w.rng.new_id();
+            let r = w.region(OP, &req.region)?;
+            let advanced = r.advanced_backup;
+            let Some(vault) = r.vaults.get(&req.vault) else {
+                return Err(err(
+                    ErrorKind::NotFound,
+                    OP,
+                    format!("Backup vault {} does not exist", req.vault),
+                ));
+            };
+            let key_arn = vault.key_arn.clone();
+            let name = req.table_arn.rsplit('/').next().unwrap_or_default().to_owned();
+            let Some(t) = r.tables.get(&name).filter(|t| t.arn == req.table_arn) else {
+                return Err(err(
+                    ErrorKind::NotFound,
+                    OP,
+                    format!("Resource {} not found", req.table_arn),
+                ));
+            };
+            let size = t.items.count(&t.schema) * ITEM_BYTES;
+            let arn = if advanced {
+                format!("arn:aws:backup:{}:{account}:recovery-point:{point_id}", req.region)
+            } else {
+                format!("{}/backup/{:014}-{}", t.arn, now, &point_id[..8])
+            };
+            let point = Point {
+                arn,
+                vault: req.vault.clone(),
+                resource_arn: t.arn.clone(),
+                created_at: now,
+                key_arn: if advanced { key_arn } else { t.kms_key_arn.clone() },
+                advanced,
+                size,
+                schema: t.schema.clone(),
+                items: t.items.clone(),
+            };
+            let work = Work::Backup { table: name, vault: req.vault.clone(), point };
+            Ok(w.start_job(OP, &req.region, &req.idempotency_token, size, now, work))
+        })
+        .await
+    }
+
+    async fn describe_backup_job(&self, region: &str, job_id: &str) -> CloudResult<JobStatus> {
+        self.describe("DescribeBackupJob", region, job_id, JobKind::Backup).await
+    }
+
+    async fn start_copy_job(&self, req: &CopyRequest) -> CloudResult<String> {
+        const OP: &str = "StartCopyJob";
+        self.op(OP, &req.region, |w, now| {
+            let (dest_region, dest_vault) = parse_vault_arn(&req.destination_vault_arn)
+                .ok_or_else(|| {
+                    err(
+                        ErrorKind::Fatal,
+                        OP,
+                        format!("Invalid destination vault ARN {}", req.destination_vault_arn),
+                    )
+                })?;
+            let r = w.region(OP, &req.region)?;
+            let Some(point) =
+                r.vaults.get(&req.source_vault).and_then(|v| v.points.get(&req.recovery_point_arn))
+            else {
+                return Err(err(
+                    ErrorKind::NotFound,
+                    OP,
+                    format!("Recovery point {} not found", req.recovery_point_arn),
+                ));
+            };
+            let size = point.size;
+            if !w.regions.get(&dest_region).is_some_and(|r| r.vaults.contains_key(&dest_vault)) {
+                return Err(err(
+                    ErrorKind::NotFound,
+                    OP,
+                    format!("Backup vault {} does not exist", req.destination_vault_arn),
+                ));
+            }
+            let work = Work::Copy {
+                source_point: req.recovery_point_arn.clone(),
+                source_vault: req.source_vault.clone(),
+                dest_region,
+                dest_vault,
+                dest_point: None,
+            };
+            Ok(w.start_job(OP, &req.region, &req.idempotency_token, size, now, work))
+        })
+        .await
+    }
+
+    async fn describe_copy_job(&self, region: &str, job_id: &str) -> CloudResult<JobStatus> {
+        self.describe("DescribeCopyJob", region, job_id, JobKind::Copy).await
+    }
+
+    async fn start_restore_job(&self, req: &RestoreRequest) -> CloudResult<String> {
+        const OP: &str = "StartRestoreJob";
+        self.op(OP, &req.region, |w, now| {
+            let r = w.region(OP, &req.region)?;
+            let Some(point) = r.vaults.values().find_map(|v| v.points.get(&req.recovery_point_arn))
+            else {
+                return Err(err(
+                    ErrorKind::NotFound,
+                    OP,
+                    format!("Recovery point {} not found", req.recovery_point_arn),
+                ));
+            };
+            let size = point.size;
+            let work = Work::Restore {
+                point: req.recovery_point_arn.clone(),
+                table: req.table_name.clone(),
+                kms_key_arn: req.kms_key_arn.clone(),
+                created: None,
+            };
+            Ok(w.start_job(OP, &req.region, &req.idempotency_token, size, now, work))
+        })
+        .await
+    }
+
+    async fn describe_restore_job(&self, region: &str, job_id: &str) -> CloudResult<JobStatus> {
+        self.describe("DescribeRestoreJob", region, job_id, JobKind::Restore).await
+    }
+
+    async fn list_recovery_points(
+        &self,
+        region: &str,
+        vault: &str,
+        source_region: &str,
+        table_name: &str,
+    ) -> CloudResult<Vec<RecoveryPoint>> {
+        const OP: &str = "ListRecoveryPointsByBackupVault";
+        self.op(OP, region, |w, _| {
+            let r = w.region(OP, region)?;
+            let v = r.vaults.get(vault).ok_or_else(|| {
+                err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
+            })?;
+            let suffix = format!(":table/{table_name}");
+            let mut points: Vec<RecoveryPoint> = v
+                .points
+                .values()
+                .filter(|p| {
+                    p.resource_arn.ends_with(&suffix)
+                        && p.resource_arn.contains(&format!(":dynamodb:{source_region}:"))
+                })
+                .map(|p| RecoveryPoint {
+                    arn: p.arn.clone(),
+                    vault: vault.to_owned(),
+                    resource_arn: p.resource_arn.clone(),
+                    created_at: p.created_at,
+                    status: "COMPLETED".to_owned(),
+                    size_bytes: Some(p.size),
+                    encryption_key_arn: p.key_arn.clone(),
+                })
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.created_at));
+            Ok(points)
+        })
+        .await
+    }
+
+    async fn advanced_dynamodb_backup(&self, region: &str) -> CloudResult<bool> {
+        self.describe_settings(region).await
+    }
+
+    async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String> {
+        const OP: &str = "DescribeBackupVault";
+        self.op(OP, region, |w, _| {
+            let r = w.region(OP, region)?;
+            r.vaults.get(vault).map(|v| v.arn.clone()).ok_or_else(|| {
+                err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
+            })
+        })
+        .await
+    }
+}
+
+impl SimCloud {
+    /// Whether advanced DynamoDB backup is on in the region (DescribeRegionSettings).
+    async fn describe_settings(&self, region: &str) -> CloudResult<bool> {
+        const OP: &str = "DescribeRegionSettings";
+        self.op(OP, region, |w, _| Ok(w.region(OP, region)?.advanced_backup)).await
+    }
+
+    /// A job of `kind` in `region`, as `op` (a `Describe*Job`) reports it.
+    async fn describe(
+        &self,
+        op: &str,
+        region: &str,
+        job_id: &str,
+        kind: JobKind,
+    ) -> CloudResult<JobStatus> {
+        self.op(op, region, |w, now| {
+            let job = w
+                .jobs
+                .get(job_id)
+                .filter(|j| j.region == region && j.kind == kind)
+                .filter(|j| w.faults.job_visible(j.created_at, now))
+                .ok_or_else(|| err(ErrorKind::NotFound, op, format!("Job {job_id} not found")))?;
+            Ok(w.status(job, now))
+        })
+        .await
+    }
+}
+
+/// The region and name a backup vault ARN names.
+fn parse_vault_arn(arn: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    (parts.len() == 7 && parts[2] == "backup" && parts[5] == "backup-vault")
+        .then(|| (parts[3].to_owned(), parts[6].to_owned()))
+}

@@ -1,0 +1,331 @@
+//! [`SimCloud`]: the world behind a lock, the clock and persistence; its set-up helpers
+//! (regions, vaults, keys, tables, a plan's world, seeded copies) and the wrapper every API
+//! call goes through ([`SimCloud::op`]). The ports' implementations are in [`crate::backup`],
+//! [`crate::tables`] and [`crate::keys`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use drover_engine::ports::{CloudResult, Item, KeyAttribute, KeyType, Millis, TableSettings};
+use drover_engine::{Clock, ErrorKind};
+
+use crate::err;
+use crate::faults::Faults;
+use crate::items::{ITEM_BYTES, Items, Schema, key_part};
+use crate::model::DurationModel;
+use crate::persist::{self, SimError};
+use crate::world::{Key, Point, RegionState, SimTable, Vault, World};
+
+/// The simulated cloud: a [`World`] behind a lock, a clock, and optional persistence.
+#[derive(Clone)]
+pub struct SimCloud {
+    world: Arc<Mutex<World>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    persist: Option<PathBuf>,
+}
+
+impl SimCloud {
+    /// An empty world for `account`, deterministic under `seed`.
+    #[must_use]
+    pub fn new(account: &str, seed: u64, clock: Arc<dyn Clock>) -> SimCloud {
+        let world = World::new(account, seed);
+        SimCloud { world: Arc::new(Mutex::new(world)), clock, persist: None }
+    }
+
+    /// Loads a world saved by [`SimCloud::persist_to`].
+    ///
+    /// # Errors
+    /// The file is missing or not a simulator state.
+    pub fn load(path: &Path, clock: Arc<dyn Clock>) -> Result<SimCloud, SimError> {
+        let world = persist::load(path)?;
+        Ok(SimCloud { world: Arc::new(Mutex::new(world)), clock, persist: Some(path.to_owned()) })
+    }
+
+    /// Saves the world to `path` now and after every change from here on.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn persist_to(mut self, path: &Path) -> Result<SimCloud, SimError> {
+        self.persist = Some(path.to_owned());
+        let world = self.lock().clone();
+        persist::save(path, &world)?;
+        Ok(self)
+    }
+
+    /// The world, even if a panic poisoned the lock.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reads or changes the world directly (test set-up, assertions, fault injection).
+    pub fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        let mut w = self.lock();
+        let now = self.clock.now();
+        w.advance(now);
+        let out = f(&mut w);
+        if let Some(path) = &self.persist
+            && let Err(e) = persist::save(path, &w)
+        {
+            tracing::warn!(error = %e, "simulator could not persist its state");
+        }
+        out
+    }
+
+    /// Sets the duration model.
+    pub fn set_model(&self, model: DurationModel) {
+        self.with(|w| w.model = model);
+    }
+
+    /// Sets the faults in force.
+    pub fn set_faults(&self, faults: Faults) {
+        self.with(|w| w.faults = faults);
+    }
+
+    /// Adds a region (with advanced DynamoDB backup on).
+    pub fn add_region(&self, region: &str) {
+        self.with(|w| {
+            w.regions
+                .entry(region.to_owned())
+                .or_insert_with(|| RegionState { advanced_backup: true, ..RegionState::default() });
+        });
+    }
+
+    /// Turns advanced DynamoDB backup on or off in a region (off: backups are not copyable).
+    pub fn set_advanced_backup(&self, region: &str, on: bool) {
+        self.with(|w| {
+            if let Some(r) = w.regions.get_mut(region) {
+                r.advanced_backup = on;
+            }
+        });
+    }
+
+    /// Makes a region unreachable (or reachable again).
+    pub fn set_region_down(&self, region: &str, down: bool) {
+        self.with(|w| {
+            if let Some(r) = w.regions.get_mut(region) {
+                r.down = down;
+            }
+        });
+    }
+
+    /// Adds a backup vault, encrypted with `key_arn`.
+    pub fn add_vault(&self, region: &str, name: &str, key_arn: Option<&str>) {
+        self.with(|w| {
+            let account = w.account.clone();
+            let r = w.regions.entry(region.to_owned()).or_default();
+            r.vaults.entry(name.to_owned()).or_insert_with(|| Vault {
+                arn: format!("arn:aws:backup:{region}:{account}:backup-vault:{name}"),
+                key_arn: key_arn.map(str::to_owned),
+                points: BTreeMap::new(),
+            });
+        });
+    }
+
+    /// Adds a KMS key (`Enabled`).
+    pub fn add_key(&self, region: &str, key_arn: &str) {
+        self.with(|w| {
+            w.regions
+                .entry(region.to_owned())
+                .or_default()
+                .keys
+                .insert(key_arn.to_owned(), Key { state: "Enabled".to_owned() });
+        });
+    }
+
+    /// Sets a key's state (`Enabled`, `Disabled`, `PendingDeletion`).
+    pub fn set_key_state(&self, region: &str, key_arn: &str, state: &str) {
+        self.with(|w| {
+            if let Some(k) = w.regions.get_mut(region).and_then(|r| r.keys.get_mut(key_arn)) {
+                state.clone_into(&mut k.state);
+            }
+        });
+    }
+
+    /// Adds a table with `items` generated items and the given explicit items. The key
+    /// schema is `partition_key` (a string), plus `sort_key` (a string) when given.
+    pub fn add_table(
+        &self,
+        region: &str,
+        name: &str,
+        partition_key: &str,
+        sort_key: Option<&str>,
+        items: u64,
+        explicit: &[Item],
+    ) {
+        self.with(|w| {
+            let account = w.account.clone();
+            let schema = Schema {
+                partition_key: KeyAttribute { name: partition_key.to_owned(), kind: KeyType::S },
+                sort_key: sort_key.map(|s| KeyAttribute { name: s.to_owned(), kind: KeyType::S }),
+                global_indexes: Vec::new(),
+                local_indexes: Vec::new(),
+            };
+            let explicit = explicit
+                .iter()
+                .map(|i| (Items::canonical(&key_part(&schema, i)), i.clone()))
+                .collect();
+            w.regions.entry(region.to_owned()).or_default().tables.insert(
+                name.to_owned(),
+                SimTable {
+                    name: name.to_owned(),
+                    arn: format!("arn:aws:dynamodb:{region}:{account}:table/{name}"),
+                    schema,
+                    kms_key_arn: None,
+                    settings: TableSettings::default(),
+                    tags: BTreeMap::new(),
+                    items: Items { generated: items, explicit },
+                    busy_until: None,
+                    deleting_until: None,
+                },
+            );
+        });
+    }
+
+    /// Sets up the world a plan expects: its regions, vaults and keys, and its source tables
+    /// with `items` generated items each plus every canary item. A table's key attributes
+    /// are those its canary keys name (`pk`, and `sk` for two-attribute keys, otherwise).
+    pub fn seed_from_plan(&self, plan: &drover_plan::Plan, items: u64) {
+        let src = plan.source.region.as_str();
+        self.add_region(src);
+        self.add_vault(src, &plan.source.backup_vault, None);
+        for t in &plan.targets {
+            self.add_region(t.region.as_str());
+            self.add_key(t.region.as_str(), &t.kms_key_arn);
+            self.add_vault(t.region.as_str(), &t.backup_vault, Some(&t.kms_key_arn));
+        }
+        for t in &plan.tables {
+            let names: Vec<&str> = t
+                .validate
+                .canary_keys
+                .iter()
+                .max_by_key(|k| k.len())
+                .map(|k| k.keys().map(String::as_str).collect())
+                .unwrap_or_else(|| vec!["pk"]);
+            let canaries: Vec<Item> = t
+                .validate
+                .canary_keys
+                .iter()
+                .map(|k| {
+                    let mut item = k.clone();
+                    item.insert("canary".to_owned(), "true".to_owned());
+                    item
+                })
+                .collect();
+            self.add_table(src, &t.name, names[0], names.get(1).copied(), items, &canaries);
+        }
+    }
+
+    /// Puts, in every target vault, a completed copy of each of the plan's source tables as
+    /// it was `age_ms` ago: what an account with a backup schedule and copy rules holds, and
+    /// what a failover restores from.
+    pub fn seed_copies(&self, plan: &drover_plan::Plan, age_ms: Millis) {
+        for t in &plan.tables {
+            self.seed_copy(plan, &t.name, age_ms);
+        }
+    }
+
+    /// Puts, in every target vault of `table`, a completed copy of it as it is now, dated
+    /// `age_ms` ago.
+    pub fn seed_copy(&self, plan: &drover_plan::Plan, table: &str, age_ms: Millis) {
+        let now = self.clock.now();
+        let Some((_, t)) = plan.table_by_name(table) else { return };
+        self.with(|w| {
+            let account = w.account.clone();
+            let src = plan.source.region.to_string();
+            let Some(source) = w.regions.get(&src).and_then(|r| r.tables.get(table)).cloned()
+            else {
+                return;
+            };
+            for region in &t.targets {
+                let Some(target) = plan.target(region) else { continue };
+                let id = w.rng.new_id();
+                let Some(vault) = w
+                    .regions
+                    .get_mut(region.as_str())
+                    .and_then(|r| r.vaults.get_mut(&target.backup_vault))
+                else {
+                    continue;
+                };
+                let arn = format!("arn:aws:backup:{region}:{account}:recovery-point:{id}");
+                vault.points.insert(
+                    arn.clone(),
+                    Point {
+                        arn,
+                        vault: target.backup_vault.clone(),
+                        resource_arn: source.arn.clone(),
+                        created_at: now - age_ms,
+                        key_arn: vault.key_arn.clone(),
+                        advanced: true,
+                        size: source.items.count(&source.schema) * ITEM_BYTES,
+                        schema: source.schema.clone(),
+                        items: source.items.clone(),
+                    },
+                );
+            }
+        });
+    }
+
+    /// Names of the tables in a region.
+    #[must_use]
+    pub fn table_names(&self, region: &str) -> Vec<String> {
+        self.with(|w| {
+            w.regions.get(region).map(|r| r.tables.keys().cloned().collect()).unwrap_or_default()
+        })
+    }
+
+    /// Item count of a table (all items, generated and explicit).
+    #[must_use]
+    pub fn item_count(&self, region: &str, name: &str) -> Option<u64> {
+        self.with(|w| w.regions.get(region)?.tables.get(name).map(|t| t.items.count(&t.schema)))
+    }
+
+    /// Runs one API call: waits the injected latency, applies what finished by now, counts
+    /// the call, answers as AWS does for a region that is missing or down and for the faults
+    /// in force, else runs `f`; then persists the world (a failure to persist fails the call).
+    pub(crate) async fn op<T>(
+        &self,
+        op: &str,
+        region: &str,
+        f: impl FnOnce(&mut World, Millis) -> CloudResult<T>,
+    ) -> CloudResult<T> {
+        let latency = self.lock().faults.latency_ms;
+        if latency > 0 {
+            self.clock.sleep(Duration::from_millis(latency)).await;
+        }
+        let now = self.clock.now();
+        let mut guard = self.lock();
+        let w = &mut *guard;
+        w.advance(now);
+        *w.calls.entry(op.to_owned()).or_default() += 1;
+        let result = (|| {
+            let r = w.regions.get(region).ok_or_else(|| {
+                err(
+                    ErrorKind::Transient,
+                    op,
+                    format!("could not connect to the endpoint for region {region}"),
+                )
+            })?;
+            if r.down {
+                return Err(err(
+                    ErrorKind::Transient,
+                    op,
+                    format!("could not connect to the endpoint for region {region} (region down)"),
+                ));
+            }
+            w.faults.on_call(op, &mut w.rng)?;
+            f(w, now)
+        })();
+        if let Some(path) = &self.persist
+            && let Err(e) = persist::save(path, w)
+        {
+            return Err(err(
+                ErrorKind::Fatal,
+                op,
+                format!("simulator could not persist its state: {e}"),
+            ));
+        }
+        result
+    }
+}
