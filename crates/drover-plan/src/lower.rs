@@ -12,8 +12,8 @@ use serde_yaml::Value;
 use crate::diag::{Code, Severity};
 use crate::graph::PlanGraph;
 use crate::model::{
-    Drill, Objectives, Plan, RUN_SHORT_ID_LEN, Region, Source, StreamView, Table, TableId, Target,
-    Validation,
+    Drill, KeyValue, Objectives, Plan, RUN_SHORT_ID_LEN, Region, Source, StreamView, Table,
+    TableId, Target, Validation,
 };
 use crate::parse::{Path, Seg};
 use crate::rules;
@@ -210,7 +210,7 @@ struct Settings {
     deletion_protection: Option<bool>,
     tags: Option<BTreeMap<String, String>>,
     min_items: Option<u64>,
-    canary_keys: Option<Vec<BTreeMap<String, String>>>,
+    canary_keys: Option<Vec<BTreeMap<String, KeyValue>>>,
     digest: Option<bool>,
 }
 
@@ -834,7 +834,7 @@ fn is_tag_char(c: char) -> bool {
     c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c)
 }
 
-fn lower_canaries(cx: &mut Cx, v: &Value, p: &P<'_>) -> Option<Vec<BTreeMap<String, String>>> {
+fn lower_canaries(cx: &mut Cx, v: &Value, p: &P<'_>) -> Option<Vec<BTreeMap<String, KeyValue>>> {
     let items = cx.list(v, p)?;
     let mut keys = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -873,13 +873,58 @@ fn lower_canaries(cx: &mut Cx, v: &Value, p: &P<'_>) -> Option<Vec<BTreeMap<Stri
                 cx.error(Code::AttributeName, kp.at_key(), msg);
                 continue;
             }
-            if let Some(s) = cx.string(v, &kp) {
-                key.insert(k.to_owned(), s.to_owned());
+            if let Some(value) = lower_key_value(cx, v, &kp) {
+                key.insert(k.to_owned(), value);
             }
         }
         keys.push(key);
     }
     Some(keys)
+}
+
+/// A key attribute value: a plain string, or typed as in DynamoDB's JSON (`{N: "42"}`).
+fn lower_key_value(cx: &mut Cx, v: &Value, p: &P<'_>) -> Option<KeyValue> {
+    const EXPECTED: &str = "a string, or a typed value like {N: \"42\"} (S, N or B)";
+    match v {
+        Value::String(s) => Some(KeyValue::S(s.clone())),
+        Value::Mapping(map) if map.len() == 1 => {
+            let (t, text) = map.iter().next()?;
+            let Some(t) = t.as_str() else {
+                cx.wrong_type(v, p, EXPECTED);
+                return None;
+            };
+            let tp = p.key(t);
+            let text = cx.string(text, &tp)?;
+            match KeyValue::parse(t, text) {
+                Ok(value) => Some(value),
+                Err(msg) => {
+                    cx.error(Code::CanaryKey, tp.at_value(), msg);
+                    None
+                }
+            }
+        }
+        Value::Number(_) => {
+            cx.wrong_type(v, p, EXPECTED);
+            if let Some(issue) = cx.issues.last_mut() {
+                issue.help(format!(
+                    "a number key is written typed, like {{N: \"{}\"}}",
+                    describe_number(v)
+                ));
+            }
+            None
+        }
+        _ => {
+            cx.wrong_type(v, p, EXPECTED);
+            None
+        }
+    }
+}
+
+fn describe_number(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
 }
 
 fn lower_tables(cx: &mut Cx, v: &Value, targets: &[Target]) -> Vec<Option<RawTable>> {

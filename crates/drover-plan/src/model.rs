@@ -139,8 +139,8 @@ pub struct Table {
 pub struct Validation {
     /// Minimum item count.
     pub min_items: Option<u64>,
-    /// Items that must exist after restore: attribute name to string value.
-    pub canary_keys: Vec<BTreeMap<String, String>>,
+    /// Items that must exist after restore: key attribute name to typed value.
+    pub canary_keys: Vec<BTreeMap<String, KeyValue>>,
     /// Compare an order-independent hash of every item (a full parallel scan).
     pub digest: bool,
 }
@@ -262,5 +262,129 @@ fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
     match d {
         Some(d) => s.serialize_str(&format_duration(*d)),
         None => s.serialize_none(),
+    }
+}
+
+/// A key attribute value of a DynamoDB item (canary keys, markers): one of DynamoDB's three
+/// scalar key types.
+///
+/// Plans write a string value as a plain string (`pk: "ORDER#1"`) or typed, as in DynamoDB's
+/// JSON (`pk: {S: "ORDER#1"}`, `id: {N: "42"}`, `blob: {B: "AAEC"}`, base64). Serialized the
+/// same way: `S` as a plain string (so journals written before typed keys still read), `N`
+/// and `B` as one-key maps.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyValue {
+    /// A string.
+    S(String),
+    /// A number, as its decimal text (DynamoDB sends numbers as strings).
+    N(String),
+    /// Binary.
+    B(Vec<u8>),
+}
+
+impl KeyValue {
+    /// The DynamoDB type letter: `S`, `N` or `B`.
+    #[must_use]
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            KeyValue::S(_) => "S",
+            KeyValue::N(_) => "N",
+            KeyValue::B(_) => "B",
+        }
+    }
+
+    /// The value as text: strings and numbers as they are, binary as base64.
+    #[must_use]
+    pub fn text(&self) -> String {
+        match self {
+            KeyValue::S(s) | KeyValue::N(s) => s.clone(),
+            KeyValue::B(b) => crate::rules::base64_encode(b),
+        }
+    }
+
+    /// Builds a value from its type letter and text (base64 for `B`).
+    ///
+    /// # Errors
+    /// A message saying what is wrong: an unknown type, a malformed number, bad base64.
+    pub fn parse(type_name: &str, text: &str) -> Result<KeyValue, String> {
+        match type_name {
+            "S" => Ok(KeyValue::S(text.to_owned())),
+            "N" => crate::rules::check_number(text).map(|()| KeyValue::N(text.to_owned())),
+            "B" => crate::rules::base64_decode(text).map(KeyValue::B),
+            other => Err(format!(
+                "`{other}` is not a key attribute type: key attributes are S (string), N (number) or B (binary, base64)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for KeyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyValue::S(s) => write!(f, "{s:?}"),
+            other => write!(f, "{{{}: {:?}}}", other.type_name(), other.text()),
+        }
+    }
+}
+
+impl Serialize for KeyValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        match self {
+            KeyValue::S(v) => s.serialize_str(v),
+            other => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry(other.type_name(), &other.text())?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KeyValue, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Plain(String),
+            Typed(BTreeMap<String, String>),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Plain(s) => Ok(KeyValue::S(s)),
+            Repr::Typed(map) if map.len() == 1 => {
+                let (t, v) =
+                    map.into_iter().next().ok_or_else(|| serde::de::Error::custom("empty"))?;
+                KeyValue::parse(&t, &v).map_err(serde::de::Error::custom)
+            }
+            Repr::Typed(_) => {
+                Err(serde::de::Error::custom("a typed key value is a map with one key: S, N or B"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_serialize_plain_strings_and_typed_numbers_and_binary() {
+        let values = [
+            (KeyValue::S("ORDER#1".into()), r#""ORDER#1""#),
+            (KeyValue::N("42".into()), r#"{"N":"42"}"#),
+            (KeyValue::B(vec![0, 1, 2]), r#"{"B":"AAEC"}"#),
+        ];
+        for (value, json) in values {
+            assert_eq!(serde_json::to_string(&value).unwrap(), json);
+            assert_eq!(serde_json::from_str::<KeyValue>(json).unwrap(), value);
+        }
+        // A journal written before typed keys holds plain strings, and still reads.
+        assert_eq!(
+            serde_json::from_str::<KeyValue>(r#"{"S":"x"}"#).unwrap(),
+            KeyValue::S("x".into())
+        );
+        for bad in [r#"{"N":"4 2"}"#, r#"{"X":"1"}"#, r#"{"N":"1","S":"x"}"#, "42"] {
+            assert!(serde_json::from_str::<KeyValue>(bad).is_err(), "{bad}");
+        }
     }
 }

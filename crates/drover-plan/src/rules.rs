@@ -346,9 +346,130 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
+/// A DynamoDB number as text: an optional sign, digits with an optional fraction, an optional
+/// exponent; at most 38 significant digits (DynamoDB's precision).
+pub(crate) fn check_number(s: &str) -> Result<(), String> {
+    let bad =
+        || format!("`{s}` is not a number: write digits, like \"42\" or \"-3.5\" or \"1E+3\"");
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() && frac.is_empty() || !digits(int) || !digits(frac) {
+        return Err(bad());
+    }
+    if let Some(e) = exponent {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        if e.is_empty() || !digits(e) || e.len() > 3 {
+            return Err(bad());
+        }
+    }
+    let significant = format!("{int}{frac}");
+    let significant = significant.trim_start_matches('0').trim_end_matches('0');
+    if significant.len() > 38 {
+        return Err(format!("`{s}` has more than the 38 significant digits DynamoDB keeps"));
+    }
+    Ok(())
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (DynamoDB's encoding of binary values in JSON).
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(BASE64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes standard base64 with padding.
+pub(crate) fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
+    let bad = || {
+        format!("`{s}` is not base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4)")
+    };
+    if !s.len().is_multiple_of(4) {
+        return Err(bad());
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let bytes = s.as_bytes();
+    for (ci, chunk) in bytes.chunks(4).enumerate() {
+        let last = ci + 1 == bytes.len() / 4;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return Err(bad());
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            let v = BASE64.iter().position(|&x| x == c).ok_or_else(bad)?;
+            n = (n << 6) | u32::try_from(v).map_err(|_| bad())?;
+        }
+        n <<= 6 * u32::try_from(pad).map_err(|_| bad())?;
+        let got = n.to_be_bytes();
+        out.extend_from_slice(&got[1..4 - pad]);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_follow_dynamodb() {
+        for ok in [
+            "42",
+            "-3.5",
+            "+1",
+            "0.25",
+            ".5",
+            "5.",
+            "1E+3",
+            "1e-130",
+            "12345678901234567890123456789012345678",
+        ] {
+            assert_eq!(check_number(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            "1.2.3",
+            "0x10",
+            "1e",
+            "1e+",
+            "abc",
+            "1 2",
+            "NaN",
+            "1e1234",
+            "123456789012345678901234567890123456789",
+        ] {
+            assert!(check_number(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base64_round_trips_and_refuses_what_is_not_base64() {
+        for bytes in [&b""[..], b"a", b"ab", b"abc", b"abcd", &[0, 1, 2, 255, 254]] {
+            let text = base64_encode(bytes);
+            assert_eq!(base64_decode(&text).as_deref(), Ok(bytes), "{text}");
+        }
+        assert_eq!(base64_encode(b"any carnal pleas"), "YW55IGNhcm5hbCBwbGVhcw==");
+        assert_eq!(base64_decode("AAEC"), Ok(vec![0, 1, 2]));
+        for bad in ["A", "AAE", "AA=A", "A===", "AA==AAAA", "AA!A", "AAEC "] {
+            assert!(base64_decode(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn regions() {
