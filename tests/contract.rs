@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use drover_engine::ports::{
     BackupRequest, BackupService, CopyRequest, Item, JobState, JobStatus, KeyService, KeyType,
-    RestoreRequest, TableInfo, TableService,
+    RestoreRequest, TableInfo, TableService, Value,
 };
 use drover_engine::{ErrorKind, SystemClock};
 use serde_json::json;
@@ -28,7 +28,10 @@ struct Cloud {
 }
 
 fn canary() -> Item {
-    Item::from([("pk".to_owned(), "ORDER#1".to_owned()), ("sk".to_owned(), "META".to_owned())])
+    Item::from([
+        ("pk".to_owned(), Value::S("ORDER#1".to_owned())),
+        ("sk".to_owned(), Value::S("META".to_owned())),
+    ])
 }
 
 /// The simulator, seeded like the emulator below; jobs finish at once.
@@ -42,7 +45,7 @@ fn simulator() -> Cloud {
     sim.add_key(DST, key);
     sim.add_vault(DST, "dr-vault", Some(key));
     let mut item = canary();
-    item.insert("status".to_owned(), "canary".to_owned());
+    item.insert("status".to_owned(), Value::S("canary".to_owned()));
     sim.add_table(SRC, "orders", "pk", Some("sk"), 30, &[item]);
     Cloud {
         backup: Arc::new(sim.clone()),
@@ -200,12 +203,11 @@ async fn contract(c: &Cloud) {
     );
     let restored = ready(c, DST, "orders-restored").await;
     assert_eq!(restored.kms_key_arn.as_deref(), Some(c.target_key.as_str()));
-    assert_eq!(
-        restored.settings,
-        drover_engine::ports::TableSettings::default(),
-        "a restore drops settings"
-    );
-    assert!(restored.tags.is_empty());
+    // A restore drops settings and tags.
+    assert!(restored.stream.is_none() && !restored.deletion_protection);
+    assert!(!c.tables.point_in_time_recovery(DST, "orders-restored").await.unwrap());
+    assert_eq!(c.tables.time_to_live(DST, "orders-restored").await.unwrap().enabled_attribute(), None);
+    assert!(c.tables.list_tags(DST, &restored.arn).await.unwrap().is_empty());
     assert_eq!(c.tables.count_items(DST, "orders-restored", 4).await.unwrap(), source_count);
     assert!(c.tables.get_item(DST, "orders-restored", &canary()).await.unwrap().is_some());
 
@@ -222,26 +224,33 @@ async fn contract(c: &Cloud) {
     // Settings and tags.
     c.tables.set_point_in_time_recovery(DST, "orders-restored", true).await.unwrap();
     c.tables.enable_ttl(DST, "orders-restored", "expires_at").await.unwrap();
-    c.tables.enable_stream(DST, "orders-restored", "NEW_AND_OLD_IMAGES").await.unwrap();
+    c.tables.set_stream(DST, "orders-restored", Some("NEW_IMAGE")).await.unwrap();
+    ready(c, DST, "orders-restored").await;
+    // A stream is not re-enabled with another view: it is disabled first.
+    assert!(c.tables.set_stream(DST, "orders-restored", Some("NEW_AND_OLD_IMAGES")).await.is_err());
+    c.tables.set_stream(DST, "orders-restored", None).await.unwrap();
+    ready(c, DST, "orders-restored").await;
+    c.tables.set_stream(DST, "orders-restored", Some("NEW_AND_OLD_IMAGES")).await.unwrap();
     ready(c, DST, "orders-restored").await;
     c.tables.set_deletion_protection(DST, "orders-restored", true).await.unwrap();
     let t = ready(c, DST, "orders-restored").await;
     let tags = BTreeMap::from([("drover:run".to_owned(), "contract".to_owned())]);
     c.tables.tag_table(DST, &t.arn, &tags).await.unwrap();
     let t = ready(c, DST, "orders-restored").await;
-    assert!(t.settings.point_in_time_recovery);
-    assert_eq!(t.settings.ttl_attribute.as_deref(), Some("expires_at"));
-    assert_eq!(t.settings.stream.as_deref(), Some("NEW_AND_OLD_IMAGES"));
-    assert!(t.settings.deletion_protection);
-    assert_eq!(t.tags, tags);
+    assert!(c.tables.point_in_time_recovery(DST, "orders-restored").await.unwrap());
+    let ttl = c.tables.time_to_live(DST, "orders-restored").await.unwrap();
+    assert_eq!(ttl.enabled_attribute(), Some("expires_at"), "{ttl:?}");
+    assert_eq!(t.stream.as_deref(), Some("NEW_AND_OLD_IMAGES"));
+    assert!(t.deletion_protection);
+    assert_eq!(c.tables.list_tags(DST, &t.arn).await.unwrap(), tags);
 
     // Items.
     let mut marker = Item::from([
-        ("pk".to_owned(), "drover-marker#x".to_owned()),
-        ("sk".to_owned(), "drover-marker".to_owned()),
+        ("pk".to_owned(), Value::S("drover-marker#x".to_owned())),
+        ("sk".to_owned(), Value::S("drover-marker".to_owned())),
     ]);
     let key = marker.clone();
-    marker.insert("drover_marker".to_owned(), "x".to_owned());
+    marker.insert("drover_marker".to_owned(), Value::S("x".to_owned()));
     c.tables.put_item(DST, "orders-restored", &marker).await.unwrap();
     assert_eq!(c.tables.get_item(DST, "orders-restored", &key).await.unwrap(), Some(marker));
     c.tables.delete_item(DST, "orders-restored", &key).await.unwrap();
@@ -275,4 +284,114 @@ fn contract_holds_on_the_simulator() {
 #[test]
 fn contract_holds_on_the_aws_adapter_against_the_emulator() {
     runtime().block_on(contract(&emulator()));
+}
+
+/// A `Start*Job` replayed with a used token may answer without the job id (AWS promises only
+/// "a success message with no action taken", and the model makes no output member required):
+/// the adapter still gets the token's job, found by listing past other jobs on other pages.
+#[test]
+fn a_replay_answered_without_a_job_id_gets_the_tokens_job() {
+    runtime().block_on(async {
+        let c = emulator();
+        let emu = c._emulator.as_ref().unwrap();
+        // Replays answer `{}`; every list page holds one job.
+        let knobs = json!({"idempotent_replay_without_id": true, "page_size": 1});
+        assert_eq!(emu.control("/_drover/realism", &knobs), 200, "{}", emu.log());
+        let source = ready(&c, SRC, "orders").await;
+        let dst_vault = c.backup.vault_arn(DST, "dr-vault").await.unwrap();
+
+        // Backups: the replay gets the first job's id; then a second one, for a second point.
+        let mut points = Vec::new();
+        for n in 1..=2 {
+            let backup = BackupRequest {
+                region: SRC.to_owned(),
+                table_arn: source.arn.clone(),
+                vault: "prod-vault".to_owned(),
+                iam_role_arn: ROLE.to_owned(),
+                idempotency_token: format!("replay-backup-{n}"),
+            };
+            let job = c.backup.start_backup_job(&backup).await.unwrap();
+            let replayed = c.backup.start_backup_job(&backup).await;
+            assert_eq!(replayed.as_ref(), Ok(&job), "backup {n}: same token, same job");
+            let done =
+                until_done(async || c.backup.describe_backup_job(SRC, &job).await.unwrap()).await;
+            assert_eq!(done.state, JobState::Completed, "{done:?}");
+            points.push(done.recovery_point_arn.unwrap());
+        }
+
+        // Copies of both points into the target vault, each replayed after both started.
+        let copies: Vec<CopyRequest> = points
+            .iter()
+            .enumerate()
+            .map(|(n, point)| CopyRequest {
+                region: SRC.to_owned(),
+                recovery_point_arn: point.clone(),
+                source_vault: "prod-vault".to_owned(),
+                destination_vault_arn: dst_vault.clone(),
+                iam_role_arn: ROLE.to_owned(),
+                idempotency_token: format!("replay-copy-{n}"),
+            })
+            .collect();
+        let mut copy_jobs = Vec::new();
+        for copy in &copies {
+            copy_jobs.push(c.backup.start_copy_job(copy).await.unwrap());
+        }
+        let mut copied = Vec::new();
+        for (copy, job) in copies.iter().zip(&copy_jobs) {
+            assert_eq!(c.backup.start_copy_job(copy).await.as_ref(), Ok(job), "{copy:?}");
+            let done =
+                until_done(async || c.backup.describe_copy_job(SRC, job).await.unwrap()).await;
+            assert_eq!(done.state, JobState::Completed, "{done:?}");
+            copied.push(done.recovery_point_arn.unwrap());
+        }
+
+        // Restores: the token's job from the first copy, then newer restores from the second
+        // copy that the lookup must page past (newest first, one a page).
+        let restore = |n: usize, point: &str, table: &str| RestoreRequest {
+            region: DST.to_owned(),
+            recovery_point_arn: point.to_owned(),
+            table_name: table.to_owned(),
+            kms_key_arn: c.target_key.clone(),
+            iam_role_arn: ROLE.to_owned(),
+            idempotency_token: format!("replay-restore-{n}"),
+        };
+        let mine = restore(0, &copied[0], "orders-replayed");
+        let job = c.backup.start_restore_job(&mine).await.unwrap();
+        for n in 1..=3 {
+            let other = restore(n, &copied[1], &format!("orders-other-{n}"));
+            assert_ne!(c.backup.start_restore_job(&other).await.unwrap(), job);
+        }
+        assert_eq!(c.backup.start_restore_job(&mine).await.as_ref(), Ok(&job));
+        let done =
+            until_done(async || c.backup.describe_restore_job(DST, &job).await.unwrap()).await;
+        assert_eq!(done.state, JobState::Completed, "{done:?}");
+        assert!(
+            done.created_resource_arn
+                .as_deref()
+                .is_some_and(|a| a.ends_with(":table/orders-replayed")),
+            "{done:?}"
+        );
+        // Once finished, the job names its table: still the token's job.
+        assert_eq!(c.backup.start_restore_job(&mine).await.as_ref(), Ok(&job));
+
+        // A job the lists do not show yet: a passing error, then the job once it is listed.
+        let young = json!({"unseen_jobs": 2.0});
+        assert_eq!(emu.control("/_drover/realism", &young), 200, "{}", emu.log());
+        let late = restore(9, &copied[0], "orders-replayed-late");
+        let job = c.backup.start_restore_job(&late).await.unwrap();
+        let err = c.backup.start_restore_job(&late).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient, "{err:?}");
+        assert!(err.message.contains("not listed yet"), "{err:?}");
+        let start = Instant::now();
+        loop {
+            match c.backup.start_restore_job(&late).await {
+                Ok(found) => break assert_eq!(found, job),
+                Err(e) if e.kind == ErrorKind::Transient => {
+                    assert!(start.elapsed() < Duration::from_secs(30), "never listed: {e:?}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    });
 }

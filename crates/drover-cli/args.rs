@@ -207,6 +207,11 @@ pub(crate) struct RunArgs {
     /// Start without the preflight checks
     #[arg(long)]
     pub(crate) skip_preflight: bool,
+    /// How long after writing the drill marker and taking a source digest the backup starts
+    /// (default 1m: DynamoDB guarantees a backup holds writes committed a minute before it is
+    /// requested). Lower it only against an emulator that documents a shorter lag
+    #[arg(long, value_name = "DURATION", value_parser = parse_backup_settle)]
+    pub(crate) backup_settle: Option<u64>,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
@@ -238,6 +243,17 @@ fn parse_call_timeout(s: &str) -> Result<u64, String> {
     let d = drover_plan::parse_duration(s)?;
     if d.is_zero() || d > std::time::Duration::from_secs(600) {
         return Err("expected a duration from 1s to 10m".to_owned());
+    }
+    u64::try_from(d.as_millis()).map_err(|e| e.to_string())
+}
+
+fn parse_backup_settle(s: &str) -> Result<u64, String> {
+    if s == "0" || s == "0s" {
+        return Ok(0);
+    }
+    let d = drover_plan::parse_duration(s)?;
+    if d > std::time::Duration::from_secs(3600) {
+        return Err("expected a duration of at most 1h".to_owned());
     }
     u64::try_from(d.as_millis()).map_err(|e| e.to_string())
 }

@@ -10,7 +10,7 @@ use crate::args::{CheckArgs, CheckFormat, CloudArgs, PointsArgs, PreflightArgs, 
 use crate::cloud::Cloud;
 use crate::exit::{CliError, Exit};
 use crate::output;
-use crate::run_cmd::{load_plan, runtime};
+use crate::support::{load_plan, runtime};
 
 /// The findings as a table, with fixes and a count.
 pub(crate) fn render(findings: &[Finding]) -> String {

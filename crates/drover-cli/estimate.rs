@@ -11,7 +11,7 @@ use drover_sim::estimate::{self, Estimate, Sizes};
 
 use crate::args::{CloudArgs, ModelArgs};
 use crate::cloud::Cloud;
-use crate::run_cmd::runtime;
+use crate::support::runtime;
 
 /// Reads a sizes file: table name to bytes (a number, or a string with a unit).
 pub(crate) fn read_sizes(path: &Path) -> Result<Sizes, String> {

@@ -6,7 +6,7 @@ use drover_aws::iam::{MANAGED_POLICY_MAX_CHARS, Policies, PolicyDocument};
 use crate::args::{IamPolicyArgs, IamRole};
 use crate::exit::{CliError, Exit};
 use crate::output;
-use crate::run_cmd::load_plan;
+use crate::support::load_plan;
 
 pub(crate) fn run(args: &IamPolicyArgs) -> Result<Exit, CliError> {
     let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };

@@ -15,6 +15,7 @@ mod plan_cmd;
 mod progress;
 mod run_cmd;
 mod status;
+mod support;
 mod validate;
 
 use std::process::ExitCode;

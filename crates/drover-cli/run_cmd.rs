@@ -17,32 +17,11 @@ use crate::exit::{CliError, Exit};
 use crate::output;
 use crate::progress::Progress;
 use crate::status;
+use crate::support::{load_plan, runtime};
 
-/// Loads a plan file for a run: diagnostics on stderr, `None` when it is invalid.
-pub(crate) fn load_plan(path: &Path) -> Option<(Plan, Vec<u8>)> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            output::error(&format!("cannot read {}: {e}", path.display()));
-            return None;
-        }
-    };
-    let loaded = drover_plan::load(&path.display().to_string(), &bytes);
-    if !loaded.diagnostics.is_empty() {
-        output::stderr(&output::render_diagnostics(&loaded.diagnostics, false));
-    }
-    if loaded.plan.is_none() {
-        output::error(&format!("{} is not a valid plan", path.display()));
-    }
-    loaded.plan.map(|p| (p, bytes))
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(CliError::Output)
+/// The wait before a drill's backups: as asked (and journaled), else the documented minute.
+fn backup_settle(ms: Option<u64>) -> std::time::Duration {
+    ms.map_or(drover_engine::policy::BACKUP_SETTLE, std::time::Duration::from_millis)
 }
 
 fn limits(args: &RunArgs) -> Limits {
@@ -150,6 +129,7 @@ fn start(
                 limits: limits(args),
                 cloud: serde_json::to_value(&cloud.spec).unwrap_or_default(),
                 cut_at,
+                backup_settle_ms: args.backup_settle,
             },
         };
         let (journal, state) = match run::create(state_dir, header, cloud.ports.clock.now()) {
@@ -173,6 +153,7 @@ fn start(
             limits: limits(args),
             scan_segments: 4,
             expected_ms: expected,
+            backup_settle: backup_settle(args.backup_settle),
             ..Settings::default()
         };
         execute_run(plan, journal, state, cloud, settings, log).await
@@ -299,6 +280,7 @@ fn continue_run(
         limits: header.options.limits,
         scan_segments: 4,
         teardown_only: teardown,
+        backup_settle: backup_settle(header.options.backup_settle_ms),
         ..Settings::default()
     };
     rt.block_on(execute_run(plan, opened.journal, opened.state, cloud, settings, log))

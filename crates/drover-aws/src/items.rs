@@ -4,24 +4,29 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use drover_engine::ports::Item;
+use drover_engine::ports::{Item, Value};
 
 /// A drover item value as a DynamoDB string attribute.
-fn to_attribute_value(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_owned())
+fn to_attribute_value(v: &Value) -> AttributeValue {
+    match v {
+        Value::S(s) => AttributeValue::S(s.clone()),
+        Value::N(n) => AttributeValue::N(n.clone()),
+        Value::B(b) => AttributeValue::B(aws_smithy_types::Blob::new(b.clone())),
+    }
 }
 
-/// A DynamoDB item as a drover item: its string, number and boolean attributes as strings
-/// (attributes of other types are left out).
+/// A DynamoDB item as a drover item: its string, number and binary attributes (attributes of
+/// other types are left out: drover reads only keys and its marker).
 pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Item {
     item.iter()
         .filter_map(|(k, v)| {
-            let s = match v {
-                AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
-                AttributeValue::Bool(b) => b.to_string(),
+            let value = match v {
+                AttributeValue::S(s) => Value::S(s.clone()),
+                AttributeValue::N(n) => Value::N(n.clone()),
+                AttributeValue::B(b) => Value::B(b.as_ref().to_vec()),
                 _ => return None,
             };
-            Some((k.clone(), s))
+            Some((k.clone(), value))
         })
         .collect()
 }

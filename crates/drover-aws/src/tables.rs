@@ -1,6 +1,8 @@
-//! DynamoDB tables: describe (with the settings a restore drops and the tags), settings
-//! updates (PITR, TTL, streams, deletion protection), tags, delete, item counts and digests
-//! (by parallel scan), and single items.
+//! DynamoDB tables: describe (DescribeTable alone, so that polling a table costs one call),
+//! the settings a restore drops (DescribeContinuousBackups, DescribeTimeToLive) and tags
+//! (ListTagsOfResource, paged) read on their own, settings updates (PITR, TTL, streams,
+//! deletion protection), tags, delete, item counts and digests (by parallel scan), and single
+//! items.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, Tag, TimeToLiveSpecification,
 };
 use drover_engine::ports::{
-    CloudResult, Item, KeyAttribute, KeyType, TableDigest, TableInfo, TableService, TableSettings,
+    CloudResult, Item, KeyAttribute, KeyType, TableDigest, TableInfo, TableService, TimeToLive,
 };
 use drover_engine::{CloudError, ErrorKind};
 
@@ -57,58 +59,6 @@ impl TableService for AwsCloud {
             .filter(|s| s.stream_enabled())
             .and_then(|s| s.stream_view_type())
             .map(|v| v.as_str().to_owned());
-        let mut settings = TableSettings {
-            point_in_time_recovery: false,
-            ttl_attribute: None,
-            stream,
-            deletion_protection: t.deletion_protection_enabled().unwrap_or(false),
-        };
-        let mut tags = BTreeMap::new();
-        // Settings and tags can be read only once the table exists for real.
-        if status == "ACTIVE" || status == "UPDATING" {
-            let pitr = ddb
-                .describe_continuous_backups()
-                .table_name(name)
-                .send()
-                .await
-                .map_err(|e| errors::map("DescribeContinuousBackups", &e))?;
-            settings.point_in_time_recovery = pitr
-                .continuous_backups_description()
-                .and_then(|d| d.point_in_time_recovery_description())
-                .and_then(|p| p.point_in_time_recovery_status())
-                .is_some_and(|s| s.as_str() == "ENABLED");
-            let ttl = ddb
-                .describe_time_to_live()
-                .table_name(name)
-                .send()
-                .await
-                .map_err(|e| errors::map("DescribeTimeToLive", &e))?;
-            settings.ttl_attribute = ttl
-                .time_to_live_description()
-                .filter(|d| {
-                    d.time_to_live_status()
-                        .is_some_and(|s| s.as_str() == "ENABLED" || s.as_str() == "ENABLING")
-                })
-                .and_then(|d| d.attribute_name())
-                .map(str::to_owned);
-            let mut next: Option<String> = None;
-            loop {
-                let page = ddb
-                    .list_tags_of_resource()
-                    .resource_arn(&arn)
-                    .set_next_token(next.clone())
-                    .send()
-                    .await
-                    .map_err(|e| errors::map("ListTagsOfResource", &e))?;
-                for tag in page.tags() {
-                    tags.insert(tag.key().to_owned(), tag.value().to_owned());
-                }
-                next = page.next_token().map(str::to_owned);
-                if next.is_none() {
-                    break;
-                }
-            }
-        }
         Ok(Some(TableInfo {
             name: name.to_owned(),
             arn,
@@ -137,9 +87,71 @@ impl TableService for AwsCloud {
                 .map(str::to_owned),
             item_count: t.item_count().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
             size_bytes: t.table_size_bytes().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-            settings,
-            tags,
+            stream,
+            deletion_protection: t.deletion_protection_enabled().unwrap_or(false),
         }))
+    }
+
+    async fn point_in_time_recovery(&self, region: &str, name: &str) -> CloudResult<bool> {
+        const OP: &str = "DescribeContinuousBackups";
+        let out = self
+            .clients(region)
+            .await
+            .dynamodb
+            .describe_continuous_backups()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(out
+            .continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status())
+            .is_some_and(|s| s.as_str() == "ENABLED"))
+    }
+
+    async fn time_to_live(&self, region: &str, name: &str) -> CloudResult<TimeToLive> {
+        const OP: &str = "DescribeTimeToLive";
+        let out = self
+            .clients(region)
+            .await
+            .dynamodb
+            .describe_time_to_live()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        let d = out.time_to_live_description();
+        Ok(TimeToLive {
+            status: d
+                .and_then(|d| d.time_to_live_status())
+                .map_or("DISABLED", |s| s.as_str())
+                .to_owned(),
+            attribute: d.and_then(|d| d.attribute_name()).map(str::to_owned),
+        })
+    }
+
+    async fn list_tags(&self, region: &str, arn: &str) -> CloudResult<BTreeMap<String, String>> {
+        const OP: &str = "ListTagsOfResource";
+        let ddb = self.clients(region).await.dynamodb;
+        let mut tags = BTreeMap::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = ddb
+                .list_tags_of_resource()
+                .resource_arn(arn)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| errors::map(OP, &e))?;
+            for tag in page.tags() {
+                tags.insert(tag.key().to_owned(), tag.value().to_owned());
+            }
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+                _ => return Ok(tags),
+            }
+        }
     }
 
     async fn set_point_in_time_recovery(
@@ -184,13 +196,16 @@ impl TableService for AwsCloud {
         Ok(())
     }
 
-    async fn enable_stream(&self, region: &str, name: &str, view: &str) -> CloudResult<()> {
+    async fn set_stream(&self, region: &str, name: &str, view: Option<&str>) -> CloudResult<()> {
         const OP: &str = "UpdateTable";
-        let spec = StreamSpecification::builder()
-            .stream_enabled(true)
-            .stream_view_type(StreamViewType::from(view))
-            .build()
-            .map_err(|e| CloudError::new(ErrorKind::Fatal, OP, e.to_string()))?;
+        let spec = match view {
+            Some(view) => StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view)),
+            None => StreamSpecification::builder().stream_enabled(false),
+        }
+        .build()
+        .map_err(|e| CloudError::new(ErrorKind::Fatal, OP, e.to_string()))?;
         self.clients(region)
             .await
             .dynamodb

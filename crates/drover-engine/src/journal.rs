@@ -526,6 +526,7 @@ mod tests {
                 limits: Limits::default(),
                 cloud: serde_json::json!({}),
                 cut_at: None,
+                backup_settle_ms: None,
             },
         }
     }

@@ -54,6 +54,10 @@ pub struct PollPolicy {
     /// How long a job this process polls may answer not-found before the step fails: reads
     /// of a job just started are eventually consistent.
     pub unseen_grace: Duration,
+    /// How long a change drover made may take to show in reads before the step fails: tags
+    /// are applied asynchronously ("Wait for a few seconds", DynamoDB TagResource), and other
+    /// reads after a change are eventually consistent.
+    pub settle: Duration,
 }
 
 impl Default for PollPolicy {
@@ -67,6 +71,7 @@ impl Default for PollPolicy {
             max_predicted: Duration::from_secs(30 * 60),
             table_polls: 120,
             unseen_grace: Duration::from_secs(60),
+            settle: Duration::from_secs(60),
         }
     }
 }
@@ -104,7 +109,7 @@ impl PollPolicy {
 }
 
 /// Engine settings beyond the plan.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Expected duration (ms) of steps, when known (from table sizes and a duration model):
     /// ready steps start longest-remaining-work first. Without it, fixed weights per kind.
@@ -122,6 +127,29 @@ pub struct Settings {
     pub scan_segments: u32,
     /// Run only the drill's teardown steps (`drover teardown`), whatever else is unfinished.
     pub teardown_only: bool,
+    /// How long after writing the drill marker and taking the source digest a backup job
+    /// starts: a backup "is guaranteed to contain all data committed ... up to 1 minute before
+    /// the request" and may or may not contain later writes (DynamoDB CreateBackup), so the
+    /// marker and the digest describe the backup only when they are older than that.
+    pub backup_settle: Duration,
+}
+
+/// The default [`Settings::backup_settle`]: the minute DynamoDB documents.
+pub const BACKUP_SETTLE: Duration = Duration::from_secs(60);
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            expected_ms: None,
+            volatile_journal: false,
+            limits: Limits::default(),
+            retry: RetryPolicy::default(),
+            poll: PollPolicy::default(),
+            scan_segments: 0,
+            teardown_only: false,
+            backup_settle: BACKUP_SETTLE,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -228,10 +228,10 @@ pub struct TableInfo {
     pub item_count: u64,
     /// Approximate size in bytes.
     pub size_bytes: u64,
-    /// Settings currently in effect.
-    pub settings: TableSettings,
-    /// Tags on the table.
-    pub tags: BTreeMap<String, String>,
+    /// Stream view type (`NEW_IMAGE`, ...), when the stream is enabled.
+    pub stream: Option<String>,
+    /// Deletion protection enabled.
+    pub deletion_protection: bool,
 }
 
 impl TableInfo {
@@ -244,7 +244,29 @@ impl TableInfo {
     }
 }
 
-/// The settings a restore drops and drover re-applies.
+/// A table's time to live, as DescribeTimeToLive reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeToLive {
+    /// `ENABLED`, `ENABLING`, `DISABLED`, `DISABLING`.
+    pub status: String,
+    /// The TTL attribute, when TTL is (being) enabled.
+    pub attribute: Option<String>,
+}
+
+impl TimeToLive {
+    /// The attribute TTL is on for, counting a change still `ENABLING` (UpdateTimeToLive
+    /// takes effect asynchronously, and a second change within an hour is refused).
+    #[must_use]
+    pub fn enabled_attribute(&self) -> Option<&str> {
+        match self.status.as_str() {
+            "ENABLED" | "ENABLING" => self.attribute.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The settings a restore drops and drover re-applies, as read from the service (DescribeTable
+/// for the stream and deletion protection, DescribeContinuousBackups, DescribeTimeToLive).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSettings {
     /// Point-in-time recovery enabled.
@@ -257,15 +279,25 @@ pub struct TableSettings {
     pub deletion_protection: bool,
 }
 
-/// An item: attribute names to string values (drover reads and writes only string
-/// attributes: canary keys and markers).
-pub type Item = BTreeMap<String, String>;
+/// A key attribute value (string, number or binary): drover reads and writes only key
+/// attributes and its marker, whose values are scalars.
+pub use drover_plan::KeyValue as Value;
+
+/// An item: attribute names to scalar values. Reads keep only the scalar attributes.
+pub type Item = BTreeMap<String, Value>;
 
 /// DynamoDB: tables and the few item operations validation needs.
 #[async_trait]
 pub trait TableService: Send + Sync {
-    /// Describes a table; `None` when it does not exist.
+    /// Describes a table (DescribeTable alone); `None` when it does not exist.
     async fn describe_table(&self, region: &str, name: &str) -> CloudResult<Option<TableInfo>>;
+    /// Whether point-in-time recovery is enabled (DescribeContinuousBackups).
+    async fn point_in_time_recovery(&self, region: &str, name: &str) -> CloudResult<bool>;
+    /// The table's time to live (DescribeTimeToLive).
+    async fn time_to_live(&self, region: &str, name: &str) -> CloudResult<TimeToLive>;
+    /// The table's tags (ListTagsOfResource, every page). Tagging is asynchronous: right after
+    /// a `tag_table` this may still return the previous tags.
+    async fn list_tags(&self, region: &str, arn: &str) -> CloudResult<BTreeMap<String, String>>;
     /// Enables or disables point-in-time recovery.
     async fn set_point_in_time_recovery(
         &self,
@@ -275,8 +307,9 @@ pub trait TableService: Send + Sync {
     ) -> CloudResult<()>;
     /// Enables TTL on `attribute`.
     async fn enable_ttl(&self, region: &str, name: &str, attribute: &str) -> CloudResult<()>;
-    /// Enables the stream with `view` (`NEW_IMAGE`, ...).
-    async fn enable_stream(&self, region: &str, name: &str, view: &str) -> CloudResult<()>;
+    /// Enables the stream with `view` (`NEW_IMAGE`, ...), or disables it (`None`). A table
+    /// that has a stream must have it disabled before it is enabled with another view.
+    async fn set_stream(&self, region: &str, name: &str, view: Option<&str>) -> CloudResult<()>;
     /// Turns deletion protection on or off.
     async fn set_deletion_protection(&self, region: &str, name: &str, on: bool) -> CloudResult<()>;
     /// Adds or replaces tags.
@@ -354,18 +387,28 @@ mod hex128 {
     }
 }
 
-/// The canonical encoding of a string-valued item (attributes sorted by name).
+/// The canonical encoding of an item of scalars (attributes sorted by name).
 #[must_use]
 pub fn canonical_item(item: &Item) -> Vec<u8> {
     let mut out = Vec::new();
     for (k, v) in item {
         out.extend_from_slice(k.as_bytes());
         out.push(0x1f);
-        out.extend_from_slice(b"S:");
-        out.extend_from_slice(v.as_bytes());
+        canonical_value(v, &mut out);
         out.push(0x1e);
     }
     out
+}
+
+/// The canonical encoding of one scalar value: its type letter, a colon, and its text
+/// (strings and numbers) or bytes (binary).
+pub fn canonical_value(v: &Value, out: &mut Vec<u8>) {
+    out.extend_from_slice(v.type_name().as_bytes());
+    out.push(b':');
+    match v {
+        Value::S(s) | Value::N(s) => out.extend_from_slice(s.as_bytes()),
+        Value::B(b) => out.extend_from_slice(b),
+    }
 }
 
 /// A table's key schema and index names, as recorded with a recovery point.

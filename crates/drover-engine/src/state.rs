@@ -79,6 +79,10 @@ pub struct RunOptions {
     /// by default, the newest consistent point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_at: Option<Millis>,
+    /// The wait between the drill marker (and source digest) and the backup, in ms, when not
+    /// the default (`--backup-settle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_settle_ms: Option<u64>,
 }
 
 /// Concurrency limits per region and kind of work.

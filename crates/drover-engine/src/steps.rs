@@ -12,7 +12,8 @@ use crate::context::{Shared, StepError, StepFailure, scope_of};
 use crate::error::{EngineError, ErrorKind};
 use crate::limits::Class;
 use crate::ports::{
-    BackupRequest, CopyRequest, Item, JobState, KeyType, RestoreRequest, TableInfo,
+    BackupRequest, CopyRequest, Item, JobState, KeyType, RestoreRequest, TableInfo, TableSettings,
+    Value,
 };
 use crate::state::{Cut, CutPoint, Phase, RunEvent, StepEvent, StepKey, StepOutput};
 
@@ -107,23 +108,39 @@ fn job_failed(what: &str, job_id: &str, status: &crate::ports::JobStatus) -> Ste
     .into()
 }
 
-/// The marker item for this run, keyed for the table's key schema (string keys only).
-fn marker_item(shared: &Shared, info: &TableInfo) -> Result<Item, StepError> {
+/// The marker item for this run, keyed for the table's key schema: a string key carries
+/// `drover-marker#<run>`, a number key a number derived from the run id, a binary key the
+/// bytes of the string form. The sort key, if any, is `drover-marker` in its type.
+fn marker_item(shared: &Shared, info: &TableInfo) -> Item {
+    let value = |kind: KeyType, text: String| match kind {
+        KeyType::S => Value::S(text),
+        // A number no application key is likely to use: 38 digits from the run id's hash.
+        KeyType::N => Value::N(marker_number(&text)),
+        KeyType::B => Value::B(text.into_bytes()),
+    };
     let mut item = Item::new();
-    let string_key = |attr: &crate::ports::KeyAttribute| attr.kind == KeyType::S;
-    if !string_key(&info.partition_key) || info.sort_key.as_ref().is_some_and(|k| !string_key(k)) {
-        return Err(StepFailure::new(format!(
-            "drill.write_marker needs string key attributes, and `{}` has a {:?} key",
-            info.name, info.partition_key.kind
-        ))
-        .into());
-    }
-    item.insert(info.partition_key.name.clone(), format!("drover-marker#{}", shared.run_id));
+    item.insert(
+        info.partition_key.name.clone(),
+        value(info.partition_key.kind, format!("drover-marker#{}", shared.run_id)),
+    );
     if let Some(sk) = &info.sort_key {
-        item.insert(sk.name.clone(), "drover-marker".to_owned());
+        item.insert(sk.name.clone(), value(sk.kind, "drover-marker".to_owned()));
     }
-    item.insert(MARKER_ATTRIBUTE.to_owned(), shared.run_id.clone());
-    Ok(item)
+    item.insert(MARKER_ATTRIBUTE.to_owned(), Value::S(shared.run_id.clone()));
+    item
+}
+
+/// A negative 38-digit number derived from `text` (DynamoDB keeps 38 significant digits).
+fn marker_number(text: &str) -> String {
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(text.as_bytes());
+    let digits: String = h
+        .iter()
+        .flat_map(|b| [b / 16, b % 16])
+        .map(|d| char::from(b'0' + d % 10))
+        .take(37)
+        .collect();
+    format!("-9{digits}")
 }
 
 fn key_of(item: &Item) -> Item {
@@ -146,21 +163,33 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
             kind: Some(ErrorKind::NotFound),
             message: format!("source table `{}` does not exist in {src}", t.name),
         })?;
-    let marker = if plan.drill.write_marker && shared.mode() == Mode::Drill {
-        let item = marker_item(shared, &info)?;
-        shared.call(key, &scope, || ports.tables.put_item(&src, &t.name, &item)).await?;
-        Some(item)
-    } else {
-        None
-    };
-    // The source's digest just before the backup: only when this process starts the job
-    // (after a crash the job may already have taken its snapshot).
+    // The marker and the source's digest just before the backup, by a fresh attempt only
+    // (after a crash the job may already have taken its snapshot). A backup is not a point in
+    // time: it holds every write committed a minute before it was requested, and may or may
+    // not hold later ones, so the job starts only once the marker and the digest are older
+    // than `backup_settle`.
+    let fresh = matches!(shared.phase(key), Phase::Running);
+    let marker = (plan.drill.write_marker && shared.mode() == Mode::Drill)
+        .then(|| marker_item(shared, &info));
     let segments = shared.settings.scan_segments.max(1);
-    let before = if t.validate.digest && matches!(shared.phase(key), Phase::Running) {
-        Some(shared.call(key, &scope, || ports.tables.digest_items(&src, &t.name, segments)).await?)
-    } else {
-        None
-    };
+    let mut before = None;
+    if fresh {
+        let started = ports.clock.monotonic();
+        if let Some(item) = &marker {
+            shared.call(key, &scope, || ports.tables.put_item(&src, &t.name, item)).await?;
+        }
+        if t.validate.digest {
+            before = Some(
+                shared
+                    .call(key, &scope, || ports.tables.digest_items(&src, &t.name, segments))
+                    .await?,
+            );
+        }
+        if marker.is_some() || before.is_some() {
+            let waited = ports.clock.monotonic().saturating_sub(started);
+            ports.clock.sleep(shared.settings.backup_settle.saturating_sub(waited)).await;
+        }
+    }
     let backup = Arc::clone(&ports.backup);
     let request = BackupRequest {
         region: src.clone(),
@@ -387,7 +416,9 @@ async fn copy(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     Ok(StepOutput::Copy { arn })
 }
 
-/// Polls until the table exists and is ready (ACTIVE, restored, indexes ACTIVE).
+/// Polls DescribeTable alone (one call per poll) until the table exists and is ready:
+/// ACTIVE, no restore in progress, every index ACTIVE. A restored table may be ACTIVE while
+/// its restore is still in progress or its indexes are still being created.
 async fn wait_ready(
     shared: &Shared,
     key: &StepKey,
@@ -397,17 +428,137 @@ async fn wait_ready(
     let scope = (region.to_owned(), Class::TableOps);
     let poll = shared.settings.poll;
     let mut wait = poll.initial;
+    let mut last = None;
     for _ in 0..poll.table_polls {
-        if let Some(info) =
-            shared.call(key, &scope, || shared.ports.tables.describe_table(region, name)).await?
-            && info.is_ready()
-        {
-            return Ok(info);
+        match shared.call(key, &scope, || shared.ports.tables.describe_table(region, name)).await? {
+            Some(info) if info.is_ready() => return Ok(info),
+            Some(info) => last = Some(info.status),
+            None => last = None,
         }
         shared.ports.clock.sleep(wait).await;
         wait = wait.mul_f64(poll.factor).min(poll.max);
     }
-    Err(StepFailure::new(format!("table `{name}` in {region} did not become ACTIVE")).into())
+    Err(StepFailure::new(match last {
+        Some(status) => {
+            format!("table `{name}` in {region} is still {status}, not ready; resume waits again")
+        }
+        None => format!("table `{name}` in {region} did not appear; resume waits again"),
+    })
+    .into())
+}
+
+/// Polls DescribeTable until the table is gone (a deleted table stays DELETING for a while).
+async fn wait_gone(
+    shared: &Shared,
+    key: &StepKey,
+    region: &str,
+    name: &str,
+) -> Result<(), StepError> {
+    let scope = (region.to_owned(), Class::TableOps);
+    let poll = shared.settings.poll;
+    let mut wait = poll.initial;
+    for _ in 0..poll.table_polls {
+        if shared
+            .call(key, &scope, || shared.ports.tables.describe_table(region, name))
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        shared.ports.clock.sleep(wait).await;
+        wait = wait.mul_f64(poll.factor).min(poll.max);
+    }
+    Err(StepFailure::new(format!(
+        "`{name}` in {region} was not deleted in time; resume waits again"
+    ))
+    .into())
+}
+
+/// The settings a restore drops, as in effect now: the stream and deletion protection from
+/// `info` (DescribeTable), PITR and TTL from their own reads.
+async fn settings_of(
+    shared: &Shared,
+    key: &StepKey,
+    region: &str,
+    info: &TableInfo,
+) -> Result<TableSettings, StepError> {
+    let scope = (region.to_owned(), Class::TableOps);
+    let tables = &shared.ports.tables;
+    let pitr =
+        shared.call(key, &scope, || tables.point_in_time_recovery(region, &info.name)).await?;
+    let ttl = shared.call(key, &scope, || tables.time_to_live(region, &info.name)).await?;
+    Ok(TableSettings {
+        point_in_time_recovery: pitr,
+        ttl_attribute: ttl.enabled_attribute().map(str::to_owned),
+        stream: info.stream.clone(),
+        deletion_protection: info.deletion_protection,
+    })
+}
+
+/// What a table has in effect: its settings and its tags.
+struct InEffect {
+    info: TableInfo,
+    settings: TableSettings,
+    tags: BTreeMap<String, String>,
+}
+
+/// Reads what is in effect until the plan's settings and `tags` all are, or until
+/// `PollPolicy::settle` has passed: tags are applied asynchronously (TagResource: "DynamoDB
+/// might return your previous tag set ... Wait for a few seconds"), and reads right after a
+/// change are eventually consistent. Returns the last read and what is still not in effect.
+async fn settled(
+    shared: &Shared,
+    key: &StepKey,
+    region: &str,
+    name: &str,
+    t: &Table,
+    tags: &BTreeMap<String, String>,
+) -> Result<(InEffect, Vec<String>), StepError> {
+    let scope = (region.to_owned(), Class::TableOps);
+    let poll = shared.settings.poll;
+    let started = shared.ports.clock.monotonic();
+    let mut wait = poll.initial;
+    loop {
+        let info = wait_ready(shared, key, region, name).await?;
+        let settings = settings_of(shared, key, region, &info).await?;
+        let have =
+            shared.call(key, &scope, || shared.ports.tables.list_tags(region, &info.arn)).await?;
+        let now = InEffect { info, settings, tags: have };
+        let wrong = not_in_effect(t, &now, tags);
+        if wrong.is_empty() || shared.ports.clock.monotonic().saturating_sub(started) >= poll.settle
+        {
+            return Ok((now, wrong));
+        }
+        tracing::debug!(step = %key, missing = %wrong.join(", "), "not in effect yet; reading again");
+        shared.ports.clock.sleep(wait).await;
+        wait = wait.mul_f64(poll.factor).min(poll.max);
+    }
+}
+
+/// Reads a table's tags until `want` are all there or `PollPolicy::settle` has passed (tags
+/// are applied asynchronously). Whether they all are.
+async fn has_tags(
+    shared: &Shared,
+    key: &StepKey,
+    region: &str,
+    arn: &str,
+    want: &BTreeMap<String, String>,
+) -> Result<bool, StepError> {
+    let scope = (region.to_owned(), Class::TableOps);
+    let poll = shared.settings.poll;
+    let started = shared.ports.clock.monotonic();
+    let mut wait = poll.initial;
+    loop {
+        let have = shared.call(key, &scope, || shared.ports.tables.list_tags(region, arn)).await?;
+        if want.iter().all(|(k, v)| have.get(k) == Some(v)) {
+            return Ok(true);
+        }
+        if shared.ports.clock.monotonic().saturating_sub(started) >= poll.settle {
+            return Ok(false);
+        }
+        shared.ports.clock.sleep(wait).await;
+        wait = wait.mul_f64(poll.factor).min(poll.max);
+    }
 }
 
 async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
@@ -433,11 +584,21 @@ async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         // A fresh attempt: the name must be free, unless an earlier attempt of this very
         // step created the table: its job is in the journal, and the table carries our tag or
         // is the one that job reports it created (an attempt that failed before tagging).
-        if let Some(existing) =
-            shared.call(key, &scope, || ports.tables.describe_table(region, &name)).await?
-        {
-            let tagged = existing.tags.get(RUN_TAG) == Some(&shared.run_id);
-            let mut ours = !step.job_ids.is_empty() && tagged;
+        let mut existing =
+            shared.call(key, &scope, || ports.tables.describe_table(region, &name)).await?;
+        if existing.as_ref().is_some_and(|e| e.status == "DELETING") {
+            // A name being deleted cannot be restored into: wait until it is free.
+            wait_gone(shared, key, region, &name).await?;
+            existing = None;
+        }
+        if let Some(existing) = existing {
+            let mut ours = false;
+            if !step.job_ids.is_empty() {
+                let tags = shared
+                    .call(key, &scope, || ports.tables.list_tags(region, &existing.arn))
+                    .await?;
+                ours = tags.get(RUN_TAG) == Some(&shared.run_id);
+            }
             if !ours && let Some(job_id) = step.job_ids.last() {
                 let status = shared
                     .call(key, &scope, || ports.backup.describe_restore_job(region, job_id))
@@ -487,7 +648,9 @@ async fn finish_restore(shared: &Shared, key: &StepKey, region: &str, name: &str
     let info = wait_ready(shared, key, region, name).await?;
     let scope = (region.to_owned(), Class::TableOps);
     let tags = ownership_tags(shared);
-    if tags.iter().any(|(k, v)| info.tags.get(k) != Some(v)) {
+    let have =
+        shared.call(key, &scope, || shared.ports.tables.list_tags(region, &info.arn)).await?;
+    if tags.iter().any(|(k, v)| have.get(k) != Some(v)) {
         shared
             .call(key, &scope, || shared.ports.tables.tag_table(region, &info.arn, &tags))
             .await?;
@@ -501,9 +664,12 @@ async fn configure(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let name = restored_name(shared, &key.table, region);
     let scope = scope_of(&shared.plan, key);
     let info = wait_ready(shared, key, region, &name).await?;
+    let have = settings_of(shared, key, region, &info).await?;
     let mut applied = Vec::new();
-    let have = &info.settings;
     if have.point_in_time_recovery != t.point_in_time_recovery {
+        // Right after a table is created or restored, UpdateContinuousBackups may answer
+        // ContinuousBackupsUnavailableException ("Backups are being enabled"): a passing
+        // fault, retried by `call`.
         shared
             .call(key, &scope, || {
                 ports.tables.set_point_in_time_recovery(region, &name, t.point_in_time_recovery)
@@ -514,15 +680,30 @@ async fn configure(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     if let Some(attr) = &t.ttl_attribute
         && have.ttl_attribute.as_ref() != Some(attr)
     {
+        if let Some(other) = &have.ttl_attribute {
+            // Changing the attribute means disabling TTL first, and DynamoDB refuses a second
+            // TTL change within an hour: that is a decision for a person.
+            return Err(StepFailure::new(format!(
+                "`{name}` has TTL on `{other}`, the plan says `{attr}`: disable TTL on the table (DynamoDB allows one TTL change per hour), then resume"
+            ))
+            .into());
+        }
         shared.call(key, &scope, || ports.tables.enable_ttl(region, &name, attr)).await?;
         applied.push(format!("TTL on `{attr}`"));
     }
     if let Some(view) = t.stream
         && have.stream.as_deref() != Some(view.as_str())
     {
+        if have.stream.is_some() {
+            // A stream cannot be re-enabled with another view type (ValidationException):
+            // disable it, wait for the update to finish, then enable it.
+            shared.call(key, &scope, || ports.tables.set_stream(region, &name, None)).await?;
+            wait_ready(shared, key, region, &name).await?;
+        }
         shared
-            .call(key, &scope, || ports.tables.enable_stream(region, &name, view.as_str()))
+            .call(key, &scope, || ports.tables.set_stream(region, &name, Some(view.as_str())))
             .await?;
+        // UpdateTable leaves the table UPDATING; the next update would be refused.
         wait_ready(shared, key, region, &name).await?;
         applied.push(format!("stream {}", view.as_str()));
     }
@@ -535,23 +716,23 @@ async fn configure(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         wait_ready(shared, key, region, &name).await?;
         applied.push(format!("deletion protection {}", on_off(t.deletion_protection)));
     }
-    let mut tags = t.tags.clone();
-    tags.extend(ownership_tags(shared));
+    let tags = wanted_tags(shared, t);
+    let have_tags = shared.call(key, &scope, || ports.tables.list_tags(region, &info.arn)).await?;
     let missing: BTreeMap<String, String> = tags
         .iter()
-        .filter(|(k, v)| info.tags.get(*k) != Some(v))
+        .filter(|(k, v)| have_tags.get(*k) != Some(v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if !missing.is_empty() {
         shared.call(key, &scope, || ports.tables.tag_table(region, &info.arn, &missing)).await?;
         applied.push(format!("{} tag{}", missing.len(), if missing.len() == 1 { "" } else { "s" }));
     }
-    // Read back: what is in effect, not what was asked for.
-    let now = wait_ready(shared, key, region, &name).await?;
-    let wrong = not_in_effect(t, &now, &tags);
+    // Read back: what is in effect, not what was asked for (given time to settle).
+    let (_, wrong) = settled(shared, key, region, &name, t, &tags).await?;
     if !wrong.is_empty() {
         return Err(StepFailure::new(format!(
-            "not in effect after configuring `{name}`: {}",
+            "not in effect {}s after configuring `{name}`: {}",
+            shared.settings.poll.settle.as_secs(),
             wrong.join(", ")
         ))
         .into());
@@ -559,22 +740,30 @@ async fn configure(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     Ok(StepOutput::Configure { applied })
 }
 
+/// The tags a restored table must carry: the plan's and drover's ownership tags.
+fn wanted_tags(shared: &Shared, t: &Table) -> BTreeMap<String, String> {
+    let mut tags = t.tags.clone();
+    tags.extend(ownership_tags(shared));
+    tags
+}
+
 /// The plan's settings (and `tags`) that a table does not have in effect.
-fn not_in_effect(t: &Table, info: &TableInfo, tags: &BTreeMap<String, String>) -> Vec<String> {
+fn not_in_effect(t: &Table, now: &InEffect, tags: &BTreeMap<String, String>) -> Vec<String> {
     let mut wrong = Vec::new();
-    if info.settings.point_in_time_recovery != t.point_in_time_recovery {
+    let have = &now.settings;
+    if have.point_in_time_recovery != t.point_in_time_recovery {
         wrong.push("point-in-time recovery".to_owned());
     }
-    if t.ttl_attribute.is_some() && info.settings.ttl_attribute != t.ttl_attribute {
+    if t.ttl_attribute.is_some() && have.ttl_attribute != t.ttl_attribute {
         wrong.push("TTL".to_owned());
     }
-    if t.stream.is_some() && info.settings.stream.as_deref() != t.stream.map(|v| v.as_str()) {
+    if t.stream.is_some() && have.stream.as_deref() != t.stream.map(|v| v.as_str()) {
         wrong.push("stream".to_owned());
     }
-    if info.settings.deletion_protection != t.deletion_protection {
+    if have.deletion_protection != t.deletion_protection {
         wrong.push("deletion protection".to_owned());
     }
-    if let Some((k, _)) = tags.iter().find(|(k, v)| info.tags.get(*k) != Some(v)) {
+    if let Some((k, _)) = tags.iter().find(|(k, v)| now.tags.get(*k) != Some(v)) {
         wrong.push(format!("tag `{k}`"));
     }
     wrong
@@ -604,7 +793,9 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
             }
             _ => (None, None, None, String::new()),
         };
-    let info = wait_ready(shared, key, region, &name).await?;
+    let tags = wanted_tags(shared, t);
+    let (now, wrong) = settled(shared, key, region, &name, t, &tags).await?;
+    let info = now.info;
     let mut checks =
         vec![format!("structure: `{name}` is ACTIVE, no restore in progress, every index ACTIVE")];
     let mut problems = Vec::new();
@@ -634,9 +825,6 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
             target.kms_key_arn
         )),
     }
-    let mut tags = t.tags.clone();
-    tags.extend(ownership_tags(shared));
-    let wrong = not_in_effect(t, &info, &tags);
     if wrong.is_empty() {
         checks.push("structure: the plan's settings and tags are in effect".to_owned());
     } else {
@@ -678,7 +866,9 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     if let Some(marker) = marker {
         let k = key_of(&marker);
         let found = shared.call(key, &scope, || ports.tables.get_item(region, &name, &k)).await?;
-        if found.is_some_and(|item| item.get(MARKER_ATTRIBUTE) == Some(&shared.run_id)) {
+        if found.is_some_and(|item| {
+            item.get(MARKER_ATTRIBUTE) == Some(&Value::S(shared.run_id.clone()))
+        }) {
             checks.push(
                 "content: drill marker present (backup -> copy -> restore proven)".to_owned(),
             );
@@ -783,7 +973,7 @@ fn same_point(
 }
 
 fn show_key(key: &Item) -> String {
-    let parts: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    let parts: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("{{{}}}", parts.join(", "))
 }
 
@@ -807,16 +997,21 @@ async fn teardown(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
             note: format!("kept `{name}`: this run did not restore it"),
         });
     }
-    if info.tags.get(RUN_TAG) != Some(&shared.run_id) {
-        return Ok(StepOutput::Teardown {
-            deleted: false,
-            note: format!("kept `{name}`: it lacks the ownership tag {RUN_TAG}={}", shared.run_id),
-        });
-    }
-    // A previous process may have deleted it already (DELETING): then only wait.
+    // A previous process may have deleted it already: a DELETING table has no tags to read,
+    // and only needs waiting for.
     if info.status != "DELETING" {
+        let ownership = BTreeMap::from([(RUN_TAG.to_owned(), shared.run_id.clone())]);
+        if !has_tags(shared, key, region, &info.arn, &ownership).await? {
+            return Ok(StepOutput::Teardown {
+                deleted: false,
+                note: format!(
+                    "kept `{name}`: it lacks the ownership tag {RUN_TAG}={}",
+                    shared.run_id
+                ),
+            });
+        }
         let info = wait_ready(shared, key, region, &name).await?;
-        if info.settings.deletion_protection {
+        if info.deletion_protection {
             shared
                 .call(key, &scope, || ports.tables.set_deletion_protection(region, &name, false))
                 .await?;
@@ -824,17 +1019,8 @@ async fn teardown(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         }
         shared.call(key, &scope, || ports.tables.delete_table(region, &name)).await?;
     }
-    let poll = shared.settings.poll;
-    let mut wait = poll.initial;
-    for _ in 0..poll.table_polls {
-        if shared.call(key, &scope, || ports.tables.describe_table(region, &name)).await?.is_none()
-        {
-            return Ok(StepOutput::Teardown { deleted: true, note: format!("deleted `{name}`") });
-        }
-        shared.ports.clock.sleep(wait).await;
-        wait = wait.mul_f64(poll.factor).min(poll.max);
-    }
-    Err(StepFailure::new(format!("`{name}` in {region} was not deleted in time")).into())
+    wait_gone(shared, key, region, &name).await?;
+    Ok(StepOutput::Teardown { deleted: true, note: format!("deleted `{name}`") })
 }
 
 /// Removes the drill's marker items from the source tables (once the drill is over).

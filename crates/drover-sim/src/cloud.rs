@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use drover_engine::ports::{CloudResult, Item, KeyAttribute, KeyType, Millis, TableSettings};
+use drover_engine::ports::{
+    CloudResult, Item, KeyAttribute, KeyType, Millis, TableSettings, Value,
+};
 use drover_engine::{Clock, ErrorKind};
 
 use crate::err;
@@ -154,11 +156,26 @@ impl SimCloud {
         items: u64,
         explicit: &[Item],
     ) {
+        let key = |name: &str| KeyAttribute { name: name.to_owned(), kind: KeyType::S };
+        self.add_keyed_table(region, name, key(partition_key), sort_key.map(key), items, explicit);
+    }
+
+    /// Adds a table with `items` generated items and the given explicit items, keyed by
+    /// `partition_key` and `sort_key` of any key type.
+    pub fn add_keyed_table(
+        &self,
+        region: &str,
+        name: &str,
+        partition_key: KeyAttribute,
+        sort_key: Option<KeyAttribute>,
+        items: u64,
+        explicit: &[Item],
+    ) {
         self.with(|w| {
             let account = w.account.clone();
             let schema = Schema {
-                partition_key: KeyAttribute { name: partition_key.to_owned(), kind: KeyType::S },
-                sort_key: sort_key.map(|s| KeyAttribute { name: s.to_owned(), kind: KeyType::S }),
+                partition_key,
+                sort_key,
                 global_indexes: Vec::new(),
                 local_indexes: Vec::new(),
             };
@@ -196,24 +213,39 @@ impl SimCloud {
             self.add_vault(t.region.as_str(), &t.backup_vault, Some(&t.kms_key_arn));
         }
         for t in &plan.tables {
-            let names: Vec<&str> = t
+            // The key attributes (and their types) are those of the canary key that names the
+            // most attributes; `pk` (a string) without canaries.
+            let key: Vec<KeyAttribute> = t
                 .validate
                 .canary_keys
                 .iter()
                 .max_by_key(|k| k.len())
-                .map(|k| k.keys().map(String::as_str).collect())
-                .unwrap_or_else(|| vec!["pk"]);
+                .map(|k| {
+                    k.iter()
+                        .map(|(name, v)| KeyAttribute {
+                            name: name.clone(),
+                            kind: match v {
+                                Value::S(_) => KeyType::S,
+                                Value::N(_) => KeyType::N,
+                                Value::B(_) => KeyType::B,
+                            },
+                        })
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![KeyAttribute { name: "pk".to_owned(), kind: KeyType::S }]);
             let canaries: Vec<Item> = t
                 .validate
                 .canary_keys
                 .iter()
                 .map(|k| {
                     let mut item = k.clone();
-                    item.insert("canary".to_owned(), "true".to_owned());
+                    item.insert("canary".to_owned(), Value::S("true".to_owned()));
                     item
                 })
                 .collect();
-            self.add_table(src, &t.name, names[0], names.get(1).copied(), items, &canaries);
+            let mut key = key.into_iter();
+            let Some(partition) = key.next() else { continue };
+            self.add_keyed_table(src, &t.name, partition, key.next(), items, &canaries);
         }
     }
 

@@ -202,6 +202,7 @@ pub async fn simulate_with(
             limits,
             cloud: serde_json::json!({"kind": "estimate"}),
             cut_at: None,
+            backup_settle_ms: None,
         },
     };
     let result = async {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use drover_engine::ports::{Item, KeyAttribute, TableDigest, canonical_item};
+use drover_engine::ports::{Item, KeyAttribute, KeyType, TableDigest, Value, canonical_item};
 use serde::{Deserialize, Serialize};
 
 /// Bytes per simulated item.
@@ -28,17 +28,24 @@ pub(crate) struct Items {
 }
 
 impl Items {
-    /// The storage key of an item key: its attributes, in order, joined.
+    /// The storage key of an item key: its attributes, in order, joined (a string value as
+    /// it is, so that worlds saved before typed keys still load; others with their type).
     pub(crate) fn canonical(key: &Item) -> String {
-        key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\u{1f}")
+        key.iter()
+            .map(|(k, v)| match v {
+                Value::S(s) => format!("{k}={s}"),
+                other => format!("{k}={}:{}", other.type_name(), other.text()),
+            })
+            .collect::<Vec<_>>()
+            .join("\u{1f}")
     }
 
     /// The index of the generated item `key` names, if it names one.
     fn generated_index(&self, t: &Schema, key: &Item) -> Option<u64> {
         let pk = key.get(&t.partition_key.name)?;
-        let i: u64 = pk.strip_prefix("ITEM#")?.parse().ok()?;
+        let i = generated_index_of(pk)?;
         let sk_ok = match &t.sort_key {
-            Some(sk) => key.get(&sk.name).map(String::as_str) == Some("META") && key.len() == 2,
+            Some(sk) => key.get(&sk.name) == Some(&generated_sort_key(sk.kind)) && key.len() == 2,
             None => key.len() == 1,
         };
         (sk_ok && i < self.generated).then_some(i)
@@ -59,9 +66,12 @@ impl Items {
     pub(crate) fn digest(&self, t: &Schema) -> TableDigest {
         let mut d = TableDigest::default();
         for i in 0..self.generated {
-            let mut key = Item::from([(t.partition_key.name.clone(), format!("ITEM#{i}"))]);
+            let mut key = Item::from([(
+                t.partition_key.name.clone(),
+                generated_key(t.partition_key.kind, i),
+            )]);
             if let Some(sk) = &t.sort_key {
-                key.insert(sk.name.clone(), "META".to_owned());
+                key.insert(sk.name.clone(), generated_sort_key(sk.kind));
             }
             if let Some(item) = self.get(t, &key) {
                 d.add(&canonical_item(&item));
@@ -82,9 +92,37 @@ impl Items {
         }
         self.generated_index(t, key).map(|i| {
             let mut item = key.clone();
-            item.insert("payload".to_owned(), format!("generated item {i}"));
+            item.insert("payload".to_owned(), Value::S(format!("generated item {i}")));
             item
         })
+    }
+}
+
+/// The partition key of generated item `i`: `ITEM#i` for string (and binary) keys, `i` for
+/// number keys.
+fn generated_key(kind: KeyType, i: u64) -> Value {
+    match kind {
+        KeyType::S => Value::S(format!("ITEM#{i}")),
+        KeyType::N => Value::N(i.to_string()),
+        KeyType::B => Value::B(format!("ITEM#{i}").into_bytes()),
+    }
+}
+
+/// The sort key of every generated item.
+fn generated_sort_key(kind: KeyType) -> Value {
+    match kind {
+        KeyType::S => Value::S("META".to_owned()),
+        KeyType::N => Value::N("0".to_owned()),
+        KeyType::B => Value::B(b"META".to_vec()),
+    }
+}
+
+/// The index of the generated item whose partition key is `v`.
+fn generated_index_of(v: &Value) -> Option<u64> {
+    match v {
+        Value::S(s) => s.strip_prefix("ITEM#")?.parse().ok(),
+        Value::N(n) => n.parse().ok(),
+        Value::B(b) => std::str::from_utf8(b).ok()?.strip_prefix("ITEM#")?.parse().ok(),
     }
 }
 

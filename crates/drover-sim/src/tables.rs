@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use drover_engine::ErrorKind;
-use drover_engine::ports::{CloudResult, Item, Millis, TableDigest, TableInfo, TableService};
+use drover_engine::ports::{
+    CloudResult, Item, Millis, TableDigest, TableInfo, TableService, TimeToLive,
+};
 
 use crate::cloud::SimCloud;
 use crate::err;
@@ -44,8 +46,8 @@ fn table_info(t: &SimTable, now: Millis) -> TableInfo {
         kms_key_arn: t.kms_key_arn.clone(),
         item_count: t.items.count(&t.schema),
         size_bytes: t.items.count(&t.schema) * ITEM_BYTES,
-        settings: t.settings.clone(),
-        tags: t.tags.clone(),
+        stream: t.settings.stream.clone(),
+        deletion_protection: t.settings.deletion_protection,
     }
 }
 
@@ -55,6 +57,36 @@ impl TableService for SimCloud {
         self.op("DescribeTable", region, |w, now| {
             let r = w.region("DescribeTable", region)?;
             Ok(r.tables.get(name).map(|t| table_info(t, now)))
+        })
+        .await
+    }
+
+    async fn point_in_time_recovery(&self, region: &str, name: &str) -> CloudResult<bool> {
+        const OP: &str = "DescribeContinuousBackups";
+        self.op(OP, region, |w, _| Ok(w.table(OP, region, name)?.settings.point_in_time_recovery))
+            .await
+    }
+
+    async fn time_to_live(&self, region: &str, name: &str) -> CloudResult<TimeToLive> {
+        const OP: &str = "DescribeTimeToLive";
+        self.op(OP, region, |w, _| {
+            let t = w.table(OP, region, name)?;
+            Ok(match &t.settings.ttl_attribute {
+                Some(a) => TimeToLive { status: "ENABLED".to_owned(), attribute: Some(a.clone()) },
+                None => TimeToLive { status: "DISABLED".to_owned(), attribute: None },
+            })
+        })
+        .await
+    }
+
+    async fn list_tags(&self, region: &str, arn: &str) -> CloudResult<BTreeMap<String, String>> {
+        const OP: &str = "ListTagsOfResource";
+        self.op(OP, region, |w, _| {
+            let r = w.region(OP, region)?;
+            let t = r.tables.values().find(|t| t.arn == arn).ok_or_else(|| {
+                err(ErrorKind::NotFound, OP, format!("Requested resource not found: {arn}"))
+            })?;
+            Ok(t.tags.clone())
         })
         .await
     }
@@ -85,18 +117,31 @@ impl TableService for SimCloud {
         .await
     }
 
-    async fn enable_stream(&self, region: &str, name: &str, view: &str) -> CloudResult<()> {
+    async fn set_stream(&self, region: &str, name: &str, view: Option<&str>) -> CloudResult<()> {
         const OP: &str = "UpdateTable";
         self.op(OP, region, |w, now| {
             let t = w.active_table(OP, region, name)?;
-            if t.settings.stream.is_some() {
-                return Err(err(
-                    ErrorKind::InvalidState,
-                    OP,
-                    format!("Table {name} already has an enabled stream"),
-                ));
+            // UpdateTable's StreamSpecification: "You receive a ValidationException if you try
+            // to enable a stream on a table that already has a stream, or if you try to disable
+            // a stream on a table that doesn't have a stream."
+            match (&t.settings.stream, view) {
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        ErrorKind::Fatal,
+                        OP,
+                        format!("ValidationException: Table {name} already has an enabled stream"),
+                    ));
+                }
+                (None, None) => {
+                    return Err(err(
+                        ErrorKind::Fatal,
+                        OP,
+                        format!("ValidationException: Table {name} has no stream to disable"),
+                    ));
+                }
+                _ => {}
             }
-            t.settings.stream = Some(view.to_owned());
+            t.settings.stream = view.map(str::to_owned);
             t.busy_until = Some(now + TABLE_UPDATE_MS);
             w.table_event(now + TABLE_UPDATE_MS);
             Ok(())

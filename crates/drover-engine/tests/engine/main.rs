@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use drover_engine::journal::{CrashPoint, Journal, Record};
-use drover_engine::ports::Millis;
+use drover_engine::ports::{Millis, Value};
 use drover_engine::state::{Header, Limits, Phase, RunOptions, StepEvent, StepKey, StepOutput};
 use drover_engine::{
     Execution, Outcome, Ports, Report, Settings, Silent, SystemClock, execute, run,
@@ -116,6 +116,7 @@ impl Harness {
                 limits,
                 cloud: serde_json::json!({"kind": "sim"}),
                 cut_at: None,
+                backup_settle_ms: None,
             },
         }
     }
@@ -270,11 +271,20 @@ async fn kept_drill_tables_carry_settings_and_ownership_tags() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(info.tags.get("drover:run").map(String::as_str), Some(RUN_ID));
-    assert_eq!(info.tags.get("drover:plan").map(String::as_str), Some("test"));
-    assert_eq!(info.tags.get("team").map(String::as_str), Some("t"));
-    assert!(info.settings.deletion_protection && info.settings.point_in_time_recovery);
-    assert_eq!(info.settings.stream.as_deref(), Some("NEW_AND_OLD_IMAGES"));
+    let tags =
+        drover_engine::ports::TableService::list_tags(&h.sim, "us-west-2", &info.arn).await.unwrap();
+    assert_eq!(tags.get("drover:run").map(String::as_str), Some(RUN_ID));
+    assert_eq!(tags.get("drover:plan").map(String::as_str), Some("test"));
+    assert_eq!(tags.get("team").map(String::as_str), Some("t"));
+    let pitr = drover_engine::ports::TableService::point_in_time_recovery(
+        &h.sim,
+        "us-west-2",
+        "orders-drill-0123abcd",
+    )
+    .await
+    .unwrap();
+    assert!(info.deletion_protection && pitr);
+    assert_eq!(info.stream.as_deref(), Some("NEW_AND_OLD_IMAGES"));
     assert_eq!(
         info.kms_key_arn.as_deref(),
         Some("arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee")
@@ -845,7 +855,7 @@ mod validation {
     #[tokio::test(start_paused = true)]
     async fn a_missing_canary_fails_validation_and_blocks_dependents() {
         let h = Harness::new(plan(DEMO), DEMO);
-        let canary = Item::from([("pk".to_owned(), "CUSTOMER#1".to_owned())]);
+        let canary = Item::from([("pk".to_owned(), Value::S("CUSTOMER#1".to_owned()))]);
         h.sim.delete_item("us-east-1", "customers", &canary).await.unwrap();
         let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
         let message = failure(&report, "customers", "us-west-2");
@@ -886,8 +896,8 @@ mod validation {
         let writer = tokio::spawn(async move {
             for i in 0..200 {
                 let item = Item::from([
-                    ("pk".to_owned(), format!("LIVE#{i}")),
-                    ("sk".to_owned(), "META".to_owned()),
+                    ("pk".to_owned(), Value::S(format!("LIVE#{i}"))),
+                    ("sk".to_owned(), Value::S("META".to_owned())),
                 ]);
                 let _ = sim.put_item("us-east-1", "orders", &item).await;
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
