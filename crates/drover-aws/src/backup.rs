@@ -1,5 +1,8 @@
 //! AWS Backup: backup, copy and restore jobs (start, describe, and the mapping of their
 //! states), recovery points of a vault, vault ARNs and the region's DynamoDB backup settings.
+//!
+//! A `Start*Job` answer without a job id (an idempotent replay) is resolved by listing the
+//! jobs of that kind: [`jobs`].
 
 use std::collections::HashMap;
 
@@ -11,6 +14,10 @@ use drover_engine::ports::{
 
 use crate::AwsCloud;
 use crate::errors::{self, missing};
+
+// `src/jobs.rs`, a module of this one: only the `Start*Job` calls here use it.
+#[path = "jobs.rs"]
+mod jobs;
 
 /// A service timestamp in milliseconds since the epoch (none if it is out of range).
 fn millis(dt: Option<&aws_smithy_types::DateTime>) -> Option<Millis> {
@@ -55,10 +62,8 @@ fn status(
 impl BackupService for AwsCloud {
     async fn start_backup_job(&self, req: &BackupRequest) -> CloudResult<String> {
         const OP: &str = "StartBackupJob";
-        let out = self
-            .clients(&req.region)
-            .await
-            .backup
+        let client = self.clients(&req.region).await.backup;
+        let out = client
             .start_backup_job()
             .backup_vault_name(&req.vault)
             .resource_arn(&req.table_arn)
@@ -67,7 +72,11 @@ impl BackupService for AwsCloud {
             .send()
             .await
             .map_err(|e| errors::map(OP, &e))?;
-        out.backup_job_id().map(str::to_owned).ok_or_else(|| missing(OP, "BackupJobId"))
+        // A replay of a used token may succeed without the id: look the job up.
+        match out.backup_job_id() {
+            Some(id) => Ok(id.to_owned()),
+            None => jobs::backup_job(&client, OP, req).await,
+        }
     }
 
     async fn describe_backup_job(&self, region: &str, job_id: &str) -> CloudResult<JobStatus> {
@@ -94,10 +103,8 @@ impl BackupService for AwsCloud {
 
     async fn start_copy_job(&self, req: &CopyRequest) -> CloudResult<String> {
         const OP: &str = "StartCopyJob";
-        let out = self
-            .clients(&req.region)
-            .await
-            .backup
+        let client = self.clients(&req.region).await.backup;
+        let out = client
             .start_copy_job()
             .recovery_point_arn(&req.recovery_point_arn)
             .source_backup_vault_name(&req.source_vault)
@@ -107,7 +114,10 @@ impl BackupService for AwsCloud {
             .send()
             .await
             .map_err(|e| errors::map(OP, &e))?;
-        out.copy_job_id().map(str::to_owned).ok_or_else(|| missing(OP, "CopyJobId"))
+        match out.copy_job_id() {
+            Some(id) => Ok(id.to_owned()),
+            None => jobs::copy_job(&client, OP, req).await,
+        }
     }
 
     async fn describe_copy_job(&self, region: &str, job_id: &str) -> CloudResult<JobStatus> {
@@ -135,10 +145,8 @@ impl BackupService for AwsCloud {
 
     async fn start_restore_job(&self, req: &RestoreRequest) -> CloudResult<String> {
         const OP: &str = "StartRestoreJob";
-        let out = self
-            .clients(&req.region)
-            .await
-            .backup
+        let client = self.clients(&req.region).await.backup;
+        let out = client
             .start_restore_job()
             .recovery_point_arn(&req.recovery_point_arn)
             .metadata("targetTableName", &req.table_name)
@@ -150,7 +158,10 @@ impl BackupService for AwsCloud {
             .send()
             .await
             .map_err(|e| errors::map(OP, &e))?;
-        out.restore_job_id().map(str::to_owned).ok_or_else(|| missing(OP, "RestoreJobId"))
+        match out.restore_job_id() {
+            Some(id) => Ok(id.to_owned()),
+            None => jobs::restore_job(&client, OP, req).await,
+        }
     }
 
     async fn describe_restore_job(&self, region: &str, job_id: &str) -> CloudResult<JobStatus> {

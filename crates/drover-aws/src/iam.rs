@@ -15,8 +15,10 @@
 //! Action names and resource types follow the Service Authorization Reference (DynamoDB,
 //! AWS Backup, AWS KMS, IAM). Actions that AWS does not let a policy scope to a resource
 //! (`backup:DescribeBackupJob`, `DescribeCopyJob`, `DescribeRestoreJob`,
-//! `DescribeRegionSettings`) sit in one statement, [`UNSCOPABLE_SID`], whose resource is `*`,
-//! held to the plan's regions by `aws:RequestedRegion`.
+//! `DescribeRegionSettings`, and `ListBackupJobs`, `ListCopyJobs`, `ListRestoreJobs`, which
+//! find the job of an idempotent `Start*Job` replay that answers without its id) sit in one
+//! statement, [`UNSCOPABLE_SID`], whose resource is `*`, held to the plan's regions by
+//! `aws:RequestedRegion`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -524,6 +526,10 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
                 "backup:DescribeCopyJob",
                 "backup:DescribeRegionSettings",
                 "backup:DescribeRestoreJob",
+                // Finding the job of a `Start*Job` replay that names none (`jobs.rs`).
+                "backup:ListBackupJobs",
+                "backup:ListCopyJobs",
+                "backup:ListRestoreJobs",
             ],
             ["*".to_owned()],
         )
