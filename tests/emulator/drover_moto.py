@@ -10,7 +10,9 @@ backends in the same process. A small WSGI wrapper adds the `/_drover/...`
 control API, the throttling knobs and the lazy job clock.
 
 Usage: python drover_moto.py --port 0 --port-file PATH [--job-seconds 1.0] [--state-file PATH]
-Binds 127.0.0.1 only. With --state-file, the emulated accounts (tables, keys, vaults,
+                             [--realism] [--seed N]
+Binds 127.0.0.1 only. --realism turns on every documented AWS non-ideality of realism.py at
+its scaled default (each knob can be set on its own through POST /_drover/realism). With --state-file, the emulated accounts (tables, keys, vaults,
 recovery points, jobs) are saved there on SIGTERM/SIGINT and loaded at start, so that a
 restarted server carries on where it stopped, as AWS does. See README.md in this directory.
 """
@@ -45,6 +47,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import make_server
+
+import realism  # the realism layer (this directory); it never imports this module
 
 HOST = "127.0.0.1"  # never anything else
 LOCK = threading.RLock()
@@ -122,13 +126,22 @@ class Control:
         return {"durations": self.durations, "advanced_default": self.advanced_default,
                 "non_advanced_copy": self.non_advanced_copy,
                 "restore_kms_override": self.restore_kms_override, "unseen_jobs": self.unseen_jobs,
+                "realism": REALISM.describe(),
                 "job_faults": {k: [{"state": s, "message": m} for s, m in v]
                                for k, v in self.job_faults.items()},
                 "call_faults": [f for f in self.call_faults if f["remaining"] > 0]}
 
 
+REALISM = realism.Realism()
 CONTROL = Control(1.0)
-PENDING = []  # jobs not yet finalized, across all accounts/regions
+PENDING = []  # jobs not yet finalized, across all accounts/regions, in creation order
+SEQ = {"next": 0}  # creation sequence of jobs and recovery points (stable list tokens)
+QUEUED = ("backup", "copy")  # the kinds AWS runs one at a time per resource
+
+
+def next_seq():
+    SEQ["next"] += 1
+    return SEQ["next"]
 
 
 class RegionState:
@@ -153,10 +166,15 @@ def region_state(account, region):
 
 
 class Job:
+    """A job's clock. It waits (CREATED/PENDING) until `begin` (None: queued behind another job on
+    its resource), spends the first 25% of its duration CREATED, the rest RUNNING, and ends at
+    begin + duration."""
+
     def __init__(self, kind, account, region, fields):
         self.kind, self.account, self.region = kind, account, region
         self.state = region_state(account, region)
         self.id = str(uuid.uuid4()).upper()
+        self.seq = next_seq()
         self.created = stamp()
         self.duration = CONTROL.duration(kind)
         self.doom = None  # (terminal state, message) decided at start
@@ -164,6 +182,9 @@ class Job:
         self.completed = None
         self.message = None
         self.f = fields
+        self.resource = None  # ResourceArn whose one-job-at-a-time slot a backup/copy job takes
+        self.ready_at = self.created  # earliest start (later for a queued copy job)
+        self.begin = self.created  # when its clock starts; None while it waits for its resource
 
     def status(self, now):
         if self.final:
@@ -171,14 +192,25 @@ class Job:
         first = "PENDING" if self.kind == "restore" else "CREATED"
         if self.doom and self.doom[0] == "EXPIRED":
             return first
-        return first if now - self.created < 0.25 * self.duration else "RUNNING"
+        if self.begin is None or now < self.begin + 0.25 * self.duration:
+            return first
+        return "RUNNING"
 
     def percent(self, now):
         if self.final:
             return 100.0 if self.final == "COMPLETED" else 0.0
         if self.status(now) != "RUNNING" or self.duration <= 0:
             return 0.0
-        return min(99.0, 100.0 * (now - self.created - 0.25 * self.duration) / (0.75 * self.duration))
+        return min(99.0, 100.0 * (now - self.begin - 0.25 * self.duration) / (0.75 * self.duration))
+
+    def holds_resource(self):
+        """Takes its resource's slot: a backup/copy job that has started (it may still be CREATED)."""
+        return (self.kind in QUEUED and self.resource is not None and self.begin is not None
+                and not (self.doom and self.doom[0] == "EXPIRED"))
+
+    def next_event(self):
+        """(time, what) of the next thing that happens to this job on its own, or (None, None)."""
+        return (None, None) if self.begin is None else (self.begin + self.duration, "end")
 
     def finish(self, state, message=None):
         self.final, self.message, self.completed = state, message, stamp()
@@ -190,10 +222,16 @@ class Job:
         return out
 
 
-def start_job(kind, account, region, token, fields, doom=None):
+def start_job(kind, account, region, token, fields, doom=None, resource=None, delay=0.0):
     job = Job(kind, account, region, fields)
     fault = CONTROL.take_job_fault(kind)
     job.doom = tuple(fault) if fault else doom
+    job.resource = resource
+    job.ready_at = job.begin = job.created + delay
+    if (REALISM["one_job_per_resource"] and kind in QUEUED and resource is not None
+            and any(j.kind in QUEUED and j.resource == resource and not (j.doom and j.doom[0] == "EXPIRED")
+                    for j in PENDING)):
+        job.begin = None  # realism.OneJobPerResource: waits, CREATED, for the jobs before it
     job.state.jobs[kind][job.id] = job
     if token:
         job.state.tokens[(kind, token)] = job.id
@@ -201,11 +239,26 @@ def start_job(kind, account, region, token, fields, doom=None):
     return job
 
 
+def release(at):
+    """Starts the waiting jobs whose resource is free (in creation order), at time `at`."""
+    busy = {j.resource for j in PENDING if j.holds_resource()}
+    for job in PENDING:
+        if job.begin is None and not (REALISM["one_job_per_resource"] and job.resource in busy):
+            job.begin = max(at, job.ready_at)
+            if job.holds_resource():
+                busy.add(job.resource)
+
+
 def tick():
-    """Finalize every job whose duration has elapsed (lazy clock; no threads)."""
+    """Applies, in time order, every job event that is due (lazy clock; no threads): a job ends;
+    a job that leaves frees its resource for the next one. Then ends realism's lingering states that are due (DELETING tables and points)."""
     now = time.time()
-    due = sorted((j for j in PENDING if j.created + j.duration <= now), key=lambda j: j.created + j.duration)
-    for job in due:
+    for _ in range(100_000):  # bounded: every round removes a job
+        due = [(t, i, j, what) for i, j in enumerate(PENDING) for t, what in [j.next_event()]
+               if t is not None and t <= now]
+        if not due:
+            break
+        at, _, job, what = min(due, key=lambda d: (d[0], d[1]))
         PENDING.remove(job)
         # skip jobs whose backend was reset by moto meanwhile
         if backup_backends[job.account][job.region].__dict__.get("_drover") is job.state:
@@ -213,6 +266,14 @@ def tick():
                 job.finish(*job.doom)
             else:
                 FINALIZERS[job.kind](job)
+            job.completed = round(at, 3)  # it ended when its clock says, not when we looked
+        release(at)
+    release(now)
+    for key in REALISM.due(now):
+        if key[0] == "table":
+            realism.DeleteTableIsAsynchronous.finish(dynamodb_backends, key)
+        elif key[0] == "point":
+            remove_point(*key[1:])
 
 
 # ---------------------------------------------------------------- helpers
@@ -252,7 +313,7 @@ def vault_key(account, region, vault):
 
 def snapshot_table(table):
     # moto's own item store, copied the way moto's RestoredTable copies a backup's items.
-    # DynamoDB requests are not serialized with ours: retry if a write races the copy.
+    # DynamoDB requests are serialized with ours (realism.install); the retry is belt and braces.
     for attempt in range(3):
         try:
             items = copy.deepcopy(table.items)
@@ -261,6 +322,8 @@ def snapshot_table(table):
             if attempt == 2:
                 raise
             time.sleep(0.01)
+    # realism.BackupsAreNotPointInTime: the writes of the last `backup_lag` seconds are missed
+    items = realism.BackupsAreNotPointInTime.undo_recent(table, items, time.time(), REALISM["backup_lag"])
     rcu_wcu = {k: table.throughput.get(k, 0) for k in ("ReadCapacityUnits", "WriteCapacityUnits")}
 
     def gsi(ix):
@@ -275,7 +338,8 @@ def snapshot_table(table):
         "GlobalSecondaryIndexes": [gsi(ix) for ix in table.global_indexes],
         "LocalSecondaryIndexes": [ix.describe() for ix in table.indexes],
         "BillingMode": table.billing_mode or "PROVISIONED", "ProvisionedThroughput": rcu_wcu,
-        "SSESpecification": sse, "ItemCount": len(table)})
+        "SSESpecification": sse,
+        "ItemCount": sum(len(v) for v in items.values()) if table.range_key_attr else len(items)})
     snap["Items"] = items
     snap["SizeBytes"] = sum(item.size() for v in items.values() for item in (
         v.values() if table.range_key_attr else [v]))
@@ -293,7 +357,13 @@ class RestoredFromBackupTable(Table):
         result[base_key]["RestoreSummary"] = {
             "SourceBackupArn": self.drover_source_backup, "SourceTableArn": self.drover_source_table,
             "RestoreDateTime": self.created_at, "RestoreInProgress": False}
+        realism.describe_table_status(self, result[base_key])  # RestoredTablesSettle
         return result
+
+
+# Filed with moto under "dynamodb" above; now named after the module it really lives in, so that
+# a restored table pickles (--state-file).
+RestoredFromBackupTable.__module__ = __name__
 
 
 # ---------------------------------------------------------------- finalizers
@@ -306,7 +376,7 @@ def new_point(account, region, vault, snap, arn, fields):
         "ResourceType": "DynamoDB", "ResourceName": snap["TableName"], "Status": "COMPLETED",
         "CompletionDate": stamp(), "BackupSizeInBytes": snap["SizeBytes"],
         "EncryptionKeyArn": key, "IsEncrypted": True, "StorageClass": "WARM",
-        "VaultType": "BACKUP_VAULT", "IsParent": False, "_snapshot": snap, **fields})
+        "VaultType": "BACKUP_VAULT", "IsParent": False, "_snapshot": snap, "_seq": next_seq(), **fields})
     if vault.encryption_key_arn and arn.startswith("arn:aws:backup:"):
         point["EncryptionKeyType"] = "CUSTOMER_MANAGED_KMS_KEY"
     life = point.get("Lifecycle") or {}
@@ -315,6 +385,18 @@ def new_point(account, region, vault, snap, arn, fields):
     region_state(account, region).points[arn] = point
     vault.num_of_recovery_points += 1
     return point
+
+
+def remove_point(account, region, arn):
+    """A recovery point is gone: out of its vault."""
+    backend = backup_backends[account][region]
+    st = backend.__dict__.get("_drover")
+    point = st.points.pop(arn, None) if st else None
+    if point is None:
+        return
+    vault = backend.vaults.get(point["BackupVaultName"])
+    if vault is not None:
+        vault.num_of_recovery_points = max(0, vault.num_of_recovery_points - 1)
 
 
 def finalize_backup(job):
@@ -388,6 +470,7 @@ def finalize_restore(job):
     table.drover_source_backup, table.drover_source_table = point["RecoveryPointArn"], snap["TableArn"]
     table.items = copy.deepcopy(snap["Items"])
     ddb.tables[name] = table
+    realism.RestoredTablesSettle.begin(table, time.time(), REALISM["restore_settle"])
     f["CreatedResourceArn"] = table.table_arn
     job.finish("COMPLETED")
 
@@ -397,19 +480,26 @@ FINALIZERS = {"backup": finalize_backup, "copy": finalize_copy, "restore": final
 
 # ---------------------------------------------------------------- list helpers
 
-def paginate(items, p, key):
+def paginate(rows, p, key):
+    """One page of `rows`, [(seq, item)] newest first. The NextToken names the last item returned,
+    so that items created between pages neither repeat nor shift the later pages: paging through
+    returns every item that existed at the first page exactly once. realism.ListsArePaginated caps
+    the page at `page_size` whatever MaxResults asks."""
     n = p.get("MaxResults")
     if n is not None and not 1 <= int(n) <= 1000:
         raise bad_value("MaxResults must be between 1 and 1000.")
     token = p.get("NextToken")
     try:
-        start = int(token) if token else 0
-        if start < 0:
+        after = int(token) if token else None
+        if after is not None and after < 0:
             raise ValueError(token)
     except ValueError:
         raise bad_value("Invalid NextToken.")
-    end = start + int(n or 1000)
-    return {key: items[start:end], "NextToken": str(end) if end < len(items) else None}
+    if after is not None:
+        rows = [r for r in rows if r[0] < after]
+    size = realism.ListsArePaginated.cap(int(n or 1000), REALISM["page_size"])
+    page = rows[:size]
+    return {key: [item for _, item in page], "NextToken": str(page[-1][0]) if len(rows) > size else None}
 
 
 def ts(value):
@@ -458,12 +548,31 @@ class DroverBackupResponse(BackupResponse):
         return job
 
     def _described(self, kind, job_id):
-        """The job a Describe*Job reads: one younger than the `unseen_jobs` knob is not
-        found yet (an eventually consistent read)."""
+        """The job a Describe*Job reads: one younger than the `unseen_jobs` knob (config or
+        realism) is not found yet (an eventually consistent read)."""
         job = self._job(kind, job_id)
-        if time.time() - job.created < CONTROL.unseen_jobs:
+        if not realism.JobsAreEventuallyConsistent.seen(
+                job.created, time.time(), max(CONTROL.unseen_jobs, REALISM["unseen_jobs"])):
             raise not_found(f"Cannot find {kind} job with id {job_id}")
         return job
+
+    def _listed(self, kind, out):
+        """The jobs a List*Jobs sees, newest first, as [(seq, output)]: realism's `unseen_jobs`
+        hides the young ones (JobsAreEventuallyConsistent)."""
+        now = time.time()
+        return [(j.seq, out(j, now)) for j in sorted(self._st.jobs[kind].values(), key=lambda j: -j.seq)
+                if realism.JobsAreEventuallyConsistent.seen(j.created, now, REALISM["unseen_jobs"])]
+
+    @staticmethod
+    def _replayed(out):
+        """The answer to a Start*Job replayed with a used IdempotencyToken (IdempotentReplayIsBare)."""
+        return {} if REALISM["idempotent_replay_without_id"] else out
+
+    def _usable_point(self, point):
+        if point.get("Status") == "DELETING":  # RecoveryPointDeletionIsAsynchronous
+            raise BackupError("InvalidRequestException",
+                              f"Recovery point {point['RecoveryPointArn']} is being deleted.")
+        return point
 
     def _vault(self, name):
         vault = self.backup_backend.vaults.get(name)
@@ -516,6 +625,7 @@ class DroverBackupResponse(BackupResponse):
         if not ROLE_ARN.match(p["IamRoleArn"]):
             raise bad_value(f"Invalid IamRoleArn: {p['IamRoleArn']}")
         job = self._replay("backup", p)
+        replayed = job is not None
         if job is None:
             vault = self._vault(p["BackupVaultName"])
             m = TABLE_ARN.match(p["ResourceArn"])
@@ -542,27 +652,27 @@ class DroverBackupResponse(BackupResponse):
                 "_arn": arn, "_advanced": advanced, "_snapshot": snap,
                 "_table_key": ((snap or {}).get("SSESpecification") or {}).get("KMSMasterKeyId")}
             doom = None if table is not None else ("FAILED", f"Resource {p['ResourceArn']} not found.")
-            job = start_job("backup", self.current_account, self.region, p.get("IdempotencyToken"), fields, doom)
-        return self._out({"BackupJobId": job.id, "CreationDate": job.created,
-                          "RecoveryPointArn": job.f["RecoveryPointArn"] if job.f["_advanced"] else None,
-                          "IsParent": False})
+            job = start_job("backup", self.current_account, self.region, p.get("IdempotencyToken"), fields, doom,
+                            resource=p["ResourceArn"])
+        out = {"BackupJobId": job.id, "CreationDate": job.created,
+               "RecoveryPointArn": job.f["RecoveryPointArn"] if job.f["_advanced"] else None, "IsParent": False}
+        return self._out(self._replayed(out) if replayed else out)
 
     def _backup_job_out(self, job, now):
         out = job.common(now)
         out.update(BackupJobId=job.id, State=job.status(now), PercentDone=f"{job.percent(now):.1f}",
-                   ExpectedCompletionDate=job.created + job.duration, BytesTransferred=(
-                       job.f.get("BackupSizeInBytes") if job.final == "COMPLETED" else 0))
-        if job.status(now) not in ("CREATED", "PENDING"):
-            out["InitiationDate"] = job.created + 0.25 * job.duration
+                   ExpectedCompletionDate=None if job.begin is None else job.begin + job.duration,
+                   BytesTransferred=job.f.get("BackupSizeInBytes") if job.final == "COMPLETED" else 0)
+        if job.begin is not None and job.status(now) != "CREATED":
+            out["InitiationDate"] = job.begin + 0.25 * job.duration
         return drop_none(out)
 
     def describe_backup_job(self):
         return self._out(self._backup_job_out(self._described("backup", self.uri_match["backupJobId"]), time.time()))
 
     def list_backup_jobs(self):
-        p, now = self._p(), time.time()
-        jobs = [self._backup_job_out(j, now) for j in reversed(list(self._st.jobs["backup"].values()))]
-        jobs = [j for j in jobs if all((
+        p = self._p()
+        jobs = [(seq, j) for seq, j in self._listed("backup", self._backup_job_out) if all((
             p.get("ByResourceArn") in (None, j["ResourceArn"]), p.get("ByState") in (None, j["State"]),
             p.get("ByBackupVaultName") in (None, j["BackupVaultName"]),
             p.get("ByResourceType") in (None, j["ResourceType"]),
@@ -577,8 +687,9 @@ class DroverBackupResponse(BackupResponse):
         if not ROLE_ARN.match(p["IamRoleArn"]):
             raise bad_value(f"Invalid IamRoleArn: {p['IamRoleArn']}")
         job = self._replay("copy", p)
+        replayed = job is not None
         if job is None:
-            source = self._point(p["SourceBackupVaultName"], p["RecoveryPointArn"])
+            source = self._usable_point(self._point(p["SourceBackupVaultName"], p["RecoveryPointArn"]))
             if not VAULT_ARN.match(p["DestinationBackupVaultArn"]):
                 raise bad_value(f"Invalid DestinationBackupVaultArn: {p['DestinationBackupVaultArn']}")
             doom = None
@@ -596,8 +707,10 @@ class DroverBackupResponse(BackupResponse):
                 "ResourceType": "DynamoDB", "ResourceName": source["ResourceName"],
                 "BackupSizeInBytes": source["BackupSizeInBytes"], "IamRoleArn": p["IamRoleArn"],
                 "IsParent": False, "_source": source}
-            job = start_job("copy", self.current_account, self.region, p.get("IdempotencyToken"), fields, doom)
-        return self._out({"CopyJobId": job.id, "CreationDate": job.created, "IsParent": False})
+            job = start_job("copy", self.current_account, self.region, p.get("IdempotencyToken"), fields, doom,
+                            resource=source["ResourceArn"], delay=realism.CopyJobsQueue.delay(REALISM))
+        out = {"CopyJobId": job.id, "CreationDate": job.created, "IsParent": False}
+        return self._out(self._replayed(out) if replayed else out)
 
     @staticmethod
     def _copy_job_out(job, now):
@@ -610,9 +723,8 @@ class DroverBackupResponse(BackupResponse):
         return self._out({"CopyJob": self._copy_job_out(job, time.time())})
 
     def list_copy_jobs(self):
-        p, now = self._p(), time.time()
-        jobs = [self._copy_job_out(j, now) for j in reversed(list(self._st.jobs["copy"].values()))]
-        jobs = [j for j in jobs if all((
+        p = self._p()
+        jobs = [(seq, j) for seq, j in self._listed("copy", self._copy_job_out) if all((
             p.get("ByResourceArn") in (None, j["ResourceArn"]), p.get("ByState") in (None, j["State"]),
             p.get("ByResourceType") in (None, j["ResourceType"]),
             p.get("ByDestinationVaultArn") in (None, j["DestinationBackupVaultArn"]),
@@ -626,10 +738,12 @@ class DroverBackupResponse(BackupResponse):
         p = self._p()
         self._require(p, "RecoveryPointArn", "Metadata")
         job = self._replay("restore", p)
+        replayed = job is not None
         if job is None:
             point = self._st.points.get(p["RecoveryPointArn"])
             if point is None:
                 raise not_found(f"Recovery point {p['RecoveryPointArn']} not found.")
+            self._usable_point(point)
             if p.get("ResourceType") not in (None, "DynamoDB"):
                 raise bad_value(f"ResourceType {p['ResourceType']} does not match the recovery point (DynamoDB).")
             meta = {k.lower(): v for k, v in p["Metadata"].items()}
@@ -645,6 +759,10 @@ class DroverBackupResponse(BackupResponse):
                     f"arn:aws:dynamodb:{self.region}:"):
                 doom = ("FAILED", "An encryption type (encryptionType) must be specified when restoring a "
                                   "DynamoDB backup into a different Region.")
+            limit = REALISM["max_restores"]  # realism.RestoresAreLimited
+            if limit and sum(1 for j in PENDING if j.kind == "restore" and (j.account, j.region) == (
+                    self.current_account, self.region)) >= limit:
+                raise BackupError("LimitExceededException", realism.RestoresAreLimited.MESSAGE)
             fields = {
                 "RecoveryPointArn": point["RecoveryPointArn"], "SourceResourceArn": point["ResourceArn"],
                 "BackupVaultArn": point["BackupVaultArn"], "BackupSizeInBytes": point["BackupSizeInBytes"],
@@ -652,7 +770,8 @@ class DroverBackupResponse(BackupResponse):
                 "RecoveryPointCreationDate": point["CreationDate"], "IsParent": False,
                 "_point": point, "_meta": meta}
             job = start_job("restore", self.current_account, self.region, p.get("IdempotencyToken"), fields, doom)
-        return self._out({"RestoreJobId": job.id})
+        out = {"RestoreJobId": job.id}
+        return self._out(self._replayed(out) if replayed else out)
 
     @staticmethod
     def _restore_job_out(job, now):
@@ -666,9 +785,8 @@ class DroverBackupResponse(BackupResponse):
                                                time.time()))
 
     def list_restore_jobs(self):
-        p, now = self._p(), time.time()
-        jobs = [self._restore_job_out(j, now) for j in reversed(list(self._st.jobs["restore"].values()))]
-        jobs = [j for j in jobs if all((
+        p = self._p()
+        jobs = [(seq, j) for seq, j in self._listed("restore", self._restore_job_out) if all((
             p.get("ByStatus") in (None, j["Status"]), p.get("ByResourceType") in (None, j["ResourceType"]),
             p.get("ByAccountId") in (None, j["AccountId"]),
             date_filters(p, j["CreationDate"], j.get("CompletionDate"))))]
@@ -678,30 +796,33 @@ class DroverBackupResponse(BackupResponse):
     def list_recovery_points_by_backup_vault(self):
         p = self._p()
         self._vault(p["BackupVaultName"])
-        points = [public(rp) for rp in reversed(list(self._st.points.values()))
+        points = [(rp["_seq"], public(rp)) for rp in self._points_newest_first()
                   if rp["BackupVaultName"] == p["BackupVaultName"]
                   and p.get("ByResourceArn") in (None, rp["ResourceArn"])
                   and p.get("ByResourceType") in (None, rp["ResourceType"])
                   and p.get("ByBackupPlanId") is None and p.get("ByParentRecoveryPointArn") is None
                   and date_filters(p, rp["CreationDate"])]
-        points = [{k: v for k, v in rp.items() if k != "StorageClass"} for rp in points]
+        points = [(seq, {k: v for k, v in rp.items() if k != "StorageClass"}) for seq, rp in points]
         return self._out(paginate(points, p, "RecoveryPoints"))
 
     def list_recovery_points_by_resource(self):
         p = self._p()
         points = []
-        for rp in reversed(list(self._st.points.values())):
+        for rp in self._points_newest_first():
             if rp["ResourceArn"] != p["ResourceArn"]:
                 continue
             if p.get("ManagedByAWSBackupOnly") and not rp["RecoveryPointArn"].startswith("arn:aws:backup:"):
                 continue
-            points.append(drop_none({
+            points.append((rp["_seq"], drop_none({
                 "RecoveryPointArn": rp["RecoveryPointArn"], "CreationDate": rp["CreationDate"],
                 "Status": rp["Status"], "EncryptionKeyArn": rp.get("EncryptionKeyArn"),
                 "BackupSizeBytes": rp["BackupSizeInBytes"], "IsParent": False,
                 "ResourceName": rp["ResourceName"], "VaultType": rp["VaultType"],
-                "EncryptionKeyType": rp.get("EncryptionKeyType")}))
+                "EncryptionKeyType": rp.get("EncryptionKeyType")})))
         return self._out(paginate(points, p, "RecoveryPoints"))
+
+    def _points_newest_first(self):
+        return sorted(self._st.points.values(), key=lambda rp: -rp["_seq"])
 
     def describe_recovery_point(self):
         p = self._p()
@@ -717,14 +838,45 @@ class DroverBackupResponse(BackupResponse):
     def delete_recovery_point(self):
         p = self._p()
         rp = self._point(p["BackupVaultName"], p["RecoveryPointArn"])
+        if rp.get("Status") == "DELETING":
+            raise BackupError("InvalidResourceStateException",
+                              "Recovery point is already being deleted.")
         for job in PENDING:
             if job.kind == "copy" and job.f["_source"] is rp:
                 raise BackupError("InvalidResourceStateException",
                                   "Recovery point is being copied by an ongoing copy job.")
-        del self._st.points[rp["RecoveryPointArn"]]
-        vault = self.backup_backend.vaults[p["BackupVaultName"]]
-        vault.num_of_recovery_points = max(0, vault.num_of_recovery_points - 1)
+        seconds = REALISM["delete_seconds"]
+        if seconds:  # realism.RecoveryPointDeletionIsAsynchronous
+            rp["Status"] = "DELETING"
+            REALISM.add_timer(time.time() + seconds, ("point", self.current_account, self.region,
+                                                      rp["RecoveryPointArn"]))
+        else:
+            remove_point(self.current_account, self.region, rp["RecoveryPointArn"])
         return self._out({})
+
+    def list_backup_vaults(self):
+        size = REALISM["page_size"]
+        if not size:
+            return super().list_backup_vaults()
+        # realism.ListsArePaginated (moto's own version returns every vault at once); the
+        # NextToken names the last vault returned, in creation order.
+        p = self._p()
+        n = p.get("MaxResults")
+        if n is not None and not 1 <= int(n) <= 1000:
+            raise bad_value("MaxResults must be between 1 and 1000.")
+        vaults = sorted(self.backup_backend.list_backup_vaults(), key=lambda v: (v.creation_date, v.backup_vault_name))
+        token = p.get("NextToken")
+        if token:
+            try:
+                after = (float(token.split(":", 1)[0]), token.split(":", 1)[1])
+            except (ValueError, IndexError):
+                raise bad_value("Invalid NextToken.")
+            vaults = [v for v in vaults if (v.creation_date, v.backup_vault_name) > after]
+        size = realism.ListsArePaginated.cap(int(n or 1000), size)
+        page = vaults[:size]
+        return self._out({"BackupVaultList": [v.to_list_dict() for v in page],
+                          "NextToken": f"{page[-1].creation_date!r}:{page[-1].backup_vault_name}"
+                          if len(vaults) > size else None})
 
     def describe_backup_vault(self):
         # moto's own version omits NumberOfRecoveryPoints (attribute name mismatch)
@@ -751,6 +903,9 @@ NEW_ROUTES = (
 )
 for _route in list(backup_urls.url_paths) + list(NEW_ROUTES):
     backup_urls.url_paths[_route] = DroverBackupResponse.dispatch
+
+# The realism layer's hooks into moto's DynamoDB (each a no-op while its knob is off).
+realism.install(REALISM, LOCK, dynamodb_backends)
 
 
 # ---------------------------------------------------------------- WSGI wrapper
@@ -787,6 +942,16 @@ def _fault_response(environ, start_response, service, fault):
                           [("x-amzn-ErrorType", code)])
 
 
+def _realism_fault_response(environ, start_response, service, fault):
+    """realism.ServersFault: a modelled server fault, or a plain 503 with an empty body."""
+    code, status, message = fault
+    if code is None:
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("503 Service Unavailable", [("Content-Length", "0")])
+        return [b""]
+    return _fault_response(environ, start_response, service, {"code": code, "status": status, "message": message})
+
+
 def _control(environ, start_response):
     path, method = environ.get("PATH_INFO", ""), environ["REQUEST_METHOD"]
     try:
@@ -815,6 +980,8 @@ def _control(environ, start_response):
                 if not isinstance(secs, (int, float)) or isinstance(secs, bool) or not 0 <= secs <= 600:
                     raise ValueError(f"bad unseen_jobs={secs!r} (seconds, 0-600)")
                 CONTROL.unseen_jobs = float(secs)
+        elif path == "/_drover/realism" and method == "POST":
+            REALISM.update(body)  # all or nothing; ValueError on an unknown key or a bad value
         elif path == "/_drover/fail-jobs" and method == "POST":
             kind, count = body.get("kind"), int(body.get("count", 1))
             state = body.get("state", "FAILED")
@@ -841,7 +1008,9 @@ def _control(environ, start_response):
                                         "delay": delay})
         elif path == "/_drover/reset" and method == "POST":
             CONTROL.reset()
-            if body.get("moto", True):
+            moto = body.get("moto", True)
+            REALISM.reset(clear_state=moto)  # the launch-time realism settings, RNG reseeded
+            if moto:
                 PENDING.clear()
                 BackendDict.reset()
         else:
@@ -903,6 +1072,9 @@ def build_app():
             fault = CONTROL.take_call_fault(service, op) if op else None
             if fault and "delay" not in fault:
                 return _fault_response(environ, start_response, service, fault)
+            passing = realism.ServersFault.draw(REALISM, service) if not fault else None
+            if passing:
+                return _realism_fault_response(environ, start_response, service, passing)
         if fault:
             time.sleep(fault["delay"])  # outside the lock: other calls go on meanwhile
         with LOCK:
@@ -943,7 +1115,8 @@ def save_state(path):
     """Writes every backend drover uses, the pending jobs and the knobs (atomically)."""
     with LOCK:
         data = pickle.dumps({"backends": {k: dict(v) for k, v in STATE_BACKENDS.items()},
-                             "pending": PENDING, "control": CONTROL.__dict__},
+                             "pending": PENDING, "control": CONTROL.__dict__, "realism": REALISM.__dict__,
+                             "seq": SEQ},
                             protocol=pickle.HIGHEST_PROTOCOL)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as fh:
@@ -962,6 +1135,8 @@ def load_state(path):
             live.update(data["backends"][name])
         PENDING[:] = data["pending"]
         CONTROL.__dict__.update(data["control"])
+        REALISM.__dict__.update(data.get("realism") or {})
+        SEQ.update(data.get("seq") or {})
 
 
 def main(argv=None):
@@ -971,9 +1146,13 @@ def main(argv=None):
     ap.add_argument("--job-seconds", type=float, default=1.0, help="default job duration in seconds")
     ap.add_argument("--state-file", help="load the emulated state from here at start (if it exists), "
                                          "save it here on SIGTERM/SIGINT")
+    ap.add_argument("--realism", action="store_true",
+                    help="turn on every realism behaviour at its scaled default (see realism.py)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of realism's random choices (default 0)")
     args = ap.parse_args(argv)
     CONTROL.job_seconds = args.job_seconds
     CONTROL.reset()
+    REALISM.launch_with(args.realism, args.seed)
     if args.state_file:
         _register_key_pickling()
         if os.path.exists(args.state_file):
