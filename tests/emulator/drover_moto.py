@@ -105,6 +105,7 @@ class Control:
         self.non_advanced_copy = "fail_job"  # or "reject" (InvalidRequestException)
         self.restore_kms_override = None  # fault: restores use this key, not the requested one
         self.unseen_jobs = 0.0  # fault: Describe*Job does not see a job this many seconds old
+        self.window_minute_seconds = 1.0  # emulator seconds per Start/CompleteWindowMinutes minute
         self.job_faults = {k: [] for k in KINDS}  # one (state, message) per future job
         self.call_faults = []  # [{"operation","remaining","code","status","message"}]
 
@@ -126,7 +127,8 @@ class Control:
         return {"durations": self.durations, "advanced_default": self.advanced_default,
                 "non_advanced_copy": self.non_advanced_copy,
                 "restore_kms_override": self.restore_kms_override, "unseen_jobs": self.unseen_jobs,
-                "realism": REALISM.describe(),
+                "window_minute_seconds": self.window_minute_seconds,
+                "realism": {**REALISM.describe(), "window_minute_seconds": self.window_minute_seconds},
                 "job_faults": {k: [{"state": s, "message": m} for s, m in v]
                                for k, v in self.job_faults.items()},
                 "call_faults": [f for f in self.call_faults if f["remaining"] > 0]}
@@ -168,7 +170,7 @@ def region_state(account, region):
 class Job:
     """A job's clock. It waits (CREATED/PENDING) until `begin` (None: queued behind another job on
     its resource), spends the first 25% of its duration CREATED, the rest RUNNING, and ends at
-    begin + duration."""
+    begin + duration; a backup job may instead expire at its start or complete window."""
 
     def __init__(self, kind, account, region, fields):
         self.kind, self.account, self.region = kind, account, region
@@ -185,6 +187,8 @@ class Job:
         self.resource = None  # ResourceArn whose one-job-at-a-time slot a backup/copy job takes
         self.ready_at = self.created  # earliest start (later for a queued copy job)
         self.begin = self.created  # when its clock starts; None while it waits for its resource
+        self.start_by = None  # backup: EXPIRED if still CREATED then (StartWindowMinutes)
+        self.complete_by = None  # backup: EXPIRED if not done then (CompleteWindowMinutes)
 
     def status(self, now):
         if self.final:
@@ -210,7 +214,14 @@ class Job:
 
     def next_event(self):
         """(time, what) of the next thing that happens to this job on its own, or (None, None)."""
-        return (None, None) if self.begin is None else (self.begin + self.duration, "end")
+        events = []
+        if self.begin is not None:
+            events.append((self.begin + self.duration, "end"))
+        if self.start_by is not None and (self.begin is None or self.begin + 0.25 * self.duration > self.start_by):
+            events.append((self.start_by, "start_window"))
+        if self.complete_by is not None and (self.begin is None or self.begin + self.duration > self.complete_by):
+            events.append((self.complete_by, "complete_window"))
+        return min(events) if events else (None, None)
 
     def finish(self, state, message=None):
         self.final, self.message, self.completed = state, message, stamp()
@@ -222,12 +233,17 @@ class Job:
         return out
 
 
-def start_job(kind, account, region, token, fields, doom=None, resource=None, delay=0.0):
+def start_job(kind, account, region, token, fields, doom=None, resource=None, delay=0.0, windows=(None, None)):
     job = Job(kind, account, region, fields)
     fault = CONTROL.take_job_fault(kind)
     job.doom = tuple(fault) if fault else doom
     job.resource = resource
     job.ready_at = job.begin = job.created + delay
+    start_minutes, complete_minutes = windows
+    if start_minutes is not None:
+        job.start_by = job.created + start_minutes * CONTROL.window_minute_seconds
+    if complete_minutes is not None:
+        job.complete_by = job.created + complete_minutes * CONTROL.window_minute_seconds
     if (REALISM["one_job_per_resource"] and kind in QUEUED and resource is not None
             and any(j.kind in QUEUED and j.resource == resource and not (j.doom and j.doom[0] == "EXPIRED")
                     for j in PENDING)):
@@ -237,6 +253,10 @@ def start_job(kind, account, region, token, fields, doom=None, resource=None, de
         job.state.tokens[(kind, token)] = job.id
     PENDING.append(job)
     return job
+
+
+START_WINDOW_MSG = "Backup job could not start within the start window (StartWindowMinutes)."
+COMPLETE_WINDOW_MSG = "Backup job expired before completion."
 
 
 def release(at):
@@ -250,8 +270,9 @@ def release(at):
 
 
 def tick():
-    """Applies, in time order, every job event that is due (lazy clock; no threads): a job ends;
-    a job that leaves frees its resource for the next one. Then ends realism's lingering states that are due (DELETING tables and points)."""
+    """Applies, in time order, every job event that is due (lazy clock; no threads): a job ends,
+    or a backup job misses its start or complete window; a job that leaves frees its resource for
+    the next one. Then ends realism's lingering states that are due (DELETING tables and points)."""
     now = time.time()
     for _ in range(100_000):  # bounded: every round removes a job
         due = [(t, i, j, what) for i, j in enumerate(PENDING) for t, what in [j.next_event()]
@@ -262,7 +283,11 @@ def tick():
         PENDING.remove(job)
         # skip jobs whose backend was reset by moto meanwhile
         if backup_backends[job.account][job.region].__dict__.get("_drover") is job.state:
-            if job.doom:
+            if what == "start_window":
+                job.finish("EXPIRED", START_WINDOW_MSG)
+            elif what == "complete_window":
+                job.finish("EXPIRED", COMPLETE_WINDOW_MSG)
+            elif job.doom:
                 job.finish(*job.doom)
             else:
                 FINALIZERS[job.kind](job)
@@ -338,7 +363,7 @@ def snapshot_table(table):
         "GlobalSecondaryIndexes": [gsi(ix) for ix in table.global_indexes],
         "LocalSecondaryIndexes": [ix.describe() for ix in table.indexes],
         "BillingMode": table.billing_mode or "PROVISIONED", "ProvisionedThroughput": rcu_wcu,
-        "SSESpecification": sse,
+        "SSESpecification": sse, "Tags": {t["Key"]: t.get("Value") for t in table.tags or []},
         "ItemCount": sum(len(v) for v in items.values()) if table.range_key_attr else len(items)})
     snap["Items"] = items
     snap["SizeBytes"] = sum(item.size() for v in items.values() for item in (
@@ -368,7 +393,25 @@ RestoredFromBackupTable.__module__ = __name__
 
 # ---------------------------------------------------------------- finalizers
 
-def new_point(account, region, vault, snap, arn, fields):
+def calculated_lifecycle(life, created, advanced, inherited_delete_at=None):
+    """CalculatedLifecycle of a point: DeleteAt / MoveToColdStorageAt, days after its CreationDate.
+    -1 keeps it indefinitely; for a copy, DeleteAfterDays -1 keeps the source's expiry
+    (recov-point-create-a-copy.html). Cold storage only applies to advanced (arn:aws:backup:) points."""
+    out = {}
+    if (life.get("DeleteAfterDays") or 0) > 0:
+        out["DeleteAt"] = created + 86400 * life["DeleteAfterDays"]
+    elif life.get("DeleteAfterDays") == -1 and inherited_delete_at is not None:
+        out["DeleteAt"] = inherited_delete_at
+    if advanced and (life.get("MoveToColdStorageAfterDays") or 0) > 0:
+        out["MoveToColdStorageAt"] = created + 86400 * life["MoveToColdStorageAfterDays"]
+    return out or None
+
+
+def point_tags(account, region, arn):
+    return backup_backends[account][region].tagger.get_tag_dict_for_resource(arn)
+
+
+def new_point(account, region, vault, snap, arn, fields, tags=None, inherited_delete_at=None):
     key = fields.pop("_key")
     point = drop_none({
         "RecoveryPointArn": arn, "BackupVaultName": vault.backup_vault_name,
@@ -377,18 +420,21 @@ def new_point(account, region, vault, snap, arn, fields):
         "CompletionDate": stamp(), "BackupSizeInBytes": snap["SizeBytes"],
         "EncryptionKeyArn": key, "IsEncrypted": True, "StorageClass": "WARM",
         "VaultType": "BACKUP_VAULT", "IsParent": False, "_snapshot": snap, "_seq": next_seq(), **fields})
-    if vault.encryption_key_arn and arn.startswith("arn:aws:backup:"):
+    advanced = arn.startswith("arn:aws:backup:")
+    if vault.encryption_key_arn and advanced:
         point["EncryptionKeyType"] = "CUSTOMER_MANAGED_KMS_KEY"
-    life = point.get("Lifecycle") or {}
-    if life.get("DeleteAfterDays"):
-        point["CalculatedLifecycle"] = {"DeleteAt": point["CreationDate"] + 86400 * life["DeleteAfterDays"]}
+    calc = calculated_lifecycle(point.get("Lifecycle") or {}, point["CreationDate"], advanced, inherited_delete_at)
+    if calc:
+        point["CalculatedLifecycle"] = calc
     region_state(account, region).points[arn] = point
     vault.num_of_recovery_points += 1
+    if tags:
+        backup_backends[account][region].tag_resource(arn, tags)
     return point
 
 
 def remove_point(account, region, arn):
-    """A recovery point is gone: out of its vault."""
+    """A recovery point is gone: out of its vault, its tags dropped."""
     backend = backup_backends[account][region]
     st = backend.__dict__.get("_drover")
     point = st.points.pop(arn, None) if st else None
@@ -397,6 +443,24 @@ def remove_point(account, region, arn):
     vault = backend.vaults.get(point["BackupVaultName"])
     if vault is not None:
         vault.num_of_recovery_points = max(0, vault.num_of_recovery_points - 1)
+    backend.tagger.delete_all_tags_for_resource(arn)
+
+
+def backup_point_tags(snap, requested, advanced):
+    """Tags of a new backup (tags-on-backups.html): "AWS Backup copies tags from the resources it
+    protects to your recovery points ... Tags that are originally associated with a resource and
+    tags that are assigned during backup are assigned to recovery points ..., up to a maximum of 50
+    ... Tags that are assigned during backup have priority, and both sets of tags are copied in
+    alphabetical order. DynamoDB does not support assigning tags to backups unless you first enable
+    Advanced DynamoDB backup." So a non-advanced point gets none."""
+    if not advanced:
+        return {}
+    out = {}
+    for source in (requested or {}, snap.get("Tags") or {}):
+        for k in sorted(source):
+            if k not in out and len(out) < 50:
+                out[k] = source[k]
+    return out
 
 
 def finalize_backup(job):
@@ -410,7 +474,8 @@ def finalize_backup(job):
         return job.finish("FAILED", "Access denied to KMS key.")
     new_point(job.account, job.region, vault, f["_snapshot"], f["_arn"], {
         "_key": key, "CreationDate": job.created, "IamRoleArn": f["IamRoleArn"],
-        "Lifecycle": f.get("RecoveryPointLifecycle")})
+        "Lifecycle": f.get("RecoveryPointLifecycle")},
+        tags=backup_point_tags(f["_snapshot"], f.get("_tags"), advanced))
     f["RecoveryPointArn"] = f["_arn"]
     f["EncryptionKeyArn"], f["IsEncrypted"] = key, True
     job.finish("COMPLETED")
@@ -428,10 +493,15 @@ def finalize_copy(job):
     if kms_problem(d_account, d_region, key, missing_ok=True):
         return job.finish("FAILED", "Access denied to KMS key.")
     arn = f"arn:aws:backup:{d_region}:{d_account}:recovery-point:{str(uuid.uuid4()).upper()}"
+    # "If you copy your backup to another AWS Region, AWS Backup copies all tags of the original
+    # backup to the destination AWS Region" (tags-on-backups.html).
+    src_region, src_account = VAULT_ARN.match(src["BackupVaultArn"]).groups()[:2]
     new_point(d_account, d_region, vault, src["_snapshot"], arn, {
         "_key": key, "CreationDate": src["CreationDate"], "IamRoleArn": f["IamRoleArn"],
         "SourceBackupVaultArn": src["BackupVaultArn"],
-        "Lifecycle": f.get("DestinationRecoveryPointLifecycle") or src.get("Lifecycle")})
+        "Lifecycle": f.get("DestinationRecoveryPointLifecycle") or src.get("Lifecycle")},
+        tags=point_tags(src_account, src_region, src["RecoveryPointArn"]),
+        inherited_delete_at=(src.get("CalculatedLifecycle") or {}).get("DeleteAt"))
     f["DestinationRecoveryPointArn"], f["DestinationEncryptionKeyArn"] = arn, key
     job.finish("COMPLETED")
 
@@ -517,6 +587,46 @@ def date_filters(p, created, completed=None):
 
 def public(d):
     return {k: v for k, v in d.items() if not k.startswith("_") and v is not None}
+
+
+MAX_WINDOW_MINUTES = 52_560_000  # "a maximum value of 100 years (52,560,000 minutes)"
+
+
+def check_windows(p):
+    """StartWindowMinutes / CompleteWindowMinutes of StartBackupJob ([BC-b]): the start window
+    "is optional, and the default is 8 hours. If this value is included, it must be at least 60
+    minutes to avoid errors"; both have "a maximum value of 100 years (52,560,000 minutes)". The
+    error code is not documented: InvalidParameterValueException ("the value is out of range")."""
+    start, complete = p.get("StartWindowMinutes"), p.get("CompleteWindowMinutes")
+    if start is not None and not 60 <= int(start) <= MAX_WINDOW_MINUTES:
+        raise bad_value(f"StartWindowMinutes must be at least 60 minutes and at most {MAX_WINDOW_MINUTES} "
+                        f"minutes; got {start}.")
+    if complete is not None and not 1 <= int(complete) <= MAX_WINDOW_MINUTES:
+        raise bad_value(f"CompleteWindowMinutes must be between 1 and {MAX_WINDOW_MINUTES} minutes; got {complete}.")
+    return (480 if start is None else int(start)), (None if complete is None else int(complete))
+
+
+def check_lifecycle(life):
+    """Lifecycle of StartBackupJob / StartCopyJob ([BC-b] Lifecycle: "Backups transitioned to cold
+    storage must be stored in cold storage for a minimum of 90 days. Therefore ... the retention
+    setting must be 90 days greater than the transition to cold after days setting"; "This parameter
+    has a maximum value of 100 years (36,500 days)"; "-1 ... keep your recovery points
+    indefinitely"). AWS's answers (hashicorp/terraform-provider-aws#7350, #24960):
+    InvalidParameterValueException "Invalid lifecycle. DeleteAfterDays cannot be less than 90 days
+    apart from MoveToColdStorageAfterDays" and "... cannot be less than 1 or more than 36500 days"."""
+    if not life:
+        return None
+    if "DeleteAfterEvent" in life:
+        raise bad_value("Invalid lifecycle. DeleteAfterEvent is not valid as an input.")
+    for name in ("DeleteAfterDays", "MoveToColdStorageAfterDays"):
+        v = life.get(name)
+        if v is not None and v != -1 and not 1 <= int(v) <= 36500:
+            raise bad_value(f"Invalid lifecycle. {name} cannot be less than 1 or more than 36500 days")
+    delete, cold = life.get("DeleteAfterDays"), life.get("MoveToColdStorageAfterDays")
+    if delete is not None and cold is not None and delete > 0 and cold > 0 and delete < cold + 90:
+        raise bad_value("Invalid lifecycle. DeleteAfterDays cannot be less than 90 days apart from "
+                        "MoveToColdStorageAfterDays")
+    return dict(life)
 
 
 # ---------------------------------------------------------------- responses
@@ -624,6 +734,8 @@ class DroverBackupResponse(BackupResponse):
         self._require(p, "BackupVaultName", "ResourceArn", "IamRoleArn")
         if not ROLE_ARN.match(p["IamRoleArn"]):
             raise bad_value(f"Invalid IamRoleArn: {p['IamRoleArn']}")
+        windows = check_windows(p)
+        lifecycle = check_lifecycle(p.get("Lifecycle"))
         job = self._replay("backup", p)
         replayed = job is not None
         if job is None:
@@ -646,14 +758,14 @@ class DroverBackupResponse(BackupResponse):
                 "VaultType": "BACKUP_VAULT", "ResourceArn": p["ResourceArn"], "ResourceType": "DynamoDB",
                 "ResourceName": m.group(3), "IamRoleArn": p["IamRoleArn"],
                 "RecoveryPointArn": arn if advanced else None,
-                "RecoveryPointLifecycle": p.get("Lifecycle"), "IsParent": False,
+                "RecoveryPointLifecycle": lifecycle, "IsParent": False,
                 "BackupSizeInBytes": snap["SizeBytes"] if snap else None,
-                "StartBy": job_start + 60 * int(p.get("StartWindowMinutes") or 480),
-                "_arn": arn, "_advanced": advanced, "_snapshot": snap,
+                "_arn": arn, "_advanced": advanced, "_snapshot": snap, "_tags": p.get("RecoveryPointTags"),
                 "_table_key": ((snap or {}).get("SSESpecification") or {}).get("KMSMasterKeyId")}
             doom = None if table is not None else ("FAILED", f"Resource {p['ResourceArn']} not found.")
             job = start_job("backup", self.current_account, self.region, p.get("IdempotencyToken"), fields, doom,
-                            resource=p["ResourceArn"])
+                            resource=p["ResourceArn"], windows=windows)
+            job.f["StartBy"] = job.start_by
         out = {"BackupJobId": job.id, "CreationDate": job.created,
                "RecoveryPointArn": job.f["RecoveryPointArn"] if job.f["_advanced"] else None, "IsParent": False}
         return self._out(self._replayed(out) if replayed else out)
@@ -663,7 +775,8 @@ class DroverBackupResponse(BackupResponse):
         out.update(BackupJobId=job.id, State=job.status(now), PercentDone=f"{job.percent(now):.1f}",
                    ExpectedCompletionDate=None if job.begin is None else job.begin + job.duration,
                    BytesTransferred=job.f.get("BackupSizeInBytes") if job.final == "COMPLETED" else 0)
-        if job.begin is not None and job.status(now) != "CREATED":
+        if job.begin is not None and job.status(now) != "CREATED" and not (
+                job.final == "EXPIRED" and job.message == START_WINDOW_MSG):
             out["InitiationDate"] = job.begin + 0.25 * job.duration
         return drop_none(out)
 
@@ -686,6 +799,7 @@ class DroverBackupResponse(BackupResponse):
         self._require(p, "RecoveryPointArn", "SourceBackupVaultName", "DestinationBackupVaultArn", "IamRoleArn")
         if not ROLE_ARN.match(p["IamRoleArn"]):
             raise bad_value(f"Invalid IamRoleArn: {p['IamRoleArn']}")
+        lifecycle = check_lifecycle(p.get("Lifecycle"))
         job = self._replay("copy", p)
         replayed = job is not None
         if job is None:
@@ -703,7 +817,7 @@ class DroverBackupResponse(BackupResponse):
             fields = {
                 "SourceBackupVaultArn": source["BackupVaultArn"], "SourceRecoveryPointArn": source["RecoveryPointArn"],
                 "DestinationBackupVaultArn": p["DestinationBackupVaultArn"], "DestinationVaultType": "BACKUP_VAULT",
-                "DestinationRecoveryPointLifecycle": p.get("Lifecycle"), "ResourceArn": source["ResourceArn"],
+                "DestinationRecoveryPointLifecycle": lifecycle, "ResourceArn": source["ResourceArn"],
                 "ResourceType": "DynamoDB", "ResourceName": source["ResourceName"],
                 "BackupSizeInBytes": source["BackupSizeInBytes"], "IamRoleArn": p["IamRoleArn"],
                 "IsParent": False, "_source": source}
@@ -952,6 +1066,12 @@ def _realism_fault_response(environ, start_response, service, fault):
     return _fault_response(environ, start_response, service, {"code": code, "status": status, "message": message})
 
 
+def _window_minute_seconds(value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 3600:
+        raise ValueError(f"bad window_minute_seconds={value!r} (seconds per window minute, 0 < x <= 3600)")
+    return float(value)
+
+
 def _control(environ, start_response):
     path, method = environ.get("PATH_INFO", ""), environ["REQUEST_METHOD"]
     try:
@@ -980,8 +1100,14 @@ def _control(environ, start_response):
                 if not isinstance(secs, (int, float)) or isinstance(secs, bool) or not 0 <= secs <= 600:
                     raise ValueError(f"bad unseen_jobs={secs!r} (seconds, 0-600)")
                 CONTROL.unseen_jobs = float(secs)
+            if "window_minute_seconds" in body:
+                CONTROL.window_minute_seconds = _window_minute_seconds(body["window_minute_seconds"])
         elif path == "/_drover/realism" and method == "POST":
+            body = dict(body)
+            wms = _window_minute_seconds(body.pop("window_minute_seconds")) if "window_minute_seconds" in body else None
             REALISM.update(body)  # all or nothing; ValueError on an unknown key or a bad value
+            if wms is not None:
+                CONTROL.window_minute_seconds = wms
         elif path == "/_drover/fail-jobs" and method == "POST":
             kind, count = body.get("kind"), int(body.get("count", 1))
             state = body.get("state", "FAILED")

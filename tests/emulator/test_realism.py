@@ -445,6 +445,20 @@ def test_one_backup_or_copy_job_per_resource(realistic, ddb, backup, backup_dst)
     assert backup.describe_backup_job(BackupJobId=x)["State"] in ("RUNNING", "COMPLETED")
 
 
+def test_a_backup_waiting_for_its_resource_expires_at_the_end_of_its_start_window(realistic, ddb, backup):
+    knobs(realistic, one_job_per_resource=True)
+    realistic.control("/_drover/config", {"durations": {"backup": 1.0}, "window_minute_seconds": 0.005})
+    make_vault(backup, "vault")
+    table = make_table(ddb)
+    first = backup_job(backup, table, "vault")["BackupJobId"]
+    waiting = backup_job(backup, table, "vault", StartWindowMinutes=60)["BackupJobId"]  # 60 min: 0.3 s
+    job = wait_backup(backup, waiting)
+    assert job["State"] == "EXPIRED" and "start window" in job["StatusMessage"] and "InitiationDate" not in job
+    assert (job["CompletionDate"] - job["CreationDate"]).total_seconds() == pytest.approx(0.3, abs=0.05)
+    assert backup.describe_backup_job(BackupJobId=first)["State"] in ("CREATED", "RUNNING")
+    assert wait_backup(backup, first)["State"] == "COMPLETED"
+
+
 def test_copy_jobs_wait_in_created_for_a_seeded_while(realistic, ddb, backup, backup_dst):
     make_vault(backup, "vault")
     make_vault(backup_dst, "dr")
