@@ -319,7 +319,7 @@ fn service_errors_reach_the_engine_with_their_kind_and_message() {
             Err(e) => assert_eq!(e.kind, ErrorKind::NotFound, "{e}"),
             Ok(id) => {
                 // AWS may accept the job and fail it; either way the failure is visible.
-                let status = aws.describe_backup_job(SRC, &id).await.unwrap();
+                let status = described(&aws, &id).await;
                 assert_ne!(status.state, JobState::Completed);
             }
         }
@@ -328,7 +328,7 @@ fn service_errors_reach_the_engine_with_their_kind_and_message() {
         let id = aws.start_backup_job(&BackupRequest { idempotency_token: "errors-2".to_owned(), ..request }).await.unwrap();
         let start = Instant::now();
         let status = loop {
-            let status = aws.describe_backup_job(SRC, &id).await.unwrap();
+            let status = described(&aws, &id).await;
             if matches!(status.state, JobState::Completed | JobState::Failed) {
                 break status;
             }
@@ -338,6 +338,25 @@ fn service_errors_reach_the_engine_with_their_kind_and_message() {
         assert_eq!((status.state, status.raw_state.as_str()), (JobState::Failed, "ABORTED"));
         assert_eq!(status.message.as_deref(), Some("aborted by test"));
     });
+}
+
+/// DescribeBackupJob, asked again while the job is not visible yet (reads right after a
+/// start are eventually consistent) or a passing fault answers.
+async fn described(aws: &drover_aws::AwsCloud, id: &str) -> drover_engine::ports::JobStatus {
+    use drover_engine::ports::BackupService;
+    let start = Instant::now();
+    loop {
+        match aws.describe_backup_job(SRC, id).await {
+            Ok(status) => return status,
+            Err(e)
+                if start.elapsed() < Duration::from_secs(30)
+                    && (e.kind == drover_engine::ErrorKind::NotFound || e.kind.is_retryable()) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("DescribeBackupJob {id}: {e}"),
+        }
+    }
 }
 
 #[test]

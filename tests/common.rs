@@ -72,14 +72,36 @@ pub(crate) struct Emulator {
     pub(crate) port: u16,
     dir: tempfile::TempDir,
     job_seconds: f64,
+    /// The realism mode's seed, when it is on.
+    realism: Option<u64>,
+}
+
+/// The realism seed of emulator tests: `DROVER_EMULATOR_SEED`, else 1. A failing test's log
+/// names it, so a run reproduces.
+fn realism_seed() -> u64 {
+    std::env::var("DROVER_EMULATOR_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
 }
 
 impl Emulator {
-    /// Starts an emulator whose jobs take `job_seconds`.
+    /// Starts an emulator in realism mode (asynchronous tags, lingering table states, small
+    /// pages, quotas, passing faults: tests/emulator/README.md), whose jobs take `job_seconds`.
     pub(crate) fn start(job_seconds: f64) -> Emulator {
+        Emulator::launch(job_seconds, Some(realism_seed()))
+    }
+
+    /// Starts an emulator that answers like an ideal service (no realism mode), for tests
+    /// that isolate one behaviour with the control API.
+    pub(crate) fn start_ideal(job_seconds: f64) -> Emulator {
+        Emulator::launch(job_seconds, None)
+    }
+
+    fn launch(job_seconds: f64, realism: Option<u64>) -> Emulator {
         let dir = tempfile::tempdir().unwrap();
-        let (child, port) = Emulator::spawn(dir.path(), 0, job_seconds);
-        Emulator { child, port, dir, job_seconds }
+        let (child, port) = Emulator::spawn(dir.path(), 0, job_seconds, realism);
+        if let Some(seed) = realism {
+            eprintln!("emulator on port {port}: realism mode, seed {seed} (DROVER_EMULATOR_SEED)");
+        }
+        Emulator { child, port, dir, job_seconds, realism }
     }
 
     /// Stops the server as an operator would (SIGTERM: it saves its state), keeps it down for
@@ -91,10 +113,16 @@ impl Emulator {
         // The emulator drains its calls (at most 35 s) before it saves and exits.
         assert_eq!(wait(&mut self.child, std::time::Duration::from_secs(60)), Some(0));
         std::thread::sleep(down);
-        (self.child, _) = Emulator::spawn(self.dir.path(), self.port, self.job_seconds);
+        (self.child, _) =
+            Emulator::spawn(self.dir.path(), self.port, self.job_seconds, self.realism);
     }
 
-    fn spawn(dir: &std::path::Path, port: u16, job_seconds: f64) -> (std::process::Child, u16) {
+    fn spawn(
+        dir: &std::path::Path,
+        port: u16,
+        job_seconds: f64,
+        realism: Option<u64>,
+    ) -> (std::process::Child, u16) {
         let port_file = dir.join("port");
         let _ = std::fs::remove_file(&port_file);
         let log = std::fs::OpenOptions::new()
@@ -107,6 +135,12 @@ impl Emulator {
             .args(["--port", &port.to_string(), "--port-file", port_file.to_str().unwrap()])
             .args(["--job-seconds", &job_seconds.to_string()])
             .args(["--state-file", dir.join("state.pickle").to_str().unwrap()])
+            .args(
+                realism
+                    .map(|seed| ["--realism".to_owned(), "--seed".to_owned(), seed.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

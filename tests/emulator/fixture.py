@@ -12,6 +12,8 @@ Only talks to 127.0.0.1:PORT. The spec:
 """
 import json
 import sys
+import time
+import urllib.request
 
 import boto3
 from botocore.config import Config
@@ -26,7 +28,8 @@ def client(service, region, port):
         endpoint_url=f"http://127.0.0.1:{port}",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 2}),
+        # The realism mode answers a few calls with passing 5xx faults: retry them like an SDK.
+        config=Config(retries={"total_max_attempts": 10, "mode": "standard"}),
     )
 
 
@@ -76,6 +79,11 @@ def seed(port, spec):
             ddb.put_item(TableName=t["name"], Item=item)
     for t in spec.get("extra_tables", []):
         create_table(client("dynamodb", t["region"], port), t["name"])
+    # The data exists before the run, as a production table's would: older than the realism
+    # mode's backup lag (a backup misses the writes made just before it starts).
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_drover/config", timeout=10) as resp:
+        lag = (json.loads(resp.read()).get("realism") or {}).get("backup_lag") or 0
+    time.sleep(lag)
     return out
 
 
@@ -125,7 +133,8 @@ def table_state(ddb, name):
     t = ddb.describe_table(TableName=name)["Table"]
     pitr = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
     ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-    tags = ddb.list_tags_of_resource(ResourceArn=t["TableArn"]).get("Tags", [])
+    tags = [x for page in ddb.get_paginator("list_tags_of_resource").paginate(ResourceArn=t["TableArn"])
+            for x in page.get("Tags", [])]
     count, start = 0, None
     while True:
         args = dict(TableName=name, Select="COUNT")
@@ -157,12 +166,13 @@ def inspect(port, query):
     for region in query["regions"]:
         ddb = client("dynamodb", region, port)
         backup = client("backup", region, port)
-        names = ddb.list_tables().get("TableNames", [])
+        # Every list is paged to the end: the realism mode answers in small pages.
+        names = [n for page in ddb.get_paginator("list_tables").paginate() for n in page.get("TableNames", [])]
         jobs = {}
-        for kind, call, key in (("backup", backup.list_backup_jobs, "BackupJobs"),
-                                ("copy", backup.list_copy_jobs, "CopyJobs"),
-                                ("restore", backup.list_restore_jobs, "RestoreJobs")):
-            jobs[kind] = len(call().get(key, []))
+        for kind, op, key in (("backup", "list_backup_jobs", "BackupJobs"),
+                              ("copy", "list_copy_jobs", "CopyJobs"),
+                              ("restore", "list_restore_jobs", "RestoreJobs")):
+            jobs[kind] = sum(len(page.get(key, [])) for page in backup.get_paginator(op).paginate())
         out[region] = {"tables": {n: table_state(ddb, n) for n in names}, "jobs": jobs}
     return out
 

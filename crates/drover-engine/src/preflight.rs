@@ -9,7 +9,7 @@ use drover_plan::{Mode, Plan, format_duration};
 use serde::Serialize;
 
 use crate::ports::Ports;
-use crate::ports::{CloudResult, KeyType, Millis, RecoveryPoint};
+use crate::ports::{CloudResult, Millis, RecoveryPoint};
 
 /// Outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -116,18 +116,12 @@ pub async fn preflight(
         for t in &plan.tables {
             let subject = format!("{} in {src}", t.name);
             out.push(match patient(ports, || ports.tables.describe_table(src, &t.name)).await {
-                Ok(Some(info))
-                    if plan.drill.write_marker
-                        && (info.partition_key.kind != KeyType::S
-                            || info.sort_key.as_ref().is_some_and(|k| k.kind != KeyType::S)) =>
-                {
-                    fail(
-                        "source-table",
-                        subject,
-                        "drill.write_marker needs string key attributes",
-                        "turn drill.write_marker off for this plan",
-                    )
-                }
+                Ok(Some(info)) if info.status == "DELETING" => fail(
+                    "source-table",
+                    subject,
+                    "is being deleted",
+                    "restore the table first (for example from its newest recovery point), or remove it from the plan",
+                ),
                 Ok(Some(info)) if info.status == "ACTIVE" => {
                     pass("source-table", subject, "exists and is ACTIVE")
                 }
