@@ -256,6 +256,8 @@ def start_job(kind, account, region, token, fields, doom=None, resource=None, de
 
 
 START_WINDOW_MSG = "Backup job could not start within the start window (StartWindowMinutes)."
+# AWS's state and message for a job past its complete window (the console shows it EXPIRED,
+# "Backup job expired before completion.": dev.classmethod.jp/articles/tsnote-awsbackup-ec2-jobs-expired).
 COMPLETE_WINDOW_MSG = "Backup job expired before completion."
 
 
@@ -611,7 +613,8 @@ def check_lifecycle(life):
     storage must be stored in cold storage for a minimum of 90 days. Therefore ... the retention
     setting must be 90 days greater than the transition to cold after days setting"; "This parameter
     has a maximum value of 100 years (36,500 days)"; "-1 ... keep your recovery points
-    indefinitely"). AWS's answers (hashicorp/terraform-provider-aws#7350, #24960):
+    indefinitely"). AWS's answers (hashicorp/terraform-provider-aws#7350, #24960; the code of the
+    "Invalid lifecycle." family: lgallard/terraform-aws-backup#40):
     InvalidParameterValueException "Invalid lifecycle. DeleteAfterDays cannot be less than 90 days
     apart from MoveToColdStorageAfterDays" and "... cannot be less than 1 or more than 36500 days"."""
     if not life:
