@@ -12,8 +12,9 @@ control API, the throttling knobs and the lazy job clock.
 Usage: python drover_moto.py --port 0 --port-file PATH [--job-seconds 1.0] [--state-file PATH]
                              [--realism] [--seed N]
 Binds 127.0.0.1 only. --realism turns on every documented AWS non-ideality of realism.py at
-its scaled default (each knob can be set on its own through POST /_drover/realism). With --state-file, the emulated accounts (tables, keys, vaults,
-recovery points, jobs) are saved there on SIGTERM/SIGINT and loaded at start, so that a
+its scaled default (each knob can be set on its own through POST /_drover/realism), seeded
+by --seed. With --state-file, the emulated accounts (tables, keys, vaults, recovery points,
+jobs, realism state) are saved there on SIGTERM/SIGINT and loaded at start, so that a
 restarted server carries on where it stopped, as AWS does. See README.md in this directory.
 """
 import argparse

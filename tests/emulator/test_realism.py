@@ -2,7 +2,6 @@
 answer and that it ends. A server of its own, started with --realism --seed 1; every test starts
 from the launch settings (all knobs on) and turns on only the knobs it tests."""
 import time
-import urllib.request
 
 import botocore.exceptions
 import pytest
@@ -382,7 +381,8 @@ def test_lists_come_in_small_pages(realistic, ddb, backup, backup_dst):
     check([[t["Key"] for t in p] for p in all_pages(ddb.list_tags_of_resource, "Tags", ResourceArn=tables[0])],
           [f"k{i}" for i in range(5)])
     scanned = all_pages(ddb.scan, "Items", "ExclusiveStartKey", "LastEvaluatedKey", TableName="tab1", Limit=100)
-    check([[(i["pk"]["S"], i["sk"]["N"]) for i in p] for p in scanned], [(f"customer-{i % 2}", str(i)) for i in range(5)])
+    check([[(i["pk"]["S"], i["sk"]["N"]) for i in p] for p in scanned],
+          [(f"customer-{i % 2}", str(i)) for i in range(5)])
     segments = [all_pages(ddb.scan, "Items", "ExclusiveStartKey", "LastEvaluatedKey", TableName="tab1",
                           Segment=s, TotalSegments=2) for s in range(2)]
     assert sorted(i["sk"]["N"] for seg in segments for p in seg for i in p) == [str(i) for i in range(5)]
