@@ -21,6 +21,7 @@ impl BackupService for SimCloud {
         self.op(OP, &req.region, |w, now| {
             let account = w.account.clone();
             let point_id = w.rng.new_id();
+            let realism = w.realism.clone();
             let r = w.region(OP, &req.region)?;
             let advanced = r.advanced_backup;
             let Some(vault) = r.vaults.get(&req.vault) else {
@@ -32,14 +33,16 @@ impl BackupService for SimCloud {
             };
             let key_arn = vault.key_arn.clone();
             let name = req.table_arn.rsplit('/').next().unwrap_or_default().to_owned();
-            let Some(t) = r.tables.get(&name).filter(|t| t.arn == req.table_arn) else {
+            let Some(t) = r.tables.get_mut(&name).filter(|t| t.arn == req.table_arn) else {
                 return Err(err(
                     ErrorKind::NotFound,
                     OP,
                     format!("Resource {} not found", req.table_arn),
                 ));
             };
-            let size = t.items.count(&t.schema) * ITEM_BYTES;
+            // What the snapshot holds: not the writes of the last `backup_lag_ms`.
+            let (items, missed) = t.realism.backup_of(&realism, &t.items, now);
+            let size = items.count(&t.schema) * ITEM_BYTES;
             let arn = if advanced {
                 format!("arn:aws:backup:{}:{account}:recovery-point:{point_id}", req.region)
             } else {
@@ -54,10 +57,14 @@ impl BackupService for SimCloud {
                 advanced,
                 size,
                 schema: t.schema.clone(),
-                items: t.items.clone(),
+                items,
             };
+            let resource = Some(t.arn.clone());
+            for _ in 0..missed {
+                w.saw("backup_lag_ms");
+            }
             let work = Work::Backup { table: name, vault: req.vault.clone(), point };
-            Ok(w.start_job(OP, &req.region, &req.idempotency_token, size, now, work))
+            w.start_job(OP, &req.region, &req.idempotency_token, size, now, resource, work)
         })
         .await
     }
@@ -88,6 +95,7 @@ impl BackupService for SimCloud {
                 ));
             };
             let size = point.size;
+            let resource = Some(point.resource_arn.clone());
             if !w.regions.get(&dest_region).is_some_and(|r| r.vaults.contains_key(&dest_vault)) {
                 return Err(err(
                     ErrorKind::NotFound,
@@ -102,7 +110,7 @@ impl BackupService for SimCloud {
                 dest_vault,
                 dest_point: None,
             };
-            Ok(w.start_job(OP, &req.region, &req.idempotency_token, size, now, work))
+            w.start_job(OP, &req.region, &req.idempotency_token, size, now, resource, work)
         })
         .await
     }
@@ -130,7 +138,7 @@ impl BackupService for SimCloud {
                 kms_key_arn: req.kms_key_arn.clone(),
                 created: None,
             };
-            Ok(w.start_job(OP, &req.region, &req.idempotency_token, size, now, work))
+            w.start_job(OP, &req.region, &req.idempotency_token, size, now, None, work)
         })
         .await
     }
@@ -212,9 +220,13 @@ impl SimCloud {
                 .jobs
                 .get(job_id)
                 .filter(|j| j.region == region && j.kind == kind)
-                .filter(|j| w.faults.job_visible(j.created_at, now))
-                .ok_or_else(|| err(ErrorKind::NotFound, op, format!("Job {job_id} not found")))?;
-            Ok(w.status(job, now))
+                .filter(|j| w.faults.job_visible(j.created_at, now));
+            let unseen = job.is_some_and(|j| !w.realism.job_visible(j.created_at, now));
+            let found = job.filter(|_| !unseen).map(|j| w.status(j, now));
+            if unseen {
+                w.saw("unseen_jobs_ms");
+            }
+            found.ok_or_else(|| err(ErrorKind::NotFound, op, format!("Job {job_id} not found")))
         })
         .await
     }

@@ -18,6 +18,7 @@ use crate::faults::Faults;
 use crate::items::{ITEM_BYTES, Items, Schema, key_part};
 use crate::model::DurationModel;
 use crate::persist::{self, SimError};
+use crate::realism::{Realism, TableRealism};
 use crate::world::{Key, Point, RegionState, SimTable, Vault, World};
 
 /// The simulated cloud: a [`World`] behind a lock, a clock, and optional persistence.
@@ -83,6 +84,11 @@ impl SimCloud {
     /// Sets the faults in force.
     pub fn set_faults(&self, faults: Faults) {
         self.with(|w| w.faults = faults);
+    }
+
+    /// Sets the AWS behaviours modelled ([`Realism::off`] in a new world).
+    pub fn set_realism(&self, realism: Realism) {
+        self.with(|w| w.realism = realism);
     }
 
     /// Adds a region (with advanced DynamoDB backup on).
@@ -171,6 +177,7 @@ impl SimCloud {
         items: u64,
         explicit: &[Item],
     ) {
+        let now = self.clock.now();
         self.with(|w| {
             let account = w.account.clone();
             let schema = Schema {
@@ -195,6 +202,7 @@ impl SimCloud {
                     items: Items { generated: items, explicit },
                     busy_until: None,
                     deleting_until: None,
+                    realism: TableRealism::created(now),
                 },
             );
         });
@@ -314,8 +322,8 @@ impl SimCloud {
     }
 
     /// Runs one API call: waits the injected latency, applies what finished by now, counts
-    /// the call, answers as AWS does for a region that is missing or down and for the faults
-    /// in force, else runs `f`; then persists the world (a failure to persist fails the call).
+    /// the call, answers as AWS does for a region that is missing or down, for the faults in
+    /// force and for a passing server fault ([`Realism::fault_rate`]), else runs `f`; then persists the world (a failure to persist fails the call).
     pub(crate) async fn op<T>(
         &self,
         op: &str,
@@ -347,6 +355,10 @@ impl SimCloud {
                 ));
             }
             w.faults.on_call(op, &mut w.rng)?;
+            if let Err(e) = w.realism.passing_fault(op, &mut w.rng) {
+                w.saw("fault_rate");
+                return Err(e);
+            }
             f(w, now)
         })();
         if let Some(path) = &self.persist

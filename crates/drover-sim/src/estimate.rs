@@ -1,6 +1,8 @@
 //! RTO estimates: the executor itself, run against the simulator in virtual time, with table
 //! sizes and a duration model (documented defaults, or calibrated from past runs' journals).
-//! Not a formula: the same scheduler, limits, polling and dependency order as a real run.
+//! Not a formula: the same scheduler, limits, polling and dependency order as a real run, and
+//! the same AWS behaviours ([`default_realism`]: restored tables settling, PITR enabled late,
+//! tags shown late, one backup or copy job per table, ...), without the random noise.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use drover_engine::{Execution, Settings, Silent, SystemClock, execute, report, r
 use drover_plan::{Mode, Plan, StepKind};
 use serde::Serialize;
 
-use crate::{DurationModel, ITEM_BYTES, JobKind, SimCloud};
+use crate::{DurationModel, ITEM_BYTES, JobKind, Realism, SimCloud};
 
 /// When estimated runs start (any fixed time: estimates are durations).
 const T0: Millis = 1_767_225_600_000;
@@ -46,6 +48,38 @@ pub struct Estimate {
 /// Sizes (bytes) of the plan's tables; tables not listed count as empty.
 pub type Sizes = BTreeMap<String, u64>;
 
+/// The AWS behaviours estimates and simulations model unless told otherwise:
+/// [`Realism::aws`] without its noise ([`Realism::without_noise`]: no passing server faults,
+/// no copy queue), so that an estimate is a function of the plan, the sizes and the model.
+#[must_use]
+pub fn default_realism() -> Realism {
+    Realism::aws().without_noise()
+}
+
+/// How a simulated run is set up ([`Simulation::run`]).
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    /// Job durations.
+    pub model: DurationModel,
+    /// The executor's concurrency limits.
+    pub limits: Limits,
+    /// Seed of the simulated world (the model's noise, ids, realism's random draws).
+    pub seed: u64,
+    /// Whether the journal syncs every append, as a real run's does (overhead benchmarks).
+    pub durable: bool,
+    /// The AWS behaviours modelled.
+    pub realism: Realism,
+}
+
+impl Simulation {
+    /// A simulation with `model` and `limits`, seed 0, a volatile journal and
+    /// [`default_realism`].
+    #[must_use]
+    pub fn new(model: DurationModel, limits: Limits) -> Simulation {
+        Simulation { model, limits, seed: 0, durable: false, realism: default_realism() }
+    }
+}
+
 /// Expected step durations (ms) for a run of `plan` on tables of `sizes`, by `model`: the
 /// executor's priorities.
 #[must_use]
@@ -74,7 +108,7 @@ pub fn expected_durations(
         .collect()
 }
 
-/// Estimates a `mode` run of `plan`.
+/// Estimates a `mode` run of `plan`, with [`default_realism`].
 ///
 /// # Errors
 /// The simulated run could not be set up or did not complete (a message).
@@ -85,12 +119,28 @@ pub fn estimate(
     model: DurationModel,
     limits: Limits,
 ) -> Result<Estimate, String> {
+    estimate_with(plan, mode, sizes, model, limits, &default_realism())
+}
+
+/// Estimates a `mode` run of `plan`, modelling `realism`.
+///
+/// # Errors
+/// The simulated run could not be set up or did not complete (a message).
+pub fn estimate_with(
+    plan: &Plan,
+    mode: Mode,
+    sizes: &Sizes,
+    model: DurationModel,
+    limits: Limits,
+    realism: &Realism,
+) -> Result<Estimate, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()
         .map_err(|e| format!("cannot start the estimator: {e}"))?;
-    let state = rt.block_on(simulate(plan, mode, sizes, model, limits, 0))?;
+    let simulation = Simulation { realism: realism.clone(), ..Simulation::new(model, limits) };
+    let (state, _) = rt.block_on(simulation.run(plan, mode, sizes))?;
     let mut targets = Vec::new();
     for target in &plan.targets {
         let region = target.region.to_string();
@@ -123,8 +173,8 @@ pub fn estimate(
     Ok(Estimate { mode, targets, rto_ms, model })
 }
 
-/// Runs the executor on a simulated world of `sizes`, in (paused) virtual time; returns the
-/// final state. `seed` varies the model's noise.
+/// Runs the executor on a simulated world of `sizes`, in (paused) virtual time, with
+/// [`default_realism`]; returns the final state. `seed` varies the model's noise.
 ///
 /// # Errors
 /// Set-up failures or a run that did not succeed.
@@ -168,80 +218,99 @@ pub async fn simulate_with(
     seed: u64,
     durable: bool,
 ) -> Result<(RunState, SimCloud), String> {
-    let clock = Arc::new(SystemClock::starting_at(T0));
-    let sim = SimCloud::new(
-        plan.source.account_id.as_deref().unwrap_or("123456789012"),
-        seed,
-        clock.clone(),
-    );
-    sim.set_model(model);
-    sim.seed_from_plan(plan, 0);
-    for t in &plan.tables {
-        let items = sizes.get(&t.name).copied().unwrap_or(0) / ITEM_BYTES;
-        sim.with(|w| w.set_generated_items(plan.source.region.as_str(), &t.name, items));
-    }
-    if mode == Mode::Failover {
-        sim.seed_copies(plan, 0);
-    }
-    let dir = std::env::temp_dir().join(format!(
-        "drover-estimate-{}-{seed}-{}",
-        std::process::id(),
-        nonce()
-    ));
-    let run_id = run::new_run_id(&plan.name, T0, seed);
-    let header = Header {
-        run_id: run_id.clone(),
-        mode,
-        plan_name: plan.name.clone(),
-        plan_hash: String::new(),
-        plan_path: String::new(),
-        plan_text: String::new(),
-        drover_version: env!("CARGO_PKG_VERSION").to_owned(),
-        options: RunOptions {
-            keep: true,
-            limits,
-            cloud: serde_json::json!({"kind": "estimate"}),
-            cut_at: None,
-            backup_settle_ms: None,
-        },
-    };
-    let result = async {
-        let (journal, state) = run::create(&dir, header, T0).map_err(|e| e.to_string())?;
-        let noiseless = DurationModel { noise: 0.0, ..model };
-        let settings = Settings {
-            limits,
-            scan_segments: 4,
-            expected_ms: Some(Arc::new(expected_durations(plan, mode, sizes, &noiseless))),
-            volatile_journal: !durable,
-            ..Settings::default()
-        };
-        let ports = drover_engine::Ports {
-            backup: Arc::new(sim.clone()),
-            tables: Arc::new(sim.clone()),
-            keys: Arc::new(sim.clone()),
-            clock,
-        };
-        let report = execute(Execution {
-            plan: plan.clone(),
-            journal,
-            state,
-            ports,
-            settings,
-            cancel: tokio_util::sync::CancellationToken::new(),
-            observer: Arc::new(Silent),
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        if let Some((key, step)) =
-            report.state.steps.iter().find(|(_, s)| matches!(s.phase, Phase::Failed { .. }))
-        {
-            return Err(format!("the simulated run failed at {key}: {:?}", step.phase));
+    let simulation = Simulation { seed, durable, ..Simulation::new(model, limits) };
+    simulation.run(plan, mode, sizes).await
+}
+
+impl Simulation {
+    /// Runs the executor on a simulated world of `sizes`, in (paused) virtual time; returns
+    /// the final state and the simulated world (job times, call counts, realism's effects).
+    ///
+    /// # Errors
+    /// Set-up failures or a run that did not succeed.
+    pub async fn run(
+        &self,
+        plan: &Plan,
+        mode: Mode,
+        sizes: &Sizes,
+    ) -> Result<(RunState, SimCloud), String> {
+        let Simulation { model, limits, seed, durable, .. } = *self;
+        let clock = Arc::new(SystemClock::starting_at(T0));
+        let sim = SimCloud::new(
+            plan.source.account_id.as_deref().unwrap_or("123456789012"),
+            seed,
+            clock.clone(),
+        );
+        sim.set_model(model);
+        sim.set_realism(self.realism.clone());
+        sim.seed_from_plan(plan, 0);
+        for t in &plan.tables {
+            let items = sizes.get(&t.name).copied().unwrap_or(0) / ITEM_BYTES;
+            sim.with(|w| w.set_generated_items(plan.source.region.as_str(), &t.name, items));
         }
-        Ok(report.state)
+        if mode == Mode::Failover {
+            sim.seed_copies(plan, 0);
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "drover-estimate-{}-{seed}-{}",
+            std::process::id(),
+            nonce()
+        ));
+        let run_id = run::new_run_id(&plan.name, T0, seed);
+        let header = Header {
+            run_id: run_id.clone(),
+            mode,
+            plan_name: plan.name.clone(),
+            plan_hash: String::new(),
+            plan_path: String::new(),
+            plan_text: String::new(),
+            drover_version: env!("CARGO_PKG_VERSION").to_owned(),
+            options: RunOptions {
+                keep: true,
+                limits,
+                cloud: serde_json::json!({"kind": "estimate"}),
+                cut_at: None,
+                backup_settle_ms: None,
+            },
+        };
+        let result = async {
+            let (journal, state) = run::create(&dir, header, T0).map_err(|e| e.to_string())?;
+            let noiseless = DurationModel { noise: 0.0, ..model };
+            let settings = Settings {
+                limits,
+                scan_segments: 4,
+                expected_ms: Some(Arc::new(expected_durations(plan, mode, sizes, &noiseless))),
+                volatile_journal: !durable,
+                ..Settings::default()
+            };
+            let ports = drover_engine::Ports {
+                backup: Arc::new(sim.clone()),
+                tables: Arc::new(sim.clone()),
+                keys: Arc::new(sim.clone()),
+                clock,
+            };
+            let report = execute(Execution {
+                plan: plan.clone(),
+                journal,
+                state,
+                ports,
+                settings,
+                cancel: tokio_util::sync::CancellationToken::new(),
+                observer: Arc::new(Silent),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            if let Some((key, step)) =
+                report.state.steps.iter().find(|(_, s)| matches!(s.phase, Phase::Failed { .. }))
+            {
+                return Err(format!("the simulated run failed at {key}: {:?}", step.phase));
+            }
+            Ok(report.state)
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        result.map(|state| (state, sim))
     }
-    .await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result.map(|state| (state, sim))
 }
 
 fn nonce() -> u64 {

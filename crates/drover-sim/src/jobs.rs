@@ -1,25 +1,31 @@
 //! What AWS Backup jobs do: start (idempotency tokens, a duration from the model with seeded
-//! noise, a doom decided by the faults), finish in completion order as time advances (a
+//! noise, a doom decided by the faults, the restore quota, a wait for the job's resource or in
+//! the copy queue as the realism layer says), finish in completion order as time advances (a
 //! backup adds its recovery point, a copy puts one in the destination vault, a restore
-//! creates the table, each refusing what AWS refuses), and report their status as
-//! `Describe*Job` does. The job records themselves ([`Job`], [`Work`]) are part of the
+//! creates the table, each refusing what AWS refuses; a finished job hands its resource to the
+//! next one waiting), and report their status as `Describe*Job` does. The job records themselves ([`Job`], [`Work`]) are part of the
 //! world's state in [`crate::world`].
 
 use std::collections::BTreeMap;
 
-use drover_engine::ports::{JobState, JobStatus, Millis, TableSettings};
+use drover_engine::ports::{CloudResult, JobState, JobStatus, Millis, TableSettings};
 
 use crate::model::JobKind;
+use crate::realism::TableRealism;
 use crate::world::{Job, Point, SimTable, Work, World};
 
 impl World {
-    /// Every job: id to (kind, start, end) in the simulator's time (benchmarks: true job
-    /// durations, and when each job really finished).
+    /// Every job: id to (kind, start, end) in the simulator's time, where start is when its
+    /// duration started (later than its creation for a job that sat CREATED) and end is
+    /// `Millis::MAX` for one still waiting (benchmarks: true job durations, and when each job
+    /// really finished).
     #[must_use]
     pub fn job_times(&self) -> BTreeMap<String, (JobKind, Millis, Millis)> {
         self.jobs
             .iter()
-            .map(|(id, j)| (id.clone(), (j.kind, j.created_at, j.complete_at)))
+            .map(|(id, j)| {
+                (id.clone(), (j.kind, j.began_at.unwrap_or(j.created_at), j.complete_at))
+            })
             .collect()
     }
 
@@ -48,14 +54,15 @@ impl World {
         (base * (1.0 + noise)).max(0.0) as Millis
     }
 
-    /// Applies everything that finished by `now`, in completion order: jobs, then tables'
-    /// UPDATING and DELETING states.
+    /// Applies everything that finished by `now`, in time order: jobs (a job that frees its
+    /// resource starts the next one waiting for it), and tables' UPDATING and DELETING states
+    /// that ended before each job did.
     pub(crate) fn advance(&mut self, now: Millis) {
         if !self.indexed {
             self.due = self
                 .jobs
                 .values()
-                .filter(|j| j.outcome.is_none())
+                .filter(|j| j.outcome.is_none() && j.queued.is_none())
                 .map(|j| (j.complete_at, j.id.clone()))
                 .collect();
             self.next_table_event = Some(Millis::MIN);
@@ -66,16 +73,39 @@ impl World {
                 break;
             }
             self.due.pop_first();
-            let outcome = self.finish(&id);
-            if let Some(job) = self.jobs.get_mut(&id) {
+            // A table deleted before the job finished is gone when it does.
+            self.end_table_updates(at);
+            let outcome = self.finish(&id, at);
+            let resource = self.jobs.get_mut(&id).and_then(|job| {
                 job.outcome = Some(outcome);
+                job.resource.clone()
+            });
+            if let Some(resource) = resource {
+                self.release(&resource, at);
             }
         }
         self.end_table_updates(now);
     }
 
-    /// The effect of a job that just finished: `(state, message)`.
-    fn finish(&mut self, id: &str) -> (String, Option<String>) {
+    /// Starts, at `at`, the job that has waited longest for `resource`, if any
+    /// ([`crate::Realism::one_job_per_resource`]).
+    fn release(&mut self, resource: &str, at: Millis) {
+        let next = self
+            .jobs
+            .values()
+            .filter(|j| j.queued.is_some() && j.resource.as_deref() == Some(resource))
+            .min_by_key(|j| (j.created_at, j.id.clone()))
+            .map(|j| j.id.clone());
+        let Some(job) = next.and_then(|id| self.jobs.get_mut(&id)) else { return };
+        let Some((duration, ready_at)) = job.queued.take() else { return };
+        let begin = at.max(ready_at);
+        job.began_at = Some(begin);
+        job.complete_at = begin.saturating_add(duration);
+        self.due.insert((job.complete_at, job.id.clone()));
+    }
+
+    /// The effect of a job that just finished, at `at`: `(state, message)`.
+    fn finish(&mut self, id: &str, at: Millis) -> (String, Option<String>) {
         let Some(job) = self.jobs.get(id).cloned() else {
             return ("FAILED".to_owned(), None);
         };
@@ -152,6 +182,7 @@ impl World {
                     return ("FAILED".to_owned(), Some(format!("Invalid table name {table}")));
                 }
                 let account = self.account.clone();
+                let restored = TableRealism::restored(&self.realism, at);
                 let Some(r) = self.regions.get_mut(&region) else {
                     return ("FAILED".to_owned(), Some("region unavailable".to_owned()));
                 };
@@ -161,7 +192,10 @@ impl World {
                         Some(format!("Recovery point {point} not found")),
                     );
                 };
-                if r.tables.contains_key(&table) {
+                if let Some(t) = r.tables.get(&table) {
+                    if t.deleting_until.is_some() {
+                        self.saw("delete_ms");
+                    }
                     return ("FAILED".to_owned(), Some(format!("Table already exists: {table}")));
                 }
                 match r.keys.get(&kms_key_arn) {
@@ -197,6 +231,7 @@ impl World {
                         items: p.items,
                         busy_until: None,
                         deleting_until: None,
+                        realism: restored,
                     },
                 );
                 *self.tables_restored.entry(format!("{region}/{table}")).or_default() += 1;
@@ -209,23 +244,26 @@ impl World {
         }
     }
 
-    /// The job's status at `now`, as `Describe*Job` reports it.
+    /// The job's status at `now`, as `Describe*Job` reports it: CREATED (PENDING for
+    /// restores) while it waits and for the first tenth of its duration, then RUNNING.
     pub(crate) fn status(&self, job: &Job, now: Millis) -> JobStatus {
+        let begin = job.began_at.unwrap_or(job.created_at);
         let (state, raw, message) = match &job.outcome {
             Some((raw, msg)) => {
                 let state = if raw == "COMPLETED" { JobState::Completed } else { JobState::Failed };
                 (state, raw.clone(), msg.clone())
             }
-            None if now < job.created_at + (job.complete_at - job.created_at) / 10 => {
+            None if job.queued.is_some() || now < begin + (job.complete_at - begin) / 10 => {
                 let raw = if job.kind == JobKind::Restore { "PENDING" } else { "CREATED" };
                 (JobState::Created, raw.to_owned(), None)
             }
             None => (JobState::Running, "RUNNING".to_owned(), None),
         };
         #[allow(clippy::cast_precision_loss)]
-        let percent = if job.complete_at > job.created_at {
-            ((now - job.created_at) as f64 / (job.complete_at - job.created_at) as f64 * 100.0)
-                .clamp(0.0, 100.0)
+        let percent = if job.queued.is_some() {
+            0.0
+        } else if job.complete_at > begin {
+            ((now - begin) as f64 / (job.complete_at - begin) as f64 * 100.0).clamp(0.0, 100.0)
         } else {
             100.0
         };
@@ -252,7 +290,10 @@ impl World {
     }
 
     /// Starts a job (or, for a token seen before, answers the job it started) and returns
-    /// its id.
+    /// its id. `resource` is the table a backup or copy job works on (its slot under
+    /// [`crate::Realism::one_job_per_resource`]). A restore beyond the region's quota is
+    /// refused ([`crate::Realism::max_restores`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start_job(
         &mut self,
         op: &str,
@@ -260,8 +301,9 @@ impl World {
         token: &str,
         bytes: u64,
         now: Millis,
+        resource: Option<String>,
         work: Work,
-    ) -> String {
+    ) -> CloudResult<String> {
         let kind = match work {
             Work::Backup { .. } => JobKind::Backup,
             Work::Copy { .. } => JobKind::Copy,
@@ -269,16 +311,44 @@ impl World {
         };
         let token_key = format!("{region}/{op}/{token}");
         if let Some(id) = self.tokens.get(&token_key) {
-            return id.clone();
+            return Ok(id.clone());
+        }
+        if kind == JobKind::Restore {
+            let unfinished = self
+                .jobs
+                .values()
+                .filter(|j| j.kind == JobKind::Restore && j.region == region && j.outcome.is_none())
+                .count();
+            if let Err(e) = self.realism.restore_quota(op, unfinished) {
+                self.saw("max_restores");
+                return Err(e);
+            }
         }
         let id = self.rng.new_id();
         let duration = self.duration(kind, bytes);
+        let delay = self.realism.start_delay(kind, &mut self.rng);
         let restore_table = match &work {
             Work::Restore { table, .. } => Some(table.as_str()),
             _ => None,
         };
         let doomed = self.faults.doom(kind, restore_table);
-        self.due.insert((now + duration, id.clone()));
+        let resource = resource.filter(|_| self.realism.queues(kind));
+        let busy = resource.as_ref().is_some_and(|r| {
+            self.jobs.values().any(|j| j.outcome.is_none() && j.resource.as_ref() == Some(r))
+        });
+        if delay > 0 {
+            self.saw("copy_queue_ms");
+        }
+        if busy {
+            self.saw("one_job_per_resource");
+        }
+        let ready_at = now.saturating_add(delay);
+        let (began_at, complete_at, queued) = if busy {
+            (None, Millis::MAX, Some((duration, ready_at)))
+        } else {
+            self.due.insert((ready_at + duration, id.clone()));
+            ((delay > 0).then_some(ready_at), ready_at + duration, None)
+        };
         self.jobs.insert(
             id.clone(),
             Job {
@@ -286,14 +356,17 @@ impl World {
                 kind,
                 region: region.to_owned(),
                 created_at: now,
-                complete_at: now + duration,
+                complete_at,
                 outcome: None,
                 doomed,
                 work,
+                began_at,
+                resource,
+                queued,
             },
         );
         self.tokens.insert(token_key, id.clone());
         *self.jobs_started.entry(kind).or_default() += 1;
-        id
+        Ok(id)
     }
 }

@@ -13,13 +13,20 @@
 //! - **Determinism.** Ids, noise and fault decisions come from a seeded generator.
 //! - **Faults.** Throttling, failing jobs, disabled keys, regions that are down, latency
 //!   ([`Faults`]).
+//! - **Realism.** The documented ways AWS is not an ideal service, each switched on its own
+//!   ([`Realism`]): tags shown late, PITR unavailable on new tables, UPDATING / ENABLING /
+//!   DELETING states, restored tables settling, backups missing the last minute's writes, jobs
+//!   unseen at first, the restore quota, one backup or copy job per table, copy jobs queued,
+//!   passing server faults. [`Realism::off`] (the default) is the simulator as it was;
+//!   [`Realism::aws`] is AWS-like.
 //! - **Persistence.** With [`SimCloud::persist_to`] the whole world is written (atomically)
 //!   after every change, so a killed process resumes against the same cloud.
 //! - **Items** are stored compactly: `N` generated items (`pk = "ITEM#<i>"`) plus explicit
 //!   ones (canaries, markers), so large tables cost nothing.
 //!
 //! One module per concern: [`DurationModel`] and [`JobKind`] (`model`), [`Faults`] and the
-//! decisions they make (`faults`), the seeded generator (`rng`), compact items (`items`), the
+//! decisions they make (`faults`), [`Realism`] and what AWS does (`realism`), the seeded
+//! generator (`rng`), compact items (`items`), the
 //! world's state and lookups ([`World`], `world`), what jobs do (`jobs`), the world on disk
 //! (`persist`), [`SimCloud`] and its set-up helpers (`cloud`), one module per port
 //! (`backup`, `tables`, `keys`), and [`estimate`].
@@ -33,6 +40,7 @@ mod jobs;
 mod keys;
 mod model;
 mod persist;
+mod realism;
 mod rng;
 mod tables;
 mod world;
@@ -45,6 +53,7 @@ pub use faults::Faults;
 pub use items::ITEM_BYTES;
 pub use model::{DurationModel, JobKind};
 pub use persist::SimError;
+pub use realism::Realism;
 pub use world::World;
 
 /// The error an API call answers with.

@@ -14,35 +14,27 @@ use drover_engine::ports::{
 use crate::cloud::SimCloud;
 use crate::err;
 use crate::items::{ITEM_BYTES, Items, key_part};
-use crate::world::SimTable;
-
-/// How long UpdateTable (stream, deletion protection) keeps a table UPDATING, and a delete
-/// keeps it DELETING.
-const TABLE_UPDATE_MS: Millis = 5_000;
+use crate::realism::Status;
+use crate::world::{SimTable, World};
 
 /// What DescribeTable answers for `t` at `now`.
 fn table_info(t: &SimTable, now: Millis) -> TableInfo {
-    let status = if t.deleting_until.is_some() {
-        "DELETING"
-    } else if t.busy_until.is_some_and(|u| u > now) {
-        "UPDATING"
-    } else {
-        "ACTIVE"
-    };
+    let restoring = t.realism.restoring(now);
+    let index_status = if restoring { "CREATING" } else { "ACTIVE" };
     TableInfo {
         name: t.name.clone(),
         arn: t.arn.clone(),
-        status: status.to_owned(),
+        status: t.status(now).as_str().to_owned(),
         partition_key: t.schema.partition_key.clone(),
         sort_key: t.schema.sort_key.clone(),
         global_indexes: t
             .schema
             .global_indexes
             .iter()
-            .map(|g| (g.clone(), "ACTIVE".to_owned()))
+            .map(|g| (g.clone(), index_status.to_owned()))
             .collect(),
         local_indexes: t.schema.local_indexes.clone(),
-        restore_in_progress: false,
+        restore_in_progress: restoring,
         kms_key_arn: t.kms_key_arn.clone(),
         item_count: t.items.count(&t.schema),
         size_bytes: t.items.count(&t.schema) * ITEM_BYTES,
@@ -51,12 +43,78 @@ fn table_info(t: &SimTable, now: Millis) -> TableInfo {
     }
 }
 
+/// The table `arn` names in `region`, for a tag operation: DynamoDB's not-found error when
+/// there is none, or when it is CREATING or DELETING ([`crate::Realism::inactive_tables_not_found`]).
+fn tagged_table<'a>(
+    w: &'a mut World,
+    op: &str,
+    region: &str,
+    arn: &str,
+    now: Millis,
+) -> CloudResult<&'a mut SimTable> {
+    let hide = w.realism.inactive_tables_not_found;
+    let not_found = || {
+        err(
+            ErrorKind::NotFound,
+            op,
+            format!("Requested resource not found: ResourcArn: {arn} not found"),
+        )
+    };
+    let r = w.region(op, region)?;
+    let status = r.tables.values().find(|t| t.arn == arn).ok_or_else(not_found)?.status(now);
+    if hide && matches!(status, Status::Creating | Status::Deleting) {
+        w.saw("inactive_tables_not_found");
+        return Err(not_found());
+    }
+    w.region(op, region)?.tables.values_mut().find(|t| t.arn == arn).ok_or_else(not_found)
+}
+
+/// The table `name` in `region`, for an item operation: DynamoDB's not-found error when there
+/// is none, or when it is CREATING ([`crate::Realism::inactive_tables_not_found`]).
+fn data_table<'a>(
+    w: &'a mut World,
+    op: &str,
+    region: &str,
+    name: &str,
+    now: Millis,
+) -> CloudResult<&'a mut SimTable> {
+    let hide = w.realism.inactive_tables_not_found;
+    if hide && w.table(op, region, name)?.status(now) == Status::Creating {
+        w.saw("inactive_tables_not_found");
+        return Err(err(
+            ErrorKind::NotFound,
+            op,
+            format!("Requested resource not found: Table: {name} not found"),
+        ));
+    }
+    w.table(op, region, name)
+}
+
+/// Starts an UpdateTable's UPDATING state ([`crate::Realism::update_ms`]).
+fn updating(w: &mut World, region: &str, name: &str, now: Millis) {
+    let until = now.saturating_add(Millis::try_from(w.realism.update_ms).unwrap_or(Millis::MAX));
+    if until > now
+        && let Some(t) = w.regions.get_mut(region).and_then(|r| r.tables.get_mut(name))
+    {
+        t.busy_until = Some(until);
+        w.table_event(until);
+    }
+}
+
 #[async_trait]
 impl TableService for SimCloud {
     async fn describe_table(&self, region: &str, name: &str) -> CloudResult<Option<TableInfo>> {
         self.op("DescribeTable", region, |w, now| {
             let r = w.region("DescribeTable", region)?;
-            Ok(r.tables.get(name).map(|t| table_info(t, now)))
+            let info = r.tables.get(name).map(|t| table_info(t, now));
+            if let Some(info) = &info {
+                if info.status == "DELETING" {
+                    w.saw("delete_ms");
+                } else if !info.is_ready() && info.status != "UPDATING" {
+                    w.saw("restore_settle_ms");
+                }
+            }
+            Ok(info)
         })
         .await
     }
@@ -69,24 +127,32 @@ impl TableService for SimCloud {
 
     async fn time_to_live(&self, region: &str, name: &str) -> CloudResult<TimeToLive> {
         const OP: &str = "DescribeTimeToLive";
-        self.op(OP, region, |w, _| {
+        self.op(OP, region, |w, now| {
             let t = w.table(OP, region, name)?;
-            Ok(match &t.settings.ttl_attribute {
-                Some(a) => TimeToLive { status: "ENABLED".to_owned(), attribute: Some(a.clone()) },
+            let ttl = match &t.settings.ttl_attribute {
+                Some(a) => TimeToLive {
+                    status: t.realism.ttl_status(now).to_owned(),
+                    attribute: Some(a.clone()),
+                },
                 None => TimeToLive { status: "DISABLED".to_owned(), attribute: None },
-            })
+            };
+            if ttl.status == "ENABLING" {
+                w.saw("ttl_enabling_ms");
+            }
+            Ok(ttl)
         })
         .await
     }
 
     async fn list_tags(&self, region: &str, arn: &str) -> CloudResult<BTreeMap<String, String>> {
         const OP: &str = "ListTagsOfResource";
-        self.op(OP, region, |w, _| {
-            let r = w.region(OP, region)?;
-            let t = r.tables.values().find(|t| t.arn == arn).ok_or_else(|| {
-                err(ErrorKind::NotFound, OP, format!("Requested resource not found: {arn}"))
-            })?;
-            Ok(t.tags.clone())
+        self.op(OP, region, |w, now| {
+            let t = tagged_table(w, OP, region, arn, now)?;
+            let shown = t.realism.tags_shown(&t.tags, now);
+            if shown != t.tags {
+                w.saw("tag_delay_ms");
+            }
+            Ok(shown)
         })
         .await
     }
@@ -97,8 +163,15 @@ impl TableService for SimCloud {
         name: &str,
         on: bool,
     ) -> CloudResult<()> {
-        self.op("UpdateContinuousBackups", region, |w, _| {
-            w.table("UpdateContinuousBackups", region, name)?.settings.point_in_time_recovery = on;
+        const OP: &str = "UpdateContinuousBackups";
+        self.op(OP, region, |w, now| {
+            let realism = w.realism.clone();
+            let t = w.table(OP, region, name)?;
+            if let Err(e) = t.realism.pitr_unavailable(&realism, OP, now) {
+                w.saw("pitr_unavailable_ms");
+                return Err(e);
+            }
+            t.settings.point_in_time_recovery = on;
             Ok(())
         })
         .await
@@ -106,12 +179,18 @@ impl TableService for SimCloud {
 
     async fn enable_ttl(&self, region: &str, name: &str, attribute: &str) -> CloudResult<()> {
         const OP: &str = "UpdateTimeToLive";
-        self.op(OP, region, |w, _| {
-            let t = w.active_table(OP, region, name)?;
+        self.op(OP, region, |w, now| {
+            let realism = w.realism.clone();
+            let t = w.active_table(OP, region, name, now)?;
             if t.settings.ttl_attribute.as_deref() == Some(attribute) {
                 return Err(err(ErrorKind::InvalidState, OP, "TimeToLive is already enabled"));
             }
+            if let Err(e) = t.realism.ttl_change(OP, now) {
+                w.saw("ttl_change_window_ms");
+                return Err(e);
+            }
             t.settings.ttl_attribute = Some(attribute.to_owned());
+            t.realism.ttl_changed(&realism, now);
             Ok(())
         })
         .await
@@ -120,7 +199,7 @@ impl TableService for SimCloud {
     async fn set_stream(&self, region: &str, name: &str, view: Option<&str>) -> CloudResult<()> {
         const OP: &str = "UpdateTable";
         self.op(OP, region, |w, now| {
-            let t = w.active_table(OP, region, name)?;
+            let t = w.active_table(OP, region, name, now)?;
             // UpdateTable's StreamSpecification: "You receive a ValidationException if you try
             // to enable a stream on a table that already has a stream, or if you try to disable
             // a stream on a table that doesn't have a stream."
@@ -142,8 +221,7 @@ impl TableService for SimCloud {
                 _ => {}
             }
             t.settings.stream = view.map(str::to_owned);
-            t.busy_until = Some(now + TABLE_UPDATE_MS);
-            w.table_event(now + TABLE_UPDATE_MS);
+            updating(w, region, name, now);
             Ok(())
         })
         .await
@@ -152,10 +230,9 @@ impl TableService for SimCloud {
     async fn set_deletion_protection(&self, region: &str, name: &str, on: bool) -> CloudResult<()> {
         const OP: &str = "UpdateTable";
         self.op(OP, region, |w, now| {
-            let t = w.active_table(OP, region, name)?;
+            let t = w.active_table(OP, region, name, now)?;
             t.settings.deletion_protection = on;
-            t.busy_until = Some(now + TABLE_UPDATE_MS);
-            w.table_event(now + TABLE_UPDATE_MS);
+            updating(w, region, name, now);
             Ok(())
         })
         .await
@@ -168,15 +245,16 @@ impl TableService for SimCloud {
         tags: &BTreeMap<String, String>,
     ) -> CloudResult<()> {
         const OP: &str = "TagResource";
-        self.op(OP, region, |w, _| {
-            let r = w.region(OP, region)?;
-            let t = r.tables.values_mut().find(|t| t.arn == arn).ok_or_else(|| {
-                err(ErrorKind::NotFound, OP, format!("Requested resource not found: {arn}"))
-            })?;
-            t.tags.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
-            if t.tags.len() > 50 {
+        self.op(OP, region, |w, now| {
+            let realism = w.realism.clone();
+            let t = tagged_table(w, OP, region, arn, now)?;
+            let mut after = t.tags.clone();
+            after.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if after.len() > 50 {
                 return Err(err(ErrorKind::Fatal, OP, "Too many tags (50 allowed)"));
             }
+            t.realism.tags_changed(&realism, &t.tags, &after, now);
+            t.tags = after;
             Ok(())
         })
         .await
@@ -185,7 +263,8 @@ impl TableService for SimCloud {
     async fn delete_table(&self, region: &str, name: &str) -> CloudResult<()> {
         const OP: &str = "DeleteTable";
         self.op(OP, region, |w, now| {
-            let t = w.active_table(OP, region, name)?;
+            let lingers = Millis::try_from(w.realism.delete_ms).unwrap_or(Millis::MAX);
+            let t = w.active_table(OP, region, name, now)?;
             if t.settings.deletion_protection {
                 return Err(err(
                     ErrorKind::InvalidState,
@@ -193,8 +272,13 @@ impl TableService for SimCloud {
                     format!("Table {name} has deletion protection enabled"),
                 ));
             }
-            t.deleting_until = Some(now + TABLE_UPDATE_MS);
-            w.table_event(now + TABLE_UPDATE_MS);
+            if lingers == 0 {
+                w.drop_table(region, name);
+            } else {
+                let until = now.saturating_add(lingers);
+                t.deleting_until = Some(until);
+                w.table_event(until);
+            }
             Ok(())
         })
         .await
@@ -202,8 +286,8 @@ impl TableService for SimCloud {
 
     async fn count_items(&self, region: &str, name: &str, segments: u32) -> CloudResult<u64> {
         let count = self
-            .op("Scan", region, |w, _| {
-                let t = w.table("Scan", region, name)?;
+            .op("Scan", region, |w, now| {
+                let t = data_table(w, "Scan", region, name, now)?;
                 Ok(t.items.count(&t.schema))
             })
             .await?;
@@ -218,8 +302,8 @@ impl TableService for SimCloud {
         segments: u32,
     ) -> CloudResult<TableDigest> {
         let digest = self
-            .op("Scan", region, |w, _| {
-                let t = w.table("Scan", region, name)?;
+            .op("Scan", region, |w, now| {
+                let t = data_table(w, "Scan", region, name, now)?;
                 Ok(t.items.digest(&t.schema))
             })
             .await?;
@@ -228,16 +312,17 @@ impl TableService for SimCloud {
     }
 
     async fn get_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<Option<Item>> {
-        self.op("GetItem", region, |w, _| {
-            let t = w.table("GetItem", region, name)?;
+        self.op("GetItem", region, |w, now| {
+            let t = data_table(w, "GetItem", region, name, now)?;
             Ok(t.items.get(&t.schema, key))
         })
         .await
     }
 
     async fn put_item(&self, region: &str, name: &str, item: &Item) -> CloudResult<()> {
-        self.op("PutItem", region, |w, _| {
-            let t = w.table("PutItem", region, name)?;
+        self.op("PutItem", region, |w, now| {
+            let realism = w.realism.clone();
+            let t = data_table(w, "PutItem", region, name, now)?;
             let key = key_part(&t.schema, item);
             if !key.contains_key(&t.schema.partition_key.name) {
                 return Err(err(
@@ -246,16 +331,25 @@ impl TableService for SimCloud {
                     "The item is missing the partition key",
                 ));
             }
-            t.items.explicit.insert(Items::canonical(&key), item.clone());
+            let key = Items::canonical(&key);
+            let before = t.items.explicit.insert(key.clone(), item.clone());
+            if let Some(at) = t.realism.wrote(&realism, key, before, now) {
+                w.table_event(at);
+            }
             Ok(())
         })
         .await
     }
 
     async fn delete_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<()> {
-        self.op("DeleteItem", region, |w, _| {
-            let t = w.table("DeleteItem", region, name)?;
-            t.items.explicit.remove(&Items::canonical(key));
+        self.op("DeleteItem", region, |w, now| {
+            let realism = w.realism.clone();
+            let t = data_table(w, "DeleteItem", region, name, now)?;
+            let key = Items::canonical(key);
+            let before = t.items.explicit.remove(&key);
+            if let Some(at) = t.realism.wrote(&realism, key, before, now) {
+                w.table_event(at);
+            }
             Ok(())
         })
         .await

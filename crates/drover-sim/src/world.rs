@@ -13,6 +13,7 @@ use crate::err;
 use crate::faults::Faults;
 use crate::items::{Items, Schema};
 use crate::model::{DurationModel, JobKind};
+use crate::realism::{Realism, Status, TableRealism};
 use crate::rng::Rng;
 
 /// A DynamoDB table.
@@ -29,6 +30,17 @@ pub(crate) struct SimTable {
     pub(crate) busy_until: Option<Millis>,
     /// DELETING until then, then gone.
     pub(crate) deleting_until: Option<Millis>,
+    /// What the realism layer remembers about it (settling, TTL changes, pending tags, recent
+    /// writes).
+    #[serde(default, skip_serializing_if = "TableRealism::is_empty")]
+    pub(crate) realism: TableRealism,
+}
+
+impl SimTable {
+    /// Its status at `now`, as DescribeTable reports it.
+    pub(crate) fn status(&self, now: Millis) -> Status {
+        self.realism.status(self.busy_until, self.deleting_until, now)
+    }
 }
 
 /// A recovery point in a vault: a snapshot of a table's schema and items.
@@ -106,6 +118,18 @@ pub(crate) struct Job {
     /// state and the status message.
     pub(crate) doomed: Option<(String, String)>,
     pub(crate) work: Work,
+    /// When its duration started, when later than its creation (it sat CREATED: the copy
+    /// queue, or another job on its resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) began_at: Option<Millis>,
+    /// The table ARN whose one-job-at-a-time slot it takes (a backup or copy job under
+    /// [`Realism::one_job_per_resource`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) resource: Option<String>,
+    /// Still waiting for its resource: how long it takes once it starts, and the earliest it
+    /// may start. Its `complete_at` is meaningless meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) queued: Option<(Millis, Millis)>,
 }
 
 /// The whole simulated world. Serializable, so that it can persist across processes.
@@ -119,12 +143,20 @@ pub struct World {
     pub(crate) model: DurationModel,
     /// Faults in force.
     pub faults: Faults,
+    /// The AWS behaviours modelled ([`Realism::off`] for worlds saved before there were any).
+    #[serde(default)]
+    pub realism: Realism,
     /// Calls made, by operation.
     pub calls: BTreeMap<String, u64>,
     /// Jobs started, by kind.
     pub jobs_started: BTreeMap<JobKind, u64>,
     /// Tables created by restores, by (region, name): how often each name was restored.
     pub tables_restored: BTreeMap<String, u64>,
+    /// How often each realism behaviour changed an answer, by the name of its [`Realism`]
+    /// field (`tag_delay_ms`: a `list_tags` showed an older tag set; `max_restores`: a restore
+    /// was refused; ...): tests check that a behaviour they exercise did happen.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub effects: BTreeMap<String, u64>,
     /// Unfinished jobs by completion time (an index of `jobs`, rebuilt after loading).
     #[serde(skip)]
     pub(crate) due: BTreeSet<(Millis, String)>,
@@ -147,13 +179,20 @@ impl World {
             tokens: BTreeMap::new(),
             model: DurationModel::default(),
             faults: Faults::default(),
+            realism: Realism::off(),
             calls: BTreeMap::new(),
             jobs_started: BTreeMap::new(),
             tables_restored: BTreeMap::new(),
+            effects: BTreeMap::new(),
             due: BTreeSet::new(),
             next_table_event: None,
             indexed: true,
         }
+    }
+
+    /// Counts an effect of the realism behaviour `field` ([`World::effects`]).
+    pub(crate) fn saw(&mut self, field: &str) {
+        *self.effects.entry(field.to_owned()).or_default() += 1;
     }
 
     /// Deletes a table at once (test set-up).
@@ -212,31 +251,58 @@ impl World {
         })
     }
 
-    /// A table that is ACTIVE (not UPDATING or DELETING), or DynamoDB's ResourceInUse error.
+    /// A table that is ACTIVE (not CREATING, UPDATING or DELETING) at `now`, or DynamoDB's
+    /// ResourceInUse error.
     pub(crate) fn active_table(
         &mut self,
         op: &str,
         region: &str,
         name: &str,
+        now: Millis,
     ) -> CloudResult<&mut SimTable> {
-        let t = self.table(op, region, name)?;
-        if t.busy_until.is_some() || t.deleting_until.is_some() {
-            return Err(err(
-                ErrorKind::InvalidState,
-                op,
-                format!("Table {name} is being updated (ResourceInUseException)"),
-            ));
+        let status = self.table(op, region, name)?.status(now);
+        let being = match status {
+            Status::Active => return self.table(op, region, name),
+            Status::Creating => "created",
+            Status::Updating => "updated",
+            Status::Deleting => "deleted",
+        };
+        match status {
+            Status::Updating => self.saw("update_ms"),
+            Status::Deleting => self.saw("delete_ms"),
+            _ => self.saw("restore_settle_ms"),
         }
-        Ok(t)
+        Err(err(
+            ErrorKind::InvalidState,
+            op,
+            format!("Table {name} is being {being} (ResourceInUseException)"),
+        ))
     }
 
-    /// Notes that a table changes state at `at` (UPDATING or DELETING ends).
+    /// Adds a global secondary index to a table's schema (test set-up: restores recreate it,
+    /// and a restored table's indexes are CREATING while it settles).
+    pub fn add_global_index(&mut self, region: &str, table: &str, index: &str) {
+        if let Some(t) = self.regions.get_mut(region).and_then(|r| r.tables.get_mut(table)) {
+            t.schema.global_indexes.push(index.to_owned());
+        }
+    }
+
+    /// When a restored table settled (or settles): ACTIVE, no restore in progress, every index
+    /// ACTIVE ([`Realism::restore_settle_ms`]). `None` for a table that is not there or did not
+    /// settle.
+    #[must_use]
+    pub fn table_settled_at(&self, region: &str, table: &str) -> Option<Millis> {
+        self.regions.get(region)?.tables.get(table)?.realism.settled_at()
+    }
+
+    /// Notes that a table changes state at `at` (UPDATING or DELETING ends, a logged write
+    /// can be forgotten).
     pub(crate) fn table_event(&mut self, at: Millis) {
         self.next_table_event = Some(self.next_table_event.map_or(at, |n| n.min(at)));
     }
 
-    /// Ends the UPDATING and DELETING states due by `now` (deleted tables go) and notes when
-    /// the next one ends.
+    /// Ends the UPDATING and DELETING states due by `now` (deleted tables go), forgets the
+    /// writes no backup can miss any more, and notes when the next such event is due.
     pub(crate) fn end_table_updates(&mut self, now: Millis) {
         if self.next_table_event.is_some_and(|at| at <= now) {
             let mut next: Option<Millis> = None;
@@ -246,7 +312,8 @@ impl World {
                     if t.busy_until.is_some_and(|until| until <= now) {
                         t.busy_until = None;
                     }
-                    for until in [t.busy_until, t.deleting_until].into_iter().flatten() {
+                    let forget = t.realism.expire(&self.realism, now);
+                    for until in [t.busy_until, t.deleting_until, forget].into_iter().flatten() {
                         next = Some(next.map_or(until, |n| n.min(until)));
                     }
                 }
