@@ -86,14 +86,27 @@ fn on_emulator(emu: Emulator) -> Cloud {
     }
 }
 
-async fn until_done(describe: impl AsyncFn() -> JobStatus) -> JobStatus {
+/// Polls a job until it ends. A job just started may not be visible yet (reads right after a
+/// start are eventually consistent: the engine's `PollPolicy::unseen_grace`), and passing
+/// errors are asked again.
+async fn until_done(describe: impl AsyncFn() -> CloudResult<JobStatus>) -> JobStatus {
     let start = Instant::now();
     loop {
-        let status = describe().await;
-        if matches!(status.state, JobState::Completed | JobState::Failed) {
-            return status;
+        match describe().await {
+            Ok(status) if matches!(status.state, JobState::Completed | JobState::Failed) => {
+                return status;
+            }
+            Ok(status) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "job did not finish: {status:?}"
+                );
+            }
+            Err(e) if e.kind == ErrorKind::NotFound || e.kind.is_retryable() => {
+                assert!(start.elapsed() < Duration::from_secs(30), "job never seen: {e}");
+            }
+            Err(e) => panic!("{e}"),
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "job did not finish: {status:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -162,7 +175,7 @@ async fn contract(c: &Cloud) {
     let job = c.backup.start_backup_job(&backup).await.unwrap();
     let replayed = retried(async || c.backup.start_backup_job(&backup).await).await;
     assert_eq!(replayed.unwrap(), job, "same token, same job");
-    let done = until_done(async || c.backup.describe_backup_job(SRC, &job).await.unwrap()).await;
+    let done = until_done(async || c.backup.describe_backup_job(SRC, &job).await).await;
     assert_eq!(done.state, JobState::Completed, "{done:?}");
     let point = done.recovery_point_arn.clone().unwrap();
     assert!(
@@ -185,7 +198,7 @@ async fn contract(c: &Cloud) {
     };
     let job = c.backup.start_copy_job(&copy).await.unwrap();
     assert_eq!(retried(async || c.backup.start_copy_job(&copy).await).await.unwrap(), job);
-    let done = until_done(async || c.backup.describe_copy_job(SRC, &job).await.unwrap()).await;
+    let done = until_done(async || c.backup.describe_copy_job(SRC, &job).await).await;
     assert_eq!(done.state, JobState::Completed, "{done:?}");
     let copied = done.recovery_point_arn.clone().unwrap();
     assert!(copied.starts_with("arn:aws:backup:us-west-2:") && copied != point, "{copied}");
@@ -214,7 +227,7 @@ async fn contract(c: &Cloud) {
     };
     let job = c.backup.start_restore_job(&restore).await.unwrap();
     assert_eq!(retried(async || c.backup.start_restore_job(&restore).await).await.unwrap(), job);
-    let done = until_done(async || c.backup.describe_restore_job(DST, &job).await.unwrap()).await;
+    let done = until_done(async || c.backup.describe_restore_job(DST, &job).await).await;
     assert_eq!(done.state, JobState::Completed, "{done:?}");
     assert!(
         done.created_resource_arn.as_deref().is_some_and(|a| a.ends_with(":table/orders-restored")),
@@ -236,7 +249,7 @@ async fn contract(c: &Cloud) {
     // A second restore into the same name fails as a job, with the service's message.
     let again = RestoreRequest { idempotency_token: "contract-restore-2".to_owned(), ..restore };
     let job = c.backup.start_restore_job(&again).await.unwrap();
-    let done = until_done(async || c.backup.describe_restore_job(DST, &job).await.unwrap()).await;
+    let done = until_done(async || c.backup.describe_restore_job(DST, &job).await).await;
     assert_eq!(done.state, JobState::Failed, "{done:?}");
     assert!(
         done.message.as_deref().unwrap_or_default().to_lowercase().contains("exist"),
@@ -244,7 +257,10 @@ async fn contract(c: &Cloud) {
     );
 
     // Settings and tags.
-    c.tables.set_point_in_time_recovery(DST, "orders-restored", true).await.unwrap();
+    // Right after a restore, AWS may answer ContinuousBackupsUnavailableException: passing.
+    retried(async || c.tables.set_point_in_time_recovery(DST, "orders-restored", true).await)
+        .await
+        .unwrap();
     c.tables.enable_ttl(DST, "orders-restored", "expires_at").await.unwrap();
     c.tables.set_stream(DST, "orders-restored", Some("NEW_IMAGE")).await.unwrap();
     ready(c, DST, "orders-restored").await;
@@ -264,7 +280,12 @@ async fn contract(c: &Cloud) {
     assert_eq!(ttl.enabled_attribute(), Some("expires_at"), "{ttl:?}");
     assert_eq!(t.stream.as_deref(), Some("NEW_AND_OLD_IMAGES"));
     assert!(t.deletion_protection);
-    assert_eq!(c.tables.list_tags(DST, &t.arn).await.unwrap(), tags);
+    // Tagging is asynchronous: the tags show within seconds.
+    let start = Instant::now();
+    while c.tables.list_tags(DST, &t.arn).await.unwrap() != tags {
+        assert!(start.elapsed() < Duration::from_secs(30), "the tags never showed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Items.
     let mut marker = Item::from([
@@ -336,8 +357,7 @@ fn a_replay_answered_without_a_job_id_gets_the_tokens_job() {
             let job = c.backup.start_backup_job(&backup).await.unwrap();
             let replayed = c.backup.start_backup_job(&backup).await;
             assert_eq!(replayed.as_ref(), Ok(&job), "backup {n}: same token, same job");
-            let done =
-                until_done(async || c.backup.describe_backup_job(SRC, &job).await.unwrap()).await;
+            let done = until_done(async || c.backup.describe_backup_job(SRC, &job).await).await;
             assert_eq!(done.state, JobState::Completed, "{done:?}");
             points.push(done.recovery_point_arn.unwrap());
         }
@@ -362,8 +382,7 @@ fn a_replay_answered_without_a_job_id_gets_the_tokens_job() {
         let mut copied = Vec::new();
         for (copy, job) in copies.iter().zip(&copy_jobs) {
             assert_eq!(c.backup.start_copy_job(copy).await.as_ref(), Ok(job), "{copy:?}");
-            let done =
-                until_done(async || c.backup.describe_copy_job(SRC, job).await.unwrap()).await;
+            let done = until_done(async || c.backup.describe_copy_job(SRC, job).await).await;
             assert_eq!(done.state, JobState::Completed, "{done:?}");
             copied.push(done.recovery_point_arn.unwrap());
         }
@@ -385,8 +404,7 @@ fn a_replay_answered_without_a_job_id_gets_the_tokens_job() {
             assert_ne!(c.backup.start_restore_job(&other).await.unwrap(), job);
         }
         assert_eq!(c.backup.start_restore_job(&mine).await.as_ref(), Ok(&job));
-        let done =
-            until_done(async || c.backup.describe_restore_job(DST, &job).await.unwrap()).await;
+        let done = until_done(async || c.backup.describe_restore_job(DST, &job).await).await;
         assert_eq!(done.state, JobState::Completed, "{done:?}");
         assert!(
             done.created_resource_arn

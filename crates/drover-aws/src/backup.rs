@@ -12,12 +12,10 @@ use drover_engine::ports::{
     RecoveryPoint, RestoreRequest,
 };
 
-use crate::AwsCloud;
 use crate::errors::{self, missing};
+use crate::{AwsCloud, jobs};
 
 // `src/jobs.rs`, a module of this one: only the `Start*Job` calls here use it.
-#[path = "jobs.rs"]
-mod jobs;
 
 /// A service timestamp in milliseconds since the epoch (none if it is out of range).
 fn millis(dt: Option<&aws_smithy_types::DateTime>) -> Option<Millis> {

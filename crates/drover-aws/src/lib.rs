@@ -14,9 +14,12 @@
 //!   - ListRecoveryPointsByBackupVault (filtered by resource type, then by table) and
 //!     DescribeBackupVault in the vault's region; DescribeRegionSettings (advanced DynamoDB
 //!     backup, required for copies);
-//! - `tables.rs` (DynamoDB): DescribeTable (+ DescribeContinuousBackups, DescribeTimeToLive,
-//!   ListTagsOfResource), UpdateContinuousBackups, UpdateTimeToLive, UpdateTable, TagResource,
-//!   DeleteTable, GetItem, PutItem, DeleteItem;
+//! - `jobs.rs` (AWS Backup): ListBackupJobs / ListCopyJobs / ListRestoreJobs, paged, to find
+//!   the job of an idempotent replay that answered without a job id;
+//! - `tables.rs` (DynamoDB): DescribeTable (alone: polling a table costs one call),
+//!   DescribeContinuousBackups, DescribeTimeToLive, ListTagsOfResource (paged),
+//!   UpdateContinuousBackups, UpdateTimeToLive, UpdateTable, TagResource, DeleteTable, GetItem,
+//!   PutItem, DeleteItem;
 //! - `scan.rs` (DynamoDB): parallel segmented `Scan`, with `Select=COUNT` for item counts and
 //!   consistent reads for digests;
 //! - `keys.rs` (KMS): DescribeKey.
@@ -34,6 +37,7 @@ mod clients;
 mod errors;
 pub mod iam;
 mod items;
+mod jobs;
 mod keys;
 mod scan;
 mod tables;
