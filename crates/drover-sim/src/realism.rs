@@ -46,8 +46,9 @@ pub struct Realism {
     /// **UpdateTable is asynchronous.** \[BC-d\] UpdateTable: "while it's executing, the table
     /// status changes from ACTIVE to UPDATING. While it's UPDATING, you can't issue another
     /// UpdateTable request" (ResourceInUseException). After `set_stream` or
-    /// `set_deletion_protection` the table is UPDATING this long; an update or a delete
-    /// meanwhile is refused (`InvalidState`).
+    /// `set_deletion_protection` the table is UPDATING this long; an update, a TTL change or a
+    /// delete meanwhile is refused (`InvalidState`), a PITR change is not
+    /// (UpdateContinuousBackups does not list ResourceInUseException).
     pub update_ms: u64,
     /// **Time to live is enabled slowly.** \[BC-d\] UpdateTimeToLive: "It can take up to one
     /// hour for the change to fully process"; `TimeToLiveStatus` has ENABLING. After

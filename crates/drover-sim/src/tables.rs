@@ -108,10 +108,11 @@ impl TableService for SimCloud {
             let r = w.region("DescribeTable", region)?;
             let info = r.tables.get(name).map(|t| table_info(t, now));
             if let Some(info) = &info {
-                if info.status == "DELETING" {
-                    w.saw("delete_ms");
-                } else if !info.is_ready() && info.status != "UPDATING" {
-                    w.saw("restore_settle_ms");
+                match info.status.as_str() {
+                    "DELETING" => w.saw("delete_ms"),
+                    "UPDATING" => w.saw("update_ms"),
+                    _ if !info.is_ready() => w.saw("restore_settle_ms"),
+                    _ => {}
                 }
             }
             Ok(info)

@@ -216,6 +216,14 @@ impl World {
         }
     }
 
+    /// Sets a table's stream view (`None`: no stream) at once, whatever its state (test set-up:
+    /// a table someone changed behind drover's back).
+    pub fn set_stream_view(&mut self, region: &str, table: &str, view: Option<&str>) {
+        if let Some(t) = self.regions.get_mut(region).and_then(|r| r.tables.get_mut(table)) {
+            t.settings.stream = view.map(str::to_owned);
+        }
+    }
+
     /// Deletes a vault and its recovery points (test set-up).
     pub fn drop_vault(&mut self, region: &str, name: &str) {
         if let Some(r) = self.regions.get_mut(region) {
