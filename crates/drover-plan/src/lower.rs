@@ -12,8 +12,8 @@ use serde_yaml::Value;
 use crate::diag::{Code, Severity};
 use crate::graph::PlanGraph;
 use crate::model::{
-    Drill, KeyValue, Objectives, Plan, RUN_SHORT_ID_LEN, Region, Source, StreamView, Table,
-    TableId, Target, Validation,
+    BackupJobs, Drill, KeyValue, Objectives, Plan, RUN_SHORT_ID_LEN, Region, Source, StreamView,
+    Table, TableId, Target, Validation,
 };
 use crate::parse::{Path, Seg};
 use crate::rules;
@@ -30,6 +30,7 @@ pub(crate) mod keys {
         "defaults",
         "tables",
         "drill",
+        "backup_jobs",
     ];
     pub(crate) const SOURCE: &[&str] = &["region", "account_id", "backup_vault"];
     pub(crate) const OBJECTIVES: &[&str] = &["rpo", "rto"];
@@ -55,7 +56,8 @@ pub(crate) mod keys {
         "validate",
     ];
     pub(crate) const VALIDATE: &[&str] = &["min_items", "canary_keys", "digest"];
-    pub(crate) const DRILL: &[&str] = &["table_name", "write_marker"];
+    pub(crate) const DRILL: &[&str] = &["table_name", "write_marker", "recovery_point_retention"];
+    pub(crate) const BACKUP_JOBS: &[&str] = &["start_window", "complete_window"];
 }
 
 /// Tags per table that a plan may set: DynamoDB allows 50, drover adds `drover:plan` and
@@ -457,6 +459,53 @@ pub(crate) fn lower(root: &Value) -> (Option<Plan>, Vec<Issue>) {
             {
                 drill.write_marker = m;
             }
+            if let Some(d) = cx.duration(&f, "recovery_point_retention", &p) {
+                let kp = p.key("recovery_point_retention");
+                match whole_days(d) {
+                    Some(days) => drill.recovery_point_retention_days = days,
+                    None => {
+                        cx.error(Code::Duration, kp.at_value(), "a recovery point's retention is whole days (AWS Backup's Lifecycle.DeleteAfterDays), from 1d")
+                            .help("write it in days, like 1d or 7d");
+                    }
+                }
+            }
+        }
+    }
+    let mut backup_jobs = BackupJobs::default();
+    if let Some(v) = top.get("backup_jobs") {
+        let p = ROOT.key("backup_jobs");
+        if let Some(f) = cx.fields(v, &p, keys::BACKUP_JOBS) {
+            let errors_before = cx.issues.len();
+            if let Some(d) = cx.duration(&f, "start_window", &p) {
+                if d < std::time::Duration::from_secs(3600) || !d.as_secs().is_multiple_of(60) {
+                    cx.error(Code::Duration, p.key("start_window").at_value(), "AWS Backup's start window is whole minutes, at least 60 (StartWindowMinutes)")
+                        .help("write at least 1h, like 1h or 90m");
+                } else {
+                    backup_jobs.start_window = d;
+                }
+            }
+            if let Some(d) = cx.duration(&f, "complete_window", &p) {
+                if !d.as_secs().is_multiple_of(60) {
+                    cx.error(
+                        Code::Duration,
+                        p.key("complete_window").at_value(),
+                        "AWS Backup's complete window is whole minutes (CompleteWindowMinutes)",
+                    )
+                    .help("write it in minutes or hours, like 12h");
+                } else {
+                    backup_jobs.complete_window = d;
+                }
+            }
+            // Compared only when both windows are valid (not a default standing in).
+            if cx.issues.len() == errors_before
+                && backup_jobs.complete_window <= backup_jobs.start_window
+            {
+                cx.error(Code::Duration, p.at_value(), format!(
+                    "the complete window ({}) must be longer than the start window ({}): both count from when the job is created",
+                    crate::model::format_duration(backup_jobs.complete_window),
+                    crate::model::format_duration(backup_jobs.start_window)
+                ));
+            }
         }
     }
 
@@ -485,11 +534,21 @@ pub(crate) fn lower(root: &Value) -> (Option<Plan>, Vec<Issue>) {
             targets,
             tables,
             drill,
+            backup_jobs,
             graph,
         }),
         _ => None,
     };
     (plan, cx.issues)
+}
+
+/// A duration in whole days, from one day up to AWS Backup's longest retention (100 years).
+fn whole_days(d: std::time::Duration) -> Option<u32> {
+    let secs = d.as_secs();
+    (secs.is_multiple_of(86_400) && secs >= 86_400)
+        .then(|| u32::try_from(secs / 86_400).ok())
+        .flatten()
+        .filter(|d| *d <= 36_500)
 }
 
 fn lower_source(cx: &mut Cx, v: &Value) -> Option<Source> {

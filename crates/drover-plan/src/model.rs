@@ -39,6 +39,8 @@ pub struct Plan {
     pub tables: Vec<Table>,
     /// Drill settings.
     pub drill: Drill,
+    /// AWS Backup's windows for the backup jobs drover starts (drills and backups).
+    pub backup_jobs: BackupJobs,
     /// The dependency graph of `tables`.
     #[serde(skip)]
     pub graph: PlanGraph,
@@ -189,6 +191,48 @@ pub struct Drill {
     /// the drill), so that validation proves the data went through backup, copy and restore.
     /// Off by default: the write reaches the source table's stream consumers.
     pub write_marker: bool,
+    /// Days after which AWS Backup deletes a drill's recovery points and copies
+    /// (`Lifecycle.DeleteAfterDays`), so that an abandoned drill stops costing money; teardown
+    /// deletes them sooner. Never moved to cold storage.
+    pub recovery_point_retention_days: u32,
+}
+
+/// The default [`Drill::recovery_point_retention_days`].
+pub const DEFAULT_DRILL_RETENTION_DAYS: u32 = 1;
+
+/// AWS Backup's windows for backup jobs (`StartWindowMinutes`, `CompleteWindowMinutes`), both
+/// counted from when the job is created.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BackupJobs {
+    /// A job not started by then ends EXPIRED (at least 1 h; AWS's own default is 8 h).
+    #[serde(serialize_with = "ser_duration")]
+    pub start_window: Duration,
+    /// A job not done by then is cancelled.
+    #[serde(serialize_with = "ser_duration")]
+    pub complete_window: Duration,
+}
+
+impl Default for BackupJobs {
+    fn default() -> Self {
+        BackupJobs {
+            start_window: Duration::from_secs(3600),
+            complete_window: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl BackupJobs {
+    /// The start window in minutes.
+    #[must_use]
+    pub fn start_window_minutes(&self) -> u32 {
+        u32::try_from(self.start_window.as_secs() / 60).unwrap_or(u32::MAX)
+    }
+
+    /// The complete window in minutes.
+    #[must_use]
+    pub fn complete_window_minutes(&self) -> u32 {
+        u32::try_from(self.complete_window.as_secs() / 60).unwrap_or(u32::MAX)
+    }
 }
 
 impl Drill {
@@ -204,7 +248,11 @@ impl Drill {
 
 impl Default for Drill {
     fn default() -> Self {
-        Drill { table_name: DEFAULT_DRILL_TEMPLATE.to_owned(), write_marker: false }
+        Drill {
+            table_name: DEFAULT_DRILL_TEMPLATE.to_owned(),
+            write_marker: false,
+            recovery_point_retention_days: DEFAULT_DRILL_RETENTION_DAYS,
+        }
     }
 }
 
@@ -256,6 +304,10 @@ pub fn format_duration(d: Duration) -> String {
         }
     }
     out
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
 }
 
 fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {

@@ -38,6 +38,7 @@ mod tests {
         assert_eq!(props(&s, "/properties/tables/items/properties"), set(keys::TABLE));
         assert_eq!(props(&s, "/$defs/validate/properties"), set(keys::VALIDATE));
         assert_eq!(props(&s, "/properties/drill/properties"), set(keys::DRILL));
+        assert_eq!(props(&s, "/properties/backup_jobs/properties"), set(keys::BACKUP_JOBS));
     }
 
     #[test]
