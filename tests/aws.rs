@@ -100,6 +100,30 @@ impl Setup {
         self.emu.fixture("inspect", &json!({"regions": [SRC, DST]}))
     }
 
+    /// The recovery points in every vault of both regions, by region and vault, once those
+    /// being deleted are gone (deleting is asynchronous); empty vaults are left out.
+    pub(crate) fn points_left(&self) -> Value {
+        let start = Instant::now();
+        loop {
+            let world = self.inspect();
+            let mut left = serde_json::Map::new();
+            let mut deleting = false;
+            for region in [SRC, DST] {
+                for (vault, points) in world[region]["points"].as_object().unwrap() {
+                    let points = points.as_object().unwrap();
+                    deleting |= points.values().any(|s| s == "DELETING");
+                    if !points.is_empty() {
+                        left.insert(format!("{region} {vault}"), json!(points));
+                    }
+                }
+            }
+            if !deleting || start.elapsed() > Duration::from_secs(30) {
+                return Value::Object(left);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Asserts that the run(s) on the setup's 5 tables started one backup, one copy and one
     /// restore per table (no job twice), and returns the emulator's world.
     pub(crate) fn assert_one_job_per_table(&self, context: &str) -> Value {
@@ -180,6 +204,7 @@ fn a_drill_restores_every_table_faithfully_and_tears_down_only_its_own() {
         "teardown deletes its own tables and never the decoy"
     );
     assert_eq!(world[SRC]["tables"].as_object().unwrap().len(), 5, "the source is untouched");
+    assert_eq!(s.points_left(), json!({}), "teardown deletes the drill's recovery points");
 }
 
 #[test]
@@ -303,6 +328,7 @@ fn service_errors_reach_the_engine_with_their_kind_and_message() {
             vault: "prod-vault".to_owned(),
             iam_role_arn: "arn:aws:iam::123456789012:role/drover-backup".to_owned(),
             idempotency_token: "errors-1".to_owned(),
+            ..Default::default()
         };
         // More refusals than the SDK's own attempts: the engine sees a throttle, with the
         // service's code and message.

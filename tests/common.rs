@@ -95,6 +95,8 @@ impl Emulator {
         Emulator::launch(job_seconds, None)
     }
 
+    // The seed goes to stderr, shown with a failing test's output: how to reproduce its run.
+    #[allow(clippy::print_stderr)]
     fn launch(job_seconds: f64, realism: Option<u64>) -> Emulator {
         let dir = tempfile::tempdir().unwrap();
         let (child, port) = Emulator::spawn(dir.path(), 0, job_seconds, realism);

@@ -171,6 +171,7 @@ async fn contract(c: &Cloud) {
         vault: "prod-vault".to_owned(),
         iam_role_arn: ROLE.to_owned(),
         idempotency_token: "contract-backup-1".to_owned(),
+        ..Default::default()
     };
     let job = c.backup.start_backup_job(&backup).await.unwrap();
     let replayed = retried(async || c.backup.start_backup_job(&backup).await).await;
@@ -195,6 +196,7 @@ async fn contract(c: &Cloud) {
         destination_vault_arn: dst_vault.clone(),
         iam_role_arn: ROLE.to_owned(),
         idempotency_token: "contract-copy-1".to_owned(),
+        ..Default::default()
     };
     let job = c.backup.start_copy_job(&copy).await.unwrap();
     assert_eq!(retried(async || c.backup.start_copy_job(&copy).await).await.unwrap(), job);
@@ -224,6 +226,7 @@ async fn contract(c: &Cloud) {
         kms_key_arn: c.target_key.clone(),
         iam_role_arn: ROLE.to_owned(),
         idempotency_token: "contract-restore-1".to_owned(),
+        ..Default::default()
     };
     let job = c.backup.start_restore_job(&restore).await.unwrap();
     assert_eq!(retried(async || c.backup.start_restore_job(&restore).await).await.unwrap(), job);
@@ -353,6 +356,7 @@ fn a_replay_answered_without_a_job_id_gets_the_tokens_job() {
                 vault: "prod-vault".to_owned(),
                 iam_role_arn: ROLE.to_owned(),
                 idempotency_token: format!("replay-backup-{n}"),
+                ..Default::default()
             };
             let job = c.backup.start_backup_job(&backup).await.unwrap();
             let replayed = c.backup.start_backup_job(&backup).await;
@@ -373,6 +377,7 @@ fn a_replay_answered_without_a_job_id_gets_the_tokens_job() {
                 destination_vault_arn: dst_vault.clone(),
                 iam_role_arn: ROLE.to_owned(),
                 idempotency_token: format!("replay-copy-{n}"),
+                ..Default::default()
             })
             .collect();
         let mut copy_jobs = Vec::new();
@@ -396,6 +401,7 @@ fn a_replay_answered_without_a_job_id_gets_the_tokens_job() {
             kms_key_arn: c.target_key.clone(),
             iam_role_arn: ROLE.to_owned(),
             idempotency_token: format!("replay-restore-{n}"),
+            ..Default::default()
         };
         let mine = restore(0, &copied[0], "orders-replayed");
         let job = c.backup.start_restore_job(&mine).await.unwrap();

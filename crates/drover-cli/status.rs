@@ -151,7 +151,7 @@ pub(crate) fn render(state: &RunState) -> String {
         .steps
         .values()
         .filter_map(|s| match &s.phase {
-            Phase::Succeeded { output: StepOutput::Teardown { deleted: false, note } }
+            Phase::Succeeded { output: StepOutput::Teardown { deleted: false, note, .. } }
                 if note.starts_with("kept") =>
             {
                 Some(note.clone())

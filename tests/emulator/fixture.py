@@ -173,7 +173,16 @@ def inspect(port, query):
                               ("copy", "list_copy_jobs", "CopyJobs"),
                               ("restore", "list_restore_jobs", "RestoreJobs")):
             jobs[kind] = sum(len(page.get(key, [])) for page in backup.get_paginator(op).paginate())
-        out[region] = {"tables": {n: table_state(ddb, n) for n in names}, "jobs": jobs}
+        points = {}
+        for page in backup.get_paginator("list_backup_vaults").paginate():
+            for vault in page.get("BackupVaultList", []):
+                name = vault["BackupVaultName"]
+                points[name] = {
+                    p["RecoveryPointArn"]: p["Status"]
+                    for pg in backup.get_paginator("list_recovery_points_by_backup_vault").paginate(BackupVaultName=name)
+                    for p in pg.get("RecoveryPoints", [])
+                }
+        out[region] = {"tables": {n: table_state(ddb, n) for n in names}, "jobs": jobs, "points": points}
     return out
 
 

@@ -1,5 +1,6 @@
-//! AWS Backup: backup, copy and restore jobs (start, describe, and the mapping of their
-//! states), recovery points of a vault, vault ARNs and the region's DynamoDB backup settings.
+//! AWS Backup: backup, copy and restore jobs (start, with windows, lifecycle and tags;
+//! describe, and the mapping of their states), recovery points of a vault (list, delete),
+//! vault ARNs and the region's DynamoDB backup settings.
 //!
 //! A `Start*Job` answer without a job id (an idempotent replay) is resolved by listing the
 //! jobs of that kind: [`jobs`].
@@ -7,6 +8,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_backup::types::Lifecycle;
 use drover_engine::ports::{
     BackupRequest, BackupService, CloudResult, CopyRequest, JobState, JobStatus, Millis,
     RecoveryPoint, RestoreRequest,
@@ -14,8 +16,6 @@ use drover_engine::ports::{
 
 use crate::errors::{self, missing};
 use crate::{AwsCloud, jobs};
-
-// `src/jobs.rs`, a module of this one: only the `Start*Job` calls here use it.
 
 /// A service timestamp in milliseconds since the epoch (none if it is out of range).
 fn millis(dt: Option<&aws_smithy_types::DateTime>) -> Option<Millis> {
@@ -56,6 +56,12 @@ fn status(
     }
 }
 
+/// A recovery point's `Lifecycle`: deleted after `days`, never moved to cold storage (cold
+/// points cannot be copied, and AWS requires 90 days in cold storage before deletion).
+fn lifecycle(days: Option<u32>) -> Option<Lifecycle> {
+    days.map(|d| Lifecycle::builder().delete_after_days(i64::from(d)).build())
+}
+
 #[async_trait]
 impl BackupService for AwsCloud {
     async fn start_backup_job(&self, req: &BackupRequest) -> CloudResult<String> {
@@ -67,6 +73,13 @@ impl BackupService for AwsCloud {
             .resource_arn(&req.table_arn)
             .iam_role_arn(&req.iam_role_arn)
             .idempotency_token(&req.idempotency_token)
+            .set_start_window_minutes(req.start_window_minutes.map(i64::from))
+            .set_complete_window_minutes(req.complete_window_minutes.map(i64::from))
+            .set_lifecycle(lifecycle(req.delete_after_days))
+            .set_recovery_point_tags(
+                (!req.tags.is_empty())
+                    .then(|| req.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            )
             .send()
             .await
             .map_err(|e| errors::map(OP, &e))?;
@@ -109,6 +122,7 @@ impl BackupService for AwsCloud {
             .destination_backup_vault_arn(&req.destination_vault_arn)
             .iam_role_arn(&req.iam_role_arn)
             .idempotency_token(&req.idempotency_token)
+            .set_lifecycle(lifecycle(req.delete_after_days))
             .send()
             .await
             .map_err(|e| errors::map(OP, &e))?;
@@ -244,6 +258,20 @@ impl BackupService for AwsCloud {
         };
         Ok(on(out.resource_type_opt_in_preference())
             && on(out.resource_type_management_preference()))
+    }
+
+    async fn delete_recovery_point(&self, region: &str, vault: &str, arn: &str) -> CloudResult<()> {
+        const OP: &str = "DeleteRecoveryPoint";
+        self.clients(region)
+            .await
+            .backup
+            .delete_recovery_point()
+            .backup_vault_name(vault)
+            .recovery_point_arn(arn)
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(())
     }
 
     async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String> {

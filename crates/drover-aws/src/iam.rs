@@ -468,6 +468,18 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
             .chain(plan.targets.iter().map(|t| a.vault(&t.region, &t.backup_vault))),
     ));
 
+    // Drill teardown deletes the drill's recovery points (source and copies), and only
+    // those: the points drover tags as a drill's of this plan.
+    b.push(
+        Statement::allow(
+            "DeleteDrillRecoveryPoints",
+            &["backup:DeleteRecoveryPoint"],
+            std::iter::once(a.source()).chain(a.target_regions()).map(|r| a.recovery_points(r)),
+        )
+        .when("StringEquals", "aws:ResourceTag/drover:mode", ["drill".to_owned()])
+        .when("StringEquals", "aws:ResourceTag/drover:plan", [plan.name.clone()]),
+    );
+
     // Target regions: restores from the target vaults, then the restored tables.
     b.push(Statement::allow(
         "RestoreFromTargetVaults",

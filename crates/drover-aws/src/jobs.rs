@@ -10,7 +10,8 @@
 //! the step's next attempt (a new token) would start a second job.
 //!
 //! So the adapter looks the job up: it lists the jobs of that kind in the call's region
-//! created since [`LOOKBACK`] before now, filtered by the List operation as far as its model
+//! created since the step's attempt began (less [`SKEW`]; [`LOOKBACK`] before now when the
+//! engine does not say), filtered by the List operation as far as its model
 //! allows and then by what the request named, **paged to the end** (a List answer may carry a
 //! `NextToken` after any number of jobs), and takes the newest. Jobs made by a backup plan or a
 //! restore testing plan are left out: they are not answers to a `Start*Job`.
@@ -30,9 +31,9 @@
 //! SDK's attempts, the engine's retries of one call) come within minutes of the first, so a
 //! few minutes hold the token's job; a longer window would also hold an earlier attempt's job
 //! of the same step, which would be taken for the token's while the lists do not show it yet.
-//! A replay later than that (a resume long after a crash) finds nothing: it is retried, then
-//! the step fails and its retry starts a new job, which the journal shows; never a job that is
-//! not the token's, silently.
+//! The engine passes when the step's attempt began (`requested_after`, from its journal), so
+//! the window opens there: a resume long after a crash finds its job, and an earlier attempt's
+//! job (another token) is outside it.
 //!
 //! Nothing listed yet (List* reads are eventually consistent): a [`ErrorKind::Transient`]
 //! error, so the engine calls `Start*Job` again with the same token, which is safe by the
@@ -52,9 +53,21 @@ use crate::errors;
 /// between its retries of it (at most a minute each) fit, with room for clock skew.
 pub(crate) const LOOKBACK: Duration = Duration::from_secs(10 * 60);
 
-/// The earliest creation date a replayed token's job may have.
-fn since() -> DateTime {
-    DateTime::from(SystemTime::now().checked_sub(LOOKBACK).unwrap_or(SystemTime::UNIX_EPOCH))
+/// How much earlier than the engine's record of an attempt's start the service may date the
+/// attempt's job: the two clocks' skew.
+pub(crate) const SKEW: Duration = Duration::from_secs(60);
+
+/// The earliest creation date a replayed token's job may have: a little before the step's
+/// attempt began, when the engine says when that was (a resume long after a crash still
+/// finds its job, and an earlier attempt's job is left out); else [`LOOKBACK`] before now.
+fn since(requested_after: Option<i64>) -> DateTime {
+    let skew = i64::try_from(SKEW.as_millis()).unwrap_or(i64::MAX);
+    match requested_after {
+        Some(t) => DateTime::from_millis(t.saturating_sub(skew)),
+        None => DateTime::from(
+            SystemTime::now().checked_sub(LOOKBACK).unwrap_or(SystemTime::UNIX_EPOCH),
+        ),
+    }
 }
 
 /// A service timestamp in milliseconds, for ordering (none sorts first).
@@ -109,7 +122,7 @@ pub(crate) async fn backup_job(
     req: &BackupRequest,
 ) -> CloudResult<String> {
     const LIST: &str = "ListBackupJobs";
-    let since = since();
+    let since = since(req.requested_after);
     let mut found = Vec::new();
     let mut pages = client
         .list_backup_jobs()
@@ -138,7 +151,7 @@ pub(crate) async fn copy_job(
     req: &CopyRequest,
 ) -> CloudResult<String> {
     const LIST: &str = "ListCopyJobs";
-    let since = since();
+    let since = since(req.requested_after);
     let mut found = Vec::new();
     let mut pages = client
         .list_copy_jobs()
@@ -172,7 +185,7 @@ pub(crate) async fn restore_job(
     req: &RestoreRequest,
 ) -> CloudResult<String> {
     const LIST: &str = "ListRestoreJobs";
-    let since = since();
+    let since = since(req.requested_after);
     let mut found = Vec::new();
     let mut pages = client
         .list_restore_jobs()
@@ -215,6 +228,7 @@ mod tests {
             vault: "prod-vault".to_owned(),
             iam_role_arn: "arn:aws:iam::123456789012:role/drover-backup".to_owned(),
             idempotency_token: "t".to_owned(),
+            ..Default::default()
         }
     }
 
@@ -245,6 +259,7 @@ mod tests {
             destination_vault_arn: VAULT.to_owned(),
             iam_role_arn: "arn:aws:iam::123456789012:role/drover-backup".to_owned(),
             idempotency_token: "t".to_owned(),
+            ..Default::default()
         };
         let job = || {
             CopyJob::builder().source_recovery_point_arn(POINT).destination_backup_vault_arn(VAULT)
@@ -267,6 +282,7 @@ mod tests {
             kms_key_arn: "arn:aws:kms:us-west-2:123456789012:key/k".to_owned(),
             iam_role_arn: "arn:aws:iam::123456789012:role/drover-backup".to_owned(),
             idempotency_token: "t".to_owned(),
+            ..Default::default()
         };
         let job = || RestoreJobsListMember::builder().recovery_point_arn(POINT);
         let arn = |name: &str| format!("arn:aws:dynamodb:us-west-2:123456789012:table/{name}");
@@ -294,10 +310,12 @@ mod tests {
     #[test]
     fn the_window_ends_now_and_opens_a_few_minutes_before() {
         let now = DateTime::from(SystemTime::now()).secs();
-        let opens = since().secs();
+        let opens = since(None).secs();
         let lookback = i64::try_from(LOOKBACK.as_secs()).unwrap();
         assert!((now - opens - lookback).abs() <= 1, "{now} {opens}");
-        let e = not_listed("StartBackupJob", "no backup job", "tok", since());
+        let e = not_listed("StartBackupJob", "no backup job", "tok", since(None));
+        // With the attempt's start, the window opens a minute before it.
+        assert_eq!(since(Some(1_000_000)).to_millis().unwrap(), 940_000);
         assert_eq!((e.kind, e.op.as_str()), (ErrorKind::Transient, "StartBackupJob"));
         assert!(e.message.contains("tok") && e.message.contains("not listed yet"), "{e:?}");
     }

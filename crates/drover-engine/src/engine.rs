@@ -109,6 +109,9 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
     } else {
         if mode == Mode::Drill {
             crate::steps::remove_markers(&shared).await?;
+            if teardown {
+                crate::steps::delete_source_points(&shared).await?;
+            }
         }
         // A teardown-only pass leaves the run's outcome as it was.
         if !shared.settings.teardown_only {

@@ -38,4 +38,4 @@ pub use error::{CloudError, EngineError, ErrorKind};
 pub use observer::{Observer, Silent};
 pub use policy::{PollPolicy, RetryPolicy, Settings};
 pub use ports::Ports;
-pub use steps::{MARKER_ATTRIBUTE, PLAN_TAG, RUN_TAG};
+pub use steps::{MARKER_ATTRIBUTE, MODE_TAG, PLAN_TAG, RUN_TAG};

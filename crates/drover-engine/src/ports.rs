@@ -75,7 +75,7 @@ pub struct JobStatus {
 }
 
 /// A request to back up one table into a vault (in the table's region).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackupRequest {
     /// The table's region.
     pub region: String,
@@ -87,10 +87,22 @@ pub struct BackupRequest {
     pub iam_role_arn: String,
     /// Identifies the request across retries and resumes.
     pub idempotency_token: String,
+    /// When the step's attempt began: the job, if an earlier process started it, was created
+    /// after that (to find it when a replay answers without its id).
+    pub requested_after: Option<Millis>,
+    /// `StartWindowMinutes`: a job not started by then ends EXPIRED.
+    pub start_window_minutes: Option<u32>,
+    /// `CompleteWindowMinutes`: a job not done by then (from its creation) is cancelled.
+    pub complete_window_minutes: Option<u32>,
+    /// `Lifecycle.DeleteAfterDays` of the recovery point (drills: so that an abandoned drill
+    /// stops costing money).
+    pub delete_after_days: Option<u32>,
+    /// `RecoveryPointTags` (drover's ownership tags).
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A request to copy a recovery point into another region's vault. Runs in the source region.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CopyRequest {
     /// Region of the source recovery point.
     pub region: String,
@@ -104,10 +116,14 @@ pub struct CopyRequest {
     pub iam_role_arn: String,
     /// Identifies the request across retries and resumes.
     pub idempotency_token: String,
+    /// When the step's attempt began (see [`BackupRequest::requested_after`]).
+    pub requested_after: Option<Millis>,
+    /// `Lifecycle.DeleteAfterDays` of the copy.
+    pub delete_after_days: Option<u32>,
 }
 
 /// A request to restore a recovery point into a new table. Runs in the recovery point's region.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestoreRequest {
     /// Region of the recovery point, where the table is created.
     pub region: String,
@@ -121,6 +137,8 @@ pub struct RestoreRequest {
     pub iam_role_arn: String,
     /// Identifies the request across retries and resumes.
     pub idempotency_token: String,
+    /// When the step's attempt began (see [`BackupRequest::requested_after`]).
+    pub requested_after: Option<Millis>,
 }
 
 /// A recovery point in a vault.
@@ -176,6 +194,9 @@ pub trait BackupService: Send + Sync {
         source_region: &str,
         table_name: &str,
     ) -> CloudResult<Vec<RecoveryPoint>>;
+    /// Deletes a recovery point from a vault (DeleteRecoveryPoint). Deleting is asynchronous
+    /// (the point shows `DELETING` for a while); a point already gone is `NotFound`.
+    async fn delete_recovery_point(&self, region: &str, vault: &str, arn: &str) -> CloudResult<()>;
     /// The ARN of a vault (to name a copy's destination).
     async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String>;
     /// Whether advanced DynamoDB backup is on in `region` (DescribeRegionSettings: `DynamoDB`

@@ -84,6 +84,12 @@ pub struct RunReport {
     pub critical_path: Vec<String>,
     /// Per table and target.
     pub tables: Vec<TableReport>,
+    /// The drill's recovery points its teardown deleted (source points and copies).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub points_deleted: Vec<String>,
+    /// The drill's recovery points kept, and why (their lifecycle deletes them).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub points_kept: BTreeMap<String, String>,
 }
 
 fn ms(d: std::time::Duration) -> Millis {
@@ -107,6 +113,9 @@ fn detail(phase: &Phase) -> String {
             }
             StepOutput::Configure { applied } => applied.join(", "),
             StepOutput::Validate { checks, .. } => format!("{} checks passed", checks.len()),
+            StepOutput::Teardown { note, points_deleted, .. } if !points_deleted.is_empty() => {
+                format!("{note}; deleted its copy {}", points_deleted.join(", "))
+            }
             StepOutput::Teardown { note, .. } => note.clone(),
         },
         Phase::Failed { message } => message.clone(),
@@ -205,6 +214,22 @@ impl RunReport {
             None if state.interruptions > 0 => "interrupted",
             None => "unfinished",
         };
+        let mut points_deleted: Vec<String> = state
+            .steps
+            .values()
+            .filter_map(|s| match &s.phase {
+                Phase::Succeeded { output: StepOutput::Teardown { points_deleted, .. } } => {
+                    Some(points_deleted.iter().cloned())
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let mut points_kept = BTreeMap::new();
+        if let Some((deleted, kept)) = &state.source_points {
+            points_deleted.extend(deleted.iter().cloned());
+            points_kept.clone_from(kept);
+        }
         RunReport {
             run_id: h.run_id.clone(),
             mode,
@@ -221,6 +246,8 @@ impl RunReport {
                 .map(|(key, d)| format!("{key} ({})", human(d)))
                 .collect(),
             tables,
+            points_deleted,
+            points_kept,
         }
     }
 
@@ -271,6 +298,15 @@ impl RunReport {
                 "\n## Critical path\n\n{}",
                 self.critical_path.iter().map(|s| format!("1. {s}")).collect::<Vec<_>>().join("\n")
             );
+        }
+        if !self.points_deleted.is_empty() || !self.points_kept.is_empty() {
+            out.push_str("\n## Recovery points\n\n");
+            for p in &self.points_deleted {
+                let _ = writeln!(out, "- deleted `{p}`");
+            }
+            for (p, why) in &self.points_kept {
+                let _ = writeln!(out, "- kept `{p}`: {why}");
+            }
         }
         out.push_str("\n## Tables\n");
         for t in &self.tables {

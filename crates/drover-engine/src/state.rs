@@ -158,6 +158,9 @@ pub enum StepOutput {
         deleted: bool,
         /// Why or why not.
         note: String,
+        /// The drill's recovery points deleted from the target's vault (its copy).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        points_deleted: Vec<String>,
     },
 }
 
@@ -210,6 +213,15 @@ pub enum RunEvent {
     TeardownRequested,
     /// Drill marker items were removed from the source tables.
     MarkersRemoved,
+    /// The drill's recovery points in the source vault were deleted (or kept, with why).
+    SourcePointsDeleted {
+        /// Deleted recovery point ARNs.
+        deleted: Vec<String>,
+        /// Kept recovery point ARNs and why (a locked vault, a refusal); their lifecycle
+        /// deletes them.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        kept: BTreeMap<String, String>,
+    },
     /// Failover: the consistent cut chosen for a target, before any restore there.
     Cut(Cut),
     /// Every step is finished.
@@ -452,6 +464,9 @@ pub struct RunState {
     pub teardown_requested: bool,
     /// Whether drill markers were removed.
     pub markers_removed: bool,
+    /// The drill's source recovery points, once their deletion was journaled: deleted, and
+    /// kept with why.
+    pub source_points: Option<(Vec<String>, BTreeMap<String, String>)>,
     /// Failover cuts, by target region.
     pub cuts: BTreeMap<String, Cut>,
     /// The outcome, when every step is finished.
@@ -472,6 +487,7 @@ impl RunState {
             interruptions: 0,
             teardown_requested: false,
             markers_removed: false,
+            source_points: None,
             cuts: BTreeMap::new(),
             finished: None,
             records: 1,
@@ -514,6 +530,9 @@ impl RunState {
                     self.finished = None;
                 }
                 RunEvent::MarkersRemoved => self.markers_removed = true,
+                RunEvent::SourcePointsDeleted { deleted, kept } => {
+                    self.source_points = Some((deleted.clone(), kept.clone()));
+                }
                 RunEvent::Cut(cut) => {
                     if self.cuts.contains_key(&cut.target) {
                         return Err(format!("a second cut for {}", cut.target));

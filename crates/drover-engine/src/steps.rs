@@ -21,6 +21,9 @@ use crate::state::{Cut, CutPoint, Phase, RunEvent, StepEvent, StepKey, StepOutpu
 pub const PLAN_TAG: &str = "drover:plan";
 /// Tag naming the run that created a table; teardown deletes only tables that carry it.
 pub const RUN_TAG: &str = "drover:run";
+/// Tag naming the kind of run (`drill`, `backup`) that created a recovery point: `drover sweep`
+/// deletes only drill points.
+pub const MODE_TAG: &str = "drover:mode";
 /// Attribute that marks a drill's marker item.
 pub const MARKER_ATTRIBUTE: &str = "drover_marker";
 
@@ -94,6 +97,18 @@ fn ownership_tags(shared: &Shared) -> BTreeMap<String, String> {
         (PLAN_TAG.to_owned(), shared.plan.name.clone()),
         (RUN_TAG.to_owned(), shared.run_id.clone()),
     ])
+}
+
+/// The tags of the recovery points a run creates: the plan, the run and its mode.
+fn point_tags(shared: &Shared) -> BTreeMap<String, String> {
+    let mut tags = ownership_tags(shared);
+    tags.insert(MODE_TAG.to_owned(), shared.mode().as_str().to_owned());
+    tags
+}
+
+/// When the step's current attempt began: any job it started was created after that.
+fn attempt_began(shared: &Shared, key: &StepKey) -> Option<crate::ports::Millis> {
+    shared.with_state(|s| s.steps.get(key).and_then(|s| s.began_at))
 }
 
 fn job_failed(what: &str, job_id: &str, status: &crate::ports::JobStatus) -> StepError {
@@ -191,12 +206,18 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
         }
     }
     let backup = Arc::clone(&ports.backup);
+    let drill = shared.mode() == Mode::Drill;
     let request = BackupRequest {
         region: src.clone(),
         table_arn: info.arn.clone(),
         vault: plan.source.backup_vault.clone(),
         iam_role_arn: plan.iam_role_arn.clone(),
         idempotency_token: String::new(),
+        requested_after: attempt_began(shared, key),
+        start_window_minutes: Some(plan.backup_jobs.start_window_minutes()),
+        complete_window_minutes: Some(plan.backup_jobs.complete_window_minutes()),
+        delete_after_days: drill.then_some(plan.drill.recovery_point_retention_days),
+        tags: point_tags(shared),
     };
     let job_id = shared
         .job(key, &scope, |token| {
@@ -395,6 +416,9 @@ async fn copy(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         destination_vault_arn: destination,
         iam_role_arn: plan.iam_role_arn.clone(),
         idempotency_token: String::new(),
+        requested_after: attempt_began(shared, key),
+        delete_after_days: (shared.mode() == Mode::Drill)
+            .then_some(plan.drill.recovery_point_retention_days),
     };
     let job_id = shared
         .job(key, &scope, |token| {
@@ -626,6 +650,7 @@ async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         kms_key_arn: target.kms_key_arn.clone(),
         iam_role_arn: plan.iam_role_arn.clone(),
         idempotency_token: String::new(),
+        requested_after: attempt_began(shared, key),
     };
     let job_id = shared
         .job(key, &scope, |token| {
@@ -978,6 +1003,17 @@ fn show_key(key: &Item) -> String {
 }
 
 async fn teardown(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
+    let (deleted, note) = teardown_table(shared, key, region).await?;
+    let points_deleted = teardown_copy(shared, key, region).await?;
+    Ok(StepOutput::Teardown { deleted, note, points_deleted })
+}
+
+/// Deletes the drill's table in `region`, if this run restored it and it carries the run's tag.
+async fn teardown_table(
+    shared: &Shared,
+    key: &StepKey,
+    region: &str,
+) -> Result<(bool, String), StepError> {
     let ports = &shared.ports;
     let scope = scope_of(&shared.plan, key);
     let name = restored_name(shared, &key.table, region);
@@ -989,26 +1025,20 @@ async fn teardown(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     else {
         let note =
             if requested { format!("`{name}` is gone") } else { "nothing was restored".to_owned() };
-        return Ok(StepOutput::Teardown { deleted: false, note });
+        return Ok((false, note));
     };
     if !requested {
-        return Ok(StepOutput::Teardown {
-            deleted: false,
-            note: format!("kept `{name}`: this run did not restore it"),
-        });
+        return Ok((false, format!("kept `{name}`: this run did not restore it")));
     }
     // A previous process may have deleted it already: a DELETING table has no tags to read,
     // and only needs waiting for.
     if info.status != "DELETING" {
         let ownership = BTreeMap::from([(RUN_TAG.to_owned(), shared.run_id.clone())]);
         if !has_tags(shared, key, region, &info.arn, &ownership).await? {
-            return Ok(StepOutput::Teardown {
-                deleted: false,
-                note: format!(
-                    "kept `{name}`: it lacks the ownership tag {RUN_TAG}={}",
-                    shared.run_id
-                ),
-            });
+            return Ok((
+                false,
+                format!("kept `{name}`: it lacks the ownership tag {RUN_TAG}={}", shared.run_id),
+            ));
         }
         let info = wait_ready(shared, key, region, &name).await?;
         if info.deletion_protection {
@@ -1020,7 +1050,102 @@ async fn teardown(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         shared.call(key, &scope, || ports.tables.delete_table(region, &name)).await?;
     }
     wait_gone(shared, key, region, &name).await?;
-    Ok(StepOutput::Teardown { deleted: true, note: format!("deleted `{name}`") })
+    Ok((true, format!("deleted `{name}`")))
+}
+
+/// Deletes the drill's copy in the target's vault once nothing of this run can need it: its
+/// restore succeeded (a failed or blocked restore is retried by `resume`, from that copy; the
+/// copy's lifecycle deletes it if nobody resumes).
+async fn teardown_copy(
+    shared: &Shared,
+    key: &StepKey,
+    region: &str,
+) -> Result<Vec<String>, StepError> {
+    let copy_key = other(key, StepKind::Copy, Some(region));
+    let restore_key = other(key, StepKind::Restore, Some(region));
+    let (copy, restored) = shared.with_state(|s| {
+        let copy = match s.output(&copy_key) {
+            Some(StepOutput::Copy { arn }) => Some(arn.clone()),
+            _ => None,
+        };
+        (copy, matches!(s.phase(&restore_key), Phase::Succeeded { .. }))
+    });
+    let (Some(arn), true) = (copy, restored) else { return Ok(Vec::new()) };
+    let vault = target(shared, region)?.backup_vault.clone();
+    match delete_point(shared, key, region, &vault, &arn).await? {
+        Ok(()) => Ok(vec![arn]),
+        Err(why) => {
+            tracing::warn!(step = %key, point = %arn, reason = %why, "kept the drill's copy; its lifecycle deletes it");
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Deletes a recovery point: `Ok(Ok(()))` when it is gone (or already was), `Ok(Err(why))`
+/// when the service keeps it (a locked vault, a refusal): the point's lifecycle deletes it.
+async fn delete_point(
+    shared: &Shared,
+    key: &StepKey,
+    region: &str,
+    vault: &str,
+    arn: &str,
+) -> Result<Result<(), String>, StepError> {
+    let scope = (region.to_owned(), Class::TableOps);
+    match shared
+        .call(key, &scope, || shared.ports.backup.delete_recovery_point(region, vault, arn))
+        .await
+    {
+        Ok(()) => Ok(Ok(())),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(Ok(())),
+        Err(e) if e.kind.is_retryable() => Err(StepError::Failed(e.into())),
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+/// Deletes the drill's recovery points in the source vault (once the drill is over), each
+/// once every copy of it succeeded (a failed copy is retried by `resume`, from that point);
+/// points kept are listed with why, and their lifecycle deletes them.
+pub(crate) async fn delete_source_points(shared: &Shared) -> Result<(), EngineError> {
+    let state = shared.state();
+    if state.source_points.is_some() {
+        return Ok(());
+    }
+    let src = shared.plan.source.region.to_string();
+    let vault = shared.plan.source.backup_vault.clone();
+    let mut deleted = Vec::new();
+    let mut kept = BTreeMap::new();
+    for (key, step) in &state.steps {
+        let Phase::Succeeded { output: StepOutput::RecoveryPoint { arn, .. } } = &step.phase else {
+            continue;
+        };
+        if key.kind != StepKind::RecoveryPoint || key.target.is_some() {
+            continue;
+        }
+        let copies_done = state.steps.iter().all(|(k, s)| {
+            k.table != key.table
+                || k.kind != StepKind::Copy
+                || matches!(s.phase, Phase::Succeeded { .. })
+        });
+        if !copies_done {
+            kept.insert(arn.clone(), "a copy of it did not succeed: resume retries it".to_owned());
+            continue;
+        }
+        match delete_point(shared, key, &src, &vault, arn).await {
+            Ok(Ok(())) => deleted.push(arn.clone()),
+            Ok(Err(why)) => {
+                kept.insert(arn.clone(), why);
+            }
+            Err(StepError::Failed(f)) => {
+                tracing::warn!(point = %arn, error = %f.message, "could not delete the drill's recovery point; resume retries");
+                return Ok(());
+            }
+            Err(StepError::Engine(e)) => return Err(e),
+        }
+    }
+    if !deleted.is_empty() || !kept.is_empty() {
+        shared.record_run(RunEvent::SourcePointsDeleted { deleted, kept })?;
+    }
+    Ok(())
 }
 
 /// Removes the drill's marker items from the source tables (once the drill is over).

@@ -188,6 +188,33 @@ impl BackupService for SimCloud {
         self.describe_settings(region).await
     }
 
+    async fn delete_recovery_point(&self, region: &str, vault: &str, arn: &str) -> CloudResult<()> {
+        const OP: &str = "DeleteRecoveryPoint";
+        self.op(OP, region, |w, _| {
+            // A point an unfinished copy job reads cannot be deleted yet (AWS Backup:
+            // InvalidResourceStateException, "try again later").
+            let reading = w.jobs.values().any(|j| {
+                j.outcome.is_none()
+                    && matches!(&j.work, Work::Copy { source_point, .. } if source_point == arn)
+            });
+            if reading {
+                return Err(err(
+                    ErrorKind::Transient,
+                    OP,
+                    format!("InvalidResourceStateException: a copy job is reading {arn}"),
+                ));
+            }
+            let r = w.region(OP, region)?;
+            let v = r.vaults.get_mut(vault).ok_or_else(|| {
+                err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
+            })?;
+            v.points.remove(arn).map(|_| ()).ok_or_else(|| {
+                err(ErrorKind::NotFound, OP, format!("Recovery point {arn} does not exist"))
+            })
+        })
+        .await
+    }
+
     async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String> {
         const OP: &str = "DescribeBackupVault";
         self.op(OP, region, |w, _| {

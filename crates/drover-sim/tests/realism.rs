@@ -85,6 +85,7 @@ fn backup_request(table_arn: &str, token: &str) -> BackupRequest {
         vault: "vault".to_owned(),
         iam_role_arn: ROLE.to_owned(),
         idempotency_token: token.to_owned(),
+        ..Default::default()
     }
 }
 
@@ -96,6 +97,7 @@ fn restore_request(point: &str, table: &str, token: &str) -> RestoreRequest {
         kms_key_arn: SRC_KEY.to_owned(),
         iam_role_arn: ROLE.to_owned(),
         idempotency_token: token.to_owned(),
+        ..Default::default()
     }
 }
 
@@ -108,6 +110,7 @@ fn copy_request(point: &str, token: &str) -> CopyRequest {
             .to_owned(),
         iam_role_arn: ROLE.to_owned(),
         idempotency_token: token.to_owned(),
+        ..Default::default()
     }
 }
 

@@ -272,8 +272,9 @@ async fn kept_drill_tables_carry_settings_and_ownership_tags() {
     .await
     .unwrap()
     .unwrap();
-    let tags =
-        drover_engine::ports::TableService::list_tags(&h.sim, "us-west-2", &info.arn).await.unwrap();
+    let tags = drover_engine::ports::TableService::list_tags(&h.sim, "us-west-2", &info.arn)
+        .await
+        .unwrap();
     assert_eq!(tags.get("drover:run").map(String::as_str), Some(RUN_ID));
     assert_eq!(tags.get("drover:plan").map(String::as_str), Some("test"));
     assert_eq!(tags.get("team").map(String::as_str), Some("t"));
@@ -406,26 +407,56 @@ async fn a_failed_step_blocks_its_dependents_only_and_resume_retries_it() {
         panic!()
     };
     assert!(message.contains("Injected failure"), "{message}");
-    // Teardown ran anyway: nothing left behind.
+    // Teardown ran anyway: nothing left behind but what resume needs. The tables are gone,
+    // and so are the recovery points, except orders' and invoices' copies (their restores are
+    // retried from them; the source points were copied everywhere, so they are not needed).
     assert!(
         h.sim.table_names("us-west-2").is_empty(),
         "{:?} {:#?}",
         h.sim.table_names("us-west-2"),
         state.steps
     );
+    let left = points_left(&h).await;
+    assert_eq!(
+        left,
+        [("us-west-2", "invoices".to_owned()), ("us-west-2", "orders".to_owned())],
+        "kept for resume"
+    );
+    let (deleted, kept) = report.state.source_points.clone().unwrap();
+    assert_eq!((deleted.len(), kept.len()), (4, 0), "every source point was copied");
 
     h.sim.set_faults(Faults::default());
     let report = h.resume(RUN_ID, Limits::default()).await;
     assert_eq!(report.outcome, Outcome::Succeeded);
     assert_eq!(h.sim.with(|w| w.jobs_started[&JobKind::Restore]), 5, "4 restores + 1 retry");
     assert!(h.sim.table_names("us-west-2").is_empty());
+    assert_eq!(points_left(&h).await, [], "the drill's recovery points are all deleted");
+}
+
+/// The recovery points of the plan's tables in the source vault and the targets' vaults:
+/// (region, table).
+async fn points_left(h: &Harness) -> Vec<(&'static str, String)> {
+    use drover_engine::ports::BackupService as _;
+    let mut left = Vec::new();
+    for (region, vault) in [("us-east-1", h.plan.source.backup_vault.clone())]
+        .into_iter()
+        .chain(h.plan.targets.iter().map(|t| ("us-west-2", t.backup_vault.clone())))
+    {
+        for t in &h.plan.tables {
+            let points =
+                h.sim.list_recovery_points(region, &vault, "us-east-1", &t.name).await.unwrap();
+            left.extend(points.iter().map(|_| (region, t.name.clone())));
+        }
+    }
+    left.sort();
+    left
 }
 
 #[tokio::test(start_paused = true)]
 async fn failover_restores_from_copies_in_the_target_vault_without_the_source_region() {
     let h = Harness::new(plan(DEMO), DEMO);
-    // A drill leaves copies in the target vault.
-    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    // A backup run leaves copies in the target vault (a drill deletes its own).
+    let report = h.start(Mode::Backup, RUN_ID, Limits::default(), None).await.unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded);
     h.sim.set_region_down("us-east-1", true);
     let calls_before = h.sim.with(|w| w.calls.clone());
@@ -434,8 +465,8 @@ async fn failover_restores_from_copies_in_the_target_vault_without_the_source_re
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.state.steps);
     assert_order(&h, failover_id);
     assert_eq!(h.sim.table_names("us-west-2"), ["customers", "invoices", "orders"]);
-    // 20 generated items, the canary, and the drill's marker (it is in the drill's backups).
-    assert_eq!(h.sim.item_count("us-west-2", "customers"), Some(22));
+    // 20 generated items and the canary (a backup run writes no marker).
+    assert_eq!(h.sim.item_count("us-west-2", "customers"), Some(21));
     // A second failover would overwrite the tables: refused before anything starts.
     let refused = run::check_failover_names(&h.plan, &h.sim).await.unwrap_err().to_string();
     assert!(
@@ -452,7 +483,7 @@ async fn failover_restores_from_copies_in_the_target_vault_without_the_source_re
 async fn failover_refuses_recovery_points_older_than_the_rpo() {
     let text = DEMO.replace("rpo: 24h", "rpo: 1h");
     let h = Harness::new(plan(&text), &text);
-    h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    h.start(Mode::Backup, RUN_ID, Limits::default(), None).await.unwrap();
     tokio::time::advance(std::time::Duration::from_secs(3 * 3600)).await;
     let report = h
         .start(Mode::Failover, "test-20261124t010000z-89abcdef", Limits::default(), None)
@@ -465,11 +496,11 @@ async fn failover_refuses_recovery_points_older_than_the_rpo() {
     assert!(h.sim.table_names("us-west-2").is_empty());
 }
 
-/// A failover needs copies in the target vault: a drill leaves them.
+/// A failover needs copies in the target vault: a backup run leaves them.
 async fn prepare(h: &Harness, mode: Mode) {
     if mode == Mode::Failover {
         let r = h
-            .start(Mode::Drill, "seed-20261124t000000z-00000000", Limits::default(), None)
+            .start(Mode::Backup, "seed-20261124t000000z-00000000", Limits::default(), None)
             .await
             .unwrap();
         assert_eq!(r.outcome, Outcome::Succeeded);
@@ -953,7 +984,7 @@ async fn teardown_keeps_a_table_that_lost_its_ownership_tag() {
         h.sim.table_names("us-west-2"),
         ["orders-drill-0123abcd", "orders-drill-0123abcd-copy"]
     );
-    let Some(StepOutput::Teardown { deleted: false, note }) =
+    let Some(StepOutput::Teardown { deleted: false, note, .. }) =
         report.state.output(&key("orders", Some("us-west-2"), StepKind::Teardown))
     else {
         panic!()
