@@ -115,6 +115,7 @@ impl Cloud {
             let account =
                 plan.source.account_id.clone().unwrap_or_else(|| "123456789012".to_owned());
             let sim = SimCloud::new(&account, seed, clock.clone());
+            sim.set_realism(drover_sim::Realism::aws().without_noise());
             sim.seed_from_plan(plan, items);
             if mode == Mode::Failover {
                 sim.seed_copies(plan, SIM_COPY_AGE_MS);
