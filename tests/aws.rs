@@ -211,9 +211,9 @@ fn a_drill_restores_every_table_faithfully_and_tears_down_only_its_own() {
 fn a_failover_restores_from_target_copies_with_the_source_region_unreachable() {
     let s = setup(0.2);
     let url = s.emu.url();
-    // A drill leaves copies of every table in the target vault.
-    let drill = s.cloud_cli(&["drill", s.plan.to_str().unwrap(), "--state-dir", &s.state()]);
-    assert_eq!(drill.code, 0, "{}", drill.transcript());
+    // A backup run leaves copies of every table in the target vault (a drill deletes its own).
+    let backup = s.cloud_cli(&["backup", s.plan.to_str().unwrap(), "--state-dir", &s.state()]);
+    assert_eq!(backup.code, 0, "{}", backup.transcript());
     // Now the source region is unreachable: port 1 on loopback refuses connections. Any call
     // there would be retried until it gives up, far beyond the time allowed here.
     let mut failover = aws_command(&[
@@ -422,9 +422,14 @@ fn preflight_and_check_on_the_emulator() {
         "{}",
         check.stdout
     );
-    // A drill leaves fresh copies: ready.
+    // A drill deletes its recovery points: still not ready.
     let drill = s.cloud_cli(&["drill", &plan, "--state-dir", &s.state()]);
     assert_eq!(drill.code, 0, "{}", drill.transcript());
+    let check = s.cloud_cli(&["check", &plan, "--format", "json"]);
+    assert_eq!(check.code, 1, "a drill's points do not count: {}", check.transcript());
+    // A backup leaves fresh copies: ready.
+    let backup = s.cloud_cli(&["backup", &plan, "--state-dir", &s.state()]);
+    assert_eq!(backup.code, 0, "{}", backup.transcript());
     let check = s.cloud_cli(&["check", &plan, "--format", "json"]);
     assert_eq!(check.code, 0, "{}", check.transcript());
     let report: Value = serde_json::from_str(&check.stdout).unwrap();
@@ -634,4 +639,174 @@ fn preflight_fails_on_missing_vaults_taken_names_and_stale_points() {
         .collect();
     // (The drill name taken above is still taken.)
     assert_eq!(failed, ["source-vault", "target-vault", "drill-name"], "{report}");
+}
+
+/// Seven tables with dependencies (a diamond and a chain), one keyed by numbers, in realism
+/// mode: a drill (marker and digests on) that leaves nothing behind, then a backup, then a
+/// failover from the backup's copies: every table back with every item, setting and tag.
+#[test]
+fn seven_tables_drill_then_backup_then_failover_in_realism_mode() {
+    let emu = Emulator::start(0.3);
+    let spec = json!({
+        "source": SRC,
+        "targets": [DST],
+        "source_vault": "prod-vault",
+        "target_vaults": {DST: "dr-vault"},
+        "tables": [
+            {"name": "accounts", "items": 12, "canaries": [{"pk": "ACCOUNT#1"}]},
+            {"name": "customers", "items": 20, "gsi": true, "canaries": [{"pk": "CUSTOMER#1"}]},
+            {"name": "products", "items": 8},
+            {"name": "orders", "items": 25, "sort_key": true, "gsi": true, "canaries": [{"pk": "ORDER#1", "sk": "META"}]},
+            {"name": "ledger", "items": 9, "key_type": "N", "canaries": [{"pk": "42"}]},
+            {"name": "invoices", "items": 10},
+            {"name": "shipments", "items": 7, "sort_key": true},
+        ],
+    });
+    let seeded = emu.fixture("seed", &spec);
+    let key = seeded["keys"][DST].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("seven.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1
+name: seven
+source: {{region: {SRC}, account_id: \"123456789012\", backup_vault: prod-vault}}
+iam_role_arn: arn:aws:iam::123456789012:role/drover-backup
+targets:
+  - {{region: {DST}, backup_vault: dr-vault, kms_key_arn: \"{key}\"}}
+defaults:
+  point_in_time_recovery: true
+  tags: {{team: shop}}
+  validate: {{digest: true}}
+drill: {{write_marker: true}}
+tables:
+  - name: accounts
+    validate: {{min_items: 12, canary_keys: [{{pk: \"ACCOUNT#1\"}}]}}
+  - name: customers
+    depends_on: [accounts]
+    ttl_attribute: expires_at
+    validate: {{canary_keys: [{{pk: \"CUSTOMER#1\"}}]}}
+  - name: products
+    depends_on: [accounts]
+    stream: NEW_IMAGE
+  - name: orders
+    depends_on: [customers, products]
+    stream: NEW_AND_OLD_IMAGES
+    deletion_protection: true
+    tags: {{tier: \"1\"}}
+    validate: {{canary_keys: [{{pk: \"ORDER#1\", sk: \"META\"}}]}}
+  - name: ledger
+    depends_on: [orders]
+    validate: {{canary_keys: [{{pk: {{N: \"42\"}}}}]}}
+  - name: invoices
+    depends_on: [ledger]
+    point_in_time_recovery: false
+  - name: shipments
+    depends_on: [orders]
+    ttl_attribute: archived_at
+"
+        ),
+    )
+    .unwrap();
+    let plan = plan.to_str().unwrap();
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    let url = emu.url();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--cloud", "aws", "--endpoint-url", &url, "--state-dir", state]);
+        drover_aws(&all)
+    };
+    let inspect = || emu.fixture("inspect", &json!({"regions": [SRC, DST]}));
+    let before = inspect();
+
+    // The drill: the emulator's backups miss the last second's writes, so the marker and the
+    // digests need the backup to wait a little longer than that.
+    let id = "seven-20261201t000000z-d7a11000";
+    let drill = cli(&["drill", plan, "--run-id", id, "--backup-settle", "2s"]);
+    assert_eq!(drill.code, 0, "{}\n{}", drill.transcript(), emu.log());
+    let report = drover_aws(&["report", id, "--format", "json", "--state-dir", state]);
+    let report: Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(report["outcome"], "succeeded");
+    for t in report["tables"].as_array().unwrap() {
+        let checks = t["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(checks.contains("drill marker present"), "{}: {checks}", t["table"]);
+        assert!(
+            checks.contains("equals the source's, taken just before the backup"),
+            "{}: {checks}",
+            t["table"]
+        );
+        assert!(checks.contains("settings and tags are in effect"), "{}: {checks}", t["table"]);
+    }
+    assert_eq!(
+        report["points_deleted"].as_array().map(Vec::len),
+        Some(14),
+        "7 source points and 7 copies"
+    );
+    let after = inspect();
+    assert!(
+        after[DST]["tables"].as_object().unwrap().is_empty(),
+        "no drill table left: {}",
+        after[DST]["tables"]
+    );
+    for (name, table) in after[SRC]["tables"].as_object().unwrap() {
+        assert_eq!(
+            table["digest"], before[SRC]["tables"][name]["digest"],
+            "{name}: the marker is removed"
+        );
+    }
+    let points = {
+        let start = Instant::now();
+        loop {
+            let world = inspect();
+            let left: Vec<(String, Value)> = [SRC, DST]
+                .iter()
+                .flat_map(|r| {
+                    world[*r]["points"]
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .filter(|(_, p)| !p.as_object().unwrap().is_empty())
+                        .map(|(v, p)| (v.clone(), p.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if left.is_empty() || start.elapsed() > Duration::from_secs(30) {
+                break left;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    assert!(points.is_empty(), "no drill recovery point left: {points:?}");
+
+    // A backup: copies in the target vault, which a failover restores from.
+    let backup = cli(&["backup", plan]);
+    assert_eq!(backup.code, 0, "{}", backup.transcript());
+    let failover = cli(&["failover", plan, "--yes"]);
+    assert_eq!(failover.code, 0, "{}\n{}", failover.transcript(), emu.log());
+    let world = inspect();
+    for (name, source) in before[SRC]["tables"].as_object().unwrap() {
+        let restored = &world[DST]["tables"][name];
+        assert_eq!(restored["digest"], source["digest"], "{name}");
+        assert_eq!(restored["kms_key"], json!(key), "{name}");
+        assert_eq!(restored["tags"]["team"], "shop", "{name}");
+        assert_eq!(restored["tags"]["drover:plan"], "seven", "{name}");
+    }
+    assert_eq!(world[DST]["tables"]["orders"]["stream"], "NEW_AND_OLD_IMAGES");
+    assert_eq!(world[DST]["tables"]["products"]["stream"], "NEW_IMAGE");
+    assert_eq!(world[DST]["tables"]["orders"]["deletion_protection"], true);
+    assert_eq!(world[DST]["tables"]["customers"]["ttl"], "expires_at");
+    assert_eq!(world[DST]["tables"]["invoices"]["pitr"], "DISABLED");
+    assert_eq!(world[DST]["tables"]["ledger"]["pitr"], "ENABLED");
+    // One backup and one copy per table and run (drill and backup), one restore per table
+    // and run (drill and failover): nothing started twice.
+    assert_eq!(world[SRC]["jobs"], json!({"backup": 14, "copy": 14, "restore": 0}));
+    assert_eq!(world[DST]["jobs"]["restore"], 14);
 }

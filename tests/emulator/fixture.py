@@ -7,7 +7,8 @@ Only talks to 127.0.0.1:PORT. The spec:
     {"source": "us-east-1", "targets": ["us-west-2"], "source_vault": "prod-vault",
      "target_vaults": {"us-west-2": "dr-vault"},
      "tables": [{"name": "orders", "sort_key": true, "gsi": true, "items": 30,
-                 "canaries": [{"pk": "ORDER#1", "sk": "META"}]}],
+                 "canaries": [{"pk": "ORDER#1", "sk": "META"}]},
+                {"name": "ledger", "key_type": "N", "items": 5, "canaries": [{"pk": "42"}]}],
      "extra_tables": [{"region": "us-west-2", "name": "orders-drill-decoy"}]}
 """
 import json
@@ -33,8 +34,8 @@ def client(service, region, port):
     )
 
 
-def create_table(ddb, name, sort_key=False, gsi=False, kms_key=None):
-    attrs = [{"AttributeName": "pk", "AttributeType": "S"}]
+def create_table(ddb, name, sort_key=False, gsi=False, kms_key=None, key_type="S"):
+    attrs = [{"AttributeName": "pk", "AttributeType": key_type}]
     keys = [{"AttributeName": "pk", "KeyType": "HASH"}]
     if sort_key:
         attrs.append({"AttributeName": "sk", "AttributeType": "S"})
@@ -66,15 +67,18 @@ def seed(port, spec):
             BackupVaultName=spec["target_vaults"][region], EncryptionKeyArn=key)
     ddb = client("dynamodb", src, port)
     for t in spec["tables"]:
-        create_table(ddb, t["name"], t.get("sort_key", False), t.get("gsi", False), out["source_key"])
+        key_type = t.get("key_type", "S")  # the partition key's type: S, or N (numbers)
+        create_table(ddb, t["name"], t.get("sort_key", False), t.get("gsi", False), out["source_key"], key_type)
         items = []
         for i in range(t.get("items", 0)):
-            item = {"pk": {"S": f"ITEM#{i}"}, "status": {"S": "open" if i % 2 else "closed"}, "n": {"N": str(i)}}
+            pk = {"N": str(1000 + i)} if key_type == "N" else {"S": f"ITEM#{i}"}
+            item = {"pk": pk, "status": {"S": "open" if i % 2 else "closed"}, "n": {"N": str(i)}}
             if t.get("sort_key"):
                 item["sk"] = {"S": "META"}
             items.append(item)
         for c in t.get("canaries", []):
-            items.append({k: {"S": v} for k, v in c.items()} | {"status": {"S": "canary"}})
+            typed = {k: {key_type if k == "pk" else "S": v} for k, v in c.items()}
+            items.append(typed | {"status": {"S": "canary"}})
         for item in items:
             ddb.put_item(TableName=t["name"], Item=item)
     for t in spec.get("extra_tables", []):
