@@ -177,6 +177,31 @@ impl Realism {
         }
     }
 
+    /// The emulator's `--realism` (`tests/emulator/realism.py`, `KNOBS`): every behaviour on,
+    /// with durations scaled down to a second or less and a quota of 4 restores, for tests
+    /// that run in real time (the ports' contract). The emulator's two knobs the ports cannot
+    /// show (list pages, a `Start*Job` replay answered without its id) are the adapter's
+    /// business; its tables that are not ACTIVE are always not found.
+    #[must_use]
+    pub fn emulator() -> Realism {
+        Realism {
+            tag_delay_ms: 1_000,
+            pitr_unavailable_ms: 1_000,
+            update_ms: 500,
+            ttl_enabling_ms: 500,
+            ttl_change_window_ms: 3_000,
+            delete_ms: 1_000,
+            restore_settle_ms: 1_000,
+            inactive_tables_not_found: true,
+            backup_lag_ms: 1_000,
+            unseen_jobs_ms: 500,
+            max_restores: 4,
+            one_job_per_resource: true,
+            copy_queue_ms: 1_000,
+            fault_rate: 0.02,
+        }
+    }
+
     /// Without the behaviours that only add noise to a run's timing and calls: passing server
     /// faults ([`Realism::fault_rate`]) and the copy queue ([`Realism::copy_queue_ms`]). What
     /// the CLI's simulated cloud and estimates run with: every delay, state, quota and lag,

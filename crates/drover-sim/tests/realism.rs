@@ -166,6 +166,53 @@ async fn off_is_the_simulator_as_it_was_and_old_worlds_load_with_it() {
     assert_eq!(Realism { fault_rate: 0.01, copy_queue_ms: 300_000, ..quiet }, Realism::aws());
 }
 
+/// `Realism::emulator()` is the emulator's `--realism`: the knobs of
+/// `tests/emulator/realism.py` at their defaults, seconds as milliseconds.
+#[test]
+fn the_emulator_preset_matches_the_emulators_knobs() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/emulator/realism.py");
+    let text = std::fs::read_to_string(path).unwrap();
+    let knobs = text.split("KNOBS = {").nth(1).unwrap().split("\n}").next().unwrap();
+    let mut emulator = BTreeMap::new();
+    for line in knobs.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        // "name": ("kind", value),
+        let (name, rest) = line.split_once(':').unwrap();
+        let (kind, value) = rest.trim_matches([' ', '(', ')', ',']).split_once(',').unwrap();
+        let value = value.trim().trim_end_matches([')', ',']).trim();
+        emulator.insert(
+            name.trim_matches('"').to_owned(),
+            (kind.trim_matches('"').to_owned(), value.to_owned()),
+        );
+    }
+    let r = Realism::emulator();
+    let ms = |v: u64| format!("{:.1}", v as f64 / 1000.0);
+    let ours: BTreeMap<&str, String> = BTreeMap::from([
+        ("tag_delay", ms(r.tag_delay_ms)),
+        ("pitr_unavailable", ms(r.pitr_unavailable_ms)),
+        ("update_seconds", ms(r.update_ms)),
+        ("ttl_enabling", ms(r.ttl_enabling_ms)),
+        ("ttl_change_window", ms(r.ttl_change_window_ms)),
+        ("delete_seconds", ms(r.delete_ms)),
+        ("restore_settle", ms(r.restore_settle_ms)),
+        ("backup_lag", ms(r.backup_lag_ms)),
+        ("unseen_jobs", ms(r.unseen_jobs_ms)),
+        ("max_restores", r.max_restores.to_string()),
+        ("one_job_per_resource", if r.one_job_per_resource { "True" } else { "False" }.to_owned()),
+        ("copy_queue", ms(r.copy_queue_ms)),
+        ("fault_rate", r.fault_rate.to_string()),
+    ]);
+    // What the ports cannot show: list pages and replays without a job id (the adapter's).
+    let adapter_only = ["page_size", "idempotent_replay_without_id"];
+    for (name, (_, value)) in &emulator {
+        if adapter_only.contains(&name.as_str()) {
+            continue;
+        }
+        assert_eq!(ours.get(name.as_str()), Some(value), "emulator knob {name}");
+    }
+    assert_eq!(ours.len() + adapter_only.len(), emulator.len(), "{emulator:?}");
+    assert!(r.inactive_tables_not_found, "the emulator's inactive tables are never found");
+}
+
 #[tokio::test(start_paused = true)]
 async fn tagging_is_asynchronous() {
     let (sim, _) = world(Realism { tag_delay_ms: 5 * SEC, ..none() }, 1);
