@@ -141,6 +141,7 @@ impl Background {
         let log = s.dir.path().join(format!("{id}.log"));
         let child = aws_command(&["drill", &plan, "--cloud", "aws", "--endpoint-url", &url])
             .args(["--run-id", id, "--state-dir", &state])
+            .args(crate::aws::FAST_POLLS)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -212,6 +212,10 @@ pub(crate) struct RunArgs {
     /// requested). Lower it only against an emulator that documents a shorter lag
     #[arg(long, value_name = "DURATION", value_parser = parse_backup_settle)]
     pub(crate) backup_settle: Option<u64>,
+    /// The first and shortest wait between two polls of a job or a table, e.g. 500ms
+    /// (default 2s). Shorter polls notice the end of short jobs sooner, for more calls
+    #[arg(long, value_name = "DURATION", value_parser = parse_poll_interval)]
+    pub(crate) poll_interval: Option<u64>,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
@@ -256,6 +260,21 @@ fn parse_backup_settle(s: &str) -> Result<u64, String> {
         return Err("expected a duration of at most 1h".to_owned());
     }
     u64::try_from(d.as_millis()).map_err(|e| e.to_string())
+}
+
+fn parse_poll_interval(s: &str) -> Result<u64, String> {
+    let ms = match s.strip_suffix("ms") {
+        Some(n) => {
+            n.parse::<u64>().map_err(|_| format!("`{s}` is not a duration like 500ms or 2s"))?
+        }
+        None => {
+            u64::try_from(drover_plan::parse_duration(s)?.as_millis()).map_err(|e| e.to_string())?
+        }
+    };
+    if !(100..=60_000).contains(&ms) {
+        return Err("expected a duration from 100ms to 1m".to_owned());
+    }
+    Ok(ms)
 }
 
 fn parse_region_endpoint(s: &str) -> Result<(String, String), String> {

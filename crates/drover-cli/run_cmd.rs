@@ -24,6 +24,17 @@ fn backup_settle(ms: Option<u64>) -> std::time::Duration {
     ms.map_or(drover_engine::policy::BACKUP_SETTLE, std::time::Duration::from_millis)
 }
 
+/// Polling, with the first and shortest wait as asked (and journaled).
+fn poll(interval_ms: Option<u64>) -> drover_engine::PollPolicy {
+    let default = drover_engine::PollPolicy::default();
+    match interval_ms {
+        Some(ms) => {
+            drover_engine::PollPolicy { initial: std::time::Duration::from_millis(ms), ..default }
+        }
+        None => default,
+    }
+}
+
 fn limits(args: &RunArgs) -> Limits {
     let l = &args.limits;
     Limits {
@@ -130,6 +141,7 @@ fn start(
                 cloud: serde_json::to_value(&cloud.spec).unwrap_or_default(),
                 cut_at,
                 backup_settle_ms: args.backup_settle,
+                poll_interval_ms: args.poll_interval,
             },
         };
         let (journal, state) = match run::create(state_dir, header, cloud.ports.clock.now()) {
@@ -154,6 +166,7 @@ fn start(
             scan_segments: 4,
             expected_ms: expected,
             backup_settle: backup_settle(args.backup_settle),
+            poll: poll(args.poll_interval),
             ..Settings::default()
         };
         execute_run(plan, journal, state, cloud, settings, log).await
@@ -281,6 +294,7 @@ fn continue_run(
         scan_segments: 4,
         teardown_only: teardown,
         backup_settle: backup_settle(header.options.backup_settle_ms),
+        poll: poll(header.options.poll_interval_ms),
         ..Settings::default()
     };
     rt.block_on(execute_run(plan, opened.journal, opened.state, cloud, settings, log))

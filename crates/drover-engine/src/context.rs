@@ -254,6 +254,7 @@ impl Shared {
         let first_seen = self.ports.clock.now();
         let polling = self.ports.clock.monotonic();
         let mut wait = poll.initial;
+        let mut waiting: Option<String> = None;
         loop {
             let status = match self.call(key, scope, &describe).await {
                 Ok(status) => status,
@@ -272,6 +273,17 @@ impl Shared {
             match status.state {
                 JobState::Completed | JobState::Failed => return Ok(status),
                 JobState::Created | JobState::Running => {}
+            }
+            // Say why a job waits, once per reason: AWS Backup keeps a job CREATED while
+            // another job of the same resource runs, or while it retries a copy (up to 2 h).
+            if status.message.is_some() && status.message != waiting {
+                tracing::info!(
+                    step = %key,
+                    state = %status.raw_state,
+                    reason = status.message.as_deref().unwrap_or_default(),
+                    "job waiting"
+                );
+                waiting.clone_from(&status.message);
             }
             let now = self.ports.clock.now();
             let age = now - status.created_at.unwrap_or(first_seen).min(now);

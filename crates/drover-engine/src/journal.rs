@@ -527,6 +527,7 @@ mod tests {
                 cloud: serde_json::json!({}),
                 cut_at: None,
                 backup_settle_ms: None,
+                poll_interval_ms: None,
             },
         }
     }

@@ -83,6 +83,10 @@ pub struct RunOptions {
     /// the default (`--backup-settle`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_settle_ms: Option<u64>,
+    /// The first and shortest wait between polls, in ms, when not the default
+    /// (`--poll-interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_ms: Option<u64>,
 }
 
 /// Concurrency limits per region and kind of work.

@@ -271,6 +271,7 @@ impl Simulation {
                 cloud: serde_json::json!({"kind": "estimate"}),
                 cut_at: None,
                 backup_settle_ms: None,
+                poll_interval_ms: None,
             },
         };
         let result = async {

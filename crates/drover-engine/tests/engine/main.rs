@@ -118,6 +118,7 @@ impl Harness {
                 cloud: serde_json::json!({"kind": "sim"}),
                 cut_at: None,
                 backup_settle_ms: None,
+                poll_interval_ms: None,
             },
         }
     }
