@@ -12,6 +12,7 @@ use crate::cloud::SimCloud;
 use crate::err;
 use crate::items::ITEM_BYTES;
 use crate::model::JobKind;
+use crate::realism;
 use crate::world::{Point, Work};
 
 #[async_trait]
@@ -58,12 +59,14 @@ impl BackupService for SimCloud {
                 size,
                 schema: t.schema.clone(),
                 items,
+                deleting_until: None,
             };
             let resource = Some(t.arn.clone());
             for _ in 0..missed {
                 w.saw("backup_lag_ms");
             }
-            let work = Work::Backup { table: name, vault: req.vault.clone(), point };
+            let work =
+                Work::Backup { table: name, vault: req.vault.clone(), point: Box::new(point) };
             w.start_job(OP, &req.region, &req.idempotency_token, size, now, resource, work)
         })
         .await
@@ -94,6 +97,9 @@ impl BackupService for SimCloud {
                     format!("Recovery point {} not found", req.recovery_point_arn),
                 ));
             };
+            if point.deleting_until.is_some() {
+                return Err(realism::point_deleting(OP, &req.recovery_point_arn));
+            }
             let size = point.size;
             let resource = Some(point.resource_arn.clone());
             if !w.regions.get(&dest_region).is_some_and(|r| r.vaults.contains_key(&dest_vault)) {
@@ -131,6 +137,9 @@ impl BackupService for SimCloud {
                     format!("Recovery point {} not found", req.recovery_point_arn),
                 ));
             };
+            if point.deleting_until.is_some() {
+                return Err(realism::point_deleting(OP, &req.recovery_point_arn));
+            }
             let size = point.size;
             let work = Work::Restore {
                 point: req.recovery_point_arn.clone(),
@@ -173,7 +182,8 @@ impl BackupService for SimCloud {
                     vault: vault.to_owned(),
                     resource_arn: p.resource_arn.clone(),
                     created_at: p.created_at,
-                    status: "COMPLETED".to_owned(),
+                    status: if p.deleting_until.is_some() { "DELETING" } else { "COMPLETED" }
+                        .to_owned(),
                     size_bytes: Some(p.size),
                     encryption_key_arn: p.key_arn.clone(),
                 })
@@ -190,7 +200,7 @@ impl BackupService for SimCloud {
 
     async fn delete_recovery_point(&self, region: &str, vault: &str, arn: &str) -> CloudResult<()> {
         const OP: &str = "DeleteRecoveryPoint";
-        self.op(OP, region, |w, _| {
+        self.op(OP, region, |w, now| {
             // A point an unfinished copy job reads cannot be deleted yet (AWS Backup:
             // InvalidResourceStateException, "try again later").
             let reading = w.jobs.values().any(|j| {
@@ -204,13 +214,28 @@ impl BackupService for SimCloud {
                     format!("InvalidResourceStateException: a copy job is reading {arn}"),
                 ));
             }
+            let lingers = w.realism.point_lingers(now);
             let r = w.region(OP, region)?;
             let v = r.vaults.get_mut(vault).ok_or_else(|| {
                 err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
             })?;
-            v.points.remove(arn).map(|_| ()).ok_or_else(|| {
+            let point = v.points.get_mut(arn).ok_or_else(|| {
                 err(ErrorKind::NotFound, OP, format!("Recovery point {arn} does not exist"))
-            })
+            })?;
+            if point.deleting_until.is_some() {
+                w.saw("point_delete_ms");
+                return Err(realism::point_already_deleting(OP, arn));
+            }
+            match lingers {
+                Some(until) => {
+                    point.deleting_until = Some(until);
+                    w.table_event(until);
+                }
+                None => {
+                    v.points.remove(arn);
+                }
+            }
+            Ok(())
         })
         .await
     }

@@ -301,6 +301,7 @@ impl SimCloud {
                         size: source.items.count(&source.schema) * ITEM_BYTES,
                         schema: source.schema.clone(),
                         items: source.items.clone(),
+                        deleting_until: None,
                     },
                 );
             }

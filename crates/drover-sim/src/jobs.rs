@@ -118,7 +118,7 @@ impl World {
                 let arn = point.arn.clone();
                 match self.regions.get_mut(&region).and_then(|r| r.vaults.get_mut(&vault)) {
                     Some(v) => {
-                        v.points.insert(arn, point);
+                        v.points.insert(arn, *point);
                         ("COMPLETED".to_owned(), None)
                     }
                     None => {
@@ -165,6 +165,7 @@ impl World {
                         arn: arn.clone(),
                         vault: dest_vault.clone(),
                         key_arn: vault.key_arn.clone(),
+                        deleting_until: None,
                         ..src
                     },
                 );

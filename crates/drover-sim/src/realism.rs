@@ -63,6 +63,14 @@ pub struct Realism {
     /// table keeps its name while DELETING (a restore finishing into it fails, "Table already
     /// exists") and is gone this long after the request.
     pub delete_ms: u64,
+    /// **DeleteRecoveryPoint is asynchronous.** \[BC-b\] RecoveryPointStatus has DELETING, and
+    /// InvalidResourceStateException: "Backup is already performing an action on this recovery
+    /// point. It can't perform the action you requested until the first action finishes." A
+    /// deleted recovery point is listed DELETING for this long, then gone; meanwhile a second
+    /// `delete_recovery_point` fails `Transient` and a copy or restore from it is refused
+    /// (InvalidRequestException, `InvalidState`). (The emulator's `delete_seconds` times both
+    /// deletions.)
+    pub point_delete_ms: u64,
     /// **Restored tables settle.** A restore job's COMPLETED does not mean the table is ready:
     /// \[BC-d\] TableStatus CREATING ("The table is being created"),
     /// `RestoreSummary.RestoreInProgress`, IndexStatus CREATING ("The index is being created");
@@ -140,6 +148,7 @@ impl Realism {
             ttl_enabling_ms: 0,
             ttl_change_window_ms: 0,
             delete_ms: LEGACY_STATE_MS,
+            point_delete_ms: 0,
             restore_settle_ms: 0,
             inactive_tables_not_found: false,
             backup_lag_ms: 0,
@@ -156,7 +165,7 @@ impl Realism {
     /// and one TTL change an hour; DELETING 5 s; a restored table settling for 60 s after its
     /// job; backups missing the writes of the minute before them; jobs unseen for 5 s; 50
     /// concurrent restores a region; one backup or copy job per table; copy jobs CREATED for up
-    /// to 5 minutes; 1% of calls meeting a passing server fault.
+    /// to 5 minutes; 1% of calls meeting a passing server fault; recovery points DELETING 5 s.
     #[must_use]
     pub fn aws() -> Realism {
         Realism {
@@ -166,6 +175,7 @@ impl Realism {
             ttl_enabling_ms: 60_000,
             ttl_change_window_ms: 3_600_000,
             delete_ms: 5_000,
+            point_delete_ms: 5_000,
             restore_settle_ms: 60_000,
             inactive_tables_not_found: true,
             backup_lag_ms: 60_000,
@@ -191,6 +201,7 @@ impl Realism {
             ttl_enabling_ms: 500,
             ttl_change_window_ms: 3_000,
             delete_ms: 1_000,
+            point_delete_ms: 1_000,
             restore_settle_ms: 1_000,
             inactive_tables_not_found: true,
             backup_lag_ms: 1_000,
@@ -209,6 +220,12 @@ impl Realism {
     #[must_use]
     pub fn without_noise(self) -> Realism {
         Realism { fault_rate: 0.0, copy_queue_ms: 0, ..self }
+    }
+
+    /// Until when a recovery point deleted at `now` is DELETING, if it lingers
+    /// ([`Realism::point_delete_ms`]).
+    pub(crate) fn point_lingers(&self, now: Millis) -> Option<Millis> {
+        (self.point_delete_ms > 0).then(|| now.saturating_add(ms(self.point_delete_ms)))
     }
 
     /// Whether the behaviours that keep a job waiting for its resource apply to `kind`.
@@ -270,6 +287,30 @@ impl Realism {
         let pick = (rng.next_rand() % (faults.len() as u64 + 1)) as usize;
         Err(err(ErrorKind::Transient, op, faults.get(pick).copied().unwrap_or(PLAIN_503)))
     }
+}
+
+/// What DeleteRecoveryPoint answers for a point already being deleted
+/// ([`Realism::point_delete_ms`]): a passing error (the adapter classifies
+/// InvalidResourceStateException, "Try again later", as transient).
+pub(crate) fn point_already_deleting(op: &str, arn: &str) -> drover_engine::CloudError {
+    err(
+        ErrorKind::Transient,
+        op,
+        format!(
+            "InvalidResourceStateException: Backup is already performing an action on this \
+             recovery point ({arn} is being deleted)"
+        ),
+    )
+}
+
+/// What StartCopyJob and StartRestoreJob answer for a point being deleted
+/// ([`Realism::point_delete_ms`]).
+pub(crate) fn point_deleting(op: &str, arn: &str) -> drover_engine::CloudError {
+    err(
+        ErrorKind::InvalidState,
+        op,
+        format!("InvalidRequestException: Recovery point {arn} is being deleted"),
+    )
 }
 
 /// A duration knob as [`Millis`].

@@ -55,6 +55,9 @@ pub(crate) struct Point {
     pub(crate) size: u64,
     pub(crate) schema: Schema,
     pub(crate) items: Items,
+    /// DELETING until then, then gone ([`Realism::point_delete_ms`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deleting_until: Option<Millis>,
 }
 
 /// An AWS Backup vault and its recovery points, by ARN.
@@ -87,7 +90,7 @@ pub(crate) enum Work {
     Backup {
         table: String,
         vault: String,
-        point: Point,
+        point: Box<Point>,
     },
     Copy {
         source_point: String,
@@ -309,11 +312,13 @@ impl World {
         self.next_table_event = Some(self.next_table_event.map_or(at, |n| n.min(at)));
     }
 
-    /// Ends the UPDATING and DELETING states due by `now` (deleted tables go), forgets the
-    /// writes no backup can miss any more, and notes when the next such event is due.
+    /// Ends the UPDATING and DELETING states due by `now` (deleted tables and recovery points
+    /// go), forgets the writes no backup can miss any more, and notes when the next such event
+    /// is due.
     pub(crate) fn end_table_updates(&mut self, now: Millis) {
         if self.next_table_event.is_some_and(|at| at <= now) {
             let mut next: Option<Millis> = None;
+            let mut note = |until: Millis| next = Some(next.map_or(until, |n| n.min(until)));
             for region in self.regions.values_mut() {
                 region.tables.retain(|_, t| t.deleting_until.is_none_or(|until| until > now));
                 for t in region.tables.values_mut() {
@@ -321,9 +326,14 @@ impl World {
                         t.busy_until = None;
                     }
                     let forget = t.realism.expire(&self.realism, now);
-                    for until in [t.busy_until, t.deleting_until, forget].into_iter().flatten() {
-                        next = Some(next.map_or(until, |n| n.min(until)));
-                    }
+                    [t.busy_until, t.deleting_until, forget]
+                        .into_iter()
+                        .flatten()
+                        .for_each(&mut note);
+                }
+                for vault in region.vaults.values_mut() {
+                    vault.points.retain(|_, p| p.deleting_until.is_none_or(|until| until > now));
+                    vault.points.values().filter_map(|p| p.deleting_until).for_each(&mut note);
                 }
             }
             self.next_table_event = next;

@@ -164,6 +164,7 @@ async fn off_is_the_simulator_as_it_was_and_old_worlds_load_with_it() {
     let quiet = Realism::aws().without_noise();
     assert_eq!((quiet.fault_rate, quiet.copy_queue_ms), (0.0, 0));
     assert_eq!(Realism { fault_rate: 0.01, copy_queue_ms: 300_000, ..quiet }, Realism::aws());
+    assert_eq!(Realism::off().point_delete_ms, 0, "recovery points went at once");
 }
 
 /// `Realism::emulator()` is the emulator's `--realism`: the knobs of
@@ -211,6 +212,7 @@ fn the_emulator_preset_matches_the_emulators_knobs() {
     }
     assert_eq!(ours.len() + adapter_only.len(), emulator.len(), "{emulator:?}");
     assert!(r.inactive_tables_not_found, "the emulator's inactive tables are never found");
+    assert_eq!(r.point_delete_ms, r.delete_ms, "one knob times both deletions there");
 }
 
 #[tokio::test(start_paused = true)]
@@ -345,6 +347,37 @@ async fn deleted_tables_linger_and_keep_their_name() {
     let (sim, _) = world(none(), 1);
     sim.delete_table(SRC, "customers").await.unwrap();
     assert_eq!(sim.describe_table(SRC, "customers").await.unwrap(), None, "0: gone at once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleted_recovery_points_linger() {
+    let (sim, _) = world(Realism { point_delete_ms: MIN, ..none() }, 1);
+    let point = backup(&sim, "b").await;
+    sim.delete_recovery_point(SRC, "vault", &point).await.unwrap();
+    let listed = sim.list_recovery_points(SRC, "vault", SRC, "orders").await.unwrap();
+    assert_eq!(listed.iter().map(|p| p.status.as_str()).collect::<Vec<_>>(), ["DELETING"]);
+    assert!(!listed[0].is_completed());
+    let e = sim.delete_recovery_point(SRC, "vault", &point).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transient);
+    assert!(e.message.starts_with("InvalidResourceStateException:"), "{e}");
+    for refused in [
+        sim.start_restore_job(&restore_request(&point, "restored", "r")).await,
+        sim.start_copy_job(&copy_request(&point, "c")).await,
+    ] {
+        let e = refused.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidState);
+        assert!(e.message.starts_with("InvalidRequestException:"), "{e}");
+    }
+    sleep(MIN).await;
+    assert!(sim.list_recovery_points(SRC, "vault", SRC, "orders").await.unwrap().is_empty());
+    let e = sim.delete_recovery_point(SRC, "vault", &point).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    assert_eq!(effects(&sim, "point_delete_ms"), 1);
+
+    let (sim, _) = world(Realism::off(), 1);
+    let point = backup(&sim, "b").await;
+    sim.delete_recovery_point(SRC, "vault", &point).await.unwrap();
+    assert!(sim.list_recovery_points(SRC, "vault", SRC, "orders").await.unwrap().is_empty(), "0");
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use drover_engine::ports::TableService;
+use drover_engine::ports::{BackupService, TableService};
 use drover_engine::{PollPolicy, RetryPolicy};
 use drover_sim::Realism;
 
@@ -186,6 +186,16 @@ async fn a_drill_with_every_aws_behaviour_succeeds_with_everything_in_effect() {
         h.sim.with(|w| w.jobs_started.clone()),
         BTreeMap::from([(JobKind::Backup, 3), (JobKind::Copy, 6), (JobKind::Restore, 6)])
     );
+    // The drill's recovery points, source and copies, are being deleted, and then gone.
+    h.sim.with(|w| w.realism.fault_rate = 0.0);
+    tokio::time::sleep(Duration::from_millis(Realism::aws().point_delete_ms)).await;
+    for (region, vault) in [("us-east-1", "src"), ("us-west-2", "dr"), ("eu-west-1", "dr")] {
+        for table in CHAIN {
+            let points =
+                h.sim.list_recovery_points(region, vault, "us-east-1", table).await.unwrap();
+            assert!(points.is_empty(), "{region} {vault} {table}: {points:?}");
+        }
+    }
     // The behaviours did happen (the ones drover avoids, such as a second TTL change, did not).
     for field in [
         "tag_delay_ms",
