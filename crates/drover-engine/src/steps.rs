@@ -189,10 +189,12 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
     let segments = shared.settings.scan_segments.max(1);
     let mut before = None;
     if fresh {
-        let started = ports.clock.monotonic();
         if let Some(item) = &marker {
             shared.call(key, &scope, || ports.tables.put_item(&src, &t.name, item)).await?;
         }
+        // From when the marker is committed (its call returned, retries included) and the
+        // digest's scan begins.
+        let started = ports.clock.monotonic();
         if t.validate.digest {
             before = Some(
                 shared

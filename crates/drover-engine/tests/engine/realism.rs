@@ -539,6 +539,29 @@ async fn the_backup_starts_a_minute_after_the_marker_and_the_digest() {
     assert_eq!(effects(&h, "backup_lag_ms"), 3, "each backup missed its marker");
 }
 
+/// The settle counts from when the marker is committed: a marker write throttled for half a
+/// minute lands late, and the backup still waits a whole `backup_settle` after it (counted from
+/// before the write, the backup would miss the marker).
+#[tokio::test(start_paused = true)]
+async fn the_settle_counts_from_the_committed_marker_write() {
+    let realism = Realism { backup_lag_ms: 60_000, ..none() };
+    let h = harness(DEMO, realism);
+    h.sim.set_faults(Faults { throttle_ops: ["PutItem".to_owned()].into(), ..Faults::default() });
+    let sim = h.sim.clone();
+    let lift = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        sim.set_faults(Faults::default());
+    });
+    let report = start(&h, Mode::Drill, false, Limits::default(), settings()).await;
+    lift.await.unwrap();
+    assert_succeeded(&report);
+    for table in CHAIN {
+        let checks = checks(&report, table, "us-west-2");
+        assert!(checks.contains("content: drill marker present"), "{table}: {checks}");
+    }
+    assert_eq!(effects(&h, "backup_lag_ms"), 0, "no backup missed its marker");
+}
+
 /// A job just started is not found for a few seconds: drover asks again (for
 /// `PollPolicy::unseen_grace`) and never starts it twice. Without the grace, the step fails.
 #[tokio::test(start_paused = true)]
