@@ -822,3 +822,44 @@ tables:
     assert_eq!(world[SRC]["jobs"], json!({"backup": 14, "copy": 14, "restore": 0}));
     assert_eq!(world[DST]["jobs"]["restore"], 14);
 }
+
+/// The adapter's paced scans: a scan with a read budget takes at least the time its consumed
+/// capacity allows (the emulator counts one unit per page; pages of two items), and a page
+/// throttled more often than the SDK retries is asked again from where it was, so the scan
+/// still finishes with every item.
+#[test]
+fn scans_keep_to_their_read_budget_and_ride_out_throttled_pages() {
+    use drover_engine::ports::{ScanOptions, TableService};
+    let emu = Emulator::start_ideal(0.2);
+    assert_eq!(emu.control("/_drover/realism", &json!({"page_size": 2})), 200);
+    let spec = json!({
+        "source": SRC, "targets": [DST], "source_vault": "prod-vault",
+        "target_vaults": {DST: "dr-vault"},
+        "tables": [{"name": "orders", "items": 24}],
+    });
+    emu.fixture("seed", &spec);
+    let aws = drover_aws::AwsCloud::new(drover_aws::AwsOptions {
+        endpoint_url: Some(emu.url()),
+        emulator_credentials: true,
+        ..drover_aws::AwsOptions::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let fast = aws.digest_items(SRC, "orders", &ScanOptions::unpaced(2)).await.unwrap();
+        assert_eq!(fast.items, 24);
+        // 12 pages of one unit each at 4 units per second: at least 2 s (the first second's
+        // pages go at once).
+        let paced = ScanOptions { segments: 2, read_units_per_second: Some(4.0), item_bytes: Some(100) };
+        let start = Instant::now();
+        let digest = aws.digest_items(SRC, "orders", &paced).await.unwrap();
+        assert_eq!(digest, fast);
+        assert!(start.elapsed() >= Duration::from_secs(2), "paced scan took {:?}", start.elapsed());
+
+        // Five throttled answers in a row: more than the SDK's three attempts.
+        let storm = json!({"operation": "dynamodb:Scan", "count": 5, "code": "ProvisionedThroughputExceededException"});
+        assert_eq!(emu.control("/_drover/throttle", &storm), 200);
+        let digest = aws.digest_items(SRC, "orders", &ScanOptions::unpaced(1)).await.unwrap();
+        assert_eq!(digest, fast, "the throttled scan read every item once");
+        assert_eq!(emu.config()["call_faults"], json!([]), "every throttled answer was met");
+    });
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use drover_engine::ports::{
     BackupRequest, BackupService, CloudResult, CopyRequest, Item, JobState, JobStatus, KeyService,
-    KeyType, RestoreRequest, TableInfo, TableService, Value,
+    KeyType, RestoreRequest, ScanOptions, TableInfo, TableService, Value,
 };
 use drover_engine::{ErrorKind, SystemClock};
 use serde_json::json;
@@ -148,7 +148,7 @@ async fn contract(c: &Cloud) {
     );
     assert_eq!((source.partition_key.name.as_str(), source.partition_key.kind), ("pk", KeyType::S));
     assert_eq!(source.sort_key.as_ref().map(|k| k.name.as_str()), Some("sk"));
-    let source_count = c.tables.count_items(SRC, "orders", 4).await.unwrap();
+    let source_count = c.tables.count_items(SRC, "orders", &ScanOptions::unpaced(4)).await.unwrap();
     assert_eq!(source_count, 31);
     assert!(c.backup.advanced_dynamodb_backup(SRC).await.unwrap());
 
@@ -246,7 +246,10 @@ async fn contract(c: &Cloud) {
         None
     );
     assert!(c.tables.list_tags(DST, &restored.arn).await.unwrap().is_empty());
-    assert_eq!(c.tables.count_items(DST, "orders-restored", 4).await.unwrap(), source_count);
+    assert_eq!(
+        c.tables.count_items(DST, "orders-restored", &ScanOptions::unpaced(4)).await.unwrap(),
+        source_count
+    );
     assert!(c.tables.get_item(DST, "orders-restored", &canary()).await.unwrap().is_some());
 
     // A second restore into the same name fails as a job, with the service's message.

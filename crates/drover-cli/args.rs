@@ -216,6 +216,10 @@ pub(crate) struct RunArgs {
     /// (default 2s). Shorter polls notice the end of short jobs sooner, for more calls
     #[arg(long, value_name = "DURATION", value_parser = parse_poll_interval)]
     pub(crate) poll_interval: Option<u64>,
+    /// Read capacity units per second a drill's scans of each source table may use, over the
+    /// plan's `drill.source_reads` (default: 25% of provisioned capacity, 500 on demand)
+    #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(u32).range(1..=40_000))]
+    pub(crate) source_read_units: Option<u32>,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
     #[command(flatten)]

@@ -142,6 +142,7 @@ fn start(
                 cut_at,
                 backup_settle_ms: args.backup_settle,
                 poll_interval_ms: args.poll_interval,
+                source_read_units: args.source_read_units,
             },
         };
         let (journal, state) = match run::create(state_dir, header, cloud.ports.clock.now()) {
@@ -167,6 +168,7 @@ fn start(
             expected_ms: expected,
             backup_settle: backup_settle(args.backup_settle),
             poll: poll(args.poll_interval),
+            source_read_units: args.source_read_units,
             ..Settings::default()
         };
         execute_run(plan, journal, state, cloud, settings, log).await
@@ -295,6 +297,7 @@ fn continue_run(
         teardown_only: teardown,
         backup_settle: backup_settle(header.options.backup_settle_ms),
         poll: poll(header.options.poll_interval_ms),
+        source_read_units: header.options.source_read_units,
         ..Settings::default()
     };
     rt.block_on(execute_run(plan, opened.journal, opened.state, cloud, settings, log))

@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, Tag, TimeToLiveSpecification,
 };
 use drover_engine::ports::{
-    CloudResult, Item, KeyAttribute, KeyType, TableDigest, TableInfo, TableService, TimeToLive,
+    CloudResult, Item, KeyAttribute, KeyType, ScanOptions, TableDigest, TableInfo, TableService,
+    TimeToLive,
 };
 use drover_engine::{CloudError, ErrorKind};
 
@@ -87,6 +88,16 @@ impl TableService for AwsCloud {
                 .map(str::to_owned),
             item_count: t.item_count().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
             size_bytes: t.table_size_bytes().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            // On demand unless the billing mode says PROVISIONED (or, for tables created before
+            // billing modes, provisioned throughput is set).
+            read_capacity_units: match t.billing_mode_summary().and_then(|b| b.billing_mode()) {
+                Some(mode) if mode.as_str() == "PAY_PER_REQUEST" => None,
+                _ => t
+                    .provisioned_throughput()
+                    .and_then(|p| p.read_capacity_units())
+                    .and_then(|n| u64::try_from(n).ok())
+                    .filter(|n| *n > 0),
+            },
             stream,
             deletion_protection: t.deletion_protection_enabled().unwrap_or(false),
         }))
@@ -269,19 +280,19 @@ impl TableService for AwsCloud {
         Ok(())
     }
 
-    async fn count_items(&self, region: &str, name: &str, segments: u32) -> CloudResult<u64> {
+    async fn count_items(&self, region: &str, name: &str, opts: &ScanOptions) -> CloudResult<u64> {
         let ddb = self.clients(region).await.dynamodb;
-        scan::count(&ddb, name, segments).await
+        scan::count(&ddb, name, opts).await
     }
 
     async fn digest_items(
         &self,
         region: &str,
         name: &str,
-        segments: u32,
+        opts: &ScanOptions,
     ) -> CloudResult<TableDigest> {
         let ddb = self.clients(region).await.dynamodb;
-        scan::digest(&ddb, name, segments).await
+        scan::digest(&ddb, name, opts).await
     }
 
     async fn get_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<Option<Item>> {

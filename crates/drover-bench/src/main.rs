@@ -483,7 +483,11 @@ fn emulator_throughput() -> Result<String, String> {
     for segments in [1u32, 2, 4, 8, 16] {
         let t = Instant::now();
         let n = rt
-            .block_on(aws.count_items("us-east-1", "bench", segments))
+            .block_on(aws.count_items(
+                "us-east-1",
+                "bench",
+                &drover_engine::ports::ScanOptions::unpaced(segments),
+            ))
             .map_err(|e| e.to_string())?;
         let _ = writeln!(
             out,

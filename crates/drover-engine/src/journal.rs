@@ -528,6 +528,7 @@ mod tests {
                 cut_at: None,
                 backup_settle_ms: None,
                 poll_interval_ms: None,
+                source_read_units: None,
             },
         }
     }

@@ -132,6 +132,9 @@ pub struct Settings {
     /// the request" and may or may not contain later writes (DynamoDB CreateBackup), so the
     /// marker and the digest describe the backup only when they are older than that.
     pub backup_settle: Duration,
+    /// Read capacity units per second for every scan of a source table, over the plan's
+    /// `drill.source_reads` (`--source-read-units`).
+    pub source_read_units: Option<u32>,
 }
 
 /// The default [`Settings::backup_settle`]: the minute DynamoDB documents.
@@ -148,6 +151,7 @@ impl Default for Settings {
             scan_segments: 0,
             teardown_only: false,
             backup_settle: BACKUP_SETTLE,
+            source_read_units: None,
         }
     }
 }

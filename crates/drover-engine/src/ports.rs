@@ -249,6 +249,9 @@ pub struct TableInfo {
     pub item_count: u64,
     /// Approximate size in bytes.
     pub size_bytes: u64,
+    /// Provisioned read capacity units; `None` for an on-demand (`PAY_PER_REQUEST`) table.
+    #[serde(default)]
+    pub read_capacity_units: Option<u64>,
     /// Stream view type (`NEW_IMAGE`, ...), when the stream is enabled.
     pub stream: Option<String>,
     /// Deletion protection enabled.
@@ -342,21 +345,42 @@ pub trait TableService: Send + Sync {
     ) -> CloudResult<()>;
     /// Deletes a table.
     async fn delete_table(&self, region: &str, name: &str) -> CloudResult<()>;
-    /// Counts items with a parallel scan in `segments` segments (`Select=COUNT`).
-    async fn count_items(&self, region: &str, name: &str, segments: u32) -> CloudResult<u64>;
+    /// Counts items with a parallel scan (`Select=COUNT`).
+    async fn count_items(&self, region: &str, name: &str, scan: &ScanOptions) -> CloudResult<u64>;
     /// Reads one item by its key (strongly consistent); `None` when absent.
     async fn get_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<Option<Item>>;
     /// Writes an item.
     async fn put_item(&self, region: &str, name: &str, item: &Item) -> CloudResult<()>;
     /// Deletes an item by its key.
     async fn delete_item(&self, region: &str, name: &str, key: &Item) -> CloudResult<()>;
-    /// An order-independent digest of every item, by a parallel scan in `segments` segments.
+    /// An order-independent digest of every item, by a parallel scan (consistent reads).
     async fn digest_items(
         &self,
         region: &str,
         name: &str,
-        segments: u32,
+        scan: &ScanOptions,
     ) -> CloudResult<TableDigest>;
+}
+
+/// How a parallel scan reads a table.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ScanOptions {
+    /// Parallel segments (at least one).
+    pub segments: u32,
+    /// Read capacity the whole scan may consume per second (`ReturnConsumedCapacity`), paced
+    /// across its segments; `None`: as fast as the segments go. A drill's scans of production
+    /// tables are budgeted, so that they take little of the application's capacity.
+    pub read_units_per_second: Option<f64>,
+    /// The table's average item size in bytes, when known (DescribeTable), to size pages.
+    pub item_bytes: Option<u64>,
+}
+
+impl ScanOptions {
+    /// Unpaced, in `segments` segments.
+    #[must_use]
+    pub fn unpaced(segments: u32) -> ScanOptions {
+        ScanOptions { segments: segments.max(1), read_units_per_second: None, item_bytes: None }
+    }
 }
 
 /// An order-independent digest of a table's items: the item count and the sum (mod 2^128)

@@ -87,6 +87,9 @@ pub struct RunOptions {
     /// (`--poll-interval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_interval_ms: Option<u64>,
+    /// The read budget of scans of source tables, over the plan's (`--source-read-units`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_read_units: Option<u32>,
 }
 
 /// Concurrency limits per region and kind of work.

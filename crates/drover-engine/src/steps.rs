@@ -12,8 +12,8 @@ use crate::context::{Shared, StepError, StepFailure, scope_of};
 use crate::error::{EngineError, ErrorKind};
 use crate::limits::Class;
 use crate::ports::{
-    BackupRequest, CopyRequest, Item, JobState, KeyType, RestoreRequest, TableInfo, TableSettings,
-    Value,
+    BackupRequest, CopyRequest, Item, JobState, KeyType, RestoreRequest, ScanOptions, TableInfo,
+    TableSettings, Value,
 };
 use crate::state::{Cut, CutPoint, Phase, RunEvent, StepEvent, StepKey, StepOutput};
 
@@ -97,6 +97,21 @@ fn ownership_tags(shared: &Shared) -> BTreeMap<String, String> {
         (PLAN_TAG.to_owned(), shared.plan.name.clone()),
         (RUN_TAG.to_owned(), shared.run_id.clone()),
     ])
+}
+
+/// How a drill scans a production table: within its read budget (`--source-read-units`, else
+/// the plan's `drill.source_reads`: a share of its provisioned read capacity, a fixed rate on
+/// demand), so that the drill takes little of the application's capacity.
+fn source_scan(shared: &Shared, info: &TableInfo) -> ScanOptions {
+    let units = shared.settings.source_read_units.map_or_else(
+        || shared.plan.drill.source_reads.units_per_second(info.read_capacity_units),
+        f64::from,
+    );
+    ScanOptions {
+        segments: shared.settings.scan_segments.max(1),
+        read_units_per_second: Some(units),
+        item_bytes: (info.item_count > 0).then(|| (info.size_bytes / info.item_count).max(1)),
+    }
 }
 
 /// The tags of the recovery points a run creates: the plan, the run and its mode.
@@ -186,7 +201,7 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
     let fresh = matches!(shared.phase(key), Phase::Running);
     let marker = (plan.drill.write_marker && shared.mode() == Mode::Drill)
         .then(|| marker_item(shared, &info));
-    let segments = shared.settings.scan_segments.max(1);
+    let scan = source_scan(shared, &info);
     let mut before = None;
     if fresh {
         if let Some(item) = &marker {
@@ -195,10 +210,11 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
         // From when the marker is committed (its call returned, retries included) and the
         // digest's scan begins.
         let started = ports.clock.monotonic();
-        if t.validate.digest {
+        // Only a drill validates against the source's digest.
+        if t.validate.digest && shared.mode() == Mode::Drill {
             before = Some(
                 shared
-                    .call(key, &scope, || ports.tables.digest_items(&src, &t.name, segments))
+                    .call(key, &scope, || ports.tables.digest_items(&src, &t.name, &scan))
                     .await?,
             );
         }
@@ -239,7 +255,7 @@ async fn take_recovery_point(shared: &Shared, key: &StepKey) -> StepResult {
     let source_digest = match before {
         Some(before) => {
             let after = shared
-                .call(key, &scope, || ports.tables.digest_items(&src, &t.name, segments))
+                .call(key, &scope, || ports.tables.digest_items(&src, &t.name, &scan))
                 .await?;
             Some(Box::new((before, after)))
         }
@@ -859,9 +875,10 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     }
 
     // 2. Counts.
+    // Restored tables belong to the run: scanned as fast as the segments go.
     let segments = shared.settings.scan_segments.max(1);
-    let count =
-        shared.call(key, &scope, || ports.tables.count_items(region, &name, segments)).await?;
+    let scan = ScanOptions::unpaced(segments);
+    let count = shared.call(key, &scope, || ports.tables.count_items(region, &name, &scan)).await?;
     checks.push(format!("count: {count} items (parallel scan, {segments} segments)"));
     if let Some(min) = t.validate.min_items {
         if count < min {
@@ -909,7 +926,7 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     if t.validate.digest {
         let state = shared.state();
         let restored =
-            shared.call(key, &scope, || ports.tables.digest_items(region, &name, segments)).await?;
+            shared.call(key, &scope, || ports.tables.digest_items(region, &name, &scan)).await?;
         digest = Some(restored);
         match (source_digest, unchanged) {
             (_, Some(before)) if before == restored => {

@@ -56,7 +56,9 @@ pub(crate) mod keys {
         "validate",
     ];
     pub(crate) const VALIDATE: &[&str] = &["min_items", "canary_keys", "digest"];
-    pub(crate) const DRILL: &[&str] = &["table_name", "write_marker", "recovery_point_retention"];
+    pub(crate) const DRILL: &[&str] =
+        &["table_name", "write_marker", "recovery_point_retention", "source_reads"];
+    pub(crate) const SOURCE_READS: &[&str] = &["provisioned_share", "on_demand_units"];
     pub(crate) const BACKUP_JOBS: &[&str] = &["start_window", "complete_window"];
 }
 
@@ -459,6 +461,28 @@ pub(crate) fn lower(root: &Value) -> (Option<Plan>, Vec<Issue>) {
             {
                 drill.write_marker = m;
             }
+            if let Some(v) = f.get("source_reads") {
+                let sp = p.key("source_reads");
+                if let Some(g) = cx.fields(v, &sp, keys::SOURCE_READS) {
+                    if let Some(v) = g.get("provisioned_share") {
+                        let kp = sp.key("provisioned_share");
+                        match v.as_str().and_then(parse_percent) {
+                            Some(share) => drill.source_reads.provisioned_share = share,
+                            None => {
+                                cx.error(Code::WrongType, kp.at_value(), "expected a share of the table's provisioned read capacity, from 1% to 100%")
+                                    .help("write a percentage, like \"25%\"");
+                            }
+                        }
+                    }
+                    if let Some(v) = g.get("on_demand_units") {
+                        let kp = sp.key("on_demand_units");
+                        match v.as_u64().filter(|n| (1..=40_000).contains(n)) {
+                            Some(n) => drill.source_reads.on_demand_units = u32::try_from(n).unwrap_or(40_000),
+                            None => cx.wrong_type(v, &kp, "read capacity units per second, from 1 to 40000 (an on-demand table's default maximum)"),
+                        }
+                    }
+                }
+            }
             if let Some(d) = cx.duration(&f, "recovery_point_retention", &p) {
                 let kp = p.key("recovery_point_retention");
                 match whole_days(d) {
@@ -540,6 +564,12 @@ pub(crate) fn lower(root: &Value) -> (Option<Plan>, Vec<Issue>) {
         _ => None,
     };
     (plan, cx.issues)
+}
+
+/// `25%` -> 0.25, for shares from 1% to 100%.
+fn parse_percent(s: &str) -> Option<f64> {
+    let n: f64 = s.strip_suffix('%')?.trim().parse().ok()?;
+    (1.0..=100.0).contains(&n).then_some(n / 100.0)
 }
 
 /// A duration in whole days, from one day up to AWS Backup's longest retention (100 years).

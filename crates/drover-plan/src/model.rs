@@ -195,6 +195,38 @@ pub struct Drill {
     /// (`Lifecycle.DeleteAfterDays`), so that an abandoned drill stops costing money; teardown
     /// deletes them sooner. Never moved to cold storage.
     pub recovery_point_retention_days: u32,
+    /// The read budget of a drill's scans of the source tables (the digest before and after
+    /// the backup): the only reads a drill makes of production tables.
+    pub source_reads: SourceReads,
+}
+
+/// How much read capacity a drill's scans of a production table may use per second: a share
+/// of a provisioned table's read capacity, a fixed rate for an on-demand table (where reads
+/// cost money and can throttle the application).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SourceReads {
+    /// Share of the table's provisioned read capacity units (default 0.25).
+    pub provisioned_share: f64,
+    /// Read capacity units per second for an on-demand table (default 500).
+    pub on_demand_units: u32,
+}
+
+impl Default for SourceReads {
+    fn default() -> Self {
+        SourceReads { provisioned_share: 0.25, on_demand_units: 500 }
+    }
+}
+
+impl SourceReads {
+    /// The read budget for a table with `provisioned` read capacity units (`None`: on demand).
+    #[must_use]
+    pub fn units_per_second(&self, provisioned: Option<u64>) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        match provisioned {
+            Some(rcu) => (rcu as f64 * self.provisioned_share).max(1.0),
+            None => f64::from(self.on_demand_units),
+        }
+    }
 }
 
 /// The default [`Drill::recovery_point_retention_days`].
@@ -252,6 +284,7 @@ impl Default for Drill {
             table_name: DEFAULT_DRILL_TEMPLATE.to_owned(),
             write_marker: false,
             recovery_point_retention_days: DEFAULT_DRILL_RETENTION_DAYS,
+            source_reads: SourceReads::default(),
         }
     }
 }

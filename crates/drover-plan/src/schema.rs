@@ -39,6 +39,10 @@ mod tests {
         assert_eq!(props(&s, "/$defs/validate/properties"), set(keys::VALIDATE));
         assert_eq!(props(&s, "/properties/drill/properties"), set(keys::DRILL));
         assert_eq!(props(&s, "/properties/backup_jobs/properties"), set(keys::BACKUP_JOBS));
+        assert_eq!(
+            props(&s, "/properties/drill/properties/source_reads/properties"),
+            set(keys::SOURCE_READS)
+        );
     }
 
     #[test]

@@ -272,6 +272,7 @@ impl Simulation {
                 cut_at: None,
                 backup_settle_ms: None,
                 poll_interval_ms: None,
+                source_read_units: None,
             },
         };
         let result = async {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use drover_engine::ErrorKind;
 use drover_engine::ports::{
-    CloudResult, Item, Millis, TableDigest, TableInfo, TableService, TimeToLive,
+    CloudResult, Item, Millis, ScanOptions, TableDigest, TableInfo, TableService, TimeToLive,
 };
 
 use crate::cloud::SimCloud;
@@ -38,6 +38,7 @@ fn table_info(t: &SimTable, now: Millis) -> TableInfo {
         kms_key_arn: t.kms_key_arn.clone(),
         item_count: t.items.count(&t.schema),
         size_bytes: t.items.count(&t.schema) * ITEM_BYTES,
+        read_capacity_units: None,
         stream: t.settings.stream.clone(),
         deletion_protection: t.settings.deletion_protection,
     }
@@ -285,14 +286,14 @@ impl TableService for SimCloud {
         .await
     }
 
-    async fn count_items(&self, region: &str, name: &str, segments: u32) -> CloudResult<u64> {
+    async fn count_items(&self, region: &str, name: &str, opts: &ScanOptions) -> CloudResult<u64> {
         let count = self
             .op("Scan", region, |w, now| {
                 let t = data_table(w, "Scan", region, name, now)?;
                 Ok(t.items.count(&t.schema))
             })
             .await?;
-        self.scan_time(count, segments).await;
+        self.scan_time(count, opts, false).await;
         Ok(count)
     }
 
@@ -300,7 +301,7 @@ impl TableService for SimCloud {
         &self,
         region: &str,
         name: &str,
-        segments: u32,
+        opts: &ScanOptions,
     ) -> CloudResult<TableDigest> {
         let digest = self
             .op("Scan", region, |w, now| {
@@ -308,7 +309,7 @@ impl TableService for SimCloud {
                 Ok(t.items.digest(&t.schema))
             })
             .await?;
-        self.scan_time(digest.items, segments).await;
+        self.scan_time(digest.items, opts, true).await;
         Ok(digest)
     }
 
@@ -360,9 +361,15 @@ impl TableService for SimCloud {
 impl SimCloud {
     /// Waits as long as a parallel scan of `items` items in `segments` segments takes.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-    async fn scan_time(&self, items: u64, segments: u32) {
-        let rate = self.lock().model.scan_mb_s * f64::from(segments.max(1));
-        let secs = (items * ITEM_BYTES) as f64 / 1e6 / rate;
+    async fn scan_time(&self, items: u64, opts: &ScanOptions, consistent: bool) {
+        let rate = self.lock().model.scan_mb_s * f64::from(opts.segments.max(1));
+        let bytes = (items * ITEM_BYTES) as f64;
+        let mut secs = bytes / 1e6 / rate;
+        // A read budget: a read capacity unit reads 4 KB consistently, 8 KB eventually.
+        if let Some(units) = opts.read_units_per_second.filter(|u| *u > 0.0) {
+            let per_unit = if consistent { 4096.0 } else { 8192.0 };
+            secs = secs.max(bytes / per_unit / units);
+        }
         if secs.is_finite() && secs > 0.0 {
             self.clock.sleep(Duration::from_secs_f64(secs)).await;
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use drover_engine::ports::{
     BackupRequest, BackupService, CopyRequest, Item, JobState, JobStatus, Millis, RestoreRequest,
-    TableInfo, TableService, Value,
+    ScanOptions, TableInfo, TableService, Value,
 };
 use drover_engine::{ErrorKind, SystemClock};
 use drover_sim::{DurationModel, Realism, SimCloud};
@@ -432,7 +432,10 @@ async fn tables_that_are_not_active_are_not_found() {
         sim.get_item(SRC, "restored", &key("ORDER#1")).await.unwrap_err().kind,
         ErrorKind::NotFound
     );
-    assert_eq!(sim.count_items(SRC, "restored", 1).await.unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(
+        sim.count_items(SRC, "restored", &ScanOptions::unpaced(1)).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
     // ACTIVE (its restore still in progress): both.
     sleep(30 * SEC).await;
     sim.tag_table(SRC, &arn, &tags).await.unwrap();
@@ -467,7 +470,7 @@ async fn backups_miss_the_writes_of_the_minute_before_them() {
     assert_eq!(get("OLD#1").await, Some(item("OLD#1", "kept")));
     assert_eq!(get("NEW#1").await, None);
     assert_eq!(get("ORDER#1").await, Some(item("ORDER#1", "canary")));
-    assert_eq!(sim.count_items(SRC, "restored", 1).await.unwrap(), 12);
+    assert_eq!(sim.count_items(SRC, "restored", &ScanOptions::unpaced(1)).await.unwrap(), 12);
     assert_eq!(effects(&sim, "backup_lag_ms"), 4);
     // The write log keeps only what a backup could still miss.
     let saved = || sim.with(|w| serde_json::to_string(&*w).unwrap());

@@ -119,6 +119,7 @@ impl Harness {
                 cut_at: None,
                 backup_settle_ms: None,
                 poll_interval_ms: None,
+                source_read_units: None,
             },
         }
     }

@@ -674,3 +674,36 @@ async fn passing_server_faults_are_retried() {
         "{message}"
     );
 }
+
+/// A drill's scans of production tables keep to their read budget: the plan's rate for
+/// on-demand tables paces the digest before and after the backup (4 MB at 100 units per
+/// second, 4 KB a unit: about ten seconds a scan; the scan before the backup runs within the
+/// minute the backup waits anyway, the one after adds to the step), and a larger budget
+/// (`--source-read-units`) goes faster. Restored tables are the run's own, scanned unpaced.
+#[tokio::test(start_paused = true)]
+async fn source_scans_keep_to_their_read_budget() {
+    let text = DEMO
+        .replace(
+            "defaults: {point_in_time_recovery: true,",
+            "defaults: {validate: {digest: true}, point_in_time_recovery: true,",
+        )
+        .replace(
+            "drill: {write_marker: true}",
+            "drill: {write_marker: true, source_reads: {on_demand_units: 100}}",
+        );
+    let scans = async |units: Option<u32>| {
+        let h = harness(&text, none());
+        h.sim.with(|w| w.set_generated_items("us-east-1", "customers", 20_000));
+        let settings = Settings { source_read_units: units, ..settings() };
+        let report = start(&h, Mode::Drill, false, Limits::default(), settings).await;
+        assert_succeeded(&report);
+        let step = &report.state.steps[&key("customers", None, StepKind::RecoveryPoint)];
+        step.ended_at.unwrap() - step.began_at.unwrap()
+    };
+    let budgeted = scans(None).await;
+    let generous = scans(Some(40_000)).await;
+    assert!(
+        budgeted - generous >= 9_000,
+        "a scan of 4 MB at 100 units/s after the backup: {budgeted} ms against {generous} ms"
+    );
+}
