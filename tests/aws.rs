@@ -313,6 +313,7 @@ fn sigkill_mid_run_then_resume_starts_no_job_twice() {
     let world = s.assert_one_job_per_table("after the kills and resumes");
     let left: Vec<&String> = world[DST]["tables"].as_object().unwrap().keys().collect();
     assert_eq!(left, ["orders-drill-decoy000"], "every drill table was torn down, the decoy kept");
+    assert_eq!(s.points_left(), json!({}), "and every drill recovery point deleted");
 }
 
 #[test]

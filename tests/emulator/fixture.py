@@ -83,12 +83,16 @@ def seed(port, spec):
             ddb.put_item(TableName=t["name"], Item=item)
     for t in spec.get("extra_tables", []):
         create_table(client("dynamodb", t["region"], port), t["name"])
-    # The data exists before the run, as a production table's would: older than the realism
-    # mode's backup lag (a backup misses the writes made just before it starts).
+    settle(port)
+    return out
+
+
+def settle(port):
+    """Lets the data be older than the realism mode's backup lag before a run starts, as a
+    production table's would be (a backup misses the writes made just before it starts)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_drover/config", timeout=10) as resp:
         lag = (json.loads(resp.read()).get("realism") or {}).get("backup_lag") or 0
     time.sleep(lag)
-    return out
 
 
 def break_things(port, spec):
@@ -109,6 +113,8 @@ def break_things(port, spec):
     for i in spec.get("delete_items", []):
         client("dynamodb", i["region"], port).delete_item(
             TableName=i["table"], Key={k: {"S": v} for k, v in i["key"].items()})
+    if spec.get("delete_items"):
+        settle(port)  # the deletion happened before the run, not during its backup
     for t in spec.get("create_tables", []):  # someone else takes a name
         create_table(client("dynamodb", t["region"], port), t["name"])
     out = {}
