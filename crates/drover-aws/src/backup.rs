@@ -1,11 +1,11 @@
 //! AWS Backup: backup, copy and restore jobs (start, with windows, lifecycle and tags;
-//! describe, and the mapping of their states), recovery points of a vault (list, delete),
-//! vault ARNs and the region's DynamoDB backup settings.
+//! describe, and the mapping of their states), recovery points of a vault (list, by table or
+//! all of them; their tags; delete), vault ARNs and the region's DynamoDB backup settings.
 //!
 //! A `Start*Job` answer without a job id (an idempotent replay) is resolved by listing the
 //! jobs of that kind: [`jobs`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_backup::types::Lifecycle;
@@ -205,42 +205,47 @@ impl BackupService for AwsCloud {
         source_region: &str,
         table_name: &str,
     ) -> CloudResult<Vec<RecoveryPoint>> {
-        const OP: &str = "ListRecoveryPointsByBackupVault";
-        let client = self.clients(region).await.backup;
         let suffix = format!(":table/{table_name}");
         let region_part = format!(":dynamodb:{source_region}:");
-        let mut points = Vec::new();
-        let mut pages = client
-            .list_recovery_points_by_backup_vault()
-            .backup_vault_name(vault)
-            .by_resource_type("DynamoDB")
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| errors::map(OP, &e))?;
-            for p in page.recovery_points() {
-                let Some(resource) = p.resource_arn() else { continue };
-                if !(resource.ends_with(&suffix) && resource.contains(&region_part)) {
-                    continue;
-                }
-                let (Some(arn), Some(created)) =
-                    (p.recovery_point_arn(), millis(p.creation_date()))
-                else {
-                    continue;
-                };
-                points.push(RecoveryPoint {
-                    arn: arn.to_owned(),
-                    vault: vault.to_owned(),
-                    resource_arn: resource.to_owned(),
-                    created_at: created,
-                    status: p.status().map_or("UNKNOWN", |s| s.as_str()).to_owned(),
-                    size_bytes: p.backup_size_in_bytes().and_then(|b| u64::try_from(b).ok()),
-                    encryption_key_arn: p.encryption_key_arn().map(str::to_owned),
-                });
+        self.vault_points(region, vault, &|resource| {
+            resource.ends_with(&suffix) && resource.contains(&region_part)
+        })
+        .await
+    }
+
+    async fn list_vault_recovery_points(
+        &self,
+        region: &str,
+        vault: &str,
+    ) -> CloudResult<Vec<RecoveryPoint>> {
+        self.vault_points(region, vault, &|_| true).await
+    }
+
+    async fn recovery_point_tags(
+        &self,
+        region: &str,
+        arn: &str,
+    ) -> CloudResult<BTreeMap<String, String>> {
+        const OP: &str = "ListTags";
+        let backup = self.clients(region).await.backup;
+        let mut tags = BTreeMap::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = backup
+                .list_tags()
+                .resource_arn(arn)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| errors::map(OP, &e))?;
+            if let Some(page_tags) = page.tags() {
+                tags.extend(page_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+                _ => return Ok(tags),
             }
         }
-        points.sort_by_key(|p| std::cmp::Reverse(p.created_at));
-        Ok(points)
     }
 
     async fn advanced_dynamodb_backup(&self, region: &str) -> CloudResult<bool> {
@@ -288,6 +293,54 @@ impl BackupService for AwsCloud {
         out.backup_vault_arn().map(str::to_owned).ok_or_else(|| missing(OP, "BackupVaultArn"))
     }
 }
+impl AwsCloud {
+    /// The DynamoDB recovery points of a vault whose resource ARN `keep` accepts
+    /// (ListRecoveryPointsByBackupVault by resource type, every page), newest first.
+    async fn vault_points(
+        &self,
+        region: &str,
+        vault: &str,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> CloudResult<Vec<RecoveryPoint>> {
+        const OP: &str = "ListRecoveryPointsByBackupVault";
+        let client = self.clients(region).await.backup;
+        let mut points = Vec::new();
+        let mut pages = client
+            .list_recovery_points_by_backup_vault()
+            .backup_vault_name(vault)
+            .by_resource_type("DynamoDB")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| errors::map(OP, &e))?;
+            for p in page.recovery_points() {
+                let Some(resource) = p.resource_arn().filter(|r| keep(r)) else { continue };
+                let (Some(arn), Some(created)) =
+                    (p.recovery_point_arn(), millis(p.creation_date()))
+                else {
+                    continue;
+                };
+                points.push(RecoveryPoint {
+                    arn: arn.to_owned(),
+                    vault: vault.to_owned(),
+                    resource_arn: resource.to_owned(),
+                    created_at: created,
+                    status: p.status().map_or("UNKNOWN", |s| s.as_str()).to_owned(),
+                    size_bytes: p.backup_size_in_bytes().and_then(|b| u64::try_from(b).ok()),
+                    encryption_key_arn: p.encryption_key_arn().map(str::to_owned),
+                    backup_plan_id: p
+                        .created_by()
+                        .and_then(|c| c.backup_plan_id())
+                        .filter(|id| !id.is_empty())
+                        .map(str::to_owned),
+                });
+            }
+        }
+        points.sort_by_key(|p| std::cmp::Reverse(p.created_at));
+        Ok(points)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

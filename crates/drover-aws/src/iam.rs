@@ -16,9 +16,9 @@
 //! AWS Backup, AWS KMS, IAM). Actions that AWS does not let a policy scope to a resource
 //! (`backup:DescribeBackupJob`, `DescribeCopyJob`, `DescribeRestoreJob`,
 //! `DescribeRegionSettings`, and `ListBackupJobs`, `ListCopyJobs`, `ListRestoreJobs`, which
-//! find the job of an idempotent `Start*Job` replay that answers without its id) sit in one
-//! statement, [`UNSCOPABLE_SID`], whose resource is `*`, held to the plan's regions by
-//! `aws:RequestedRegion`.
+//! find the job of an idempotent `Start*Job` replay that answers without its id, and
+//! `dynamodb:ListTables`, which `drover sweep` reads) sit in one statement, [`UNSCOPABLE_SID`],
+//! whose resource is `*`, held to the plan's regions by `aws:RequestedRegion`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -380,6 +380,17 @@ impl Arns<'_> {
         self.plan.tables.iter().flat_map(|t| self.restored(t, failover, drill)).collect()
     }
 
+    /// The drill names of every table in the source region (`{run}` as `*`): `drover sweep`
+    /// also looks there, for drill tables left from before the plan's regions were swapped.
+    fn source_drill_names(&self) -> Vec<String> {
+        let src = self.source();
+        self.plan
+            .tables
+            .iter()
+            .map(|t| self.table(src, &self.plan.drill.table_name(&t.name, "*", src)))
+            .collect()
+    }
+
     /// `kms:ViaService` values for DynamoDB in `regions`, with the condition operator they
     /// need (`StringLike` when a partition's DNS suffix is unknown).
     fn via_dynamodb<'r>(
@@ -479,6 +490,13 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
         .when("StringEquals", "aws:ResourceTag/drover:mode", ["drill".to_owned()])
         .when("StringEquals", "aws:ResourceTag/drover:plan", [plan.name.clone()]),
     );
+    // `drover sweep` reads the tags of the plan's tables' recovery points to find a drill's
+    // (ListTags takes no resource-tag condition keys).
+    b.push(Statement::allow(
+        "ReadRecoveryPointTags",
+        &["backup:ListTags"],
+        a.all_regions().into_iter().map(|r| a.recovery_points(r)),
+    ));
 
     // Target regions: restores from the target vaults, then the restored tables.
     b.push(Statement::allow(
@@ -521,6 +539,17 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
         &["dynamodb:DeleteTable"],
         a.restored_all(false, true),
     ));
+    // `drover sweep` in the source region: drill names only (the target regions' are above).
+    b.push(Statement::allow(
+        "SweepDrillNamesInSourceRegion",
+        &[
+            "dynamodb:DeleteTable",
+            "dynamodb:DescribeTable",
+            "dynamodb:ListTagsOfResource",
+            "dynamodb:UpdateTable",
+        ],
+        a.source_drill_names(),
+    ));
 
     b.push(
         Statement::allow(
@@ -542,6 +571,8 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
                 "backup:ListBackupJobs",
                 "backup:ListCopyJobs",
                 "backup:ListRestoreJobs",
+                // `drover sweep`: the tables of each region, to find drill names.
+                "dynamodb:ListTables",
             ],
             ["*".to_owned()],
         )
@@ -877,7 +908,9 @@ drill:
         for known in [
             "backup:StartCopyJob",
             "backup:ListRecoveryPointsByBackupVault",
+            "backup:ListTags",
             "dynamodb:DescribeTable",
+            "dynamodb:ListTables",
             "dynamodb:Scan",
             "kms:DescribeKey",
         ] {

@@ -11,13 +11,14 @@
 //!   - StartCopyJob / DescribeCopyJob in the source region, with the target vault's ARN;
 //!   - StartRestoreJob / DescribeRestoreJob in the recovery point's (target) region, with the
 //!     metadata `targetTableName`, `encryptionType=KMS` and `kmsMasterKeyArn`;
-//!   - ListRecoveryPointsByBackupVault (filtered by resource type, then by table) and
-//!     DescribeBackupVault in the vault's region; DescribeRegionSettings (advanced DynamoDB
-//!     backup, required for copies);
+//!   - ListRecoveryPointsByBackupVault (filtered by resource type, then by table or not at
+//!     all), ListTags of a recovery point (paged), DeleteRecoveryPoint and DescribeBackupVault
+//!     in the vault's region; DescribeRegionSettings (advanced DynamoDB backup, required for
+//!     copies);
 //! - `jobs.rs` (AWS Backup): ListBackupJobs / ListCopyJobs / ListRestoreJobs, paged, to find
 //!   the job of an idempotent replay that answered without a job id;
-//! - `tables.rs` (DynamoDB): DescribeTable (alone: polling a table costs one call),
-//!   DescribeContinuousBackups, DescribeTimeToLive, ListTagsOfResource (paged),
+//! - `tables.rs` (DynamoDB): ListTables (paged), DescribeTable (alone: polling a table costs
+//!   one call), DescribeContinuousBackups, DescribeTimeToLive, ListTagsOfResource (paged),
 //!   UpdateContinuousBackups, UpdateTimeToLive, UpdateTable, TagResource, DeleteTable, GetItem,
 //!   PutItem, DeleteItem;
 //! - `scan.rs` (DynamoDB): parallel segmented `Scan`, with `Select=COUNT` for item counts and

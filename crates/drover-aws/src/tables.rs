@@ -1,8 +1,8 @@
-//! DynamoDB tables: describe (DescribeTable alone, so that polling a table costs one call),
-//! the settings a restore drops (DescribeContinuousBackups, DescribeTimeToLive) and tags
-//! (ListTagsOfResource, paged) read on their own, settings updates (PITR, TTL, streams,
-//! deletion protection), tags, delete, item counts and digests (by parallel scan), and single
-//! items.
+//! DynamoDB tables: the names in a region (ListTables, paged), describe (DescribeTable alone,
+//! so that polling a table costs one call), the settings a restore drops
+//! (DescribeContinuousBackups, DescribeTimeToLive) and tags (ListTagsOfResource, paged) read on
+//! their own, settings updates (PITR, TTL, streams, deletion protection), tags, delete, item
+//! counts and digests (by parallel scan), and single items.
 
 use std::collections::BTreeMap;
 
@@ -100,7 +100,20 @@ impl TableService for AwsCloud {
             },
             stream,
             deletion_protection: t.deletion_protection_enabled().unwrap_or(false),
+            created_at: t.creation_date_time().and_then(|d| d.to_millis().ok()),
         }))
+    }
+
+    async fn list_tables(&self, region: &str) -> CloudResult<Vec<String>> {
+        const OP: &str = "ListTables";
+        let ddb = self.clients(region).await.dynamodb;
+        let mut names = Vec::new();
+        let mut pages = ddb.list_tables().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| errors::map(OP, &e))?;
+            names.extend(page.table_names().iter().cloned());
+        }
+        Ok(names)
     }
 
     async fn point_in_time_recovery(&self, region: &str, name: &str) -> CloudResult<bool> {

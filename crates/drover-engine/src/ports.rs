@@ -158,6 +158,10 @@ pub struct RecoveryPoint {
     pub size_bytes: Option<u64>,
     /// Key that encrypts it.
     pub encryption_key_arn: Option<String>,
+    /// The backup plan whose rule created it (`CreatedBy.BackupPlanId`); `None` for on-demand
+    /// jobs, which are the only jobs drover starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_plan_id: Option<String>,
 }
 
 impl RecoveryPoint {
@@ -194,6 +198,22 @@ pub trait BackupService: Send + Sync {
         source_region: &str,
         table_name: &str,
     ) -> CloudResult<Vec<RecoveryPoint>>;
+    /// Every DynamoDB recovery point in a vault (ListRecoveryPointsByBackupVault by resource
+    /// type, every page), newest first, whatever table it backs up: `drover sweep` looks
+    /// through them for what abandoned drills left.
+    async fn list_vault_recovery_points(
+        &self,
+        region: &str,
+        vault: &str,
+    ) -> CloudResult<Vec<RecoveryPoint>>;
+    /// The tags of a recovery point (AWS Backup ListTags, every page). Only points fully managed
+    /// by AWS Backup (ARNs `arn:<partition>:backup:...`) have tags to read; a point that is gone
+    /// is `NotFound`.
+    async fn recovery_point_tags(
+        &self,
+        region: &str,
+        arn: &str,
+    ) -> CloudResult<BTreeMap<String, String>>;
     /// Deletes a recovery point from a vault (DeleteRecoveryPoint). Deleting is asynchronous
     /// (the point shows `DELETING` for a while); a point already gone is `NotFound`.
     async fn delete_recovery_point(&self, region: &str, vault: &str, arn: &str) -> CloudResult<()>;
@@ -256,6 +276,10 @@ pub struct TableInfo {
     pub stream: Option<String>,
     /// Deletion protection enabled.
     pub deletion_protection: bool,
+    /// When the table was created (`CreationDateTime`; for a restored table, when its restore
+    /// created it), when the service says.
+    #[serde(default)]
+    pub created_at: Option<Millis>,
 }
 
 impl TableInfo {
@@ -313,6 +337,8 @@ pub type Item = BTreeMap<String, Value>;
 /// DynamoDB: tables and the few item operations validation needs.
 #[async_trait]
 pub trait TableService: Send + Sync {
+    /// The names of every table in the region, in any state (ListTables, every page).
+    async fn list_tables(&self, region: &str) -> CloudResult<Vec<String>>;
     /// Describes a table (DescribeTable alone); `None` when it does not exist.
     async fn describe_table(&self, region: &str, name: &str) -> CloudResult<Option<TableInfo>>;
     /// Whether point-in-time recovery is enabled (DescribeContinuousBackups).

@@ -1,5 +1,7 @@
 //! AWS Backup ([`BackupService`]): backup, copy and restore jobs (their effects are in
-//! [`crate::jobs`]), recovery points, vaults and region settings.
+//! [`crate::jobs`]), recovery points (with their tags), vaults and region settings.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use drover_engine::ErrorKind;
@@ -49,6 +51,15 @@ impl BackupService for SimCloud {
             } else {
                 format!("{}/backup/{:014}-{}", t.arn, now, &point_id[..8])
             };
+            // "AWS Backup copies tags from the resources it protects to your recovery points
+            // ... Tags that are assigned during backup have priority"; DynamoDB backups carry
+            // tags only with advanced DynamoDB backup (AWS Backup developer guide, tags on
+            // backups).
+            let mut tags = BTreeMap::new();
+            if advanced {
+                tags.clone_from(&t.tags);
+                tags.extend(req.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
             let point = Point {
                 arn,
                 vault: req.vault.clone(),
@@ -60,6 +71,7 @@ impl BackupService for SimCloud {
                 schema: t.schema.clone(),
                 items,
                 deleting_until: None,
+                tags,
             };
             let resource = Some(t.arn.clone());
             for _ in 0..missed {
@@ -163,33 +175,44 @@ impl BackupService for SimCloud {
         source_region: &str,
         table_name: &str,
     ) -> CloudResult<Vec<RecoveryPoint>> {
-        const OP: &str = "ListRecoveryPointsByBackupVault";
+        let suffix = format!(":table/{table_name}");
+        let region_part = format!(":dynamodb:{source_region}:");
+        self.vault_points(region, vault, |resource| {
+            resource.ends_with(&suffix) && resource.contains(&region_part)
+        })
+        .await
+    }
+
+    async fn list_vault_recovery_points(
+        &self,
+        region: &str,
+        vault: &str,
+    ) -> CloudResult<Vec<RecoveryPoint>> {
+        self.vault_points(region, vault, |_| true).await
+    }
+
+    async fn recovery_point_tags(
+        &self,
+        region: &str,
+        arn: &str,
+    ) -> CloudResult<BTreeMap<String, String>> {
+        const OP: &str = "ListTags";
         self.op(OP, region, |w, _| {
+            // "ListTags only works for resource types that support full AWS Backup management"
+            // (ARNs that begin arn:aws:backup; AWS Backup API reference, ListTags).
+            if !arn.starts_with("arn:aws:backup:") {
+                return Err(err(
+                    ErrorKind::Fatal,
+                    OP,
+                    format!(
+                        "InvalidParameterValueException: {arn} is not a resource fully managed by AWS Backup"
+                    ),
+                ));
+            }
             let r = w.region(OP, region)?;
-            let v = r.vaults.get(vault).ok_or_else(|| {
-                err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
-            })?;
-            let suffix = format!(":table/{table_name}");
-            let mut points: Vec<RecoveryPoint> = v
-                .points
-                .values()
-                .filter(|p| {
-                    p.resource_arn.ends_with(&suffix)
-                        && p.resource_arn.contains(&format!(":dynamodb:{source_region}:"))
-                })
-                .map(|p| RecoveryPoint {
-                    arn: p.arn.clone(),
-                    vault: vault.to_owned(),
-                    resource_arn: p.resource_arn.clone(),
-                    created_at: p.created_at,
-                    status: if p.deleting_until.is_some() { "DELETING" } else { "COMPLETED" }
-                        .to_owned(),
-                    size_bytes: Some(p.size),
-                    encryption_key_arn: p.key_arn.clone(),
-                })
-                .collect();
-            points.sort_by_key(|p| std::cmp::Reverse(p.created_at));
-            Ok(points)
+            r.vaults.values().find_map(|v| v.points.get(arn)).map(|p| p.tags.clone()).ok_or_else(
+                || err(ErrorKind::NotFound, OP, format!("Recovery point {arn} does not exist")),
+            )
         })
         .await
     }
@@ -253,6 +276,42 @@ impl BackupService for SimCloud {
 }
 
 impl SimCloud {
+    /// The recovery points of a vault whose resource ARN `keep` accepts
+    /// (ListRecoveryPointsByBackupVault), newest first.
+    async fn vault_points(
+        &self,
+        region: &str,
+        vault: &str,
+        keep: impl Fn(&str) -> bool + Send,
+    ) -> CloudResult<Vec<RecoveryPoint>> {
+        const OP: &str = "ListRecoveryPointsByBackupVault";
+        self.op(OP, region, |w, _| {
+            let r = w.region(OP, region)?;
+            let v = r.vaults.get(vault).ok_or_else(|| {
+                err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
+            })?;
+            let mut points: Vec<RecoveryPoint> = v
+                .points
+                .values()
+                .filter(|p| keep(&p.resource_arn))
+                .map(|p| RecoveryPoint {
+                    arn: p.arn.clone(),
+                    vault: vault.to_owned(),
+                    resource_arn: p.resource_arn.clone(),
+                    created_at: p.created_at,
+                    status: if p.deleting_until.is_some() { "DELETING" } else { "COMPLETED" }
+                        .to_owned(),
+                    size_bytes: Some(p.size),
+                    encryption_key_arn: p.key_arn.clone(),
+                    backup_plan_id: None,
+                })
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.created_at));
+            Ok(points)
+        })
+        .await
+    }
+
     /// Whether advanced DynamoDB backup is on in the region (DescribeRegionSettings).
     async fn describe_settings(&self, region: &str) -> CloudResult<bool> {
         const OP: &str = "DescribeRegionSettings";

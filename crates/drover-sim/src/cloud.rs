@@ -203,6 +203,7 @@ impl SimCloud {
                     busy_until: None,
                     deleting_until: None,
                     realism: TableRealism::created(now),
+                    created_at: Some(now),
                 },
             );
         });
@@ -302,6 +303,7 @@ impl SimCloud {
                         schema: source.schema.clone(),
                         items: source.items.clone(),
                         deleting_until: None,
+                        tags: BTreeMap::new(),
                     },
                 );
             }

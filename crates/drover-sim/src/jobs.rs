@@ -233,6 +233,7 @@ impl World {
                         busy_until: None,
                         deleting_until: None,
                         realism: restored,
+                        created_at: Some(at),
                     },
                 );
                 *self.tables_restored.entry(format!("{region}/{table}")).or_default() += 1;

@@ -1,6 +1,6 @@
-//! DynamoDB ([`TableService`]): DescribeTable, table updates (PITR, TTL, streams, deletion
-//! protection, tags), deletes, scans (counts and digests, which take the model's scan time)
-//! and item reads and writes.
+//! DynamoDB ([`TableService`]): ListTables, DescribeTable, table updates (PITR, TTL, streams,
+//! deletion protection, tags), deletes, scans (counts and digests, which take the model's scan
+//! time) and item reads and writes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,6 +41,7 @@ fn table_info(t: &SimTable, now: Millis) -> TableInfo {
         read_capacity_units: None,
         stream: t.settings.stream.clone(),
         deletion_protection: t.settings.deletion_protection,
+        created_at: t.created_at,
     }
 }
 
@@ -104,6 +105,11 @@ fn updating(w: &mut World, region: &str, name: &str, now: Millis) {
 
 #[async_trait]
 impl TableService for SimCloud {
+    async fn list_tables(&self, region: &str) -> CloudResult<Vec<String>> {
+        const OP: &str = "ListTables";
+        self.op(OP, region, |w, _| Ok(w.region(OP, region)?.tables.keys().cloned().collect())).await
+    }
+
     async fn describe_table(&self, region: &str, name: &str) -> CloudResult<Option<TableInfo>> {
         self.op("DescribeTable", region, |w, now| {
             let r = w.region("DescribeTable", region)?;

@@ -34,6 +34,10 @@ pub(crate) struct SimTable {
     /// writes).
     #[serde(default, skip_serializing_if = "TableRealism::is_empty")]
     pub(crate) realism: TableRealism,
+    /// When it was created (DescribeTable's `CreationDateTime`); `None` in worlds saved before
+    /// the simulator kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) created_at: Option<Millis>,
 }
 
 impl SimTable {
@@ -58,6 +62,11 @@ pub(crate) struct Point {
     /// DELETING until then, then gone ([`Realism::point_delete_ms`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) deleting_until: Option<Millis>,
+    /// Its tags (AWS Backup ListTags): a backup's are the table's and the job's
+    /// `RecoveryPointTags`; a copy keeps its source's. Empty in worlds saved before the
+    /// simulator kept them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) tags: BTreeMap<String, String>,
 }
 
 /// An AWS Backup vault and its recovery points, by ARN.
