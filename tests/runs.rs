@@ -288,6 +288,8 @@ fn kept_drill_tables_are_torn_down_later() {
     assert_eq!(down.code, 0, "{}", down.transcript());
     let tables = world(dir.path(), id)["regions"]["us-west-2"]["tables"].as_object().unwrap().len();
     assert_eq!(tables, 0);
+    // The run had ended before its teardown: it ends again (not left unfinished).
+    assert_eq!(status_json(dir.path(), id)["state"], "succeeded");
 }
 
 #[test]

@@ -113,9 +113,14 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
                 crate::steps::delete_source_points(&shared).await?;
             }
         }
-        // A teardown-only pass leaves the run's outcome as it was.
         if !shared.settings.teardown_only {
             shared.record_run(RunEvent::Finished { success: outcome == Outcome::Succeeded })?;
+        } else if let Some(success) = ended(&shared.state()) {
+            // A teardown-only pass leaves the run's outcome as it was: a run that had ended
+            // (every step besides teardown finished) ends again, now with its teardown; an
+            // interrupted run stays unfinished, for `resume`. (`teardown-requested` makes it
+            // unfinished meanwhile, so that `drover sweep` keeps off it.)
+            shared.record_run(RunEvent::Finished { success })?;
         }
     }
     let peak_concurrency = shared
@@ -124,6 +129,16 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
         .map(|((region, class), n)| (format!("{region} {}", class_name(class)), n))
         .collect();
     Ok(Report { outcome, state: shared.state(), peak_concurrency })
+}
+
+/// Whether a run had ended before a teardown-only pass (every step besides teardown is
+/// succeeded, failed or blocked), and if so whether every step, teardown included, succeeded.
+fn ended(state: &crate::state::RunState) -> Option<bool> {
+    let mut others = state.steps.iter().filter(|(k, _)| k.kind != StepKind::Teardown).peekable();
+    others.peek()?;
+    others.all(|(_, s)| s.phase.is_terminal()).then(|| {
+        state.steps.values().all(|s| matches!(s.phase, crate::state::Phase::Succeeded { .. }))
+    })
 }
 
 async fn schedule(

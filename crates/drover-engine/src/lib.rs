@@ -14,7 +14,8 @@
 //! - [`observer`]: watching a run;
 //! - [`run`]: run ids and the state directory;
 //! - [`preflight`]: read-only checks before a run, and failover readiness;
-//! - [`report`]: reports of a run (JSON, Markdown, JUnit, HTML).
+//! - [`report`]: reports of a run (JSON, Markdown, JUnit, HTML);
+//! - [`sweep`]: what abandoned drills left behind (`drover sweep`), found by ownership tags.
 
 pub mod clock;
 mod context;
@@ -31,6 +32,7 @@ pub mod report;
 pub mod run;
 pub mod state;
 mod steps;
+pub mod sweep;
 
 pub use clock::{Clock, ScaledClock, SystemClock};
 pub use engine::{Execution, Outcome, Report, execute};

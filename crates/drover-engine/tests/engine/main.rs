@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 mod faults;
 mod props;
 mod realism;
+mod sweep;
 
 const T0: Millis = 1_795_000_000_000;
 const RUN_ID: &str = "test-20261124t000000z-0123abcd";
