@@ -14,6 +14,7 @@ mod faults;
 mod iam;
 mod report;
 mod runs;
+mod sweep;
 
 #[test]
 fn no_forgotten_test_files() {

@@ -45,6 +45,10 @@ pub(crate) enum Command {
     Report(ReportArgs),
     /// Delete a drill's tables (only those the run created and tagged)
     Teardown(TeardownArgs),
+    /// Delete what abandoned drills of a plan left behind: drill tables and drill recovery
+    /// points carrying the plan's ownership tags whose run is finished, failed or unknown to the
+    /// state directory (lists them first; asks, or --yes)
+    Sweep(SweepArgs),
     /// Back up every table now and copy it to every target vault (journaled, resumable)
     Backup(RunArgs),
     /// List the recovery points of each table in the source and target vaults
@@ -378,6 +382,40 @@ pub(crate) struct TeardownArgs {
     pub(crate) aws: AwsArgs,
     #[command(flatten)]
     pub(crate) state: StateArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SweepArgs {
+    /// Plan file
+    #[arg(value_name = "PLAN")]
+    pub(crate) plan: PathBuf,
+    /// Keep anything younger than this (table or recovery point creation time), e.g. 12h, 0s
+    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_older_than)]
+    pub(crate) older_than: u64,
+    /// Only list what would be deleted and what is spared
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Delete without asking
+    #[arg(long, conflicts_with = "dry_run")]
+    pub(crate) yes: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub(crate) format: StatusFormat,
+    /// Where to look: AWS, or the simulated worlds the state directory's `--cloud sim` runs of
+    /// the plan left (`runs/<id>/sim.json`)
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
+}
+
+/// `--older-than`: a plan duration (`1d`, `12h30m`), or zero (`0s`, `0`): in milliseconds.
+fn parse_older_than(s: &str) -> Result<u64, String> {
+    let zero = s.bytes().all(|b| b == b'0' || b"smhd".contains(&b)) && s.contains('0');
+    if zero {
+        return Ok(0);
+    }
+    u64::try_from(drover_plan::parse_duration(s)?.as_millis()).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Args)]

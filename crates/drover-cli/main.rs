@@ -16,6 +16,7 @@ mod progress;
 mod run_cmd;
 mod status;
 mod support;
+mod sweep;
 mod validate;
 
 use std::process::ExitCode;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Command::Failover(args) => run_cmd::failover(args, log),
         Command::Resume(args) => run_cmd::resume(args, log),
         Command::Teardown(args) => run_cmd::teardown(args, log),
+        Command::Sweep(args) => sweep::run(args),
         Command::Status(args) => status::status(args),
         Command::Runs(args) => status::runs(args),
         Command::Report(args) => status::report(args),
