@@ -151,6 +151,9 @@ async fn contract(c: &Cloud) {
     let source_count = c.tables.count_items(SRC, "orders", &ScanOptions::unpaced(4)).await.unwrap();
     assert_eq!(source_count, 31);
     assert!(c.backup.advanced_dynamodb_backup(SRC).await.unwrap());
+    // Every table of a region, with its creation time.
+    assert!(c.tables.list_tables(SRC).await.unwrap().contains(&"orders".to_owned()));
+    assert!(source.created_at.is_some(), "{source:?}");
 
     // Vaults.
     let dst_vault = c.backup.vault_arn(DST, "dr-vault").await.unwrap();
@@ -217,6 +220,13 @@ async fn contract(c: &Cloud) {
             .unwrap()
             .is_empty()
     );
+    // A whole vault's points: the copy, on demand (no backup plan made it).
+    let vault = c.backup.list_vault_recovery_points(DST, "dr-vault").await.unwrap();
+    let listed = vault.iter().find(|p| p.arn == copied).expect("the copy is in the vault's list");
+    assert_eq!(
+        (listed.resource_arn.as_str(), listed.backup_plan_id.as_deref()),
+        (source.arn.as_str(), None)
+    );
 
     // Restore: a new table with the items, encrypted with the requested key.
     let restore = RestoreRequest {
@@ -238,6 +248,8 @@ async fn contract(c: &Cloud) {
     );
     let restored = ready(c, DST, "orders-restored").await;
     assert_eq!(restored.kms_key_arn.as_deref(), Some(c.target_key.as_str()));
+    assert!(restored.created_at.is_some(), "{restored:?}");
+    assert!(c.tables.list_tables(DST).await.unwrap().contains(&"orders-restored".to_owned()));
     // A restore drops settings and tags.
     assert!(restored.stream.is_none() && !restored.deletion_protection);
     assert!(!c.tables.point_in_time_recovery(DST, "orders-restored").await.unwrap());
