@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::aws::{DST, SRC, setup};
 use crate::common::drover;
 use crate::snapshot;
 
@@ -133,4 +134,41 @@ fn bad_sweep_flags_are_usage_errors_and_an_empty_state_directory_sweeps_nothing(
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(run.stdout.contains("nothing found"), "{}", run.stdout);
     assert!(run.stderr.contains("no simulated world to sweep"), "{}", run.stderr);
+}
+
+/// A kept drill on the emulator in realism mode (tags shown late, tables and points DELETING a
+/// while, lists in pages of two, passing faults), then `sweep --older-than 0s --yes`: no drill
+/// table and no drill recovery point is left, the decoy table with a drill-like name stays, and
+/// a second sweep finds nothing to delete.
+#[test]
+fn a_kept_drill_on_the_emulator_is_swept_and_the_decoy_stays() {
+    let s = setup(0.3);
+    let plan = s.plan.to_str().unwrap();
+    let state = s.state();
+    let id = "emu-20261124t000000z-5eee0002";
+    let drill = s.cloud_cli(&["drill", plan, "--keep", "--run-id", id, "--state-dir", &state]);
+    assert_eq!(drill.code, 0, "{}\n{}", drill.transcript(), s.emu.log());
+    let before = s.inspect();
+    assert_eq!(before[DST]["tables"].as_object().unwrap().len(), 6, "5 drill tables and the decoy");
+
+    let swept = s.cloud_cli(&["sweep", plan, "--older-than", "0s", "--yes", "--state-dir", &state]);
+    assert_eq!(swept.code, 0, "{}\n{}", swept.transcript(), s.emu.log());
+    assert!(
+        swept.stdout.lines().any(|l| l.starts_with("spare")
+            && l.contains("orders-drill-decoy000")
+            && l.contains("lacks drover's ownership tags")),
+        "{}",
+        swept.stdout
+    );
+    let deleted = swept.stdout.lines().filter(|l| l.starts_with("deleted")).count();
+    assert_eq!(deleted, 15, "5 drill tables, 5 source points, 5 copies:\n{}", swept.stdout);
+    let world = s.inspect();
+    let left: Vec<&String> = world[DST]["tables"].as_object().unwrap().keys().collect();
+    assert_eq!(left, ["orders-drill-decoy000"], "no drill table left, the decoy kept");
+    assert_eq!(world[SRC]["tables"].as_object().unwrap().len(), 5, "the source is untouched");
+    assert_eq!(s.points_left(), json!({}), "no drill recovery point left");
+
+    let again = s.cloud_cli(&["sweep", plan, "--older-than", "0s", "--state-dir", &state]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(!again.stdout.lines().any(|l| l.starts_with("delete")), "{}", again.stdout);
 }

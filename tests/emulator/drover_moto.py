@@ -996,6 +996,14 @@ class DroverBackupResponse(BackupResponse):
                           "NextToken": f"{page[-1].creation_date!r}:{page[-1].backup_vault_name}"
                           if len(vaults) > size else None})
 
+    def list_tags(self):
+        """ListTags (`GET /tags/{resourceArn}/`). moto reads the ARN as the path's second-last
+        segment, which holds only with the trailing slash: the Rust SDK sends none, and got the
+        tags of a resource called `tags`. Read the ARN after `/tags/` instead."""
+        path = urllib.parse.urlsplit(self.path).path
+        arn = urllib.parse.unquote(path.split("/tags/", 1)[1].rstrip("/"))
+        return json.dumps({"Tags": self.backup_backend.list_tags(resource_arn=arn)})
+
     def describe_backup_vault(self):
         # moto's own version omits NumberOfRecoveryPoints (attribute name mismatch)
         vault = self.backup_backend.describe_backup_vault(self.path.split("/")[-1])
