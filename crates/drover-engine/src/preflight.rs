@@ -8,6 +8,7 @@ use std::time::Duration;
 use drover_plan::{Mode, Plan, format_duration};
 use serde::Serialize;
 
+use crate::policy::RetryPolicy;
 use crate::ports::Ports;
 use crate::ports::{CloudResult, Millis, RecoveryPoint};
 
@@ -64,24 +65,19 @@ fn fail(
     Finding { check, subject, status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
 }
 
-/// Retries throttling and transient errors a few times with backoff: a check should not fail
-/// because the API was busy.
-async fn patient<T, F, Fut>(ports: &Ports, mut op: F) -> CloudResult<T>
+/// How preflight retries a read: a few times over about 45 seconds, then it reports.
+const PATIENCE: RetryPolicy = RetryPolicy {
+    initial: Duration::from_millis(500),
+    max: Duration::from_secs(10),
+    give_up_after: Duration::from_secs(45),
+};
+
+async fn patient<T, F, Fut>(ports: &Ports, op: F) -> CloudResult<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = CloudResult<T>>,
 {
-    let mut wait = Duration::from_millis(500);
-    for _ in 0..8 {
-        match op().await {
-            Err(e) if e.kind.is_retryable() => {
-                ports.clock.sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-            result => return result,
-        }
-    }
-    op().await
+    crate::retry::patiently(ports, &PATIENCE, op).await
 }
 
 fn age(now: Millis, then: Millis) -> Duration {

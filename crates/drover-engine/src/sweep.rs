@@ -24,7 +24,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,6 +33,7 @@ use serde::Serialize;
 use crate::error::{CloudError, ErrorKind};
 use crate::policy::{PollPolicy, RetryPolicy};
 use crate::ports::{CloudResult, Millis, Ports};
+use crate::retry::patiently as patient;
 use crate::steps::{MODE_TAG, PLAN_TAG, RUN_TAG};
 
 /// How a sweep behaves.
@@ -610,38 +610,6 @@ fn verdict(
             (Reason::Younger, format!("younger than {}", older_than_text(older_than)))
         }
         _ => qualifying,
-    }
-}
-
-/// Calls `op`, retrying throttling and passing faults with exponential backoff for at most
-/// `retry.give_up_after`.
-async fn patient<T, F, Fut>(ports: &Ports, retry: &RetryPolicy, mut op: F) -> CloudResult<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = CloudResult<T>>,
-{
-    let started = ports.clock.monotonic();
-    let mut wait = retry.initial;
-    loop {
-        match op().await {
-            Err(e) if e.kind.is_retryable() => {
-                let waited = ports.clock.monotonic().saturating_sub(started);
-                if waited >= retry.give_up_after {
-                    return Err(CloudError::new(
-                        e.kind,
-                        e.op.clone(),
-                        format!(
-                            "{} (still failing after {}s of retries)",
-                            e.message,
-                            waited.as_secs()
-                        ),
-                    ));
-                }
-                ports.clock.sleep(wait).await;
-                wait = (wait * 2).min(retry.max);
-            }
-            result => return result,
-        }
     }
 }
 
