@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from http import HTTPStatus
 
