@@ -20,6 +20,7 @@ restarted server carries on where it stopped, as AWS does. See README.md in this
 import argparse
 import copy
 import copyreg
+import io
 import json
 import math
 import os
@@ -39,9 +40,11 @@ from moto.backup.responses import BackupResponse
 from moto.core.base_backend import BackendDict
 from moto.core.exceptions import JsonRESTError
 from moto.core.request import Request
+from moto.core.responses import BaseResponse
 from moto.core.routing import get_service_router
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Table
+from moto.iam.models import get_account_id_from
 from moto.kms.models import kms_backends
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -1092,6 +1095,8 @@ def _control(environ, start_response):
         body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
         if not isinstance(body, dict):
             raise ValueError("body must be a JSON object")
+        if path == "/_drover/calls" and method == "GET":
+            return _json_response(start_response, "200 OK", CALL_LOG.describe())
         if path == "/_drover/config" and method == "GET":
             pass
         elif path == "/_drover/config" and method == "POST":
@@ -1147,6 +1152,7 @@ def _control(environ, start_response):
                                         "delay": delay})
         elif path == "/_drover/reset" and method == "POST":
             CONTROL.reset()
+            CALL_LOG.reset()
             moto = body.get("moto", True)
             REALISM.reset(clear_state=moto)  # the launch-time realism settings, RNG reseeded
             if moto:
@@ -1157,6 +1163,86 @@ def _control(environ, start_response):
     except (ValueError, TypeError) as e:
         return _json_response(start_response, "400 Bad Request", {"error": str(e)})
     return _json_response(start_response, "200 OK", CONTROL.describe())
+
+
+class CallLog:
+    """The AWS calls answered since the launch or the last POST /_drover/reset, by
+    `service:Operation` and by account (GET /_drover/calls); a call answered with a fault
+    (injected, realism's, or the 503 of a stopping server) counts, and also counts under
+    `faulted`. Kept under LOCK; saved with --state-file."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.by_operation, self.faulted, self.by_account = {}, {}, {}
+
+    def record(self, account, name, faulted=False):
+        with LOCK:
+            self.by_operation[name] = self.by_operation.get(name, 0) + 1
+            ops = self.by_account.setdefault(account, {})
+            ops[name] = ops.get(name, 0) + 1
+            if faulted:
+                self.faulted[name] = self.faulted.get(name, 0) + 1
+
+    def describe(self):
+        with LOCK:
+            return {"total": sum(self.by_operation.values()), "by_operation": dict(sorted(self.by_operation.items())),
+                    "faulted_total": sum(self.faulted.values()), "faulted": dict(sorted(self.faulted.items())),
+                    "by_account": {a: dict(sorted(ops.items())) for a, ops in sorted(self.by_account.items())}}
+
+
+CALL_LOG = CallLog()
+
+
+def _form_body(environ):
+    """The parameters of a form-encoded (query protocol: STS, IAM) request body, leaving the body
+    readable again for moto."""
+    if not environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        return {}
+    data = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"] = io.BytesIO(data)
+    return urllib.parse.parse_qs(data.decode("utf-8", "replace"))
+
+
+def _call_name(environ, service, op):
+    """`service:Operation` of an AWS call, for the call log: `_operation`'s, else the
+    X-Amz-Target's (JSON protocols: KMS, ...) or the Action parameter's (query protocol);
+    `?` for what cannot be told."""
+    if op is None:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            op = target.split(".")[-1]
+        else:
+            action = (urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+                      or _form_body(environ).get("Action"))
+            op = action[0] if action else None
+    return f"{service or '?'}:{op or '?'}"
+
+
+def _account(environ):
+    """The account moto 5.2.5 serves a call as (BaseResponse.get_current_account): MOTO_ACCOUNT_ID,
+    else the x-moto-account-id header, else the account of the SigV4 access key
+    (moto.iam.models.get_account_id_from: keys made by IAM CreateAccessKey or STS AssumeRole map
+    to their account; any other key, to the default 123456789012)."""
+    if "MOTO_ACCOUNT_ID" in os.environ:
+        return os.environ["MOTO_ACCOUNT_ID"]
+    if environ.get("HTTP_X_MOTO_ACCOUNT_ID"):
+        return environ["HTTP_X_MOTO_ACCOUNT_ID"]
+    m = BaseResponse.access_key_regex.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if m:
+        key = m.group(1)
+    else:
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        key = (query.get("AWSAccessKeyId") or _form_body(environ).get("AWSAccessKeyId") or ["AKIAEXAMPLE"])[0]
+    return get_account_id_from(key)
+
+
+def _log_call(environ, service, op, faulted=False):
+    """Counts an AWS call (never /_drover/ or moto's own /moto-api/) in CALL_LOG."""
+    path = environ.get("PATH_INFO", "")
+    if not path.startswith(("/_drover/", "/moto-api")):
+        CALL_LOG.record(_account(environ), _call_name(environ, service, op), faulted)
 
 
 class Calls:
@@ -1197,7 +1283,9 @@ def build_app():
 
     def app(environ, start_response):
         if not CALLS.enter():
-            return _fault_response(environ, start_response, _operation(environ)[0], STOPPING)
+            service, op = _operation(environ)
+            _log_call(environ, service, op, faulted=True)
+            return _fault_response(environ, start_response, service, STOPPING)
         try:
             return serve(environ, start_response)
         finally:
@@ -1210,8 +1298,10 @@ def build_app():
             service, op = _operation(environ)
             fault = CONTROL.take_call_fault(service, op) if op else None
             if fault and "delay" not in fault:
+                _log_call(environ, service, op, faulted=True)
                 return _fault_response(environ, start_response, service, fault)
             passing = realism.ServersFault.draw(REALISM, service) if not fault else None
+            _log_call(environ, service, op, faulted=bool(passing))
             if passing:
                 return _realism_fault_response(environ, start_response, service, passing)
         if fault:
@@ -1255,7 +1345,7 @@ def save_state(path):
     with LOCK:
         data = pickle.dumps({"backends": {k: dict(v) for k, v in STATE_BACKENDS.items()},
                              "pending": PENDING, "control": CONTROL.__dict__, "realism": REALISM.__dict__,
-                             "seq": SEQ},
+                             "seq": SEQ, "calls": CALL_LOG.__dict__},
                             protocol=pickle.HIGHEST_PROTOCOL)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as fh:
@@ -1276,6 +1366,7 @@ def load_state(path):
         CONTROL.__dict__.update(data["control"])
         REALISM.__dict__.update(data.get("realism") or {})
         SEQ.update(data.get("seq") or {})
+        CALL_LOG.__dict__.update(data.get("calls") or {})
 
 
 def main(argv=None):

@@ -4,6 +4,7 @@
 //! cargo run --release -p drover-bench                 # everything on the simulator
 //! cargo run --release -p drover-bench -- --quick      # 10- and 100-table plans only
 //! cargo run --release -p drover-bench -- --emulator   # also validation throughput on the emulator
+//! cargo run --release -p drover-bench -- --realism    # only: API calls of a real drill on the emulator
 //! ```
 //!
 //! Generated plans (chain, wide, diamond lattice, random DAG) of 10, 100 and 1,000 tables with
@@ -12,6 +13,10 @@
 //! the critical path and the quota bound, from the jobs' true durations), a one-table-at-a-time
 //! script and a barrier-per-wave run on the same durations, the detection lag, the calls spent,
 //! and the RTO estimate's error.
+//!
+//! `--realism` (`[--seed N] [--job-seconds S]`) runs only the section of `realism.rs`: a
+//! seven-table `drover drill` through the release binary against the emulator, in its realism
+//! mode and then without it, counted by the emulator's call log (`GET /_drover/calls`).
 
 #![allow(
     clippy::print_stdout,
@@ -31,6 +36,8 @@ use drover_engine::state::{Limits, RunState, StepKey};
 use drover_plan::{Mode, Plan, StepKind};
 use drover_sim::estimate::{Sizes, estimate, simulate_with};
 use drover_sim::{DurationModel, JobKind, SimCloud};
+
+mod realism;
 
 struct Rng(u64);
 
@@ -515,6 +522,17 @@ fn main() {
         "# drover benchmark ({} cores)\n",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
+    if has("--realism") {
+        println!("## AWS realism: API calls per table and polls per job\n");
+        match realism::run(&realism::Options::from_args(&args)) {
+            Ok(tables) => println!("{tables}"),
+            Err(e) => {
+                println!("not measured: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let sizes: &[usize] = if has("--quick") { &[10, 100] } else { &[10, 100, 1000] };
     schedule_suite(sizes);
     one_hour_job();
