@@ -514,6 +514,24 @@ fn decide(
     item.why = why;
 }
 
+/// Decides again, right before deleting, with what was just read: whether the item still
+/// qualifies (when it no longer does, its `why` says it was found when read again).
+fn decided_again(
+    plan: &str,
+    item: &mut Item,
+    now: Millis,
+    older_than: Duration,
+    state_dir: &str,
+    runs: &dyn Fn(&str) -> Option<RunInfo>,
+) -> bool {
+    decide(plan, item, now, older_than, state_dir, runs);
+    if item.action != Action::Delete {
+        item.why.push_str(" (found when read again before deleting)");
+        return false;
+    }
+    true
+}
+
 fn verdict(
     plan: &str,
     item: &mut Item,
@@ -829,16 +847,14 @@ pub async fn delete(
                             continue;
                         }
                     }
-                    decide(
+                    if !decided_again(
                         &plan.name,
                         item,
                         ports.clock.now(),
                         opts.older_than,
                         &state_dir_text,
                         &runs,
-                    );
-                    if item.action != Action::Delete {
-                        item.why.push_str(" (found when read again before deleting)");
+                    ) {
                         continue;
                     }
                     if let Err(e) =
@@ -851,16 +867,14 @@ pub async fn delete(
                 deleting_tables.push(i);
             }
             Kind::RecoveryPoint => {
-                decide(
+                if !decided_again(
                     &plan.name,
                     item,
                     ports.clock.now(),
                     opts.older_than,
                     &state_dir_text,
                     &runs,
-                );
-                if item.action != Action::Delete {
-                    item.why.push_str(" (found when read again before deleting)");
+                ) {
                     continue;
                 }
                 let region = item.region.clone();
