@@ -106,8 +106,11 @@ fn a_kept_sim_drill_is_listed_refused_without_yes_and_swept_with_it() {
     let w = world(dir.path(), RUN);
     assert_eq!(w["regions"]["us-west-2"]["tables"], json!({}), "no drill table left");
     assert_eq!(w["regions"]["us-east-1"]["tables"].as_object().unwrap().len(), 4, "source kept");
+    // Deleting a recovery point is asynchronous: a point may still be DELETING in the saved
+    // world (the simulator ends the state at its next call), never left as it was.
     for (region, vault) in [("us-east-1", "prod-vault"), ("us-west-2", "dr-usw2")] {
-        assert_eq!(w["regions"][region]["vaults"][vault]["points"], json!({}), "{region}");
+        let points = w["regions"][region]["vaults"][vault]["points"].as_object().unwrap();
+        assert!(points.values().all(|p| p["deleting_until"].is_number()), "{region}: {points:?}");
     }
 
     let again = sweep(&["--older-than", "0s", "--yes", "--format", "json"]);
