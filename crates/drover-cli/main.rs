@@ -74,9 +74,11 @@ fn init_logging(format: LogFormat, command: &Command) {
     let live = runs && format == LogFormat::Text && std::io::stderr().is_terminal();
     let default = if runs && !live { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(progress::log_writer);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.with_target(false).with_ansi(false).try_init(),
+        // No wall-clock time: a simulated run's lines are the same from run to run.
+        LogFormat::Text => builder.with_target(false).with_ansi(false).without_time().try_init(),
     };
 }

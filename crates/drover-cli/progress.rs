@@ -1,115 +1,151 @@
-//! Run progress: a live table on a terminal, plain log lines otherwise.
+//! Run progress, watched from the engine's journaled transitions (`Observer`):
+//!
+//! - on a terminal (`--log-format text`), a live display ([`live`]): a bar per target of
+//!   tables validated with the time left, steps in flight by class of work, the critical
+//!   path's current step, failures as they happen;
+//! - otherwise plain lines ([`text`]), one per meaningful event, with no wall-clock time;
+//! - with `--log-format json`, `tracing` events (one JSON line each).
+//!
+//! What they show is computed in [`tally`], from the plan's step graph, the estimator's
+//! expected step durations and the run's state (whose journal times are simulated time on the
+//! simulator).
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+mod live;
+mod tally;
+mod text;
 
-use drover_engine::state::{Phase, RunState, StepEvent, StepKey};
-use drover_engine::{CloudError, Observer};
+use std::io::IsTerminal as _;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// Redraws a status block on stderr (terminal), or logs each transition (`tracing`).
+use drover_engine::state::{RunState, StepEvent, StepKey};
+use drover_engine::{CloudError, Observer, Settings};
+use drover_plan::Plan;
+use indicatif::MultiProgress;
+
+use crate::args::LogFormat;
+use crate::output;
+
+/// Watches a run and shows it on stderr.
 pub(crate) struct Progress {
-    live: bool,
-    inner: Mutex<Live>,
+    tally: tally::Tally,
+    view: View,
+    /// Cloud calls retried so far.
+    retries: AtomicU64,
 }
 
-struct Live {
-    lines: usize,
-    last_draw: Option<Instant>,
-    started: Instant,
-    /// (table, target) -> (current step, phase).
-    rows: BTreeMap<(String, String), (String, &'static str)>,
+enum View {
+    Live(live::Live),
+    Lines(text::Lines),
+    Tracing,
 }
+
+/// The live display, once there is one: log lines are printed above it ([`log_writer`]).
+static LIVE: OnceLock<MultiProgress> = OnceLock::new();
 
 impl Progress {
-    pub(crate) fn new(live: bool) -> Progress {
-        Progress {
-            live,
-            #[allow(clippy::disallowed_methods)]
-            inner: Mutex::new(Live {
-                lines: 0,
-                last_draw: None,
-                started: Instant::now(),
-                rows: BTreeMap::new(),
-            }),
-        }
+    /// The display for `log` and stderr: live on a terminal, plain lines elsewhere, `tracing`
+    /// events in JSON. `state` is the run as it starts (or resumes); `settings` are the run's
+    /// (expected step durations, teardown only).
+    pub(crate) fn new(
+        log: LogFormat,
+        plan: &Plan,
+        state: &RunState,
+        settings: &Settings,
+    ) -> Progress {
+        let tally =
+            tally::Tally::new(plan, state, settings.expected_ms.as_deref(), settings.teardown_only);
+        let view = match log {
+            LogFormat::Json => View::Tracing,
+            LogFormat::Text if std::io::stderr().is_terminal() => {
+                let live = live::Live::new(&tally, state);
+                let _ = LIVE.set(live.multi().clone());
+                live.update(&tally, state, 0);
+                View::Live(live)
+            }
+            LogFormat::Text => View::Lines(text::Lines::new(state)),
+        };
+        Progress { tally, view, retries: AtomicU64::new(0) }
     }
 
-    /// Draws the final state (live mode) so that the last frame is complete.
+    /// Shows how the run ended: the live display's last frame, or the last plain line.
     pub(crate) fn finish(&self, state: &RunState) {
-        if self.live {
-            let mut live = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            live.last_draw = None;
-            draw(&mut live, state);
+        match &self.view {
+            View::Live(live) => {
+                live.finish(&self.tally, state, self.retries.load(Ordering::Relaxed))
+            }
+            View::Lines(lines) => output::stderr(&lines.finish(&self.tally, state)),
+            View::Tracing => {}
         }
     }
-}
-
-fn draw(live: &mut Live, state: &RunState) {
-    #[allow(clippy::disallowed_methods)]
-    let now = Instant::now();
-    if live.last_draw.is_some_and(|t| now.duration_since(t) < Duration::from_millis(100)) {
-        return;
-    }
-    live.last_draw = Some(now);
-    let in_flight = state
-        .steps
-        .values()
-        .filter(|s| matches!(s.phase, Phase::Attached { .. } | Phase::Requested { .. }))
-        .count();
-    let done = state.steps.values().filter(|s| s.phase.is_terminal()).count();
-    let mut out = String::new();
-    if live.lines > 0 {
-        out.push_str(&format!("\x1b[{}A\x1b[J", live.lines));
-    }
-    let mut lines = vec![format!(
-        "drover {} {}: {} steps done, {in_flight} jobs in flight, {}s elapsed",
-        state.header.mode.as_str(),
-        state.header.run_id,
-        done,
-        live.started.elapsed().as_secs()
-    )];
-    for ((table, target), (step, phase)) in &live.rows {
-        lines.push(format!("  {table:<28} {target:<14} {step:<15} {phase}"));
-    }
-    for l in &lines {
-        out.push_str(l);
-        out.push('\n');
-    }
-    live.lines = lines.len();
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(out.as_bytes());
-    let _ = err.flush();
 }
 
 impl Observer for Progress {
     fn step(&self, key: &StepKey, event: &StepEvent, state: &RunState) {
-        match event {
-            StepEvent::Began => tracing::info!(step = %key, "started"),
-            StepEvent::JobStarted { job_id } => tracing::info!(step = %key, job_id, "job running"),
-            StepEvent::Succeeded(_) => tracing::info!(step = %key, "succeeded"),
-            StepEvent::Failed { message, .. } => {
-                tracing::warn!(step = %key, error = %message, "failed")
+        match &self.view {
+            View::Tracing => trace(key, event),
+            View::Lines(lines) => {
+                if let Some(line) = lines.step(&self.tally, state, key, event) {
+                    output::stderr(&line);
+                }
             }
-            StepEvent::Blocked { by } => tracing::warn!(step = %key, blocked_by = %by, "blocked"),
-            StepEvent::JobRequested { .. } | StepEvent::Retried => {}
+            View::Live(live) => {
+                if let StepEvent::Failed { message, .. } = event {
+                    live.println(&format!(
+                        "failed: {}: {}",
+                        text::step_name(key),
+                        text::one_line(message)
+                    ));
+                }
+                live.update(&self.tally, state, self.retries.load(Ordering::Relaxed));
+            }
         }
-        if !self.live {
-            return;
-        }
-        let mut live = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let phase = state.phase(key).name();
-        let target = key.target.clone().unwrap_or_else(|| "(source)".to_owned());
-        if key.target.is_some() {
-            // The table's source-region row is done once its first target step starts.
-            live.rows.remove(&(key.table.clone(), "(source)".to_owned()));
-        }
-        live.rows.insert((key.table.clone(), target), (key.kind.as_str().to_owned(), phase));
-        draw(&mut live, state);
     }
 
     fn retry(&self, key: &StepKey, error: &CloudError, wait: Duration) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(step = %key, error = %error, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "retrying");
+    }
+}
+
+/// A transition as a `tracing` event (`--log-format json`).
+fn trace(key: &StepKey, event: &StepEvent) {
+    match event {
+        StepEvent::Began => tracing::info!(step = %key, "started"),
+        StepEvent::JobStarted { job_id } => tracing::info!(step = %key, job_id, "job running"),
+        StepEvent::Succeeded(_) => tracing::info!(step = %key, "succeeded"),
+        StepEvent::Failed { message, .. } => {
+            tracing::warn!(step = %key, error = %message, "failed");
+        }
+        StepEvent::Blocked { by } => tracing::warn!(step = %key, blocked_by = %by, "blocked"),
+        StepEvent::JobRequested { .. } | StepEvent::Retried => {}
+    }
+}
+
+/// Where log lines go: stderr, above the live display when there is one (so that a warning
+/// does not tear the bars).
+pub(crate) fn log_writer() -> LogWriter {
+    LogWriter
+}
+
+/// See [`log_writer`].
+pub(crate) struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf).map(|()| buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        let write = || std::io::stderr().lock().write_all(buf);
+        match LIVE.get() {
+            Some(multi) => multi.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }

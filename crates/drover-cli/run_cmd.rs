@@ -338,8 +338,7 @@ async fn execute_run(
             on_signal.cancel();
         }
     });
-    let live = log == LogFormat::Text && std::io::stderr().is_terminal();
-    let progress = Arc::new(Progress::new(live));
+    let progress = Arc::new(Progress::new(log, &plan, &state, &settings));
     let run_id = state.header.run_id.clone();
     let result = execute(Execution {
         plan,
