@@ -12,6 +12,7 @@ mod contract;
 mod corpus;
 mod faults;
 mod iam;
+mod progress;
 mod report;
 mod runs;
 mod sweep;
