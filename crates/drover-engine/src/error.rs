@@ -15,11 +15,24 @@ pub enum ErrorKind {
     Throttled,
     /// A passing fault (5xx, timeout, connection reset): retry.
     Transient,
+    /// The service's endpoint could not be reached: connection refused, no such host, no
+    /// connection within the connect timeout. A running step retries it like a passing fault;
+    /// a command that only reads (preflight, estimate) reports it at once instead of waiting.
+    Unreachable,
+    /// No credentials: the credential chain (environment, profile, SSO, process, instance
+    /// metadata) found none or could not load them (a profile that is not defined, an SSO
+    /// session not logged in). The call was never sent; not retried.
+    Credentials,
+    /// The service refused the credentials themselves: an expired session (`ExpiredToken`,
+    /// `RequestExpired`), an unknown or invalid key (`InvalidClientTokenId`,
+    /// `UnrecognizedClientException`, a bad signature). Not retried.
+    Unauthenticated,
     /// The resource does not exist.
     NotFound,
     /// The resource already exists (`TableAlreadyExistsException`, ...).
     AlreadyExists,
-    /// Permission denied.
+    /// Permission denied: the credentials are valid but not allowed the call
+    /// (`AccessDeniedException`, `UnauthorizedOperation`). Not retried.
     AccessDenied,
     /// The resource is not in a state that allows the call (`ResourceInUseException`, a
     /// disabled KMS key, ...).
@@ -32,7 +45,22 @@ impl ErrorKind {
     /// Whether a call failing this way may succeed when retried as is.
     #[must_use]
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorKind::Throttled | ErrorKind::Transient)
+        matches!(self, ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::Unreachable)
+    }
+
+    /// Whether the failure is about reaching the cloud or being let in (endpoint,
+    /// credentials, permissions) rather than about the resource asked for: the next call
+    /// would most likely fail the same way, so a command reports it once, with how to fix
+    /// access, instead of once per resource.
+    #[must_use]
+    pub fn is_access(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Unreachable
+                | ErrorKind::Credentials
+                | ErrorKind::Unauthenticated
+                | ErrorKind::AccessDenied
+        )
     }
 
     /// The kind's name in journals and reports.
@@ -41,6 +69,9 @@ impl ErrorKind {
         match self {
             ErrorKind::Throttled => "throttled",
             ErrorKind::Transient => "transient",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Credentials => "credentials",
+            ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::NotFound => "not-found",
             ErrorKind::AlreadyExists => "already-exists",
             ErrorKind::AccessDenied => "access-denied",
@@ -91,4 +122,48 @@ pub enum EngineError {
     /// A cloud call failed outside any step (preflight reads).
     #[error(transparent)]
     Cloud(#[from] CloudError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    const ALL: [ErrorKind; 10] = [
+        ErrorKind::Throttled,
+        ErrorKind::Transient,
+        ErrorKind::Unreachable,
+        ErrorKind::Credentials,
+        ErrorKind::Unauthenticated,
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::AccessDenied,
+        ErrorKind::InvalidState,
+        ErrorKind::Fatal,
+    ];
+
+    #[test]
+    fn names_in_journals_are_the_serde_names() {
+        for kind in ALL {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json.as_str(), Some(kind.as_str()), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn only_passing_failures_are_retried_and_access_failures_are_told_apart() {
+        let retried: Vec<_> = ALL.into_iter().filter(|k| k.is_retryable()).collect();
+        // An endpoint that refuses connections may come back (a restart): a running step
+        // retries it. Missing, refused or insufficient credentials never fix themselves.
+        assert_eq!(retried, [ErrorKind::Throttled, ErrorKind::Transient, ErrorKind::Unreachable]);
+        let access: Vec<_> = ALL.into_iter().filter(|k| k.is_access()).collect();
+        assert_eq!(
+            access,
+            [
+                ErrorKind::Unreachable,
+                ErrorKind::Credentials,
+                ErrorKind::Unauthenticated,
+                ErrorKind::AccessDenied
+            ]
+        );
+    }
 }
