@@ -1,18 +1,32 @@
 //! SDK errors to drover error kinds, by the service's error code and the HTTP status.
 //!
-//! The SDK's `Display` of an error says only "service error"; messages here keep the
-//! service's code and message.
+//! The SDK's `Display` of an error says only "service error", and
+//! [`DisplayErrorContext`] ends the chain of messages with a `Debug` dump of the whole error
+//! (headers and bodies included); messages here keep the service's code and message, or the
+//! chain of messages alone. The full context is logged at `debug` level.
 //!
 //! The codes come from the AWS API models of the three services drover calls (botocore's
 //! `backup/2018-11-15`, `dynamodb/2012-08-10` and `kms/2014-11-01` `service-2.json`), plus
-//! the codes every AWS service may answer (throttling, authentication, timeouts). Every
-//! exception those models mark `"fault": true` (a server-side failure) or document as
-//! retryable (the `retryable` trait, botocore's `_retry.json`, or "try again later" / "can be
-//! retried" in its documentation) is [`ErrorKind::Transient`]. A code nobody lists falls back
-//! on the HTTP status: `429` and `509` are throttling, any `5xx` a passing fault.
+//! the codes every AWS service may answer (throttling, authentication, timeouts: the "Common
+//! Errors" of the AWS API references). Every exception those models mark `"fault": true` (a
+//! server-side failure) or document as retryable (the `retryable` trait, botocore's
+//! `_retry.json`, or "try again later" / "can be retried" in its documentation) is
+//! [`ErrorKind::Transient`]. A code nobody lists falls back on the HTTP status: `429` and `509`
+//! are throttling, `401` refused credentials, `403` a denial, any `5xx` a passing fault.
+//!
+//! A call that got no answer is classified by why (`SdkError::DispatchFailure`): the
+//! credential chain failed ([`ErrorKind::Credentials`]: the SDK resolves credentials while
+//! dispatching, and hands the chain's `CredentialsError` over as the connector error's
+//! source), or the endpoint could not be reached (`is_io`: connection refused, no such host;
+//! `is_timeout`: no connection within the connect timeout; [`ErrorKind::Unreachable`]).
 
+use std::error::Error;
+
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{
+    ConnectorError, DisplayErrorContext, ProvideErrorMetadata, SdkError,
+};
 use drover_engine::{CloudError, ErrorKind};
 
 /// Classifies an error code (and, failing that, an HTTP status) into an [`ErrorKind`].
@@ -34,14 +48,25 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
             ErrorKind::NotFound
         }
         "AlreadyExistsException" | "TableAlreadyExistsException" => ErrorKind::AlreadyExists,
-        "AccessDeniedException"
-        | "AccessDenied"
-        | "UnauthorizedOperation"
-        | "UnrecognizedClientException"
+        // Valid credentials, not allowed the call.
+        "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" | "NotAuthorized" => {
+            ErrorKind::AccessDenied
+        }
+        // The credentials themselves refused: an expired session, an unknown key, a request
+        // signed wrongly or too long ago (a clock far off).
+        "ExpiredToken"
+        | "ExpiredTokenException"
+        | "RequestExpired"
         | "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "InvalidAccessKeyId"
         | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "IncompleteSignatureException"
         | "MissingAuthenticationToken"
-        | "ExpiredTokenException" => ErrorKind::AccessDenied,
+        | "MissingAuthenticationTokenException"
+        | "AuthFailure" => ErrorKind::Unauthenticated,
         // A table that is `CREATING` or `UPDATING` answers ResourceInUseException: the engine
         // waits for `ACTIVE` before it calls, so meeting it means something else holds the
         // table.
@@ -78,6 +103,8 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         | "RequestTimeoutException" => ErrorKind::Transient,
         _ => match status {
             Some(429 | 509) => ErrorKind::Throttled,
+            Some(401) => ErrorKind::Unauthenticated,
+            Some(403) => ErrorKind::AccessDenied,
             Some(s) if s >= 500 => ErrorKind::Transient,
             _ => ErrorKind::Fatal,
         },
@@ -85,15 +112,20 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
 }
 
 /// Maps an SDK error of operation `op` to a [`CloudError`]: a service error by its code and
-/// the status of the raw HTTP response, anything that kept the call from being answered
-/// (connection, timeout, unreadable response) as [`ErrorKind::Transient`].
+/// the status of the raw HTTP response; a call that got no answer by why (no credentials, an
+/// endpoint out of reach, anything else passing: timeouts, unreadable responses). The full
+/// error, `Debug` included, is logged at `debug` level only.
 pub(crate) fn map<E>(op: &str, e: &SdkError<E, HttpResponse>) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            CloudError::new(ErrorKind::Transient, op, format!("{}", DisplayErrorContext(e)))
+    let no_credentials = match e {
+        SdkError::ServiceError(_) => None,
+        _ => credentials(e),
+    };
+    let mapped = match e {
+        _ if no_credentials.is_some() => {
+            CloudError::new(ErrorKind::Credentials, op, no_credentials.unwrap_or_default())
         }
         SdkError::ServiceError(service) => {
             let err = service.err();
@@ -103,12 +135,69 @@ where
             let message = match (code, err.message()) {
                 (Some(c), Some(m)) => format!("{c}: {m}"),
                 (Some(c), None) => c.to_owned(),
-                _ => format!("HTTP {status}: {}", DisplayErrorContext(e)),
+                _ => format!("HTTP {status}: {}", chain(e)),
             };
             CloudError::new(kind, op, message)
         }
-        _ => CloudError::new(ErrorKind::Fatal, op, format!("{}", DisplayErrorContext(e))),
+        SdkError::DispatchFailure(d) => match d.as_connector_error() {
+            Some(c) if c.is_io() || c.is_timeout() => {
+                CloudError::new(ErrorKind::Unreachable, op, unreachable(c))
+            }
+            _ => CloudError::new(ErrorKind::Transient, op, chain(e)),
+        },
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            CloudError::new(ErrorKind::Transient, op, chain(e))
+        }
+        _ => CloudError::new(ErrorKind::Fatal, op, chain(e)),
+    };
+    tracing::debug!(op, kind = %mapped.kind, error = %DisplayErrorContext(e), "call failed");
+    mapped
+}
+
+/// The messages of `e` and its sources, joined by `: ` (as [`DisplayErrorContext`], without
+/// its `Debug` dump); a message that its error's own already ends with is not repeated.
+pub(crate) fn chain(e: &(dyn Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|last| last.ends_with(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
     }
+    parts.join(": ")
+}
+
+/// Why the credential chain gave no credentials, when that is what `e` is: the chain's own
+/// messages, from its `CredentialsError` on. The SDK's identity cache gives up on a chain
+/// that takes longer than its load timeout (5 s) with an error of a private type, known only
+/// by its message.
+fn credentials(e: &(dyn Error + 'static)) -> Option<String> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.downcast_ref::<CredentialsError>().is_some()
+            || err.to_string().starts_with("identity resolver timed out")
+        {
+            return Some(chain(err));
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// Why a connection could not be made: the last two messages of the connector error's chain
+/// (`tcp connect error: Connection refused (os error 111)`, `dns error: failed to lookup
+/// address information: ...`), which the layers above only wrap.
+fn unreachable(c: &ConnectorError) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn Error + 'static)> = Some(c);
+    while let Some(err) = next {
+        parts.push(err.to_string());
+        next = err.source();
+    }
+    let keep = parts.len().saturating_sub(2);
+    parts[keep..].join(": ")
 }
 
 /// A response of operation `op` that lacks `what`, which the service always sends: fatal.
@@ -181,7 +270,14 @@ mod tests {
             ("DisabledException", ErrorKind::InvalidState),
             ("KMSInvalidStateException", ErrorKind::InvalidState),
             ("AccessDeniedException", ErrorKind::AccessDenied),
-            ("UnrecognizedClientException", ErrorKind::AccessDenied),
+            ("AccessDenied", ErrorKind::AccessDenied),
+            ("UnauthorizedOperation", ErrorKind::AccessDenied),
+            ("UnrecognizedClientException", ErrorKind::Unauthenticated),
+            ("InvalidClientTokenId", ErrorKind::Unauthenticated),
+            ("ExpiredToken", ErrorKind::Unauthenticated),
+            ("ExpiredTokenException", ErrorKind::Unauthenticated),
+            ("RequestExpired", ErrorKind::Unauthenticated),
+            ("InvalidSignatureException", ErrorKind::Unauthenticated),
             ("ServiceUnavailableException", ErrorKind::Transient),
             ("KeyUnavailableException", ErrorKind::Transient),
             ("ValidationException", ErrorKind::Fatal),
@@ -193,6 +289,8 @@ mod tests {
         assert_eq!(classify(None, Some(503)), ErrorKind::Transient);
         assert_eq!(classify(None, Some(429)), ErrorKind::Throttled);
         assert_eq!(classify(None, Some(509)), ErrorKind::Throttled);
+        assert_eq!(classify(None, Some(401)), ErrorKind::Unauthenticated);
+        assert_eq!(classify(None, Some(403)), ErrorKind::AccessDenied);
         assert_eq!(classify(Some("SomethingNew"), Some(400)), ErrorKind::Fatal);
         assert_eq!(classify(Some("SomethingNew"), Some(500)), ErrorKind::Transient);
         assert_eq!(classify(Some("SomethingNew"), None), ErrorKind::Fatal);
@@ -224,5 +322,84 @@ mod tests {
             map("X", &service_error("DependencyFailureException", 500)).kind,
             ErrorKind::Transient
         );
+    }
+
+    /// A call that got no answer: `connector` as the SDK's HTTP client hands it over.
+    fn dispatch_failure(connector: ConnectorError) -> SdkError<DescribeTableError, HttpResponse> {
+        SdkError::dispatch_failure(connector)
+    }
+
+    /// No `Debug` dump in a message people read.
+    fn assert_readable(e: &CloudError) {
+        for debug in ["{", "Some(", "SdkError", "DispatchFailure", "ConnectorError"] {
+            assert!(!e.message.contains(debug), "{debug} in {:?}", e.message);
+        }
+    }
+
+    #[test]
+    fn no_credentials_is_told_apart_and_not_retried() {
+        // The SDK resolves credentials while it dispatches a call: the chain's error is the
+        // connector error's source.
+        let chain = CredentialsError::not_loaded("no providers in chain provided credentials");
+        let e = map("DescribeTable", &dispatch_failure(ConnectorError::other(chain.into(), None)));
+        assert_eq!(e.kind, ErrorKind::Credentials, "{e:?}");
+        assert!(!e.kind.is_retryable());
+        assert_eq!(
+            e.message,
+            "the credential provider was not enabled: no providers in chain provided credentials"
+        );
+        assert_readable(&e);
+        let bad_profile = CredentialsError::invalid_configuration("profile `nope` is not defined");
+        let e = map("X", &dispatch_failure(ConnectorError::other(bad_profile.into(), None)));
+        assert_eq!(e.kind, ErrorKind::Credentials, "{e:?}");
+        assert!(e.message.ends_with("profile `nope` is not defined"), "{}", e.message);
+    }
+
+    #[test]
+    fn an_endpoint_out_of_reach_is_unreachable_and_retried_by_running_steps() {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = map("DescribeTable", &dispatch_failure(ConnectorError::io(refused.into())));
+        assert_eq!(e.kind, ErrorKind::Unreachable, "{e:?}");
+        assert!(e.kind.is_retryable());
+        assert_eq!(e.message, "io error: Connection refused");
+        assert_readable(&e);
+        let slow = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout");
+        let e = map("X", &dispatch_failure(ConnectorError::timeout(slow.into())));
+        assert_eq!(e.kind, ErrorKind::Unreachable, "{e:?}");
+        // Anything else that kept the call from an answer is a passing fault, as before.
+        let other = std::io::Error::other("something odd");
+        let e = map("X", &dispatch_failure(ConnectorError::other(other.into(), None)));
+        assert_eq!(e.kind, ErrorKind::Transient, "{e:?}");
+        assert_readable(&e);
+    }
+
+    #[test]
+    fn refused_credentials_and_denials_keep_the_services_code_and_message() {
+        let e = map("DescribeTable", &service_error("ExpiredTokenException", 400));
+        assert_eq!(e.kind, ErrorKind::Unauthenticated);
+        assert_eq!(e.message, "ExpiredTokenException: something happened");
+        let e = map("DescribeBackupVault", &service_error("AccessDeniedException", 403));
+        assert_eq!(e.kind, ErrorKind::AccessDenied);
+        assert_eq!(e.message, "AccessDeniedException: something happened");
+    }
+
+    #[test]
+    fn chains_skip_messages_their_error_already_ends_with() {
+        #[derive(Debug)]
+        struct Wrap(&'static str, Option<Box<Wrap>>);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl Error for Wrap {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                self.1.as_deref().map(|w| w as _)
+            }
+        }
+        let e =
+            Wrap("outer: inner", Some(Box::new(Wrap("inner", Some(Box::new(Wrap("root", None)))))));
+        assert_eq!(chain(&e), "outer: inner: root");
     }
 }
