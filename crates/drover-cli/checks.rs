@@ -6,6 +6,7 @@ use drover_engine::preflight::{self, Finding, Status};
 use drover_plan::{Mode, Plan};
 use serde_json::json;
 
+use crate::access::{self, Instead, Side};
 use crate::args::{CheckArgs, CheckFormat, CloudArgs, PointsArgs, PreflightArgs, StatusFormat};
 use crate::cloud::Cloud;
 use crate::exit::{CliError, Exit};
@@ -186,10 +187,18 @@ pub(crate) fn preflight_cmd(args: &PreflightArgs) -> Result<Exit, CliError> {
     let Some(cloud) = cloud_for(&args.cloud, &plan, mode) else { return Ok(Exit::Failure) };
     // Drill names depend on the run id; check them for a placeholder short id.
     let findings = runtime()?.block_on(async {
+        access::check(&plan, side(mode), &cloud, Instead::Sim).await?;
         let mut findings = preflight::preflight(&plan, mode, &cloud.ports, "preflight").await;
         findings.extend(objective_finding(&plan, mode, &cloud).await);
-        findings
+        Ok::<_, String>(findings)
     });
+    let findings = match findings {
+        Ok(findings) => findings,
+        Err(sentence) => {
+            output::error(&sentence);
+            return Ok(Exit::Failure);
+        }
+    };
     match args.format {
         StatusFormat::Text => output::stdout_line(&render(&findings))?,
         StatusFormat::Json => output::stdout_line(&as_json(&findings).to_string())?,
@@ -202,7 +211,17 @@ pub(crate) fn check_cmd(args: &CheckArgs) -> Result<Exit, CliError> {
     let Some(cloud) = cloud_for(&args.cloud, &plan, Mode::Failover) else {
         return Ok(Exit::Failure);
     };
-    let findings = runtime()?.block_on(preflight::readiness(&plan, &cloud.ports));
+    let findings = runtime()?.block_on(async {
+        access::check(&plan, Side::Target(None), &cloud, Instead::Sim).await?;
+        Ok::<_, String>(preflight::readiness(&plan, &cloud.ports).await)
+    });
+    let findings = match findings {
+        Ok(findings) => findings,
+        Err(sentence) => {
+            output::error(&sentence);
+            return Ok(Exit::Failure);
+        }
+    };
     match args.format {
         CheckFormat::Text => output::stdout_line(&render(&findings))?,
         CheckFormat::Json => output::stdout_line(&as_json(&findings).to_string())?,
@@ -216,6 +235,9 @@ pub(crate) fn check_cmd(args: &CheckArgs) -> Result<Exit, CliError> {
 /// The preflight before a run: prints the findings when any is not a pass; `false` when the
 /// run must not start.
 pub(crate) async fn before_run(plan: &Plan, mode: Mode, cloud: &Cloud, short_id: &str) -> bool {
+    if !reachable(plan, mode, cloud).await {
+        return false;
+    }
     let mut findings = preflight::preflight(plan, mode, &cloud.ports, short_id).await;
     findings.extend(objective_finding(plan, mode, cloud).await);
     if findings.iter().any(|f| f.status != Status::Pass) {
@@ -226,6 +248,25 @@ pub(crate) async fn before_run(plan: &Plan, mode: Mode, cloud: &Cloud, short_id:
         return false;
     }
     true
+}
+
+/// The side of the plan a `mode` run reads first: a failover never calls the source.
+fn side(mode: Mode) -> Side<'static> {
+    if mode == Mode::Failover { Side::Target(None) } else { Side::Source }
+}
+
+/// Whether the cloud a `mode` run talks to can be reached and lets drover in; when not, says
+/// why and what to do (one sentence, `crate::access`) and that nothing was started. The
+/// preflight before a run begins with it; a resumed run, which has no preflight, can call it
+/// before it continues.
+pub(crate) async fn reachable(plan: &Plan, mode: Mode, cloud: &Cloud) -> bool {
+    match access::check(plan, side(mode), cloud, Instead::Sim).await {
+        Ok(()) => true,
+        Err(sentence) => {
+            output::error(&format!("nothing was started: {sentence}"));
+            false
+        }
+    }
 }
 
 /// `drover points`: every recovery point of each table in the source vault and each target
@@ -255,7 +296,16 @@ pub(crate) fn points_cmd(args: &PointsArgs) -> Result<Exit, CliError> {
     let rpo = plan.objectives.rpo.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let mut rows = Vec::new();
     let mut errors = 0;
-    runtime()?.block_on(async {
+    let side = match &args.target {
+        None => Side::Source,
+        Some(region) => Side::Target(Some(region)),
+    };
+    let rt = runtime()?;
+    if let Err(sentence) = rt.block_on(access::check(&plan, side, &cloud, Instead::Sim)) {
+        output::error(&sentence);
+        return Ok(Exit::Failure);
+    }
+    rt.block_on(async {
         for (region, vault) in &vaults {
             for t in &plan.tables {
                 match cloud.ports.backup.list_recovery_points(region, vault, src, &t.name).await {

@@ -3,12 +3,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use drover_engine::CloudError;
 use drover_engine::report::human;
 use drover_engine::state::Limits;
 use drover_plan::{Mode, Plan};
 use drover_sim::DurationModel;
 use drover_sim::estimate::{self, Estimate, Sizes};
 
+use crate::access::{self, Instead};
 use crate::args::{CloudArgs, ModelArgs};
 use crate::cloud::Cloud;
 use crate::support::runtime;
@@ -77,18 +79,37 @@ pub(crate) fn model(args: &ModelArgs) -> (DurationModel, String) {
     }
 }
 
-/// Table sizes: from `--sizes`, else from the source's DescribeTable.
+/// Table sizes: from `--sizes`, else from the source's DescribeTable. A source that cannot be
+/// reached, or does not let drover in, is one sentence with what to do (`crate::access`).
 pub(crate) fn sizes(plan: &Plan, args: &ModelArgs, cloud: &CloudArgs) -> Result<Sizes, String> {
     if let Some(path) = &args.sizes {
         return read_sizes(path);
     }
     let cloud = Cloud::new(cloud.cloud, &cloud.aws, &cloud.sim, plan, Mode::Drill)?;
     let rt = runtime().map_err(|e| e.to_string())?;
-    rt.block_on(source_sizes(plan, &cloud))
+    rt.block_on(source_sizes(plan, &cloud)).map_err(|e| match &e {
+        SizeError::Read { error, .. } => {
+            access::message(error, plan.source.region.as_str(), &cloud.spec, Instead::SizesOrSim)
+                .unwrap_or_else(|| e.to_string())
+        }
+        SizeError::Missing { .. } => e.to_string(),
+    })
+}
+
+/// Why the source tables' sizes could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SizeError {
+    /// DescribeTable failed.
+    #[error("reading the size of {table}: {error}")]
+    Read { table: String, error: CloudError },
+    /// A plan table is not in the source region.
+    #[error("source table `{table}` does not exist")]
+    Missing { table: String },
 }
 
 /// The source tables' sizes, from DescribeTable (which AWS refreshes about every 6 hours).
-pub(crate) async fn source_sizes(plan: &Plan, cloud: &Cloud) -> Result<Sizes, String> {
+/// Stops at the first table that cannot be read.
+pub(crate) async fn source_sizes(plan: &Plan, cloud: &Cloud) -> Result<Sizes, SizeError> {
     let mut sizes = Sizes::new();
     for t in &plan.tables {
         let info = cloud
@@ -96,8 +117,8 @@ pub(crate) async fn source_sizes(plan: &Plan, cloud: &Cloud) -> Result<Sizes, St
             .tables
             .describe_table(plan.source.region.as_str(), &t.name)
             .await
-            .map_err(|e| format!("reading the size of {}: {e}", t.name))?;
-        let info = info.ok_or_else(|| format!("source table `{}` does not exist", t.name))?;
+            .map_err(|error| SizeError::Read { table: t.name.clone(), error })?;
+        let info = info.ok_or_else(|| SizeError::Missing { table: t.name.clone() })?;
         sizes.insert(t.name.clone(), info.size_bytes);
     }
     Ok(sizes)

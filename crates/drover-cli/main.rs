@@ -4,6 +4,7 @@
 //! `drover-plan` and `drover-engine`, and renders the result. Exit codes are decided in one
 //! place, [`exit`].
 
+mod access;
 mod args;
 mod checks;
 mod cloud;

@@ -11,6 +11,7 @@ use drover_engine::run;
 use drover_engine::sweep::{self, Kind, Options, Sweep};
 use drover_plan::Plan;
 
+use crate::access::{self, Instead, Side};
 use crate::args::{AwsArgs, CloudArg, StatusFormat, SweepArgs};
 use crate::cloud::Cloud;
 use crate::exit::{CliError, Exit};
@@ -31,6 +32,13 @@ pub(crate) fn run(args: &SweepArgs) -> Result<Exit, CliError> {
     let rt = runtime()?;
     let mut found: Vec<(Cloud, Sweep)> = Vec::new();
     for cloud in clouds {
+        // Told once, before every region's reads are retried in turn.
+        if let Err(sentence) =
+            rt.block_on(access::check(&plan, Side::Target(None), &cloud, Instead::Sim))
+        {
+            output::error(&sentence);
+            return Ok(Exit::Failure);
+        }
         let s = rt.block_on(sweep::find(&plan, &cloud.ports, state_dir, &opts));
         found.push((cloud, s));
     }
