@@ -13,6 +13,15 @@ pub(crate) struct Cli {
     /// Log format on stderr
     #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
+    /// Log level on stderr [default: info for runs off a terminal, else warn]. Below debug,
+    /// the AWS SDK and its HTTP stack log errors only; RUST_LOG, when set, wins
+    #[arg(
+        long,
+        global = true,
+        value_name = "LEVEL",
+        value_parser = ["error", "warn", "info", "debug", "trace"]
+    )]
+    pub(crate) log_level: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

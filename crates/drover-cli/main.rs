@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             return if e.use_stderr() { Exit::Usage.into() } else { Exit::Success.into() };
         }
     };
-    init_logging(cli.log_format, &cli.command);
+    init_logging(cli.log_format, cli.log_level.as_deref(), &cli.command);
     let log = cli.log_format;
     let result = match &cli.command {
         Command::Validate(args) => validate::run(args),
@@ -59,9 +59,10 @@ fn main() -> ExitCode {
     exit::finish(result)
 }
 
-/// Logs go to stderr: plain lines (`info` and up, `RUST_LOG` to change) or JSON. On a
-/// terminal, runs show a live display instead of info lines.
-fn init_logging(format: LogFormat, command: &Command) {
+/// Logs go to stderr: plain lines or JSON, at `--log-level` (by default `info` for runs off a
+/// terminal, `warn` otherwise; on a terminal, runs show a live display instead of info lines).
+/// `RUST_LOG`, when set, wins over both.
+fn init_logging(format: LogFormat, level: Option<&str>, command: &Command) {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let runs = matches!(
@@ -74,7 +75,8 @@ fn init_logging(format: LogFormat, command: &Command) {
     );
     let live = runs && format == LogFormat::Text && std::io::stderr().is_terminal();
     let default = if runs && !live { "info" } else { "warn" };
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(log_directives(level.unwrap_or(default))));
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(progress::log_writer);
     let _ = match format {
@@ -82,4 +84,51 @@ fn init_logging(format: LogFormat, command: &Command) {
         // No wall-clock time: a simulated run's lines are the same from run to run.
         LogFormat::Text => builder.with_target(false).with_ansi(false).without_time().try_init(),
     };
+}
+
+/// The AWS SDK's crates and its HTTP stack (target prefixes). Their `warn` lines are the
+/// credential chain's and the HTTP client's inner workings, with `Debug` dumps of requests and
+/// responses (a missing credential chain warns for every provider it tried); drover says what
+/// failed in its own words (`access.rs`, the adapter's error messages).
+const SDK_TARGETS: [&str; 11] = [
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "aws_sdk",
+    "aws_sigv4",
+    "aws_smithy",
+    "aws_types",
+    "h2",
+    "hyper",
+    "rustls",
+    "tower",
+];
+
+/// The filter directives for `level`: below `debug`, the SDK's crates log errors only.
+fn log_directives(level: &str) -> String {
+    let mut directives = level.to_owned();
+    if !matches!(level, "debug" | "trace") {
+        for target in SDK_TARGETS {
+            directives.push_str(&format!(",{target}=error"));
+        }
+    }
+    directives
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_directives;
+
+    #[test]
+    fn the_sdk_is_quiet_below_debug() {
+        assert!(log_directives("warn").starts_with("warn,aws_config=error,"));
+        assert!(log_directives("info").contains(",hyper=error"));
+        assert_eq!(log_directives("debug"), "debug");
+        assert_eq!(log_directives("trace"), "trace");
+        for level in ["error", "warn", "info", "debug", "trace"] {
+            let _ = tracing_subscriber::EnvFilter::builder()
+                .parse(log_directives(level))
+                .unwrap_or_else(|e| panic!("{level}: {e}"));
+        }
+    }
 }
