@@ -16,6 +16,7 @@ mod progress;
 mod report;
 mod runs;
 mod sweep;
+mod unreachable;
 
 #[test]
 fn no_forgotten_test_files() {
