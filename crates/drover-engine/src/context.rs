@@ -36,7 +36,6 @@ pub(crate) struct Shared {
     pub(crate) book: Mutex<Book>,
     pub(crate) limiter: Mutex<Limiter>,
     pub(crate) observer: Arc<dyn Observer>,
-    pub(crate) rng: Mutex<u64>,
 }
 
 /// A step failure, recorded as the step's `failed` event.
@@ -153,10 +152,13 @@ impl Shared {
         h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 
-    fn jitter(&self, max: Duration) -> Duration {
-        let mut s = lock(&self.rng);
-        *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *s;
+    /// A fraction of `max`, drawn from the step and the retry's number: retries of different
+    /// steps spread out, and a step's waits are the same whatever else runs (a simulated run
+    /// is a function of its plan and seed, not of its run id or of the order tasks run in).
+    fn jitter(&self, key: &StepKey, retry: u32, max: Duration) -> Duration {
+        let mut z = format!("{}/{key}/{retry}", self.plan.name)
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
@@ -180,6 +182,7 @@ impl Shared {
         // Retry budgets are elapsed time: a wall clock that jumps must not end them early.
         let started = self.ports.clock.monotonic();
         let mut backoff = self.settings.retry.initial;
+        let mut retry = 0u32;
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
@@ -199,7 +202,8 @@ impl Shared {
                     if e.kind == ErrorKind::Throttled {
                         lock(&self.limiter).throttled(scope, &self.settings.limits);
                     }
-                    let wait = backoff / 2 + self.jitter(backoff / 2);
+                    retry = retry.saturating_add(1);
+                    let wait = backoff / 2 + self.jitter(key, retry, backoff / 2);
                     self.observer.retry(key, &e, wait);
                     tracing::debug!(step = %key, error = %e, wait_ms = wait.as_millis() as u64, "retrying");
                     self.ports.clock.sleep(wait).await;

@@ -84,8 +84,7 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
     let mut journal = journal;
     journal.set_durable(!settings.volatile_journal);
     let run_id = state.header.run_id.clone();
-    let short_id = crate::run::short_id(&run_id).to_owned();
-    let seed = run_id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let short_id = crate::run::short_id(&run_id);
     let shared = Arc::new(Shared {
         plan,
         run_id,
@@ -95,7 +94,6 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
         book: Mutex::new(Book { journal, state }),
         limiter: Mutex::new(Limiter::default()),
         observer,
-        rng: Mutex::new(seed),
     });
 
     if mode == Mode::Failover && !shared.settings.teardown_only {
