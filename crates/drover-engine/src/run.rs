@@ -45,31 +45,44 @@ pub fn new_run_id(plan_name: &str, now: Millis, entropy: u64) -> String {
     )
 }
 
-/// Checks a run id given on the command line: `[a-z0-9-]`, 8 to 100 characters, ending in an
-/// 8-character short id.
+/// The longest run id.
+pub const RUN_ID_MAX_LEN: usize = 64;
+
+/// Checks a run id given on the command line: 1 to 64 lowercase letters, digits or `-`.
 ///
 /// # Errors
 /// A message saying what is wrong.
 pub fn check_run_id(id: &str) -> Result<(), String> {
     let ok_chars = id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !ok_chars || id.len() < RUN_SHORT_ID_LEN || id.len() > 100 {
+    if !ok_chars || id.is_empty() || id.len() > RUN_ID_MAX_LEN {
         return Err(format!(
-            "run id `{id}` must be {RUN_SHORT_ID_LEN} to 100 lowercase letters, digits or `-`"
-        ));
-    }
-    if short_id(id).contains('-') {
-        return Err(format!(
-            "run id `{id}` must end in {RUN_SHORT_ID_LEN} characters without `-` (its short id)"
+            "run id `{id}` must be 1 to {RUN_ID_MAX_LEN} lowercase letters, digits or `-`"
         ));
     }
     Ok(())
 }
 
-/// The short id of a run: its last 8 characters.
+/// The short id of a run, which drill table names carry: the id's last 8 characters when
+/// they are hex digits and the id is just them or ends in `-` and them (as generated ids do:
+/// `shop-20261124t221805z-1a2b3c4d`); otherwise 8 hex digits of the id's SHA-256, so that
+/// every id has one, and ids that merely end alike (`team-a-nightly1`, `team-b-nightly1`)
+/// do not share drill tables.
 #[must_use]
-pub fn short_id(run_id: &str) -> &str {
+pub fn short_id(run_id: &str) -> String {
+    let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     let start = run_id.len().saturating_sub(RUN_SHORT_ID_LEN);
-    run_id.get(start..).unwrap_or(run_id)
+    if let Some(tail) = run_id.get(start..)
+        && tail.len() == RUN_SHORT_ID_LEN
+        && hex(tail)
+        && (start == 0 || run_id.as_bytes().get(start - 1) == Some(&b'-'))
+    {
+        return tail.to_owned();
+    }
+    Sha256::digest(run_id.as_bytes())
+        .iter()
+        .take(RUN_SHORT_ID_LEN / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
@@ -302,21 +315,46 @@ pub fn list(state_dir: &Path) -> Vec<(String, Result<RunState, String>)> {
     let Ok(dir) = std::fs::read_dir(state_dir.join("runs")) else {
         return Vec::new();
     };
-    let mut runs: Vec<(String, Result<RunState, String>)> = dir
+    let mut runs: Vec<(std::time::SystemTime, String, Result<RunState, String>)> = dir
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().map(str::to_owned))
         .map(|id| {
             let state = read(state_dir, &id).map(|(state, _)| state).map_err(|e| e.to_string());
-            (id, state)
+            (created(&journal_path(state_dir, &id)), id, state)
         })
         .collect();
-    runs.sort_by_key(|(id, s)| (s.as_ref().map_or(0, |s| s.started_at), id.clone()));
-    runs
+    // Oldest first by when the journal was created on this machine: simulated runs all
+    // start at the same simulated instant, and a run's own start time is another clock's.
+    runs.sort_by(|(a, id_a, _), (b, id_b, _)| (a, id_a).cmp(&(b, id_b)));
+    runs.into_iter().map(|(_, id, state)| (id, state)).collect()
+}
+
+/// When a file was created (else last modified; else the epoch).
+fn created(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.created().or_else(|_| m.modified()))
+        .unwrap_or(std::time::UNIX_EPOCH)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_run_id_has_a_short_id_of_eight_hex_digits() {
+        // Generated ids and ids ending in `-` and 8 hex digits keep their tail...
+        assert_eq!(short_id("shop-20261124t221805z-1a2b3c4d"), "1a2b3c4d");
+        assert_eq!(short_id("abcd1234"), "abcd1234");
+        assert_eq!(short_id("nightly-00000001"), "00000001");
+        // ...any other id gets one derived from it, stable and distinct.
+        for id in ["nightly-1", "x", "team-a-nightly1", "team-b-nightly1", "release20261201"] {
+            let s = short_id(id);
+            assert_eq!(s.len(), 8, "{id}");
+            assert!(s.bytes().all(|b| b.is_ascii_hexdigit()), "{id}: {s}");
+            assert_eq!(short_id(id), s, "{id}");
+        }
+        assert_ne!(short_id("team-a-nightly1"), short_id("team-b-nightly1"));
+    }
 
     #[test]
     fn run_ids_carry_plan_time_and_short_id() {
@@ -326,7 +364,11 @@ mod tests {
         assert_eq!(short_id(&id).len(), 8);
         assert_eq!(check_run_id(&id), Ok(()));
         assert!(check_run_id("Bad_Id-12345678").is_err());
-        assert!(check_run_id("x-1234-678").is_err());
+        assert!(check_run_id("").is_err());
+        assert!(check_run_id(&"a".repeat(65)).is_err());
+        for ok in ["nightly-1", "x", "x-1234-678", &"a".repeat(64)] {
+            assert_eq!(check_run_id(ok), Ok(()), "{ok}");
+        }
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(parse_time("2000-02-29T00:00:00Z"), Ok(951_782_400_000));

@@ -589,7 +589,7 @@ fn verdict(
         }
     }
     if let Some(short) = &item.name_run
-        && short != crate::run::short_id(&run)
+        && *short != crate::run::short_id(&run)
     {
         return (
             Reason::NameMismatch,
