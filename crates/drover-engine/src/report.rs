@@ -70,6 +70,9 @@ pub struct RunReport {
     pub outcome: String,
     /// Start of the run.
     pub started_at: Millis,
+    /// Whether its times are simulated (a run on the simulated cloud), not the wall clock's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub simulated: bool,
     /// Last record.
     pub ended_at: Millis,
     /// RPO objective.
@@ -236,6 +239,7 @@ impl RunReport {
             plan: h.plan_name.clone(),
             outcome: outcome.to_owned(),
             started_at: state.started_at,
+            simulated: h.options.simulated(),
             ended_at: state.last_at,
             rpo_objective_ms: plan.objectives.rpo.map(ms),
             rto_objective_ms: plan.objectives.rto.map(ms),
@@ -271,9 +275,10 @@ impl RunReport {
         let _ = writeln!(out, "- outcome: **{}**", self.outcome);
         let _ = writeln!(
             out,
-            "- started: {}, last event: {}",
+            "- started: {}, last event: {}{}",
             format_time(self.started_at),
-            format_time(self.ended_at)
+            format_time(self.ended_at),
+            if self.simulated { " (simulated time)" } else { "" }
         );
         let _ = writeln!(out, "\n| objective | target | achieved | met |\n|---|---|---|---|");
         let met = |m: Option<bool>| m.map_or("-", |m| if m { "yes" } else { "**no**" });
@@ -417,13 +422,14 @@ impl RunReport {
         let cls = |ok: bool| if ok { "ok" } else { "bad" };
         let _ = writeln!(
             out,
-            "<h1>drover {} <code>{}</code></h1>\n<p>plan <b>{}</b>: <span class=\"{}\">{}</span>, started {}</p>",
+            "<h1>drover {} <code>{}</code></h1>\n<p>plan <b>{}</b>: <span class=\"{}\">{}</span>, started {}{}</p>",
             self.mode.as_str(),
             xml(&self.run_id),
             xml(&self.plan),
             cls(self.outcome == "succeeded"),
             self.outcome,
-            format_time(self.started_at)
+            format_time(self.started_at),
+            if self.simulated { " (simulated time)" } else { "" }
         );
         let opt = |v: Option<Millis>| v.map_or("-".to_owned(), human);
         let met = |m: Option<bool>| match m {

@@ -92,6 +92,15 @@ pub struct RunOptions {
     pub source_read_units: Option<u32>,
 }
 
+impl RunOptions {
+    /// Whether the run is on the simulated cloud, whose times are simulated, not the wall
+    /// clock's (its `cloud` settings say `kind: sim`).
+    #[must_use]
+    pub fn simulated(&self) -> bool {
+        self.cloud.get("kind").and_then(|k| k.as_str()) == Some("sim")
+    }
+}
+
 /// Concurrency limits per region and kind of work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
