@@ -195,3 +195,27 @@ def test_unseen_jobs_are_not_found_by_describe_until_they_age(emulator, ddb, bac
     time.sleep(0.7)
     assert backup.describe_backup_job(BackupJobId=job)["BackupJobId"] == job
     assert emulator.control("/_drover/reset", {"moto": False})[1]["unseen_jobs"] == 0
+
+
+@pytest.mark.parametrize("code,message", [
+    # IAM's denial, as DynamoDB and AWS Backup word it (the identity, the action, the reason).
+    ("AccessDeniedException", "User: arn:aws:iam::123456789012:user/drill is not authorized to perform: "
+                              "dynamodb:DescribeTable because no identity-based policy allows it"),
+    # An STS session past its expiry: the credentials themselves are refused.
+    ("ExpiredTokenException", "The security token included in the request is expired"),
+    # An access key AWS does not know.
+    ("UnrecognizedClientException", "The security token included in the request is invalid."),
+])
+def test_access_errors_every_aws_api_may_answer(emulator, ddb, backup, code, message):
+    """The common authentication and authorization errors (the AWS API references' "Common
+    Errors"; DynamoDB's "Error handling"), answered through `throttle` with their code: how
+    tests/unreachable.rs makes drover meet a denial or an expired session."""
+    for operation, call in [("dynamodb:*", ddb.list_tables), ("backup:*", backup.list_backup_vaults)]:
+        emulator.control("/_drover/throttle", {"operation": operation, "count": 1, "code": code,
+                                               "status": 400, "message": message})
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        assert error_code(e) == code
+        assert e.value.response["Error"]["Message"] == message
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        call()  # one answer only: the next call is served
