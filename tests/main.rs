@@ -15,6 +15,7 @@ mod iam;
 mod progress;
 mod report;
 mod runs;
+mod sim_time;
 mod sweep;
 mod unreachable;
 

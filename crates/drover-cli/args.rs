@@ -41,7 +41,7 @@ pub(crate) enum Command {
     /// Print the JSON Schema of the plan format (for editors)
     Schema,
     /// Rehearse recovery: back up, copy, restore under drill names, validate, tear down
-    Drill(RunArgs),
+    Drill(DrillArgs),
     /// Recover for real from copies already in the target vaults (never calls the source region)
     Failover(FailoverArgs),
     /// Continue an interrupted or failed run where it stopped
@@ -211,12 +211,11 @@ pub(crate) struct RunArgs {
     /// Which cloud to run against
     #[arg(long, value_enum, default_value_t = CloudArg::Aws)]
     pub(crate) cloud: CloudArg,
-    /// Run id (default: generated from the plan name and the time)
+    /// Run id: 1 to 64 lowercase letters, digits or `-` (default: generated from the plan
+    /// name and the time). Drill table names carry its short id: its last 8 characters when
+    /// they are hex digits after a `-` (as generated ids end), else 8 derived from the id
     #[arg(long, value_name = "ID")]
     pub(crate) run_id: Option<String>,
-    /// Keep the drill tables (no teardown; `drover teardown RUN_ID` later)
-    #[arg(long)]
-    pub(crate) keep: bool,
     /// Start without the preflight checks
     #[arg(long)]
     pub(crate) skip_preflight: bool,
@@ -239,8 +238,42 @@ pub(crate) struct RunArgs {
     pub(crate) aws: AwsArgs,
     #[command(flatten)]
     pub(crate) sim: SimArgs,
+    /// Simulator: how fast simulated time may run, in simulated seconds per real second, or
+    /// `max` (no pacing). Default: paced so that a run lasts a few seconds. Pacing never
+    /// changes a simulated run's result: simulated time advances from event to event
+    #[arg(long, value_name = "X|max", value_parser = parse_sim_speed)]
+    pub(crate) sim_speed: Option<SimSpeed>,
     #[command(flatten)]
     pub(crate) state: StateArgs,
+}
+
+/// `drover drill`: a run, and whether to keep what it restored.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DrillArgs {
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// Keep the drill tables (no teardown; `drover teardown RUN_ID` later)
+    #[arg(long)]
+    pub(crate) keep: bool,
+}
+
+/// How a simulated run is paced against the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum SimSpeed {
+    /// At most this many simulated seconds per real second.
+    Times(f64),
+    /// As fast as the machine goes.
+    Max,
+}
+
+fn parse_sim_speed(s: &str) -> Result<SimSpeed, String> {
+    if s == "max" {
+        return Ok(SimSpeed::Max);
+    }
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(SimSpeed::Times(x)),
+        _ => Err(format!("`{s}` is not a positive number or `max`")),
+    }
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -350,20 +383,37 @@ pub(crate) struct LimitArgs {
     pub(crate) max_table_ops: u16,
 }
 
-#[derive(Debug, Clone, Args)]
+/// Options of the simulated cloud (`--cloud sim` only; refused otherwise).
+#[derive(Debug, Clone, Default, Args)]
 pub(crate) struct SimArgs {
-    /// Simulator: generated items per source table (canary items come on top)
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    pub(crate) sim_items: u64,
-    /// Simulator: simulated seconds per real second
-    #[arg(long, value_name = "X", default_value_t = 600.0)]
-    pub(crate) sim_speed: f64,
-    /// Simulator: seed of ids, durations and faults
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub(crate) sim_seed: u64,
-    /// Simulator: probability that a call is throttled
-    #[arg(long, value_name = "P", default_value_t = 0.0)]
-    pub(crate) sim_throttle: f64,
+    /// Simulator: generated items per source table, canary items on top [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub(crate) sim_items: Option<u64>,
+    /// Simulator: seed of ids, durations and faults [default: 1]
+    #[arg(long, value_name = "N")]
+    pub(crate) sim_seed: Option<u64>,
+    /// Simulator: probability that a call is throttled [default: 0]
+    #[arg(long, value_name = "P")]
+    pub(crate) sim_throttle: Option<f64>,
+    /// Simulator: relative noise of job durations, 0 to 1 (0: every job takes the duration
+    /// model's expectation, and a run takes what `drover plan --estimate --cloud sim` says)
+    /// [default: 0.1]
+    #[arg(long, value_name = "F")]
+    pub(crate) sim_noise: Option<f64>,
+}
+
+impl SimArgs {
+    /// The first simulator option given, by its flag (they mean nothing without `--cloud sim`).
+    pub(crate) fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.sim_items.is_some(), "--sim-items"),
+            (self.sim_seed.is_some(), "--sim-seed"),
+            (self.sim_throttle.is_some(), "--sim-throttle"),
+            (self.sim_noise.is_some(), "--sim-noise"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
 }
 
 #[derive(Debug, Clone, Args)]

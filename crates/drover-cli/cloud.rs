@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use drover_engine::{Clock, Ports, ScaledClock, SystemClock};
+use drover_engine::ports::Millis;
+use drover_engine::{Clock, Ports, SystemClock};
 use drover_plan::{Mode, Plan};
-use drover_sim::{Faults, SimCloud};
+use drover_sim::{DurationModel, Faults, SimCloud};
 use serde::{Deserialize, Serialize};
 
 use crate::args::{AwsArgs, CloudArg, SimArgs};
@@ -15,6 +16,11 @@ use crate::args::{AwsArgs, CloudArg, SimArgs};
 /// How old the recovery points are that the simulator puts in target vaults for a failover
 /// (as an account with an hourly backup schedule and copy rules would hold).
 const SIM_COPY_AGE_MS: i64 = 30 * 60 * 1000;
+
+/// When simulated time starts for a new simulated world: 2026-01-01T00:00:00Z, a fixed
+/// instant, so that a simulated run is a function of its plan, options and seed alone (the
+/// estimator starts there too).
+pub(crate) const SIM_EPOCH: Millis = 1_767_225_600_000;
 
 /// The cloud settings recorded in a run's header.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,16 +32,28 @@ pub(crate) enum CloudSpec {
     Aws(drover_aws::AwsOptions),
 }
 
-/// Settings of a simulated cloud.
+/// Settings of a simulated world. How fast a run is paced is not one of them: pacing never
+/// changes a simulated run (journals of older drovers also carry `speed` and `origin_ms`,
+/// which are ignored).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct SimSpec {
     items: u64,
-    speed: f64,
     seed: u64,
     throttle: f64,
-    /// Wall-clock time at which simulated time started (simulated time = this + elapsed wall
-    /// time × speed).
-    origin_ms: i64,
+    /// Relative noise of job durations (older journals: the model's default).
+    #[serde(default = "default_noise")]
+    noise: f64,
+}
+
+fn default_noise() -> f64 {
+    DurationModel::default().noise
+}
+
+impl SimSpec {
+    /// The duration model of the world.
+    pub(crate) fn model(&self) -> DurationModel {
+        DurationModel { noise: self.noise, ..DurationModel::default() }
+    }
 }
 
 pub(crate) struct Cloud {
@@ -49,7 +67,9 @@ fn sim_state(run_dir: &Path) -> std::path::PathBuf {
 }
 
 impl Cloud {
-    /// A cloud for a new run.
+    /// A cloud for a new run, or for a command that reads one. A simulated cloud's time is
+    /// tokio's: build it inside the runtime that runs it ([`crate::support::sim_runtime`] for
+    /// runs, whose time is virtual).
     pub(crate) fn new(
         kind: CloudArg,
         aws: &AwsArgs,
@@ -58,41 +78,50 @@ impl Cloud {
         mode: Mode,
     ) -> Result<Cloud, String> {
         match kind {
-            CloudArg::Aws => Ok(Cloud::aws(aws.over(drover_aws::AwsOptions::default()))),
-            CloudArg::Sim => {
-                if !(sim.sim_speed.is_finite() && sim.sim_speed > 0.0) {
-                    return Err("--sim-speed must be a positive number".to_owned());
+            CloudArg::Aws => {
+                if let Some(flag) = sim.first_given() {
+                    return Err(format!(
+                        "{flag} is an option of the simulated cloud; add `--cloud sim`, or drop {flag}"
+                    ));
                 }
-                if !(0.0..=1.0).contains(&sim.sim_throttle) {
+                Ok(Cloud::aws(aws.over(drover_aws::AwsOptions::default())))
+            }
+            CloudArg::Sim => {
+                let throttle = sim.sim_throttle.unwrap_or(0.0);
+                if !(0.0..=1.0).contains(&throttle) {
                     return Err("--sim-throttle must be between 0 and 1".to_owned());
                 }
-                let origin_ms = SystemClock::new().now();
+                let noise = sim.sim_noise.unwrap_or_else(default_noise);
+                if !(0.0..=1.0).contains(&noise) {
+                    return Err("--sim-noise must be between 0 and 1".to_owned());
+                }
                 let spec = SimSpec {
-                    items: sim.sim_items,
-                    speed: sim.sim_speed,
-                    seed: sim.sim_seed,
-                    throttle: sim.sim_throttle,
-                    origin_ms,
+                    items: sim.sim_items.unwrap_or(1000),
+                    seed: sim.sim_seed.unwrap_or(1),
+                    throttle,
+                    noise,
                 };
-                Ok(Cloud::sim(spec, plan, mode, None))
+                Cloud::sim(spec, plan, mode, None, SIM_EPOCH)
             }
         }
     }
 
-    /// The cloud of an existing run, from its header.
+    /// The cloud of an existing run, from its header. A simulated world's time resumes at
+    /// `at` (the run's last journal record) or where the world stopped, whichever is later.
     pub(crate) fn reopen(
         spec: &serde_json::Value,
         aws: &AwsArgs,
         plan: &Plan,
         mode: Mode,
         run_dir: &Path,
+        at: Millis,
     ) -> Result<Cloud, String> {
         let spec: CloudSpec = serde_json::from_value(spec.clone()).map_err(|e| {
             format!("the run's journal names a cloud this drover does not know: {e}")
         })?;
         match spec {
             CloudSpec::Aws(recorded) => Ok(Cloud::aws(aws.over(recorded))),
-            CloudSpec::Sim(sim) => Ok(Cloud::sim(sim, plan, mode, Some(run_dir))),
+            CloudSpec::Sim(sim) => Cloud::sim(sim, plan, mode, Some(run_dir), at),
         }
     }
 
@@ -107,29 +136,51 @@ impl Cloud {
         Cloud { ports, spec: CloudSpec::Aws(options), sim: None }
     }
 
-    fn sim(spec: SimSpec, plan: &Plan, mode: Mode, existing: Option<&Path>) -> Cloud {
-        let SimSpec { items, speed, seed, throttle, origin_ms } = spec;
-        let clock: Arc<dyn Clock> = Arc::new(ScaledClock::new(origin_ms, origin_ms, speed));
-        let loaded = existing.and_then(|dir| SimCloud::load(&sim_state(dir), clock.clone()).ok());
-        let sim = loaded.unwrap_or_else(|| {
-            let account =
-                plan.source.account_id.clone().unwrap_or_else(|| "123456789012".to_owned());
-            let sim = SimCloud::new(&account, seed, clock.clone());
-            sim.set_realism(drover_sim::Realism::aws().without_noise());
-            sim.seed_from_plan(plan, items);
-            if mode == Mode::Failover {
-                sim.seed_copies(plan, SIM_COPY_AGE_MS);
+    /// The simulated cloud: the run's saved world when there is one, else a new world seeded
+    /// from the plan; its clock starts at `at`.
+    fn sim(
+        spec: SimSpec,
+        plan: &Plan,
+        mode: Mode,
+        existing: Option<&Path>,
+        at: Millis,
+    ) -> Result<Cloud, String> {
+        let SimSpec { items, seed, throttle, .. } = spec;
+        let state = existing.map(sim_state).filter(|path| path.exists());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::starting_at(at));
+        let sim = match state {
+            Some(path) => SimCloud::load(&path, clock.clone()).map_err(|e| {
+                format!("{e}; the run's simulated world cannot be resumed (start a new run)")
+            })?,
+            None => {
+                let account =
+                    plan.source.account_id.clone().unwrap_or_else(|| "123456789012".to_owned());
+                let sim = SimCloud::new(&account, seed, clock.clone());
+                sim.set_model(spec.model());
+                sim.set_realism(drover_sim::Realism::aws().without_noise());
+                sim.seed_from_plan(plan, items);
+                if mode == Mode::Failover {
+                    sim.seed_copies(plan, SIM_COPY_AGE_MS);
+                }
+                sim.set_faults(Faults { throttle_rate: throttle, ..Faults::default() });
+                sim
             }
-            sim.set_faults(Faults { throttle_rate: throttle, ..Faults::default() });
-            sim
-        });
+        };
         let ports = Ports {
             backup: Arc::new(sim.clone()),
             tables: Arc::new(sim.clone()),
             keys: Arc::new(sim.clone()),
             clock,
         };
-        Cloud { ports, spec: CloudSpec::Sim(spec), sim: Some(sim) }
+        Ok(Cloud { ports, spec: CloudSpec::Sim(spec), sim: Some(sim) })
+    }
+
+    /// The simulated world's duration model, for a simulated cloud.
+    pub(crate) fn sim_model(&self) -> Option<DurationModel> {
+        match &self.spec {
+            CloudSpec::Sim(spec) => Some(spec.model()),
+            CloudSpec::Aws(_) => None,
+        }
     }
 
     /// Starts saving the simulator's world in the run's directory (after every change).

@@ -12,6 +12,7 @@ mod estimate;
 mod exit;
 mod iam;
 mod output;
+mod pace;
 mod plan_cmd;
 mod progress;
 mod run_cmd;

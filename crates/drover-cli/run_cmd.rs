@@ -11,13 +11,17 @@ use drover_engine::{Clock, Execution, Outcome, Settings, SystemClock, execute, r
 use drover_plan::{Mode, Plan};
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{AwsArgs, FailoverArgs, LogFormat, ResumeArgs, RunArgs, TeardownArgs};
+use crate::args::{
+    AwsArgs, CloudArg, DrillArgs, FailoverArgs, LogFormat, ResumeArgs, RunArgs, SimSpeed,
+    TeardownArgs,
+};
 use crate::cloud::Cloud;
 use crate::exit::{CliError, Exit};
 use crate::output;
+use crate::pace::{self, Pacing};
 use crate::progress::Progress;
 use crate::status;
-use crate::support::{load_plan, runtime};
+use crate::support::{load_plan, runtime_for};
 
 /// The wait before a drill's backups: as asked (and journaled), else the documented minute.
 fn backup_settle(ms: Option<u64>) -> std::time::Duration {
@@ -45,12 +49,21 @@ fn limits(args: &RunArgs) -> Limits {
     }
 }
 
-pub(crate) fn drill(args: &RunArgs, log: LogFormat) -> Result<Exit, CliError> {
-    start(args, Mode::Drill, None, log)
+pub(crate) fn drill(args: &DrillArgs, log: LogFormat) -> Result<Exit, CliError> {
+    start(&args.run, Mode::Drill, Started { keep: args.keep, cut_at: None }, log)
 }
 
 pub(crate) fn backup(args: &RunArgs, log: LogFormat) -> Result<Exit, CliError> {
-    start(args, Mode::Backup, None, log)
+    start(args, Mode::Backup, Started::default(), log)
+}
+
+/// What only some modes of run are started with.
+#[derive(Debug, Clone, Copy, Default)]
+struct Started {
+    /// A drill's `--keep`.
+    keep: bool,
+    /// A failover's `--at`.
+    cut_at: Option<i64>,
 }
 
 pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliError> {
@@ -78,15 +91,10 @@ pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliE
             return Ok(Exit::Failure);
         }
     }
-    start(&args.run, Mode::Failover, args.at, log)
+    start(&args.run, Mode::Failover, Started { keep: false, cut_at: args.at }, log)
 }
 
-fn start(
-    args: &RunArgs,
-    mode: Mode,
-    cut_at: Option<i64>,
-    log: LogFormat,
-) -> Result<Exit, CliError> {
+fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result<Exit, CliError> {
     let Some((plan, bytes)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
     let state_dir = &args.state.state_dir;
     let run_id = match &args.run_id {
@@ -108,16 +116,26 @@ fn start(
             return Ok(Exit::Failure);
         }
     };
+    if args.cloud == CloudArg::Aws && args.sim_speed.is_some() {
+        output::error(
+            "--sim-speed paces the simulated cloud; add `--cloud sim`, or drop --sim-speed",
+        );
+        return Ok(Exit::Usage);
+    }
+    let rt = runtime_for(args.cloud)?;
+    // A simulated cloud's clock is the runtime's (virtual) one.
+    let _entered = rt.enter();
     let mut cloud = match Cloud::new(args.cloud, &args.aws, &args.sim, &plan, mode) {
         Ok(cloud) => cloud,
         Err(e) => {
             output::error(&e);
-            return Ok(Exit::Failure);
+            return Ok(Exit::Usage);
         }
     };
-    runtime()?.block_on(async {
+    let Started { keep, cut_at } = started;
+    rt.block_on(async {
         if !args.skip_preflight {
-            if !crate::checks::before_run(&plan, mode, &cloud, run::short_id(&run_id)).await {
+            if !crate::checks::before_run(&plan, mode, &cloud, &run::short_id(&run_id)).await {
                 return Ok(Exit::Failure);
             }
         } else if mode == Mode::Failover
@@ -136,7 +154,7 @@ fn start(
             plan_text: String::from_utf8_lossy(&bytes).into_owned(),
             drover_version: env!("CARGO_PKG_VERSION").to_owned(),
             options: RunOptions {
-                keep: args.keep,
+                keep,
                 limits: limits(args),
                 cloud: serde_json::to_value(&cloud.spec).unwrap_or_default(),
                 cut_at,
@@ -171,7 +189,7 @@ fn start(
             source_read_units: args.source_read_units,
             ..Settings::default()
         };
-        execute_run(plan, journal, state, cloud, settings, log).await
+        execute_run(plan, journal, state, cloud, settings, args.sim_speed, log).await
     })
 }
 
@@ -259,7 +277,19 @@ fn continue_run(
         return Ok(Exit::Failure);
     };
     let run_dir = run::run_dir(state_dir, run_id);
-    let cloud = match Cloud::reopen(&header.options.cloud, aws, &plan, header.mode, &run_dir) {
+    let kind = if header.options.simulated() { CloudArg::Sim } else { CloudArg::Aws };
+    let rt = runtime_for(kind)?;
+    // A simulated world's time resumes where the journal stopped.
+    let _entered = rt.enter();
+    let reopened = Cloud::reopen(
+        &header.options.cloud,
+        aws,
+        &plan,
+        header.mode,
+        &run_dir,
+        opened.state.last_at,
+    );
+    let cloud = match reopened {
         Ok(mut cloud) => match cloud.persist(&run_dir) {
             Ok(()) => cloud,
             Err(e) => {
@@ -288,7 +318,6 @@ fn continue_run(
         return Ok(Exit::Failure);
     }
     output::stderr(&format!("{} {run_id}", if teardown { "tearing down" } else { "resuming" }));
-    let rt = runtime()?;
     let expected = rt.block_on(expected_durations(&plan, header.mode, &cloud, state_dir));
     let settings = Settings {
         expected_ms: expected,
@@ -300,7 +329,7 @@ fn continue_run(
         source_read_units: header.options.source_read_units,
         ..Settings::default()
     };
-    rt.block_on(execute_run(plan, opened.journal, opened.state, cloud, settings, log))
+    rt.block_on(execute_run(plan, opened.journal, opened.state, cloud, settings, None, log))
 }
 
 /// Expected step durations from the source tables' sizes and the duration model (calibrated
@@ -317,9 +346,16 @@ async fn expected_durations(
         return None;
     }
     let sizes = crate::estimate::source_sizes(plan, cloud).await.ok()?;
-    let defaults = drover_sim::DurationModel { noise: 0.0, ..drover_sim::DurationModel::default() };
-    let (model, _) =
-        drover_sim::estimate::calibrate(&drover_sim::estimate::history(state_dir), defaults);
+    // A simulated world's durations come from its own model (never from the state directory's
+    // history: a simulated run is a function of its plan, options and seed).
+    let model = match cloud.sim_model() {
+        Some(model) => drover_sim::DurationModel { noise: 0.0, ..model },
+        None => {
+            let defaults =
+                drover_sim::DurationModel { noise: 0.0, ..drover_sim::DurationModel::default() };
+            drover_sim::estimate::calibrate(&drover_sim::estimate::history(state_dir), defaults).0
+        }
+    };
     Some(Arc::new(drover_sim::estimate::expected_durations(plan, mode, &sizes, &model)))
 }
 
@@ -329,8 +365,27 @@ async fn execute_run(
     state: RunState,
     cloud: Cloud,
     settings: Settings,
+    sim_speed: Option<SimSpeed>,
     log: LogFormat,
 ) -> Result<Exit, CliError> {
+    let simulated = cloud.sim_model().is_some();
+    #[allow(clippy::disallowed_methods)]
+    let wall = std::time::Instant::now();
+    // A simulated run is paced for people watching; the pacer stops with the run.
+    let _pacer = simulated.then(|| {
+        let bound = settings.expected_ms.as_deref().map_or(0, |expected| {
+            pace::lower_bound(
+                &plan,
+                state.header.mode,
+                expected,
+                &settings.limits,
+                settings.backup_settle,
+            )
+        });
+        let pacer =
+            tokio::spawn(pace::run(cloud.ports.clock.clone(), Pacing::new(sim_speed, bound)));
+        AbortOnDrop(pacer)
+    });
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -362,6 +417,9 @@ async fn execute_run(
     };
     progress.finish(&report.state);
     output::stdout_line(&status::render(&report.state))?;
+    if simulated {
+        output::stderr(&format!("simulated in {:.1}s of real time", wall.elapsed().as_secs_f64()));
+    }
     Ok(match report.outcome {
         Outcome::Succeeded => Exit::Success,
         Outcome::Failed { .. } => {
@@ -377,4 +435,13 @@ async fn execute_run(
             Exit::Interrupted
         }
     })
+}
+
+/// Aborts a task when dropped (the pacer, when the run ends however it ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -44,16 +44,18 @@ fn recovery_time(state: &RunState) -> Option<i64> {
 pub(crate) fn render(state: &RunState) -> String {
     let h = &state.header;
     let mut out = String::new();
+    // A simulated run's times are the simulator's, not the wall clock's: say so.
+    let simulated = if h.options.simulated() { " (simulated time)" } else { "" };
     let _ = writeln!(
         out,
-        "run {} ({} of plan {}), started {}: {}",
+        "run {} ({} of plan {}), started {}{simulated}: {}",
         h.run_id,
         h.mode.as_str(),
         h.plan_name,
         run::format_time(state.started_at),
         verdict(state)
     );
-    let _ = write!(out, "elapsed {}", duration(state.last_at - state.started_at));
+    let _ = write!(out, "elapsed {}{simulated}", duration(state.last_at - state.started_at));
     if let Some(rt) = recovery_time(state) {
         let _ = write!(out, "; every table restored and validated after {}", duration(rt));
     }
@@ -199,6 +201,7 @@ pub(crate) fn to_json(state: &RunState) -> serde_json::Value {
         "state": verdict(state),
         "started_at": run::format_time(state.started_at),
         "last_record_at": run::format_time(state.last_at),
+        "time": if h.options.simulated() { "simulated" } else { "wall clock" },
         "recovery_time_seconds": recovery_time(state).map(|ms| ms / 1000),
         "interruptions": state.interruptions,
         "cuts": state.cuts.values().map(|c| json!({
@@ -294,10 +297,11 @@ pub(crate) fn runs(args: &StateArgs) -> Result<Exit, CliError> {
             Ok(s) => {
                 let _ = writeln!(
                     out,
-                    "{id:<width$}  {:<8}  {:<20}  {}",
+                    "{id:<width$}  {:<8}  {:<20}  {}{}",
                     s.header.mode.as_str(),
                     run::format_time(s.started_at),
-                    verdict(&s)
+                    verdict(&s),
+                    if s.header.options.simulated() { " (simulated)" } else { "" }
                 );
             }
             Err(e) => {

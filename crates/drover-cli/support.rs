@@ -35,3 +35,26 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .build()
         .map_err(CliError::Output)
 }
+
+/// The runtime of a simulated run: one thread, tokio's clock paused, so that simulated time
+/// jumps from one event to the next (a discrete-event simulation) instead of following the
+/// wall clock; a run is then a function of its plan, options and seed, whatever the machine's
+/// load ([`crate::pace`] slows it down for people watching).
+pub(crate) fn sim_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(CliError::Output)
+}
+
+/// The runtime for a command on `cloud`: [`sim_runtime`] for the simulator, else
+/// [`runtime`].
+pub(crate) fn runtime_for(
+    cloud: crate::args::CloudArg,
+) -> Result<tokio::runtime::Runtime, CliError> {
+    match cloud {
+        crate::args::CloudArg::Sim => sim_runtime(),
+        crate::args::CloudArg::Aws => runtime(),
+    }
+}

@@ -154,6 +154,7 @@ fn clouds(args: &SweepArgs, plan: &Plan, state_dir: &Path) -> Result<Vec<Cloud>,
             plan,
             header.mode,
             &dir,
+            state.last_at,
         )?);
     }
     if out.is_empty() {

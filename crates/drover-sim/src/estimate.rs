@@ -245,7 +245,10 @@ impl Simulation {
         sim.set_realism(self.realism.clone());
         sim.seed_from_plan(plan, 0);
         for t in &plan.tables {
-            let items = sizes.get(&t.name).copied().unwrap_or(0) / ITEM_BYTES;
+            // The canary items the plan seeds count towards the size.
+            let canaries = u64::try_from(t.validate.canary_keys.len()).unwrap_or(0);
+            let items =
+                (sizes.get(&t.name).copied().unwrap_or(0) / ITEM_BYTES).saturating_sub(canaries);
             sim.with(|w| w.set_generated_items(plan.source.region.as_str(), &t.name, items));
         }
         if mode == Mode::Failover {
