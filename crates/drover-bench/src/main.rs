@@ -5,6 +5,7 @@
 //! cargo run --release -p drover-bench -- --quick      # 10- and 100-table plans only
 //! cargo run --release -p drover-bench -- --emulator   # also validation throughput on the emulator
 //! cargo run --release -p drover-bench -- --realism    # only: API calls of a real drill on the emulator
+//! cargo run --release -p drover-bench -- --scale      # only: --cloud sim drills of 100 to 10,000 tables
 //! ```
 //!
 //! Generated plans (chain, wide, diamond lattice, random DAG) of 10, 100 and 1,000 tables with
@@ -13,6 +14,10 @@
 //! the critical path and the quota bound, from the jobs' true durations), a one-table-at-a-time
 //! script and a barrier-per-wave run on the same durations, the detection lag, the calls spent,
 //! and the RTO estimate's error.
+//!
+//! `--scale` (`[--quick]`: up to 1,000 tables) runs only the section of `scale.rs`: wall time,
+//! peak memory, journal size and `status`/`report` times of `drover drill --cloud sim` through
+//! the release binary, as whole processes.
 //!
 //! `--realism` (`[--seed N] [--job-seconds S]`) runs only the section of `realism.rs`: a
 //! seven-table `drover drill` through the release binary against the emulator, in its realism
@@ -38,6 +43,7 @@ use drover_sim::estimate::{Sizes, estimate, simulate_with};
 use drover_sim::{DurationModel, JobKind, SimCloud};
 
 mod realism;
+mod scale;
 
 struct Rng(u64);
 
@@ -512,6 +518,9 @@ fn emulator_throughput() -> Result<String, String> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let has = |a: &str| args.iter().any(|x| x == a);
+    if has(scale::CHILD_FLAG) {
+        return scale::measure_child(&args);
+    }
     if has("--overhead-child-durable") {
         return overhead_child(true);
     }
@@ -526,6 +535,17 @@ fn main() {
         println!("## AWS realism: API calls per table and polls per job\n");
         match realism::run(&realism::Options::from_args(&args)) {
             Ok(tables) => println!("{tables}"),
+            Err(e) => {
+                println!("not measured: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    if has("--scale") {
+        println!("## The embedded default at scale, through the release binary\n");
+        match scale::suite(has("--quick")) {
+            Ok(table) => println!("{table}"),
             Err(e) => {
                 println!("not measured: {e}");
                 std::process::exit(1);

@@ -45,7 +45,7 @@ impl Options {
     }
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -66,7 +66,7 @@ fn python() -> Result<String, String> {
 /// The release `drover` binary next to this one. When run by cargo, it is (re)built first
 /// (`cargo build --release --locked -p drover` into this binary's target directory, a no-op when
 /// it is up to date), so that the drill measures the sources it sits with.
-fn drover_binary() -> Result<PathBuf, String> {
+pub(crate) fn drover_binary() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = exe.parent().ok_or("no directory for the bench binary")?.to_path_buf();
     let drover = dir.join(format!("drover{}", std::env::consts::EXE_SUFFIX));
