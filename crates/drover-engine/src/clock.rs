@@ -1,4 +1,5 @@
-//! Time, behind a port: real, accelerated, or virtual (tokio's paused clock in tests).
+//! Time, behind a port: real, or virtual (tokio's paused clock: tests, estimates and
+//! simulated runs).
 
 use std::time::Duration;
 
@@ -71,55 +72,5 @@ impl Clock for SystemClock {
 
     async fn sleep(&self, d: Duration) {
         tokio::time::sleep(d).await;
-    }
-}
-
-/// Time that runs `speed` times faster than the system clock: simulated seconds per real
-/// second. "Now" is a fixed function of wall time (`origin + (wall - wall_origin) * speed`),
-/// so a process that restarts with the same origins sees time that went on while it was
-/// down, as a real cloud's would.
-#[derive(Debug, Clone)]
-pub struct ScaledClock {
-    sim_origin: Millis,
-    wall_origin: Millis,
-    speed: f64,
-    mono_origin: tokio::time::Instant,
-}
-
-impl ScaledClock {
-    /// A clock at `sim_origin` when the wall clock read `wall_origin`, running `speed` times
-    /// faster.
-    #[must_use]
-    pub fn new(sim_origin: Millis, wall_origin: Millis, speed: f64) -> ScaledClock {
-        ScaledClock {
-            sim_origin,
-            wall_origin,
-            speed: speed.max(f64::MIN_POSITIVE),
-            mono_origin: tokio::time::Instant::now(),
-        }
-    }
-
-    #[allow(clippy::disallowed_methods)]
-    fn wall_now() -> Millis {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-    }
-}
-
-#[async_trait]
-impl Clock for ScaledClock {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-    fn now(&self) -> Millis {
-        let wall = (Self::wall_now() - self.wall_origin).max(0);
-        self.sim_origin + (wall as f64 * self.speed) as Millis
-    }
-
-    fn monotonic(&self) -> Duration {
-        self.mono_origin.elapsed().mul_f64(self.speed)
-    }
-
-    async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(d.div_f64(self.speed)).await;
     }
 }

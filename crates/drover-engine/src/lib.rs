@@ -35,7 +35,7 @@ pub mod state;
 mod steps;
 pub mod sweep;
 
-pub use clock::{Clock, ScaledClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use engine::{Execution, Outcome, Report, execute};
 pub use error::{CloudError, EngineError, ErrorKind};
 pub use observer::{Observer, Silent};
