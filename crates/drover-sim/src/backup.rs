@@ -15,7 +15,7 @@ use crate::err;
 use crate::items::ITEM_BYTES;
 use crate::model::JobKind;
 use crate::realism;
-use crate::world::{Point, Work};
+use crate::world::{Point, TableEvent, Work};
 
 #[async_trait]
 impl BackupService for SimCloud {
@@ -226,11 +226,7 @@ impl BackupService for SimCloud {
         self.op(OP, region, |w, now| {
             // A point an unfinished copy job reads cannot be deleted yet (AWS Backup:
             // InvalidResourceStateException, "try again later").
-            let reading = w.jobs.values().any(|j| {
-                j.outcome.is_none()
-                    && matches!(&j.work, Work::Copy { source_point, .. } if source_point == arn)
-            });
-            if reading {
+            if w.copy_reading(arn) {
                 return Err(err(
                     ErrorKind::Transient,
                     OP,
@@ -252,7 +248,9 @@ impl BackupService for SimCloud {
             match lingers {
                 Some(until) => {
                     point.deleting_until = Some(until);
-                    w.table_event(until);
+                    let what =
+                        TableEvent::Point(region.to_owned(), vault.to_owned(), arn.to_owned());
+                    w.table_event(until, what);
                 }
                 None => {
                     v.points.remove(arn);

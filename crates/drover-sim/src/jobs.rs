@@ -59,15 +59,9 @@ impl World {
     /// that ended before each job did.
     pub(crate) fn advance(&mut self, now: Millis) {
         if !self.indexed {
-            self.due = self
-                .jobs
-                .values()
-                .filter(|j| j.outcome.is_none() && j.queued.is_none())
-                .map(|j| (j.complete_at, j.id.clone()))
-                .collect();
-            self.next_table_event = Some(Millis::MIN);
-            self.indexed = true;
+            self.index();
         }
+        self.time = Some(self.time.map_or(now, |t| t.max(now)));
         while let Some((at, id)) = self.due.first().cloned() {
             if at > now {
                 break;
@@ -76,6 +70,7 @@ impl World {
             // A table deleted before the job finished is gone when it does.
             self.end_table_updates(at);
             let outcome = self.finish(&id, at);
+            self.unfinished.remove(&id);
             let resource = self.jobs.get_mut(&id).and_then(|job| {
                 job.outcome = Some(outcome);
                 job.resource.clone()
@@ -91,8 +86,7 @@ impl World {
     /// ([`crate::Realism::one_job_per_resource`]).
     fn release(&mut self, resource: &str, at: Millis) {
         let next = self
-            .jobs
-            .values()
+            .unfinished_jobs()
             .filter(|j| j.queued.is_some() && j.resource.as_deref() == Some(resource))
             .min_by_key(|j| (j.created_at, j.id.clone()))
             .map(|j| j.id.clone());
@@ -236,7 +230,7 @@ impl World {
                         created_at: Some(at),
                     },
                 );
-                *self.tables_restored.entry(format!("{region}/{table}")).or_default() += 1;
+                *self.tables_restored.or_insert_with(format!("{region}/{table}"), || 0) += 1;
                 if let Some(Job { work: Work::Restore { created, .. }, .. }) = self.jobs.get_mut(id)
                 {
                     *created = Some(arn);
@@ -317,9 +311,8 @@ impl World {
         }
         if kind == JobKind::Restore {
             let unfinished = self
-                .jobs
-                .values()
-                .filter(|j| j.kind == JobKind::Restore && j.region == region && j.outcome.is_none())
+                .unfinished_jobs()
+                .filter(|j| j.kind == JobKind::Restore && j.region == region)
                 .count();
             if let Err(e) = self.realism.restore_quota(op, unfinished) {
                 self.saw("max_restores");
@@ -335,9 +328,9 @@ impl World {
         };
         let doomed = self.faults.doom(kind, restore_table);
         let resource = resource.filter(|_| self.realism.queues(kind));
-        let busy = resource.as_ref().is_some_and(|r| {
-            self.jobs.values().any(|j| j.outcome.is_none() && j.resource.as_ref() == Some(r))
-        });
+        let busy = resource
+            .as_ref()
+            .is_some_and(|r| self.unfinished_jobs().any(|j| j.resource.as_ref() == Some(r)));
         if delay > 0 {
             self.saw("copy_queue_ms");
         }
@@ -367,6 +360,7 @@ impl World {
                 queued,
             },
         );
+        self.unfinished.insert(id.clone());
         self.tokens.insert(token_key, id.clone());
         *self.jobs_started.entry(kind).or_default() += 1;
         Ok(id)

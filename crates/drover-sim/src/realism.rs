@@ -597,6 +597,11 @@ impl TableRealism {
     pub(crate) fn expire(&mut self, realism: &Realism, now: Millis) -> Option<Millis> {
         let lag = ms(realism.backup_lag_ms);
         self.forget_writes(now.saturating_sub(lag));
-        self.writes.first().map(|w| w.at.saturating_add(lag))
+        self.forget_at(realism)
+    }
+
+    /// When the oldest logged write can be forgotten, if any is logged.
+    pub(crate) fn forget_at(&self, realism: &Realism) -> Option<Millis> {
+        self.writes.first().map(|w| w.at.saturating_add(ms(realism.backup_lag_ms)))
     }
 }

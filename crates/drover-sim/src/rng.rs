@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A splitmix64 generator. Persisted with the world as its bare state (a number), so a
 /// reloaded world continues the same sequence.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub(crate) struct Rng(u64);
 

@@ -15,7 +15,7 @@ use crate::cloud::SimCloud;
 use crate::err;
 use crate::items::{ITEM_BYTES, Items, key_part};
 use crate::realism::Status;
-use crate::world::{SimTable, World};
+use crate::world::{SimTable, TableEvent, World};
 
 /// What DescribeTable answers for `t` at `now`.
 fn table_info(t: &SimTable, now: Millis) -> TableInfo {
@@ -63,12 +63,19 @@ fn tagged_table<'a>(
         )
     };
     let r = w.region(op, region)?;
-    let status = r.tables.values().find(|t| t.arn == arn).ok_or_else(not_found)?.status(now);
+    // The table the ARN's name names, when its ARN is this one (a lookup, not a scan); any
+    // table with this ARN otherwise.
+    let by_name = arn.rsplit('/').next().filter(|n| r.tables.get(*n).is_some_and(|t| t.arn == arn));
+    let name = match by_name {
+        Some(name) => name.to_owned(),
+        None => r.tables.values().find(|t| t.arn == arn).ok_or_else(not_found)?.name.clone(),
+    };
+    let status = r.tables.get(&name).ok_or_else(not_found)?.status(now);
     if hide && matches!(status, Status::Creating | Status::Deleting) {
         w.saw("inactive_tables_not_found");
         return Err(not_found());
     }
-    w.region(op, region)?.tables.values_mut().find(|t| t.arn == arn).ok_or_else(not_found)
+    w.region(op, region)?.tables.get_mut(&name).ok_or_else(not_found)
 }
 
 /// The table `name` in `region`, for an item operation: DynamoDB's not-found error when there
@@ -99,7 +106,7 @@ fn updating(w: &mut World, region: &str, name: &str, now: Millis) {
         && let Some(t) = w.regions.get_mut(region).and_then(|r| r.tables.get_mut(name))
     {
         t.busy_until = Some(until);
-        w.table_event(until);
+        w.table_event(until, TableEvent::Table(region.to_owned(), name.to_owned()));
     }
 }
 
@@ -285,7 +292,7 @@ impl TableService for SimCloud {
             } else {
                 let until = now.saturating_add(lingers);
                 t.deleting_until = Some(until);
-                w.table_event(until);
+                w.table_event(until, TableEvent::Table(region.to_owned(), name.to_owned()));
             }
             Ok(())
         })
@@ -342,7 +349,7 @@ impl TableService for SimCloud {
             let key = Items::canonical(&key);
             let before = t.items.explicit.insert(key.clone(), item.clone());
             if let Some(at) = t.realism.wrote(&realism, key, before, now) {
-                w.table_event(at);
+                w.table_event(at, TableEvent::Table(region.to_owned(), name.to_owned()));
             }
             Ok(())
         })
@@ -356,7 +363,7 @@ impl TableService for SimCloud {
             let key = Items::canonical(key);
             let before = t.items.explicit.remove(&key);
             if let Some(at) = t.realism.wrote(&realism, key, before, now) {
-                w.table_event(at);
+                w.table_event(at, TableEvent::Table(region.to_owned(), name.to_owned()));
             }
             Ok(())
         })
@@ -368,7 +375,7 @@ impl SimCloud {
     /// Waits as long as a parallel scan of `items` items in `segments` segments takes.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
     async fn scan_time(&self, items: u64, opts: &ScanOptions, consistent: bool) {
-        let rate = self.lock().model.scan_mb_s * f64::from(opts.segments.max(1));
+        let rate = self.lock().world.model.scan_mb_s * f64::from(opts.segments.max(1));
         let bytes = (items * ITEM_BYTES) as f64;
         let mut secs = bytes / 1e6 / rate;
         // A read budget: a read capacity unit reads 4 KB consistently, 8 KB eventually.

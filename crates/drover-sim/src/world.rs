@@ -1,7 +1,9 @@
 //! The simulated world's state: regions with their tables, vaults (with recovery points) and
 //! KMS keys; the jobs and idempotency tokens; the seeded generator; the counters tests read.
 //! Plus lookups that answer as AWS does when something is missing or busy, and the end of
-//! tables' UPDATING and DELETING states. What jobs do is in [`crate::jobs`].
+//! tables' UPDATING and DELETING states (from an index of when each is due, never a scan of
+//! the world). What jobs do is in [`crate::jobs`]. The keyed parts are [`Tracked`] maps, so that
+//! persistence writes only what a call touched ([`crate::changes`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +17,7 @@ use crate::items::{Items, Schema};
 use crate::model::{DurationModel, JobKind};
 use crate::realism::{Realism, Status, TableRealism};
 use crate::rng::Rng;
+use crate::tracked::Tracked;
 
 /// A DynamoDB table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,11 +77,11 @@ pub(crate) struct Point {
 pub(crate) struct Vault {
     pub(crate) arn: String,
     pub(crate) key_arn: Option<String>,
-    pub(crate) points: BTreeMap<String, Point>,
+    pub(crate) points: Tracked<String, Point>,
 }
 
 /// A KMS key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Key {
     pub(crate) state: String,
 }
@@ -86,9 +89,9 @@ pub(crate) struct Key {
 /// What one region holds, and whether it answers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct RegionState {
-    pub(crate) tables: BTreeMap<String, SimTable>,
-    pub(crate) vaults: BTreeMap<String, Vault>,
-    pub(crate) keys: BTreeMap<String, Key>,
+    pub(crate) tables: Tracked<String, SimTable>,
+    pub(crate) vaults: Tracked<String, Vault>,
+    pub(crate) keys: Tracked<String, Key>,
     pub(crate) advanced_backup: bool,
     pub(crate) down: bool,
 }
@@ -144,14 +147,23 @@ pub(crate) struct Job {
     pub(crate) queued: Option<(Millis, Millis)>,
 }
 
+/// What a [`World::table_events`] entry is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TableEvent {
+    /// A table, by region and name.
+    Table(String, String),
+    /// A recovery point, by region, vault and ARN.
+    Point(String, String, String),
+}
+
 /// The whole simulated world. Serializable, so that it can persist across processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct World {
     pub(crate) account: String,
     pub(crate) rng: Rng,
     pub(crate) regions: BTreeMap<String, RegionState>,
-    pub(crate) jobs: BTreeMap<String, Job>,
-    pub(crate) tokens: BTreeMap<String, String>,
+    pub(crate) jobs: Tracked<String, Job>,
+    pub(crate) tokens: Tracked<String, String>,
     pub(crate) model: DurationModel,
     /// Faults in force.
     pub faults: Faults,
@@ -163,18 +175,28 @@ pub struct World {
     /// Jobs started, by kind.
     pub jobs_started: BTreeMap<JobKind, u64>,
     /// Tables created by restores, by (region, name): how often each name was restored.
-    pub tables_restored: BTreeMap<String, u64>,
+    pub tables_restored: Tracked<String, u64>,
     /// How often each realism behaviour changed an answer, by the name of its [`Realism`]
     /// field (`tag_delay_ms`: a `list_tags` showed an older tag set; `max_restores`: a restore
     /// was refused; ...): tests check that a behaviour they exercise did happen.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub effects: BTreeMap<String, u64>,
+    /// The latest time the world was asked at (the `now` of its last call): where a resumed
+    /// run's clock may start again. `None` in worlds saved before the simulator kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) time: Option<Millis>,
     /// Unfinished jobs by completion time (an index of `jobs`, rebuilt after loading).
     #[serde(skip)]
     pub(crate) due: BTreeSet<(Millis, String)>,
-    /// The earliest time a table stops being UPDATING or DELETING, if any.
+    /// Unfinished jobs, queued ones too (an index of `jobs`, rebuilt after loading): what the
+    /// restore quota, the one-job-per-resource slots and point deletions look at.
     #[serde(skip)]
-    pub(crate) next_table_event: Option<Millis>,
+    pub(crate) unfinished: BTreeSet<String>,
+    /// When a table or recovery point may change state by itself (UPDATING or DELETING ends, a
+    /// logged write can be forgotten), in time order (an index, rebuilt after loading; an entry
+    /// may be stale: it is checked when due).
+    #[serde(skip)]
+    pub(crate) table_events: BTreeSet<(Millis, TableEvent)>,
     /// Whether the indexes above are built.
     #[serde(skip)]
     pub(crate) indexed: bool,
@@ -187,17 +209,19 @@ impl World {
             account: account.to_owned(),
             rng: Rng::new(seed),
             regions: BTreeMap::new(),
-            jobs: BTreeMap::new(),
-            tokens: BTreeMap::new(),
+            jobs: Tracked::default(),
+            tokens: Tracked::default(),
             model: DurationModel::default(),
             faults: Faults::default(),
             realism: Realism::off(),
             calls: BTreeMap::new(),
             jobs_started: BTreeMap::new(),
-            tables_restored: BTreeMap::new(),
+            tables_restored: Tracked::default(),
             effects: BTreeMap::new(),
+            time: None,
             due: BTreeSet::new(),
-            next_table_event: None,
+            unfinished: BTreeSet::new(),
+            table_events: BTreeSet::new(),
             indexed: true,
         }
     }
@@ -315,37 +339,107 @@ impl World {
         self.regions.get(region)?.tables.get(table)?.realism.settled_at()
     }
 
-    /// Notes that a table changes state at `at` (UPDATING or DELETING ends, a logged write
-    /// can be forgotten).
-    pub(crate) fn table_event(&mut self, at: Millis) {
-        self.next_table_event = Some(self.next_table_event.map_or(at, |n| n.min(at)));
+    /// Notes that a table or recovery point may change state at `at` (UPDATING or DELETING
+    /// ends, a logged write can be forgotten).
+    pub(crate) fn table_event(&mut self, at: Millis, what: TableEvent) {
+        self.table_events.insert((at, what));
     }
 
     /// Ends the UPDATING and DELETING states due by `now` (deleted tables and recovery points
-    /// go), forgets the writes no backup can miss any more, and notes when the next such event
-    /// is due.
+    /// go) and forgets the writes no backup can miss any more, for the tables and points with
+    /// an event due; notes when each one's next event is.
     pub(crate) fn end_table_updates(&mut self, now: Millis) {
-        if self.next_table_event.is_some_and(|at| at <= now) {
-            let mut next: Option<Millis> = None;
-            let mut note = |until: Millis| next = Some(next.map_or(until, |n| n.min(until)));
-            for region in self.regions.values_mut() {
-                region.tables.retain(|_, t| t.deleting_until.is_none_or(|until| until > now));
-                for t in region.tables.values_mut() {
-                    if t.busy_until.is_some_and(|until| until <= now) {
-                        t.busy_until = None;
+        while self.table_events.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, what)) = self.table_events.pop_first() else { break };
+            match what {
+                TableEvent::Table(region, name) => self.table_due(region, name, now),
+                TableEvent::Point(region, vault, arn) => {
+                    let until = self
+                        .regions
+                        .get(&region)
+                        .and_then(|r| r.vaults.get(&vault))
+                        .and_then(|v| v.points.get(&arn))
+                        .and_then(|p| p.deleting_until);
+                    match until {
+                        Some(until) if until <= now => {
+                            if let Some(v) =
+                                self.regions.get_mut(&region).and_then(|r| r.vaults.get_mut(&vault))
+                            {
+                                v.points.remove(&arn);
+                            }
+                        }
+                        Some(until) => {
+                            self.table_event(until, TableEvent::Point(region, vault, arn));
+                        }
+                        None => {}
                     }
-                    let forget = t.realism.expire(&self.realism, now);
-                    [t.busy_until, t.deleting_until, forget]
-                        .into_iter()
-                        .flatten()
-                        .for_each(&mut note);
-                }
-                for vault in region.vaults.values_mut() {
-                    vault.points.retain(|_, p| p.deleting_until.is_none_or(|until| until > now));
-                    vault.points.values().filter_map(|p| p.deleting_until).for_each(&mut note);
                 }
             }
-            self.next_table_event = next;
         }
+    }
+
+    /// A table's event is due at `now`: it goes if its DELETING ended, its UPDATING ends, its
+    /// old writes are forgotten; its next event is noted.
+    fn table_due(&mut self, region: String, name: String, now: Millis) {
+        let Some(r) = self.regions.get_mut(&region) else { return };
+        let Some(t) = r.tables.get(&name) else { return };
+        if t.deleting_until.is_some_and(|until| until <= now) {
+            r.tables.remove(&name);
+            return;
+        }
+        let Some(t) = r.tables.get_mut(&name) else { return };
+        if t.busy_until.is_some_and(|until| until <= now) {
+            t.busy_until = None;
+        }
+        let forget = t.realism.expire(&self.realism, now);
+        let next = [t.busy_until, t.deleting_until, forget].into_iter().flatten().min();
+        if let Some(at) = next {
+            self.table_event(at, TableEvent::Table(region, name));
+        }
+    }
+
+    /// Rebuilds the indexes of a world just loaded: unfinished jobs, when they are due, and
+    /// every table's and recovery point's next event.
+    pub(crate) fn index(&mut self) {
+        self.due = self
+            .jobs
+            .values()
+            .filter(|j| j.outcome.is_none() && j.queued.is_none())
+            .map(|j| (j.complete_at, j.id.clone()))
+            .collect();
+        self.unfinished =
+            self.jobs.values().filter(|j| j.outcome.is_none()).map(|j| j.id.clone()).collect();
+        let mut events = BTreeSet::new();
+        for (region, r) in &self.regions {
+            for (name, t) in r.tables.iter() {
+                let forget = t.realism.forget_at(&self.realism);
+                if let Some(at) =
+                    [t.busy_until, t.deleting_until, forget].into_iter().flatten().min()
+                {
+                    events.insert((at, TableEvent::Table(region.clone(), name.clone())));
+                }
+            }
+            for (vault, v) in r.vaults.iter() {
+                for (arn, p) in v.points.iter() {
+                    if let Some(at) = p.deleting_until {
+                        let what = TableEvent::Point(region.clone(), vault.clone(), arn.clone());
+                        events.insert((at, what));
+                    }
+                }
+            }
+        }
+        self.table_events = events;
+        self.indexed = true;
+    }
+
+    /// Whether an unfinished copy job reads the recovery point `arn`.
+    pub(crate) fn copy_reading(&self, arn: &str) -> bool {
+        self.unfinished_jobs()
+            .any(|j| matches!(&j.work, Work::Copy { source_point, .. } if source_point == arn))
+    }
+
+    /// The jobs not finished yet (queued ones too).
+    pub(crate) fn unfinished_jobs(&self) -> impl Iterator<Item = &Job> {
+        self.unfinished.iter().filter_map(|id| self.jobs.get(id))
     }
 }
