@@ -1,10 +1,10 @@
-//! [`SimCloud`]: the world behind a lock, the clock and persistence; its set-up helpers
+//! [`SimCloud`]: the world and its change log behind a lock, the clock; its set-up helpers
 //! (regions, vaults, keys, tables, a plan's world, seeded copies) and the wrapper every API
 //! call goes through ([`SimCloud::op`]). The ports' implementations are in [`crate::backup`],
 //! [`crate::tables`] and [`crate::keys`].
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,60 +17,114 @@ use crate::err;
 use crate::faults::Faults;
 use crate::items::{ITEM_BYTES, Items, Schema, key_part};
 use crate::model::DurationModel;
-use crate::persist::{self, SimError};
+use crate::persist::{ChangeLog, SimError};
 use crate::realism::{Realism, TableRealism};
+use crate::tracked::Tracked;
 use crate::world::{Key, Point, RegionState, SimTable, Vault, World};
 
-/// The simulated cloud: a [`World`] behind a lock, a clock, and optional persistence.
+/// The simulated cloud: a [`World`] and its change log behind a lock, and a clock. Clones
+/// share the world (and its persistence).
 #[derive(Clone)]
 pub struct SimCloud {
-    world: Arc<Mutex<World>>,
+    state: Arc<Mutex<State>>,
     pub(crate) clock: Arc<dyn Clock>,
-    persist: Option<PathBuf>,
+}
+
+/// The world and, once persisted, its change log: under one lock, so that what a call changed
+/// is written before it answers.
+pub(crate) struct State {
+    pub(crate) world: World,
+    pub(crate) log: Option<ChangeLog>,
+}
+
+impl State {
+    /// Writes what the last call changed, if the world is persisted.
+    fn persist(&mut self) -> Result<(), SimError> {
+        match &mut self.log {
+            Some(log) => log.record(&mut self.world),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for State {
+    /// The last handle went: a final snapshot of a persisted world.
+    fn drop(&mut self) {
+        if let Some(log) = &mut self.log
+            && let Err(e) = log.close(&mut self.world)
+        {
+            tracing::warn!(error = %e, "simulator could not persist its state");
+        }
+    }
 }
 
 impl SimCloud {
     /// An empty world for `account`, deterministic under `seed`.
     #[must_use]
     pub fn new(account: &str, seed: u64, clock: Arc<dyn Clock>) -> SimCloud {
-        let world = World::new(account, seed);
-        SimCloud { world: Arc::new(Mutex::new(world)), clock, persist: None }
+        SimCloud::of(World::new(account, seed), None, clock)
     }
 
-    /// Loads a world saved by [`SimCloud::persist_to`].
+    fn of(world: World, log: Option<ChangeLog>, clock: Arc<dyn Clock>) -> SimCloud {
+        SimCloud { state: Arc::new(Mutex::new(State { world, log })), clock }
+    }
+
+    /// Loads a world saved by [`SimCloud::persist_to`] (or a whole-world `sim.json` of an
+    /// older drover), and goes on saving it there after every change.
     ///
     /// # Errors
-    /// The file is missing or not a simulator state.
+    /// The file is missing or not a simulator state, or its change log is damaged (other than
+    /// in its last line, which a crash may cut short).
     pub fn load(path: &Path, clock: Arc<dyn Clock>) -> Result<SimCloud, SimError> {
-        let world = persist::load(path)?;
-        Ok(SimCloud { world: Arc::new(Mutex::new(world)), clock, persist: Some(path.to_owned()) })
+        let (world, log) = ChangeLog::open(path)?;
+        Ok(SimCloud::of(world, Some(log), clock))
     }
 
-    /// Saves the world to `path` now and after every change from here on.
+    /// Saves the world to `path` now (a snapshot) and what changes after every call from here
+    /// on (the change log next to it, `path` with the extension `log`), for every clone of
+    /// this cloud. When the last clone goes, the world is written whole to `path` again.
     ///
     /// # Errors
-    /// The file cannot be written.
-    pub fn persist_to(mut self, path: &Path) -> Result<SimCloud, SimError> {
-        self.persist = Some(path.to_owned());
-        let world = self.lock().clone();
-        persist::save(path, &world)?;
+    /// The files cannot be written.
+    pub fn persist_to(self, path: &Path) -> Result<SimCloud, SimError> {
+        {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            state.log = Some(ChangeLog::create(path, &mut state.world)?);
+        }
         Ok(self)
     }
 
-    /// The world, even if a panic poisoned the lock.
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The latest time the world was asked at (the clock's `now` of its last call), saved
+    /// with it: where the clock of a run that resumes against a loaded world may start again.
+    /// `None` for a world that saw no call, or that an older drover saved.
+    #[must_use]
+    pub fn time(&self) -> Option<Millis> {
+        self.lock().world.time
+    }
+
+    /// The world and its log, even if a panic poisoned the lock.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tests: after every call, the files are loaded and compared with the live world; the
+    /// log is compacted from `compact_min` bytes on.
+    #[cfg(test)]
+    pub(crate) fn verify_persistence(&self, compact_min: u64) {
+        if let Some(log) = &mut self.lock().log {
+            log.verify = true;
+            log.compact_min = compact_min;
+        }
     }
 
     /// Reads or changes the world directly (test set-up, assertions, fault injection).
     pub fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
-        let mut w = self.lock();
+        let mut state = self.lock();
         let now = self.clock.now();
-        w.advance(now);
-        let out = f(&mut w);
-        if let Some(path) = &self.persist
-            && let Err(e) = persist::save(path, &w)
-        {
+        state.world.advance(now);
+        let out = f(&mut state.world);
+        if let Err(e) = state.persist() {
             tracing::warn!(error = %e, "simulator could not persist its state");
         }
         out
@@ -123,11 +177,16 @@ impl SimCloud {
         self.with(|w| {
             let account = w.account.clone();
             let r = w.regions.entry(region.to_owned()).or_default();
-            r.vaults.entry(name.to_owned()).or_insert_with(|| Vault {
-                arn: format!("arn:aws:backup:{region}:{account}:backup-vault:{name}"),
-                key_arn: key_arn.map(str::to_owned),
-                points: BTreeMap::new(),
-            });
+            if !r.vaults.contains_key(name) {
+                r.vaults.insert(
+                    name.to_owned(),
+                    Vault {
+                        arn: format!("arn:aws:backup:{region}:{account}:backup-vault:{name}"),
+                        key_arn: key_arn.map(str::to_owned),
+                        points: Tracked::default(),
+                    },
+                );
+            }
         });
     }
 
@@ -326,20 +385,23 @@ impl SimCloud {
 
     /// Runs one API call: waits the injected latency, applies what finished by now, counts
     /// the call, answers as AWS does for a region that is missing or down, for the faults in
-    /// force and for a passing server fault ([`Realism::fault_rate`]), else runs `f`; then persists the world (a failure to persist fails the call).
+    /// force and for a passing server fault ([`Realism::fault_rate`]), else runs `f`; then writes what
+    /// changed to the change log, if the world is persisted, before answering (a failure to
+    /// persist fails the call).
     pub(crate) async fn op<T>(
         &self,
         op: &str,
         region: &str,
         f: impl FnOnce(&mut World, Millis) -> CloudResult<T>,
     ) -> CloudResult<T> {
-        let latency = self.lock().faults.latency_ms;
+        let latency = self.lock().world.faults.latency_ms;
         if latency > 0 {
             self.clock.sleep(Duration::from_millis(latency)).await;
         }
         let now = self.clock.now();
         let mut guard = self.lock();
-        let w = &mut *guard;
+        let state = &mut *guard;
+        let w = &mut state.world;
         w.advance(now);
         *w.calls.entry(op.to_owned()).or_default() += 1;
         let result = (|| {
@@ -364,9 +426,7 @@ impl SimCloud {
             }
             f(w, now)
         })();
-        if let Some(path) = &self.persist
-            && let Err(e) = persist::save(path, w)
-        {
+        if let Err(e) = state.persist() {
             return Err(err(
                 ErrorKind::Fatal,
                 op,

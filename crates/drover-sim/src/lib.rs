@@ -19,19 +19,27 @@
 //!   unseen at first, the restore quota, one backup or copy job per table, copy jobs queued,
 //!   passing server faults. [`Realism::off`] (the default) is the simulator as it was;
 //!   [`Realism::aws`] is AWS-like.
-//! - **Persistence.** With [`SimCloud::persist_to`] the whole world is written (atomically)
-//!   after every change, so a killed process resumes against the same cloud.
+//! - **Persistence.** With [`SimCloud::persist_to`] the world is written as a snapshot
+//!   (`sim.json`) and every call that changes something appends what it changed, and only that,
+//!   to a change log next to it (`sim.log`) before it answers; the log is compacted into a new
+//!   snapshot as it grows and when the last handle goes. A killed process resumes against the
+//!   same cloud ([`SimCloud::load`], which also reads the whole-world files of older drovers),
+//!   its clock from [`SimCloud::time`]. Read-only calls write nothing. The keyed parts of the
+//!   world are [`Tracked`] maps, which is how a call's changes are found without looking at
+//!   the rest of the world.
 //! - **Items** are stored compactly: `N` generated items (`pk = "ITEM#<i>"`) plus explicit
 //!   ones (canaries, markers), so large tables cost nothing.
 //!
 //! One module per concern: [`DurationModel`] and [`JobKind`] (`model`), [`Faults`] and the
 //! decisions they make (`faults`), [`Realism`] and what AWS does (`realism`), the seeded
 //! generator (`rng`), compact items (`items`), the
-//! world's state and lookups ([`World`], `world`), what jobs do (`jobs`), the world on disk
+//! world's state and lookups ([`World`], `world`), what jobs do (`jobs`), maps that note what
+//! was changed ([`Tracked`], `tracked`), change records (`changes`), the files on disk
 //! (`persist`), [`SimCloud`] and its set-up helpers (`cloud`), one module per port
 //! (`backup`, `tables`, `keys`), and [`estimate`].
 
 mod backup;
+mod changes;
 mod cloud;
 pub mod estimate;
 mod faults;
@@ -43,6 +51,7 @@ mod persist;
 mod realism;
 mod rng;
 mod tables;
+mod tracked;
 mod world;
 
 use drover_engine::CloudError;
@@ -54,6 +63,7 @@ pub use items::ITEM_BYTES;
 pub use model::{DurationModel, JobKind};
 pub use persist::SimError;
 pub use realism::Realism;
+pub use tracked::Tracked;
 pub use world::World;
 
 /// The error an API call answers with.
