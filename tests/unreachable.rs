@@ -202,3 +202,53 @@ fn denied_calls_and_refused_credentials_are_one_sentence_in_every_command() {
     );
     snapshot!("unreachable-expired-session", every_command(with_credentials, &extra, None));
 }
+
+#[test]
+fn a_resumed_run_that_cannot_reach_aws_says_so_at_once() {
+    // A drill started without its preflight against a closed port: its steps retry, and it is
+    // killed; its resume (which has no preflight) must not retry for minutes.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap();
+    let id = "demo-unreachable-00000001";
+    let mut drill = with_credentials(&[
+        "drill",
+        "plans/demo.yaml",
+        "--skip-preflight",
+        "--run-id",
+        id,
+        "--state-dir",
+        dir,
+        "--endpoint-url",
+        &url,
+    ]);
+    let mut child = drill
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = state.path().join("runs").join(id).join("journal.jsonl");
+    let started = Instant::now();
+    while !journal.exists() && started.elapsed() < PROMPT {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(journal.exists(), "the drill did not start");
+    let before = std::fs::read(&journal).unwrap();
+    let (out, took) = run(with_credentials(&["resume", id, "--state-dir", dir]));
+    assert_eq!(out.code, 1, "{}", out.transcript());
+    assert!(took < PROMPT, "resume took {took:?}");
+    let line = out.stderr.lines().last().unwrap_or_default().replace(&port.to_string(), "[port]");
+    assert_eq!(
+        line,
+        "error: nothing was started: cannot reach http://127.0.0.1:[port] for us-east-1 (tcp connect error: Connection refused (os error 111)); check that it is up and that --endpoint-url is right, or use --cloud sim to work without AWS",
+    );
+    for sign in DEBUG_SIGNS {
+        assert!(!out.stderr.contains(sign), "`{sign}` in {}", out.stderr);
+    }
+    // Nothing was journaled: the run resumes as it was once AWS can be reached.
+    assert_eq!(std::fs::read(&journal).unwrap(), before);
+}

@@ -101,6 +101,34 @@ pub(crate) enum IamRole {
     BackupRoleTrust,
 }
 
+impl Command {
+    /// A simulator option given without `--cloud sim`, where it means nothing: the message
+    /// (a usage error, before anything is read).
+    pub(crate) fn misused_sim_flag(&self) -> Option<String> {
+        let run = |r: &RunArgs| {
+            (r.cloud == CloudArg::Aws)
+                .then(|| {
+                    r.sim.first_given().or_else(|| r.sim_speed.is_some().then_some("--sim-speed"))
+                })
+                .flatten()
+        };
+        let flag = match self {
+            Command::Plan(a) => a.cloud.misused(),
+            Command::Preflight(a) => a.cloud.misused(),
+            Command::Points(a) => a.cloud.misused(),
+            Command::Check(a) => a.cloud.misused(),
+            Command::Sweep(a) => a.cloud.misused(),
+            Command::Drill(a) => run(&a.run),
+            Command::Backup(a) => run(a),
+            Command::Failover(a) => run(&a.run),
+            _ => None,
+        }?;
+        Some(format!(
+            "{flag} is an option of the simulated cloud; add `--cloud sim`, or drop {flag}"
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub(crate) struct CloudArgs {
     /// Which cloud to talk to
@@ -400,6 +428,13 @@ pub(crate) struct SimArgs {
     /// [default: 0.1]
     #[arg(long, value_name = "F")]
     pub(crate) sim_noise: Option<f64>,
+}
+
+impl CloudArgs {
+    /// The simulator option given without `--cloud sim`, if any.
+    fn misused(&self) -> Option<&'static str> {
+        if self.cloud == CloudArg::Sim { None } else { self.sim.first_given() }
+    }
 }
 
 impl SimArgs {

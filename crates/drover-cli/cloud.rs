@@ -107,7 +107,8 @@ impl Cloud {
     }
 
     /// The cloud of an existing run, from its header. A simulated world's time resumes at
-    /// `at` (the run's last journal record) or where the world stopped, whichever is later.
+    /// `at` (the run's last journal record) or where the world stopped, whichever is later;
+    /// a world that cannot be loaded is an error (never a fresh world in its place).
     pub(crate) fn reopen(
         spec: &serde_json::Value,
         aws: &AwsArgs,
@@ -149,9 +150,16 @@ impl Cloud {
         let state = existing.map(sim_state).filter(|path| path.exists());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::starting_at(at));
         let sim = match state {
-            Some(path) => SimCloud::load(&path, clock.clone()).map_err(|e| {
-                format!("{e}; the run's simulated world cannot be resumed (start a new run)")
-            })?,
+            Some(path) => {
+                let loaded = SimCloud::load(&path, clock.clone()).map_err(|e| {
+                    format!("{e}; the run's simulated world cannot be resumed (start a new run)")
+                })?;
+                // Its time resumes where the journal or the world stopped, whichever is later.
+                match loaded.time() {
+                    Some(t) if t > at => loaded.with_clock(Arc::new(SystemClock::starting_at(t))),
+                    _ => loaded,
+                }
+            }
             None => {
                 let account =
                     plan.source.account_id.clone().unwrap_or_else(|| "123456789012".to_owned());
@@ -170,7 +178,7 @@ impl Cloud {
             backup: Arc::new(sim.clone()),
             tables: Arc::new(sim.clone()),
             keys: Arc::new(sim.clone()),
-            clock,
+            clock: sim.clock(),
         };
         Ok(Cloud { ports, spec: CloudSpec::Sim(spec), sim: Some(sim) })
     }

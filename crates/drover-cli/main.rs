@@ -38,6 +38,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.log_format, cli.log_level.as_deref(), &cli.command);
+    if let Some(message) = cli.command.misused_sim_flag() {
+        output::error(&message);
+        return Exit::Usage.into();
+    }
     let log = cli.log_format;
     let result = match &cli.command {
         Command::Validate(args) => validate::run(args),

@@ -116,12 +116,6 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
             return Ok(Exit::Failure);
         }
     };
-    if args.cloud == CloudArg::Aws && args.sim_speed.is_some() {
-        output::error(
-            "--sim-speed paces the simulated cloud; add `--cloud sim`, or drop --sim-speed",
-        );
-        return Ok(Exit::Usage);
-    }
     let rt = runtime_for(args.cloud)?;
     // A simulated cloud's clock is the runtime's (virtual) one.
     let _entered = rt.enter();
@@ -302,6 +296,11 @@ fn continue_run(
             return Ok(Exit::Failure);
         }
     };
+    // A resumed run has no preflight: say at once when AWS cannot be reached or refuses
+    // drover, rather than after its steps have retried for minutes.
+    if !rt.block_on(crate::checks::reachable(&plan, header.mode, &cloud)) {
+        return Ok(Exit::Failure);
+    }
     let now = cloud.ports.clock.now();
     let prepared = if teardown {
         opened

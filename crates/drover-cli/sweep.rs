@@ -16,12 +16,15 @@ use crate::args::{AwsArgs, CloudArg, StatusFormat, SweepArgs};
 use crate::cloud::Cloud;
 use crate::exit::{CliError, Exit};
 use crate::output;
-use crate::support::{load_plan, runtime};
+use crate::support::{load_plan, runtime_for};
 
 pub(crate) fn run(args: &SweepArgs) -> Result<Exit, CliError> {
     let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
     let state_dir = &args.state.state_dir;
     let opts = Options { older_than: Duration::from_millis(args.older_than), ..Options::default() };
+    // Simulated worlds answer in virtual time: their deletions are waited out at once.
+    let rt = runtime_for(args.cloud.cloud)?;
+    let _entered = rt.enter();
     let clouds = match clouds(args, &plan, state_dir) {
         Ok(clouds) => clouds,
         Err(e) => {
@@ -29,7 +32,6 @@ pub(crate) fn run(args: &SweepArgs) -> Result<Exit, CliError> {
             return Ok(Exit::Failure);
         }
     };
-    let rt = runtime()?;
     let mut found: Vec<(Cloud, Sweep)> = Vec::new();
     for cloud in clouds {
         // Told once, before every region's reads are retried in turn.

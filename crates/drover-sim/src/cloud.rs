@@ -103,6 +103,19 @@ impl SimCloud {
         self.lock().world.time
     }
 
+    /// This cloud on another clock (a resumed run's, which starts where the world stopped).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SimCloud {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock the cloud answers by.
+    #[must_use]
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// The world and its log, even if a panic poisoned the lock.
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
