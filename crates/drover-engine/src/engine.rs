@@ -12,7 +12,7 @@ use crate::context::{Book, Shared, lock, scope_of};
 use crate::error::EngineError;
 use crate::graph::{StepGraph, Wait};
 use crate::journal::Journal;
-use crate::limits::{Limiter, class_name};
+use crate::limits::{Class, Limiter, class_name};
 use crate::observer::Observer;
 use crate::policy::Settings;
 use crate::ports::Ports;
@@ -139,6 +139,36 @@ fn ended(state: &crate::state::RunState) -> Option<bool> {
     })
 }
 
+/// Step `i` finished (or was blocked): its dependents are looked at again, and a barrier's
+/// waiters once its last member has finished.
+fn step_ended(graph: &StepGraph, open: &mut [usize], i: usize, candidates: &mut Vec<usize>) {
+    candidates.extend_from_slice(graph.dependents(i));
+    if let Some(b) = graph.barrier_of(i) {
+        open[b] = open[b].saturating_sub(1);
+        if open[b] == 0 {
+            candidates.extend_from_slice(&graph.barriers()[b].waiters);
+        }
+    }
+}
+
+/// Each step's scope (region, class of work) as an index into the list of scopes.
+fn scopes(shared: &Shared, graph: &StepGraph) -> (Vec<usize>, Vec<(String, Class)>) {
+    let mut index: std::collections::BTreeMap<(String, Class), usize> =
+        std::collections::BTreeMap::new();
+    let ids = graph
+        .steps()
+        .iter()
+        .map(|key| {
+            let scope = scope_of(&shared.plan, key);
+            let next = index.len();
+            *index.entry(scope).or_insert(next)
+        })
+        .collect();
+    let mut scopes: Vec<((String, Class), usize)> = index.into_iter().collect();
+    scopes.sort_by_key(|(_, id)| *id);
+    (ids, scopes.into_iter().map(|(scope, _)| scope).collect())
+}
+
 async fn schedule(
     shared: &Arc<Shared>,
     graph: &Arc<StepGraph>,
@@ -147,12 +177,26 @@ async fn schedule(
     let mut running: JoinSet<(usize, Result<(), EngineError>)> = JoinSet::new();
     let mut in_flight = vec![false; graph.len()];
     let teardown_only = shared.settings.teardown_only;
-    // Steps to look at, and steps that are ready but wait for a slot (most work left first).
-    // A step is looked at again only when something it waits for finishes, so a run costs
-    // time in proportion to its steps and edges, not their product.
+    let steps = graph.steps();
+    // Steps to look at, and steps that are ready but wait for a slot of their scope (most
+    // work left first). A step is looked at again only when something it waits for
+    // finishes, and a barrier's waiters when its last member does, so a run costs time in
+    // proportion to its steps and edges, not their product.
     let mut candidates: Vec<usize> = (0..graph.len()).collect();
-    let mut ready: std::collections::BTreeSet<(std::cmp::Reverse<u64>, usize)> =
-        std::collections::BTreeSet::new();
+    let (scope_ids, scopes) = scopes(shared, graph);
+    let mut ready: Vec<std::collections::BTreeSet<(std::cmp::Reverse<u64>, usize)>> =
+        vec![std::collections::BTreeSet::new(); scopes.len()];
+    let finished = |p: &Phase| {
+        matches!(p, Phase::Succeeded { .. } | Phase::Failed { .. } | Phase::Blocked { .. })
+    };
+    // Members of each barrier not finished yet.
+    let mut open: Vec<usize> = shared.with_state(|state| {
+        graph
+            .barriers()
+            .iter()
+            .map(|b| b.members.iter().filter(|&&m| !finished(&state.phase(&steps[m]))).count())
+            .collect()
+    });
     loop {
         while !candidates.is_empty() {
             // Decide under one lock, act (journal) after it. A step may be listed twice (two
@@ -161,31 +205,31 @@ async fn schedule(
             candidates.dedup();
             let mut blocked = Vec::new();
             shared.with_state(|state| {
-                let phase = |i: usize| state.phase(&graph.steps()[i]);
+                let phase = |i: usize| state.phase(&steps[i]);
                 for i in candidates.drain(..) {
-                    if in_flight[i]
-                        || (teardown_only && graph.steps()[i].kind != StepKind::Teardown)
-                    {
+                    if in_flight[i] || (teardown_only && steps[i].kind != StepKind::Teardown) {
                         continue;
                     }
+                    let queue = &mut ready[scope_ids[i]];
                     match phase(i) {
                         Phase::Pending => {}
                         Phase::Running | Phase::Requested { .. } | Phase::Attached { .. } => {
                             // Started by a previous process: carry on.
-                            ready.insert((std::cmp::Reverse(graph.priority(i)), i));
+                            queue.insert((std::cmp::Reverse(graph.priority(i)), i));
                             continue;
                         }
                         _ => continue,
                     }
                     let mut blocked_by = None;
-                    let mut waiting = false;
+                    let mut waiting =
+                        !teardown_only && graph.barrier_waited(i).is_some_and(|b| open[b] > 0);
                     let waits = if teardown_only { &[][..] } else { graph.waits(i) };
                     for &(j, wait) in waits {
                         match (phase(j), wait) {
                             (Phase::Succeeded { .. }, _)
                             | (Phase::Failed { .. } | Phase::Blocked { .. }, Wait::Finished) => {}
                             (Phase::Failed { .. }, Wait::Success) => {
-                                blocked_by = Some(graph.steps()[j].clone())
+                                blocked_by = Some(steps[j].clone())
                             }
                             (Phase::Blocked { by }, Wait::Success) => blocked_by = Some(by.clone()),
                             _ => waiting = true,
@@ -194,25 +238,35 @@ async fn schedule(
                     if let Some(by) = blocked_by {
                         blocked.push((i, by));
                     } else if !waiting {
-                        ready.insert((std::cmp::Reverse(graph.priority(i)), i));
+                        queue.insert((std::cmp::Reverse(graph.priority(i)), i));
                     }
                 }
             });
             for (i, by) in blocked {
-                shared.record(&graph.steps()[i], StepEvent::Blocked { by })?;
+                shared.record(&steps[i], StepEvent::Blocked { by })?;
                 // Blocks propagate through dependents.
-                candidates.extend_from_slice(graph.dependents(i));
+                step_ended(graph, &mut open, i, &mut candidates);
             }
         }
         if !cancel.is_cancelled() {
+            // Each scope's most urgent steps while it has slots; started in priority order.
             let mut started = Vec::new();
-            for &(p, i) in &ready {
-                let key = graph.steps()[i].clone();
-                let scope = scope_of(&shared.plan, &key);
-                if !lock(&shared.limiter).try_acquire(&scope, &shared.settings.limits) {
-                    continue;
+            {
+                let mut limiter = lock(&shared.limiter);
+                for (id, queue) in ready.iter_mut().enumerate() {
+                    while let Some(&first) = queue.first() {
+                        if !limiter.try_acquire(&scopes[id], &shared.settings.limits) {
+                            break;
+                        }
+                        queue.pop_first();
+                        started.push(first);
+                    }
                 }
-                started.push((p, i));
+            }
+            started.sort_unstable();
+            for (_, i) in started {
+                let key = steps[i].clone();
+                let scope = scopes[scope_ids[i]].clone();
                 in_flight[i] = true;
                 let shared = Arc::clone(shared);
                 running.spawn(async move {
@@ -220,9 +274,6 @@ async fn schedule(
                     lock(&shared.limiter).release(&scope);
                     (i, result)
                 });
-            }
-            for s in started {
-                ready.remove(&s);
             }
         }
         if running.is_empty() {
@@ -234,7 +285,11 @@ async fn schedule(
                 match joined {
                     Ok((i, Ok(()))) => {
                         in_flight[i] = false;
-                        candidates.extend_from_slice(graph.dependents(i));
+                        if shared.with_state(|state| finished(&state.phase(&steps[i]))) {
+                            step_ended(graph, &mut open, i, &mut candidates);
+                        } else {
+                            candidates.extend_from_slice(graph.dependents(i));
+                        }
                     }
                     Ok((_, Err(e))) => {
                         running.abort_all();

@@ -1140,6 +1140,13 @@ pub(crate) async fn delete_source_points(shared: &Shared) -> Result<(), EngineEr
     let vault = shared.plan.source.backup_vault.clone();
     let mut deleted = Vec::new();
     let mut kept = BTreeMap::new();
+    // Tables with a copy that did not succeed (one pass over the steps).
+    let copies_failed: std::collections::BTreeSet<&str> = state
+        .steps
+        .iter()
+        .filter(|(k, s)| k.kind == StepKind::Copy && !matches!(s.phase, Phase::Succeeded { .. }))
+        .map(|(k, _)| k.table.as_str())
+        .collect();
     for (key, step) in &state.steps {
         let Phase::Succeeded { output: StepOutput::RecoveryPoint { arn, .. } } = &step.phase else {
             continue;
@@ -1147,12 +1154,7 @@ pub(crate) async fn delete_source_points(shared: &Shared) -> Result<(), EngineEr
         if key.kind != StepKind::RecoveryPoint || key.target.is_some() {
             continue;
         }
-        let copies_done = state.steps.iter().all(|(k, s)| {
-            k.table != key.table
-                || k.kind != StepKind::Copy
-                || matches!(s.phase, Phase::Succeeded { .. })
-        });
-        if !copies_done {
+        if copies_failed.contains(key.table.as_str()) {
             kept.insert(arn.clone(), "a copy of it did not succeed: resume retries it".to_owned());
             continue;
         }
