@@ -231,6 +231,21 @@ impl Journal {
         Ok((read.entries, read.torn))
     }
 
+    /// As [`Journal::read`], handing each verified entry to `sink` as it is read instead of
+    /// keeping them all (`status` and `report` of a large run: a quarter of a million entries
+    /// need not be held, nor freed, at once).
+    ///
+    /// # Errors
+    /// As [`Journal::open`].
+    pub fn read_each(
+        path: &Path,
+        sink: &mut dyn FnMut(Entry),
+    ) -> Result<Option<TornTail>, JournalError> {
+        let file = File::open(path)
+            .map_err(|source| JournalError::Io { path: path.to_owned(), source })?;
+        Ok(stream_entries(path, file, sink)?.torn)
+    }
+
     /// Reads and verifies journal bytes from any reader; `path` only names it in errors.
     /// This is what [`Journal::read`] does after opening the file (and what the fuzzer
     /// drives).
@@ -377,7 +392,13 @@ fn chain(prev: &str, json: &str) -> String {
     h.update(prev.as_bytes());
     h.update(json.as_bytes());
     let digest = h.finalize();
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for b in digest.iter().take(16) {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 fn encode(prev: &str, entry: &Entry) -> Result<(String, String), std::io::Error> {
@@ -400,9 +421,32 @@ fn read_file(path: &Path) -> Result<ReadJournal, JournalError> {
 }
 
 fn read_entries(path: &Path, reader: impl std::io::Read) -> Result<ReadJournal, JournalError> {
+    let mut entries = Vec::new();
+    let tail = stream_entries(path, reader, &mut |entry| entries.push(entry))?;
+    Ok(ReadJournal {
+        entries,
+        torn: tail.torn,
+        valid_len: tail.valid_len,
+        last_hash: tail.last_hash,
+    })
+}
+
+/// What reading a journal found besides its entries.
+struct Tail {
+    torn: Option<TornTail>,
+    valid_len: u64,
+    last_hash: String,
+}
+
+/// Reads and verifies a journal, handing each entry to `sink` in order.
+fn stream_entries(
+    path: &Path,
+    reader: impl std::io::Read,
+    sink: &mut dyn FnMut(Entry),
+) -> Result<Tail, JournalError> {
     let io = |source| JournalError::Io { path: path.to_owned(), source };
     let mut reader = BufReader::new(reader);
-    let mut entries = Vec::new();
+    let mut count = 0u64;
     let mut last_hash = GENESIS.to_owned();
     let mut valid_len = 0u64;
     let mut bad: Option<(usize, u64, String)> = None;
@@ -419,20 +463,24 @@ fn read_entries(path: &Path, reader: impl std::io::Read) -> Result<ReadJournal, 
             // A bad record with more after it: corruption, not a torn write.
             return Err(JournalError::Corrupt { path: path.to_owned(), line, reason });
         }
-        match verify(&buf, &last_hash, entries.len() as u64 + 1) {
+        match verify(&buf, &last_hash, count + 1) {
             Ok((entry, hash)) => {
-                entries.push(entry);
+                if count == 0 && !matches!(entry.record, Record::Header(_)) {
+                    return Err(JournalError::NoHeader { path: path.to_owned() });
+                }
+                count += 1;
+                sink(entry);
                 last_hash = hash;
                 valid_len += n as u64;
             }
             Err(reason) => bad = Some((line_no, n as u64, reason)),
         }
     }
-    if entries.is_empty() || !matches!(entries[0].record, Record::Header(_)) {
+    if count == 0 {
         return Err(JournalError::NoHeader { path: path.to_owned() });
     }
     let torn = bad.map(|(line, bytes, reason)| TornTail { line, bytes, reason });
-    Ok(ReadJournal { entries, torn, valid_len, last_hash })
+    Ok(Tail { torn, valid_len, last_hash })
 }
 
 fn verify(line: &[u8], prev: &str, seq: u64) -> Result<(Entry, String), String> {

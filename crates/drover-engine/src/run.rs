@@ -217,15 +217,47 @@ pub fn open(state_dir: &Path, run_id: &str) -> Result<Opened, EngineError> {
 /// As [`open`].
 pub fn read(state_dir: &Path, run_id: &str) -> Result<(RunState, Option<TornTail>), EngineError> {
     let path = journal_path(state_dir, run_id);
-    let (entries, torn) = Journal::read(&path)?;
-    Ok((replay(&path, run_id, &entries)?, torn))
+    // Each entry is applied as it is read (a large run's entries are never all held).
+    let mut state: Option<RunState> = None;
+    let mut refused: Option<(u64, String)> = None;
+    let torn = Journal::read_each(&path, &mut |entry| {
+        if refused.is_some() {
+            return;
+        }
+        let applied = match (&mut state, &entry.record) {
+            (None, Record::Header(header)) => {
+                state = Some(RunState::new((**header).clone(), entry.at));
+                Ok(())
+            }
+            (None, _) => Err("the first record is not a header".to_owned()),
+            (Some(state), _) => state.apply(&entry),
+        };
+        if let Err(reason) = applied {
+            refused = Some((entry.seq, reason));
+        }
+    })?;
+    let replayed = match (state, refused) {
+        (Some(state), None) => Ok(state),
+        (_, Some((seq, reason))) => Err((seq, reason)),
+        (None, None) => Err((1, "the first record is not a header".to_owned())),
+    };
+    Ok((owned(&path, run_id, replayed)?, torn))
 }
 
 /// Replays a verified journal and checks that it is this run's own: its header names this
 /// run (a journal copied or moved from another run or plan is refused, not resumed under the
 /// wrong name) and its embedded plan matches the hash the header records.
 fn replay(path: &Path, run_id: &str, entries: &[Entry]) -> Result<RunState, JournalError> {
-    let state = RunState::replay(entries).map_err(|(seq, reason)| JournalError::Replay {
+    owned(path, run_id, RunState::replay(entries))
+}
+
+/// A replayed journal, checked as [`replay`] says.
+fn owned(
+    path: &Path,
+    run_id: &str,
+    replayed: Result<RunState, (u64, String)>,
+) -> Result<RunState, JournalError> {
+    let state = replayed.map_err(|(seq, reason)| JournalError::Replay {
         path: path.to_owned(),
         seq,
         reason,
