@@ -181,6 +181,9 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
             backup_settle: backup_settle(args.backup_settle),
             poll: poll(args.poll_interval),
             source_read_units: args.source_read_units,
+            // A simulated world's own log is written without syncing: syncing the journal
+            // would guard against nothing (both survive a SIGKILL, as written data does).
+            volatile_journal: cloud.sim_model().is_some(),
             ..Settings::default()
         };
         execute_run(plan, journal, state, cloud, settings, args.sim_speed, log).await
@@ -326,6 +329,7 @@ fn continue_run(
         backup_settle: backup_settle(header.options.backup_settle_ms),
         poll: poll(header.options.poll_interval_ms),
         source_read_units: header.options.source_read_units,
+        volatile_journal: cloud.sim_model().is_some(),
         ..Settings::default()
     };
     rt.block_on(execute_run(plan, opened.journal, opened.state, cloud, settings, None, log))

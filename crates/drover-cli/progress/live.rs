@@ -31,6 +31,9 @@ pub(crate) struct Live {
     targets: Vec<(String, ProgressBar)>,
     title: String,
     simulated: bool,
+    /// When the figures were last worked out: at most ten times a second, since each time is
+    /// a pass over every step (a simulated run makes thousands of transitions a second).
+    last: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 fn style(template: &str) -> ProgressStyle {
@@ -66,7 +69,16 @@ impl Live {
             state.header.plan_name,
             drover_engine::run::short_id(&state.header.run_id)
         );
-        Live { multi, header, critical, flight, targets, title, simulated: simulated(state) }
+        Live {
+            multi,
+            header,
+            critical,
+            flight,
+            targets,
+            title,
+            simulated: simulated(state),
+            last: std::sync::Mutex::new(None),
+        }
     }
 
     /// The display a process-wide log writer prints above (see [`super::log_writer`]).
@@ -79,8 +91,21 @@ impl Live {
         let _ = self.multi.println(line);
     }
 
-    /// Redraws from the state.
+    /// Redraws from the state, unless it did less than a tenth of a second ago.
     pub(crate) fn update(&self, tally: &Tally, state: &RunState, retries: u64) {
+        {
+            let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            #[allow(clippy::disallowed_methods)]
+            let now = std::time::Instant::now();
+            if last.is_some_and(|t| now.duration_since(t) < Duration::from_millis(100)) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.redraw(tally, state, retries);
+    }
+
+    fn redraw(&self, tally: &Tally, state: &RunState, retries: u64) {
         let forecast = tally.forecast(state);
         let run_ms = elapsed(state.started_at, state.last_at);
         self.header.set_message(header_text(&self.title, run_ms, &forecast, self.simulated));
@@ -98,7 +123,7 @@ impl Live {
 
     /// The last frame, left on the terminal.
     pub(crate) fn finish(&self, tally: &Tally, state: &RunState, retries: u64) {
-        self.update(tally, state, retries);
+        self.redraw(tally, state, retries);
         let outcome = match state.finished {
             Some(true) => "succeeded",
             Some(false) => "failed",

@@ -25,6 +25,37 @@ pub(crate) struct Tally {
     limits: Limits,
     /// Only teardown steps run (`drover teardown`).
     teardown_only: bool,
+    /// The counts as of the last transition, kept up to date one transition at a time
+    /// ([`Tally::counts_after`]): the display asks after every transition, and a pass over
+    /// every step each time costs a 10,000-table run minutes.
+    cache: std::sync::Mutex<Option<CountCache>>,
+}
+
+/// Where each (table, target) stands, and the counts per target they add up to.
+struct CountCache {
+    rows: HashMap<(String, String), Row>,
+    counts: BTreeMap<String, TargetCount>,
+}
+
+/// Where a table stands in a target, for [`TargetCount`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Row {
+    Done,
+    Failed,
+    Blocked,
+    Other,
+}
+
+impl TargetCount {
+    fn add(&mut self, row: Row, by: i64) {
+        let field = match row {
+            Row::Done => &mut self.done,
+            Row::Failed => &mut self.failed,
+            Row::Blocked => &mut self.blocked,
+            Row::Other => return,
+        };
+        *field = field.saturating_add_signed(by);
+    }
 }
 
 /// Tables of one target: done (validated; copied in a backup run) out of all, and of the others
@@ -114,7 +145,85 @@ impl Tally {
             source_region: plan.source.region.to_string(),
             limits: state.header.options.limits,
             teardown_only,
+            cache: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Where `table` stands in `target`: done (its milestone succeeded, whatever came after),
+    /// failed (a step of it there, or its source recovery point, failed), blocked, or neither.
+    fn row(&self, state: &RunState, table: &str, target: &str) -> Row {
+        let key = |target: Option<&str>, kind| StepKey {
+            table: table.to_owned(),
+            target: target.map(str::to_owned),
+            kind,
+        };
+        if matches!(state.phase(&key(Some(target), self.milestone)), Phase::Succeeded { .. }) {
+            return Row::Done;
+        }
+        let kinds = [
+            StepKind::RecoveryPoint,
+            StepKind::Copy,
+            StepKind::Restore,
+            StepKind::Configure,
+            StepKind::Validate,
+            StepKind::Teardown,
+        ];
+        let phases: Vec<&Phase> = kinds
+            .iter()
+            .map(|k| state.phase(&key(Some(target), *k)))
+            .chain([state.phase(&key(None, StepKind::RecoveryPoint))])
+            .collect();
+        if phases.iter().any(|p| matches!(p, Phase::Failed { .. })) {
+            Row::Failed
+        } else if phases.iter().any(|p| matches!(p, Phase::Blocked { .. })) {
+            Row::Blocked
+        } else {
+            Row::Other
+        }
+    }
+
+    /// [`Tally::counts`] after the transition of `key` (`state` has it), from the counts
+    /// before it: only the rows the step belongs to are looked at again (the first call
+    /// counts them all).
+    pub(crate) fn counts_after(
+        &self,
+        state: &RunState,
+        key: &StepKey,
+    ) -> BTreeMap<String, TargetCount> {
+        let mut guard = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cache = guard.get_or_insert_with(|| {
+            let mut rows = HashMap::new();
+            let mut counts: BTreeMap<String, TargetCount> =
+                self.targets.iter().map(|t| (t.clone(), TargetCount::default())).collect();
+            for k in self.graph.steps() {
+                let Some(target) = k.target.as_deref() else { continue };
+                if k.kind != self.milestone {
+                    continue;
+                }
+                let row = self.row(state, &k.table, target);
+                let c = counts.entry(target.to_owned()).or_default();
+                c.total += 1;
+                c.add(row, 1);
+                rows.insert((k.table.clone(), target.to_owned()), row);
+            }
+            CountCache { rows, counts }
+        });
+        let targets: Vec<&str> = match key.target.as_deref() {
+            Some(t) => vec![t],
+            None => self.targets.iter().map(String::as_str).collect(),
+        };
+        for target in targets {
+            let row_key = (key.table.clone(), target.to_owned());
+            let Some(&before) = cache.rows.get(&row_key) else { continue };
+            let after = self.row(state, &key.table, target);
+            if after != before {
+                let c = cache.counts.entry(target.to_owned()).or_default();
+                c.add(before, -1);
+                c.add(after, 1);
+                cache.rows.insert(row_key, after);
+            }
+        }
+        cache.counts.clone()
     }
 
     /// Target regions, in plan order.
@@ -200,6 +309,7 @@ impl Tally {
         let mut dead = vec![false; n];
         let mut running = vec![false; n];
         let mut work: BTreeMap<(String, usize), u64> = BTreeMap::new();
+        let mut barriers: HashMap<usize, Option<usize>> = HashMap::new();
         for i in 0..n {
             let key = &self.graph.steps()[i];
             let phase = state.phase(key);
@@ -222,10 +332,27 @@ impl Tally {
                 own.saturating_sub(elapsed(began, now))
             } else {
                 let mut start = 0;
+                let latest = |j: usize, start: &mut u64, pred: &mut Option<usize>| {
+                    if !over[j] && (pred.is_none() || finish[j] > *start) {
+                        *start = finish[j];
+                        *pred = Some(j);
+                    }
+                };
                 for &(j, _) in waits {
-                    if !over[j] && (pred[i].is_none() || finish[j] > start) {
-                        start = finish[j];
-                        pred[i] = Some(j);
+                    latest(j, &mut start, &mut pred[i]);
+                }
+                // A teardown waits for every validation of its target (a barrier): the latest
+                // of them, found once per barrier.
+                if let Some(b) = self.graph.barrier_waited(i) {
+                    let by = *barriers.entry(b).or_insert_with(|| {
+                        let (mut at, mut by) = (0, None);
+                        for &m in &self.graph.barriers()[b].members {
+                            latest(m, &mut at, &mut by);
+                        }
+                        by
+                    });
+                    if let Some(by) = by {
+                        latest(by, &mut start, &mut pred[i]);
                     }
                 }
                 finish[i] = start;
@@ -424,6 +551,36 @@ drill: {table_name: \"{table}-drill-{run}\"}
         apply(&mut st, 2, &blocked, StepEvent::Blocked { by: key("users", W, StepKind::Validate) });
         let c = tally.counts(&st)["us-west-2"];
         assert_eq!(c, TargetCount { done: 0, total: 2, failed: 1, blocked: 1 });
+    }
+
+    #[test]
+    fn counts_kept_one_transition_at_a_time_equal_counts_from_the_whole_state() {
+        let plan = plan();
+        let mut st = state(Limits::default());
+        let tally = Tally::new(&plan, &st, None, false);
+        let failed = || StepEvent::Failed { kind: None, message: "no".into() };
+        let events = [
+            (key("users", None, StepKind::RecoveryPoint), StepEvent::Began),
+            (key("users", W, StepKind::Copy), StepEvent::Began),
+            (key("users", W, StepKind::Copy), failed()),
+            (
+                key("posts", W, StepKind::Restore),
+                StepEvent::Blocked { by: key("users", W, StepKind::Validate) },
+            ),
+            (key("users", W, StepKind::Copy), StepEvent::Retried),
+            (key("users", W, StepKind::Validate), StepEvent::Began),
+            (
+                key("users", W, StepKind::Validate),
+                StepEvent::Succeeded(StepOutput::Validate { checks: Vec::new(), digest: None }),
+            ),
+            (key("posts", None, StepKind::RecoveryPoint), StepEvent::Began),
+            (key("posts", None, StepKind::RecoveryPoint), failed()),
+        ];
+        for (at, (k, e)) in events.into_iter().enumerate() {
+            apply(&mut st, i64::try_from(at).unwrap(), &k, e);
+            assert_eq!(tally.counts_after(&st, &k), tally.counts(&st), "after {k}");
+        }
+        assert_eq!(tally.counts(&st)["us-west-2"].done, 1);
     }
 
     #[test]

@@ -53,7 +53,7 @@ impl Lines {
         let what = event_text(self.mode, key, event)?;
         let mut line = format!("{} {}: {what}", self.prefix(state), step_name(key));
         if let Some(target) = &key.target {
-            let count = tally.counts(state).get(target).copied().unwrap_or_default();
+            let count = tally.counts_after(state, key).get(target).copied().unwrap_or_default();
             line.push_str(&format!(" ({})", count_text(count, tally.done_word(), target)));
         }
         Some(line)
