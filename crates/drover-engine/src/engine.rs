@@ -194,7 +194,7 @@ async fn schedule(
         graph
             .barriers()
             .iter()
-            .map(|b| b.members.iter().filter(|&&m| !finished(&state.phase(&steps[m]))).count())
+            .map(|b| b.members.iter().filter(|&&m| !finished(state.phase(&steps[m]))).count())
             .collect()
     });
     loop {
@@ -285,7 +285,7 @@ async fn schedule(
                 match joined {
                     Ok((i, Ok(()))) => {
                         in_flight[i] = false;
-                        if shared.with_state(|state| finished(&state.phase(&steps[i]))) {
+                        if shared.with_state(|state| finished(state.phase(&steps[i]))) {
                             step_ended(graph, &mut open, i, &mut candidates);
                         } else {
                             candidates.extend_from_slice(graph.dependents(i));
