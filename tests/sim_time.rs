@@ -174,3 +174,55 @@ fn flags_only_where_they_mean_something() {
         assert!(!dir.path().join("runs").exists(), "{args:?} started a run");
     }
 }
+
+#[test]
+fn any_run_id_of_letters_digits_and_dashes_runs_and_names_its_drill_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let run = drover(&[
+        "drill",
+        "plans/demo.yaml",
+        "--cloud",
+        "sim",
+        "--sim-speed",
+        "max",
+        "--keep",
+        "--run-id",
+        "nightly-1",
+        "--state-dir",
+        d,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let status = drover(&["status", "nightly-1", "--state-dir", d, "--format", "json"]);
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let restored: Vec<String> = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "restore")
+        .map(|s| s["output"]["table_name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(restored.len(), 4, "{status}");
+    // Its short id is derived (8 hex digits), the same for every table of the run.
+    let short: Vec<&str> = restored.iter().map(|n| &n[n.len() - 8..]).collect();
+    assert!(short.iter().all(|s| *s == short[0]), "{restored:?}");
+    assert!(short[0].bytes().all(|b| b.is_ascii_hexdigit()), "{restored:?}");
+    for bad in ["Nightly", "a_b", &"a".repeat(65)] {
+        let run = drover(&[
+            "drill",
+            "plans/demo.yaml",
+            "--cloud",
+            "sim",
+            "--run-id",
+            bad,
+            "--state-dir",
+            d,
+        ]);
+        assert_eq!(run.code, 2, "{bad}: {}", run.transcript());
+        assert!(
+            run.stderr.contains("must be 1 to 64 lowercase letters, digits or `-`"),
+            "{}",
+            run.stderr
+        );
+    }
+}
