@@ -22,6 +22,14 @@ fn drill(dir: &Path, extra: &[&str]) {
     assert_eq!(run.code, 0, "{}", run.transcript());
 }
 
+/// `drover drill plans/demo.yaml --cloud sim --sim-speed max` in `d`, with `extra`.
+fn demo(d: &str, extra: &[&str]) -> crate::common::Run {
+    let mut args = vec!["drill", "plans/demo.yaml", "--cloud", "sim", "--sim-speed", "max"];
+    args.extend_from_slice(extra);
+    args.extend(["--state-dir", d]);
+    drover(&args)
+}
+
 /// The run's journal and its reports in every format.
 fn outputs(dir: &Path) -> Vec<(String, String)> {
     let d = dir.to_str().unwrap();
@@ -118,16 +126,7 @@ fn without_noise_a_sim_drill_takes_exactly_the_estimate() {
 fn a_sim_summary_says_its_times_are_simulated() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let run = drover(&[
-        "drill",
-        "plans/demo.yaml",
-        "--cloud",
-        "sim",
-        "--sim-speed",
-        "max",
-        "--state-dir",
-        d,
-    ]);
+    let run = demo(d, &[]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(run.stdout.contains("started 2026-01-01T00:00:00Z (simulated time)"), "{}", run.stdout);
     assert!(run.stdout.contains("(simulated time); every table"), "{}", run.stdout);
@@ -179,19 +178,7 @@ fn flags_only_where_they_mean_something() {
 fn any_run_id_of_letters_digits_and_dashes_runs_and_names_its_drill_tables() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let run = drover(&[
-        "drill",
-        "plans/demo.yaml",
-        "--cloud",
-        "sim",
-        "--sim-speed",
-        "max",
-        "--keep",
-        "--run-id",
-        "nightly-1",
-        "--state-dir",
-        d,
-    ]);
+    let run = demo(d, &["--keep", "--run-id", "nightly-1"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     let status = drover(&["status", "nightly-1", "--state-dir", d, "--format", "json"]);
     let status: Value = serde_json::from_str(&status.stdout).unwrap();
