@@ -8,6 +8,8 @@ subclass of moto's `BackupResponse`, and the data lives on moto's own backends
 DynamoDB tables and KMS keys are read from / written to moto's dynamodb and kms
 backends in the same process. A small WSGI wrapper adds the `/_drover/...`
 control API, the throttling knobs and the lazy job clock.
+S3 objects live in moto's s3 backend; every S3 key/bucket operation runs under LOCK, so that
+moto's If-None-Match / If-Match checks and its writes are atomic, as S3's conditional writes are.
 
 Usage: python drover_moto.py --port 0 --port-file PATH [--job-seconds 1.0] [--state-file PATH]
                              [--realism] [--seed N]
@@ -20,6 +22,8 @@ restarted server carries on where it stopped, as AWS does. See README.md in this
 import argparse
 import copy
 import copyreg
+import functools
+import html
 import io
 import json
 import math
@@ -46,11 +50,16 @@ from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Table
 from moto.iam.models import get_account_id_from
 from moto.kms.models import kms_backends
+from moto.s3.exceptions import MissingKey
+from moto.s3.models import S3Backend, s3_backends
+from moto.s3.responses import S3Response
+from moto.s3.utils import _VersionedKeyStore
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
+from werkzeug.datastructures import Headers
 from werkzeug.serving import make_server
 
 import realism  # the realism layer (this directory); it never imports this module
@@ -1038,6 +1047,73 @@ for _route in list(backup_urls.url_paths) + list(NEW_ROUTES):
 realism.install(REALISM, LOCK, dynamodb_backends)
 
 
+# ---------------------------------------------------------------- S3 conditional writes
+#
+# [BC-s] (botocore s3/2006-03-01) PutObject / CompleteMultipartUpload If-None-Match: "Uploads the
+# object only if the object key name does not already exist in the bucket specified. Otherwise,
+# Amazon S3 returns a 412 Precondition Failed error." If-Match: "... only if the ETag ... matches".
+# moto 5.2.5 checks these headers (S3Response.put_object, delete_object, the CompleteMultipartUpload
+# branch of _key_response_post) and writes a few statements later, with no lock; the server is
+# threaded, so two concurrent `If-None-Match: *` PUTs could both succeed. Every key- and
+# bucket-level S3 operation is therefore served under LOCK, which makes check-then-write atomic as
+# in S3. The request body is read before (S3Response.setup_class), so no upload holds the lock.
+# --no-s3-lock (debug only) serves S3 as moto does, to show that the lock is what matters.
+S3_LOCKED = {"on": True}
+
+
+def _lock_s3(name):
+    orig = getattr(S3Response, name)
+
+    @functools.wraps(orig)
+    def locked(self, *args, **kwargs):
+        if not S3_LOCKED["on"]:
+            return orig(self, *args, **kwargs)
+        with LOCK:
+            return orig(self, *args, **kwargs)
+    setattr(S3Response, name, locked)
+
+
+def _delay_s3_write(name):
+    """Realism knob `s3_write_delay_ms` (debug, off even under --realism): sleeps between moto's
+    precondition check and its write, to widen the window a missing lock would leave open."""
+    orig = getattr(S3Backend, name)
+
+    @functools.wraps(orig)
+    def delayed(self, *args, **kwargs):
+        ms = REALISM.knobs.get("s3_write_delay_ms") or 0
+        if ms:
+            time.sleep(ms / 1000.0)
+        return orig(self, *args, **kwargs)
+    setattr(S3Backend, name, delayed)
+
+
+def _delete_object_if_match_any(orig):
+    """[BC-s] DeleteObject If-Match: "If-Match does accept a string value of an '*' (asterisk)
+    character to denote a match of any ETag." moto 5.2.5 compares '*' with the ETag (412): an
+    existing object's delete goes on here without the header (a missing one stays moto's 404)."""
+
+    @functools.wraps(orig)
+    def delete_object(self):
+        if (self.headers.get("If-Match") or "").strip() == "*" and \
+                self.backend.get_object(self.bucket_name, self.parse_key_name()) is not None:
+            headers = self.headers
+            self.headers = Headers(list(headers.items()))
+            self.headers.remove("If-Match")
+            try:
+                return orig(self)
+            finally:
+                self.headers = headers
+        return orig(self)
+    return delete_object
+
+
+for _name in ("_key_response", "_bucket_response"):
+    _lock_s3(_name)
+for _name in ("put_object", "delete_object", "complete_multipart_upload"):
+    _delay_s3_write(_name)
+S3Response.delete_object = _delete_object_if_match_any(S3Response.delete_object)
+
+
 # ---------------------------------------------------------------- WSGI wrapper
 
 def _json_response(start_response, status, body, headers=(), content_type="application/json"):
@@ -1052,9 +1128,9 @@ def _operation(environ):
     service = m.group(1) if m else None
     if service == "dynamodb":
         return service, environ.get("HTTP_X_AMZ_TARGET", "").split(".")[-1]
-    if service == "backup":
+    if service in ("backup", "s3"):  # S3: path-style addressing (PutObject, ListObjectsV2, ...)
         try:
-            return service, get_service_router("backup").match(Request(environ))[0].name
+            return service, get_service_router(service).match(Request(environ))[0].name
         except Exception:  # unmatched path: let moto answer it
             return service, None
     return service, None
@@ -1068,6 +1144,17 @@ def _fault_response(environ, start_response, service, fault):
         return _json_response(start_response, status,
                               {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": msg},
                               [("x-amzn-ErrorType", code)], "application/x-amz-json-1.0")
+    if service == "s3":
+        # S3's REST-XML error (ErrorResponses.html): <Error><Code/><Message/><RequestId/></Error>;
+        # a HEAD answer has no body, as in S3 (SDKs then go by the status).
+        request_id = uuid.uuid4().hex[:16].upper()
+        data = b"" if environ.get("REQUEST_METHOD") == "HEAD" else (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{html.escape(code)}</Code><Message>{html.escape(msg)}</Message>"
+            f"<RequestId>{request_id}</RequestId></Error>").encode()
+        start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(data))),
+                                ("x-amz-request-id", request_id)])
+        return [data]
     return _json_response(start_response, status, {"__type": code, "Code": code, "Message": msg, "message": msg},
                           [("x-amzn-ErrorType", code)])
 
@@ -1080,6 +1167,11 @@ def _realism_fault_response(environ, start_response, service, fault):
         start_response("503 Service Unavailable", [("Content-Length", "0")])
         return [b""]
     return _fault_response(environ, start_response, service, {"code": code, "status": status, "message": message})
+
+
+# Default messages of injected faults (POST /_drover/throttle), by code; the emulator's wording.
+FAULT_MESSAGES = {"ConditionalRequestConflict": "A conflicting operation occurred during the conditional "
+                                                "request. Retry the request."}
 
 
 def _window_minute_seconds(value):
@@ -1140,7 +1232,7 @@ def _control(environ, start_response):
             code = body.get("code", "ThrottlingException")
             CONTROL.call_faults.append({"operation": body.get("operation", "*"), "remaining": count,
                                         "code": code, "status": status,
-                                        "message": body.get("message") or "Rate exceeded"})
+                                        "message": body.get("message") or FAULT_MESSAGES.get(code, "Rate exceeded")})
         elif path == "/_drover/slow" and method == "POST":
             # The next `count` calls of `operation` are answered only after `delay` seconds
             # (then served normally): a client that times out first never sees the answer,
@@ -1276,6 +1368,7 @@ class Calls:
 
 CALLS = Calls()
 STOPPING = {"code": "ServiceUnavailableException", "message": "The service is restarting.", "status": 503}
+STOPPING_S3 = {**STOPPING, "code": "ServiceUnavailable"}  # S3's 503 code (ErrorResponses.html)
 
 
 def build_app():
@@ -1285,7 +1378,7 @@ def build_app():
         if not CALLS.enter():
             service, op = _operation(environ)
             _log_call(environ, service, op, faulted=True)
-            return _fault_response(environ, start_response, service, STOPPING)
+            return _fault_response(environ, start_response, service, STOPPING_S3 if service == "s3" else STOPPING)
         try:
             return serve(environ, start_response)
         finally:
@@ -1337,7 +1430,22 @@ def _register_key_pickling():
         copyreg.pickle(type(key), _pickle_private_key)
 
 
-STATE_BACKENDS = {"dynamodb": dynamodb_backends, "backup": backup_backends, "kms": kms_backends}
+def _pickle_versioned_keys(store):
+    """moto's _VersionedKeyStore (a bucket's keys) is a dict of key -> [versions] whose items() gives
+    only the latest version, so the default pickle would drop the older ones: keep every version."""
+    return _load_versioned_keys, ([(k, list(dict.__getitem__(store, k))) for k in dict.keys(store)],)
+
+
+def _load_versioned_keys(items):
+    store = _VersionedKeyStore()
+    for key, versions in items:
+        dict.__setitem__(store, key, versions)
+    return store
+
+
+copyreg.pickle(_VersionedKeyStore, _pickle_versioned_keys)
+STATE_BACKENDS = {"dynamodb": dynamodb_backends, "backup": backup_backends, "kms": kms_backends,
+                  "s3": s3_backends}
 
 
 def save_state(path):
@@ -1361,7 +1469,7 @@ def load_state(path):
     with LOCK:
         for name, live in STATE_BACKENDS.items():
             live.clear()
-            live.update(data["backends"][name])
+            live.update(data["backends"].get(name) or {})  # older files have no "s3"
         PENDING[:] = data["pending"]
         CONTROL.__dict__.update(data["control"])
         REALISM.__dict__.update(data.get("realism") or {})
@@ -1379,7 +1487,11 @@ def main(argv=None):
     ap.add_argument("--realism", action="store_true",
                     help="turn on every realism behaviour at its scaled default (see realism.py)")
     ap.add_argument("--seed", type=int, default=0, help="seed of realism's random choices (default 0)")
+    ap.add_argument("--no-s3-lock", action="store_true",
+                    help="debug only: serve S3 as moto does, without the lock that makes conditional "
+                         "writes atomic (to show that the lock matters)")
     args = ap.parse_args(argv)
+    S3_LOCKED["on"] = not args.no_s3_lock
     CONTROL.job_seconds = args.job_seconds
     CONTROL.reset()
     REALISM.launch_with(args.realism, args.seed)

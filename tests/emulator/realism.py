@@ -43,6 +43,9 @@ KNOBS = {
     "copy_queue": ("seconds", 1.0),
     "fault_rate": ("rate", 0.02),
     "idempotent_replay_without_id": ("flag", True),
+    # Debug, not a documented behaviour (so off even under --realism): drover_moto sleeps this many
+    # ms between moto's S3 precondition check and its write (see drover_moto._delay_s3_write).
+    "s3_write_delay_ms": ("count", 0),
 }
 OFF = {"seconds": 0.0, "count": 0, "flag": False, "rate": 0.0}
 MAX_SECONDS = 3600
