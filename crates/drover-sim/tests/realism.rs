@@ -175,7 +175,7 @@ fn the_emulator_preset_matches_the_emulators_knobs() {
     let text = std::fs::read_to_string(path).unwrap();
     let knobs = text.split("KNOBS = {").nth(1).unwrap().split("\n}").next().unwrap();
     let mut emulator = BTreeMap::new();
-    for line in knobs.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in knobs.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         // "name": ("kind", value),
         let (name, rest) = line.split_once(':').unwrap();
         let (kind, value) = rest.trim_matches([' ', '(', ')', ',']).split_once(',').unwrap();
@@ -202,8 +202,9 @@ fn the_emulator_preset_matches_the_emulators_knobs() {
         ("copy_queue", ms(r.copy_queue_ms)),
         ("fault_rate", r.fault_rate.to_string()),
     ]);
-    // What the ports cannot show: list pages and replays without a job id (the adapter's).
-    let adapter_only = ["page_size", "idempotent_replay_without_id"];
+    // What the ports cannot show: list pages and replays without a job id (the adapter's),
+    // and the emulator's S3 debug delay (the simulator has no S3).
+    let adapter_only = ["page_size", "idempotent_replay_without_id", "s3_write_delay_ms"];
     for (name, (_, value)) in &emulator {
         if adapter_only.contains(&name.as_str()) {
             continue;
