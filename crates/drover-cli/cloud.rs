@@ -174,13 +174,7 @@ impl Cloud {
                 sim
             }
         };
-        let ports = Ports {
-            backup: Arc::new(sim.clone()),
-            tables: Arc::new(sim.clone()),
-            keys: Arc::new(sim.clone()),
-            clock: sim.clock(),
-        };
-        Ok(Cloud { ports, spec: CloudSpec::Sim(spec), sim: Some(sim) })
+        Ok(Cloud { ports: sim.ports(), spec: CloudSpec::Sim(spec), sim: Some(sim) })
     }
 
     /// The simulated world's duration model, for a simulated cloud.
@@ -191,14 +185,11 @@ impl Cloud {
         }
     }
 
-    /// Starts saving the simulator's world in the run's directory (after every change).
+    /// Starts saving the simulator's world in the run's directory (after every change; the
+    /// ports are handles on the same world, so they save too).
     pub(crate) fn persist(&mut self, run_dir: &Path) -> Result<(), String> {
         if let Some(sim) = self.sim.take() {
-            let sim = sim.persist_to(&sim_state(run_dir)).map_err(|e| e.to_string())?;
-            self.ports.backup = Arc::new(sim.clone());
-            self.ports.tables = Arc::new(sim.clone());
-            self.ports.keys = Arc::new(sim.clone());
-            self.sim = Some(sim);
+            self.sim = Some(sim.persist_to(&sim_state(run_dir)).map_err(|e| e.to_string())?);
         }
         Ok(())
     }

@@ -116,6 +116,17 @@ impl SimCloud {
         self.clock.clone()
     }
 
+    /// The engine's ports on this cloud (every one a handle on the same world) and its clock.
+    #[must_use]
+    pub fn ports(&self) -> drover_engine::Ports {
+        drover_engine::Ports {
+            backup: Arc::new(self.clone()),
+            tables: Arc::new(self.clone()),
+            keys: Arc::new(self.clone()),
+            clock: self.clock.clone(),
+        }
+    }
+
     /// The world and its log, even if a panic poisoned the lock.
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

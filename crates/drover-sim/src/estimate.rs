@@ -288,12 +288,7 @@ impl Simulation {
                 volatile_journal: !durable,
                 ..Settings::default()
             };
-            let ports = drover_engine::Ports {
-                backup: Arc::new(sim.clone()),
-                tables: Arc::new(sim.clone()),
-                keys: Arc::new(sim.clone()),
-                clock,
-            };
+            let ports = sim.ports();
             let report = execute(Execution {
                 plan: plan.clone(),
                 journal,
