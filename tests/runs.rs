@@ -145,7 +145,7 @@ fn sigkill_at_random_moments_then_resume_completes_without_duplicates() {
         seed ^= seed << 17;
         Duration::from_millis(100 + seed % 600)
     };
-    let mut child = spawn_drill(dir.path(), id, "2000");
+    let mut child = spawn_drill(dir.path(), id, "500");
     let mut kills = 0;
     let mut finished = None;
     for _ in 0..12 {
