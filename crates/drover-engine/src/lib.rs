@@ -32,6 +32,7 @@ pub mod report;
 mod retry;
 pub mod run;
 pub mod state;
+pub mod store;
 mod steps;
 pub mod sweep;
 
