@@ -92,37 +92,55 @@ impl Shared {
         lock(&self.book).state.header.mode
     }
 
-    /// Appends a step transition (durably), then applies it to the state.
-    pub(crate) fn record(&self, key: &StepKey, event: StepEvent) -> Result<(), EngineError> {
-        let mut book = lock(&self.book);
-        let mut next = book.state.steps.get(key).cloned().unwrap_or_default();
-        let now = stamp(self.ports.clock.now(), &book.state);
-        if let Err(reason) = next.apply(&event, now) {
-            // The code asked for a transition its own state machine forbids: a bug. Stop
-            // before the journal records something that would not replay.
-            return Err(EngineError::Refused(format!("internal error: step {key}: {reason}")));
-        }
-        let record = Record::Step { step: key.clone(), event: event.clone() };
+    /// Appends a step transition (durably), then applies it to the state. Returns once the
+    /// record is durable: the caller may act on it.
+    pub(crate) async fn record(&self, key: &StepKey, event: StepEvent) -> Result<(), EngineError> {
         // Losing `began` or `blocked` in a crash only makes the step start again from where it
         // was: they are written now and made durable with the next record.
-        let entry = if matches!(event, StepEvent::Began | StepEvent::Blocked { .. }) {
-            book.journal.append_lazy(now, record)?
-        } else {
-            book.journal.append(now, record)?
+        let lazy = matches!(event, StepEvent::Began | StepEvent::Blocked { .. });
+        let (seq, durability) = {
+            let mut book = lock(&self.book);
+            let mut next = book.state.steps.get(key).cloned().unwrap_or_default();
+            let now = stamp(self.ports.clock.now(), &book.state);
+            if let Err(reason) = next.apply(&event, now) {
+                // The code asked for a transition its own state machine forbids: a bug. Stop
+                // before the journal records something that would not replay.
+                return Err(EngineError::Refused(format!("internal error: step {key}: {reason}")));
+            }
+            let record = Record::Step { step: key.clone(), event: event.clone() };
+            let entry = if lazy {
+                book.journal.append_lazy(now, record)?
+            } else {
+                book.journal.append(now, record)?
+            };
+            book.state.steps.insert(key.clone(), next);
+            book.state.last_at = entry.at;
+            book.state.records = entry.seq;
+            self.observer.step(key, &event, &book.state);
+            (entry.seq, book.journal.durability())
         };
-        book.state.steps.insert(key.clone(), next);
-        book.state.last_at = entry.at;
-        book.state.records = entry.seq;
-        self.observer.step(key, &event, &book.state);
+        if !lazy {
+            durability.until(seq).await?;
+        }
         Ok(())
     }
 
-    pub(crate) fn record_run(&self, event: RunEvent) -> Result<(), EngineError> {
-        let mut book = lock(&self.book);
-        let now = stamp(self.ports.clock.now(), &book.state);
-        let entry = book.journal.append(now, Record::Run { event })?;
-        book.state.apply(&entry).map_err(EngineError::Refused)?;
+    /// Appends a run-level record, applies it, and returns once it is durable.
+    pub(crate) async fn record_run(&self, event: RunEvent) -> Result<(), EngineError> {
+        let (seq, durability) = {
+            let mut book = lock(&self.book);
+            let now = stamp(self.ports.clock.now(), &book.state);
+            let entry = book.journal.append(now, Record::Run { event })?;
+            book.state.apply(&entry).map_err(EngineError::Refused)?;
+            (entry.seq, book.journal.durability())
+        };
+        durability.until(seq).await?;
         Ok(())
+    }
+
+    /// What waits for the journal's records to be durable.
+    pub(crate) fn durability(&self) -> crate::journal::Durability {
+        lock(&self.book).journal.durability()
     }
 
     pub(crate) fn state(&self) -> RunState {
@@ -233,13 +251,13 @@ impl Shared {
             Phase::Requested { token } => token,
             _ => {
                 let token = self.token(key);
-                self.record(key, StepEvent::JobRequested { token: token.clone() })?;
+                self.record(key, StepEvent::JobRequested { token: token.clone() }).await?;
                 token
             }
         };
         let job_id = self.call(key, scope, || start(token.clone())).await?;
         lock(&self.limiter).succeeded(scope, &self.settings.limits);
-        self.record(key, StepEvent::JobStarted { job_id: job_id.clone() })?;
+        self.record(key, StepEvent::JobStarted { job_id: job_id.clone() }).await?;
         Ok(job_id)
     }
 

@@ -96,37 +96,55 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
         observer,
     });
 
-    if mode == Mode::Failover && !shared.settings.teardown_only {
-        for target in &shared.plan.targets {
-            crate::steps::choose_cut(&shared, target.region.as_str()).await?;
-        }
-    }
-    let outcome = schedule(&shared, &graph, &cancel).await?;
-    if outcome == Outcome::Interrupted {
-        shared.record_run(RunEvent::Interrupted)?;
-    } else {
-        if mode == Mode::Drill {
-            crate::steps::remove_markers(&shared).await?;
-            if teardown {
-                crate::steps::delete_source_points(&shared).await?;
-            }
-        }
-        if !shared.settings.teardown_only {
-            shared.record_run(RunEvent::Finished { success: outcome == Outcome::Succeeded })?;
-        } else if let Some(success) = ended(&shared.state()) {
-            // A teardown-only pass leaves the run's outcome as it was: a run that had ended
-            // (every step besides teardown finished) ends again, now with its teardown; an
-            // interrupted run stays unfinished, for `resume`. (`teardown-requested` makes it
-            // unfinished meanwhile, so that `drover sweep` keeps off it.)
-            shared.record_run(RunEvent::Finished { success })?;
-        }
-    }
+    let outcome = run_to_end(&shared, &graph, &cancel, teardown).await;
+    // Nothing is left in flight when the run returns, whatever its outcome (an object
+    // journal's last group is written or has failed).
+    shared.durability().settle().await;
+    let outcome = outcome?;
     let peak_concurrency = shared
         .peaks()
         .into_iter()
         .map(|((region, class), n)| (format!("{region} {}", class_name(class)), n))
         .collect();
     Ok(Report { outcome, state: shared.state(), peak_concurrency })
+}
+
+/// Chooses failover cuts, schedules the steps, and records how the run ended.
+async fn run_to_end(
+    shared: &Arc<Shared>,
+    graph: &Arc<StepGraph>,
+    cancel: &CancellationToken,
+    teardown: bool,
+) -> Result<Outcome, EngineError> {
+    let mode = shared.mode();
+    if mode == Mode::Failover && !shared.settings.teardown_only {
+        for target in &shared.plan.targets {
+            crate::steps::choose_cut(shared, target.region.as_str()).await?;
+        }
+    }
+    let outcome = schedule(shared, graph, cancel).await?;
+    if outcome == Outcome::Interrupted {
+        shared.record_run(RunEvent::Interrupted).await?;
+    } else {
+        if mode == Mode::Drill {
+            crate::steps::remove_markers(shared).await?;
+            if teardown {
+                crate::steps::delete_source_points(shared).await?;
+            }
+        }
+        if !shared.settings.teardown_only {
+            shared
+                .record_run(RunEvent::Finished { success: outcome == Outcome::Succeeded })
+                .await?;
+        } else if let Some(success) = ended(&shared.state()) {
+            // A teardown-only pass leaves the run's outcome as it was: a run that had ended
+            // (every step besides teardown finished) ends again, now with its teardown; an
+            // interrupted run stays unfinished, for `resume`. (`teardown-requested` makes it
+            // unfinished meanwhile, so that `drover sweep` keeps off it.)
+            shared.record_run(RunEvent::Finished { success }).await?;
+        }
+    }
+    Ok(outcome)
 }
 
 /// Whether a run had ended before a teardown-only pass (every step besides teardown is
@@ -243,7 +261,7 @@ async fn schedule(
                 }
             });
             for (i, by) in blocked {
-                shared.record(&steps[i], StepEvent::Blocked { by })?;
+                shared.record(&steps[i], StepEvent::Blocked { by }).await?;
                 // Blocks propagate through dependents.
                 step_ended(graph, &mut open, i, &mut candidates);
             }

@@ -21,9 +21,9 @@ use sha2::{Digest as _, Sha256};
 use crate::ports::Millis;
 use crate::state::{Header, RunEvent, StepEvent, StepKey};
 
-const GENESIS: &str = "00000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "00000000000000000000000000000000";
 /// Longest record accepted when reading (a header carries the plan text: 16 MiB at most).
-const MAX_LINE: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024 * 1024;
 
 /// One record of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +119,26 @@ pub enum JournalError {
         /// The journal file.
         path: PathBuf,
     },
+    /// Another process wrote the journal's next record first (the store refused this
+    /// process's write of record `seq` because it exists): this process no longer holds the
+    /// run, and stops before any further effect.
+    #[error(
+        "journal {path}: another drover wrote record {seq} of this run first, so this process          no longer holds the run; it stopped before doing anything more"
+    )]
+    Lost {
+        /// The journal's location.
+        path: PathBuf,
+        /// The record both wrote.
+        seq: u64,
+    },
+    /// The store holding the journal failed or could not be reached.
+    #[error("journal {path}: {message}")]
+    Store {
+        /// The journal's location.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
     /// A test asked the journal to fail here (crash simulation).
     #[error("journal {path}: simulated crash after record {after}")]
     SimulatedCrash {
@@ -153,16 +173,56 @@ pub struct TornTail {
 /// An open journal, positioned at its end for appending.
 #[derive(Debug)]
 pub struct Journal {
+    /// The journal's file, or the location of its objects.
     path: PathBuf,
-    file: File,
+    sink: Sink,
     last_hash: String,
     next_seq: u64,
     crash: Option<CrashPoint>,
     durable: bool,
-    /// Length of the verified, fully written records.
-    len: u64,
     /// Set when an append failed: nothing more is appended after a possibly partial write.
     closed: bool,
+}
+
+/// Where appended records go.
+#[derive(Debug)]
+enum Sink {
+    /// A local file, synced on each durable append.
+    File {
+        file: File,
+        /// Length of the verified, fully written records.
+        len: u64,
+    },
+    /// Objects in a bucket, one per group of records, written by a task of their own
+    /// ([`crate::store`]): an append stages its records, and they are durable once
+    /// [`Durability::until`] says so.
+    Objects(crate::store::remote::Writer),
+}
+
+/// Waits for appended records to be durable (see [`Journal::durability`]).
+#[derive(Debug, Clone)]
+pub struct Durability(Option<crate::store::remote::Waiter>);
+
+impl Durability {
+    /// Returns once record `seq` (and so every record before it) is durable.
+    ///
+    /// # Errors
+    /// The write of a group that holds it failed: the run lost its journal to another
+    /// writer, or the store could not be reached for longer than the journal rides out.
+    pub async fn until(&self, seq: u64) -> Result<(), JournalError> {
+        match &self.0 {
+            None => Ok(()),
+            Some(waiter) => waiter.until(seq).await,
+        }
+    }
+
+    /// Returns once everything appended so far is durable or has failed, and the writer is
+    /// idle (the end of a run, whatever its outcome: nothing is left in flight).
+    pub async fn settle(&self) {
+        if let Some(waiter) = &self.0 {
+            waiter.settle().await;
+        }
+    }
 }
 
 impl Journal {
@@ -179,12 +239,11 @@ impl Journal {
         let file = OpenOptions::new().create_new(true).append(true).open(path).map_err(io)?;
         let mut journal = Journal {
             path: path.to_owned(),
-            file,
+            sink: Sink::File { file, len: 0 },
             last_hash: GENESIS.to_owned(),
             next_seq: 1,
             crash: None,
             durable: true,
-            len: 0,
             closed: false,
         };
         journal.append(at, Record::Header(Box::new(header)))?;
@@ -210,12 +269,11 @@ impl Journal {
         file.seek(SeekFrom::End(0)).map_err(io)?;
         let journal = Journal {
             path: path.to_owned(),
-            file,
+            sink: Sink::File { file, len: read.valid_len },
             last_hash: read.last_hash,
             next_seq: read.entries.len() as u64 + 1,
             crash: None,
             durable: true,
-            len: read.valid_len,
             closed: false,
         };
         Ok((journal, read.entries, read.torn))
@@ -260,6 +318,43 @@ impl Journal {
         Ok((read.entries, read.torn))
     }
 
+    /// A journal whose records go to a bucket's objects through `writer`, continuing after
+    /// `count` verified records whose chain ends in `last_hash`.
+    pub(crate) fn on_objects(
+        location: String,
+        writer: crate::store::remote::Writer,
+        count: u64,
+        last_hash: String,
+    ) -> Journal {
+        Journal {
+            path: PathBuf::from(location),
+            sink: Sink::Objects(writer),
+            last_hash: if count == 0 { GENESIS.to_owned() } else { last_hash },
+            next_seq: count + 1,
+            crash: None,
+            durable: true,
+            closed: false,
+        }
+    }
+
+    /// What waits for appended records to be durable. A file journal's appends are durable
+    /// when they return; an object journal's once the group that holds them is written.
+    #[must_use]
+    pub fn durability(&self) -> Durability {
+        match &self.sink {
+            Sink::File { .. } => Durability(None),
+            Sink::Objects(writer) => Durability(Some(writer.waiter())),
+        }
+    }
+
+    /// Waits until every record appended so far is durable.
+    ///
+    /// # Errors
+    /// As [`Durability::until`].
+    pub async fn flush(&self) -> Result<(), JournalError> {
+        self.durability().until(self.len()).await
+    }
+
     /// Makes appends fail at `point` (tests: crash simulation).
     pub fn crash_at(&mut self, point: Option<CrashPoint>) {
         self.crash = point;
@@ -289,7 +384,9 @@ impl Journal {
         self.len() == 0
     }
 
-    /// Appends a record and syncs it to disk before returning.
+    /// Appends a record and syncs it to disk before returning. On an object journal the
+    /// record is staged for the next group: it is durable once [`Journal::durability`] says
+    /// so (wait for it before acting on the record).
     ///
     /// # Errors
     /// I/O errors (disk full, ...). After an error the journal is cut back to its last whole
@@ -348,7 +445,9 @@ impl Journal {
             // Whatever reached the file after the last whole record is not trusted: cut it
             // (best effort: on a full disk truncation still works; if it does not, the next
             // open treats the partial record as a torn tail).
-            let _ = self.file.set_len(self.len).and_then(|()| self.file.sync_data());
+            if let Sink::File { file, len } = &mut self.sink {
+                let _ = file.set_len(*len).and_then(|()| file.sync_data());
+            }
         }
         result
     }
@@ -357,30 +456,58 @@ impl Journal {
         let io = |source| JournalError::Io { path: self.path.clone(), source };
         let mut buf = Vec::new();
         let mut hash = self.last_hash.clone();
+        let mut crashed = None;
+        let mut written = 0;
         for entry in entries {
             if let Some(crash) = self.crash
                 && entry.seq > crash.after
             {
                 if crash.torn {
                     let line = encode(&hash, entry).map_err(io)?.0;
-                    buf.extend_from_slice(&line.as_bytes()[..line.len() / 2]);
+                    match self.sink {
+                        // A torn file write: half of the record.
+                        Sink::File { .. } => {
+                            buf.extend_from_slice(&line.as_bytes()[..line.len() / 2])
+                        }
+                        // An object is written whole or not at all: the dying process's
+                        // last group landed, but it never learnt so.
+                        Sink::Objects(_) => {
+                            buf.extend_from_slice(line.as_bytes());
+                            written += 1;
+                        }
+                    }
                 }
-                self.file.write_all(&buf).map_err(io)?;
-                self.file.sync_data().map_err(io)?;
-                return Err(JournalError::SimulatedCrash {
-                    path: self.path.clone(),
-                    after: crash.after,
-                });
+                crashed = Some(crash.after);
+                break;
             }
             let (line, next) = encode(&hash, entry).map_err(io)?;
             buf.extend_from_slice(line.as_bytes());
             hash = next;
+            written += 1;
         }
-        self.file.write_all(&buf).map_err(io)?;
-        if self.durable {
-            self.file.sync_data().map_err(io)?;
+        let first = entries.first().map_or(self.next_seq, |e| e.seq);
+        match &mut self.sink {
+            Sink::File { file, len } => {
+                file.write_all(&buf).map_err(io)?;
+                if crashed.is_some() || self.durable {
+                    file.sync_data().map_err(io)?;
+                }
+                if crashed.is_none() {
+                    *len += buf.len() as u64;
+                }
+            }
+            Sink::Objects(writer) => {
+                if written > 0 {
+                    writer.stage(first, first + written - 1, buf, self.durable)?;
+                }
+                if crashed.is_some() {
+                    writer.crash();
+                }
+            }
         }
-        self.len += buf.len() as u64;
+        if let Some(after) = crashed {
+            return Err(JournalError::SimulatedCrash { path: self.path.clone(), after });
+        }
         self.last_hash = hash;
         self.next_seq += entries.len() as u64;
         Ok(())
@@ -483,7 +610,7 @@ fn stream_entries(
     Ok(Tail { torn, valid_len, last_hash })
 }
 
-fn verify(line: &[u8], prev: &str, seq: u64) -> Result<(Entry, String), String> {
+pub(crate) fn verify(line: &[u8], prev: &str, seq: u64) -> Result<(Entry, String), String> {
     let Some(line) = line.strip_suffix(b"\n") else {
         return Err("incomplete record (no end of line)".to_owned());
     };
@@ -651,6 +778,13 @@ mod tests {
             Record::Step { step: key, event: StepEvent::Retried },
             Record::Run { event: RunEvent::Resumed { plan_replaced: Some("h2".into()) } },
             Record::Run { event: RunEvent::Cut(cut) },
+            Record::Run {
+                event: RunEvent::LeaseBroken {
+                    lease: "0123456789abcdef".into(),
+                    holder: "ops@laptop (pid 7, drover 0.1.0)".into(),
+                    by: "oncall@desk (pid 9, drover 0.1.0)".into(),
+                },
+            },
             Record::Run { event: RunEvent::Finished { success: true } },
         ];
         for (i, record) in records.into_iter().enumerate() {

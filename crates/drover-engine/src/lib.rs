@@ -32,8 +32,8 @@ pub mod report;
 mod retry;
 pub mod run;
 pub mod state;
-pub mod store;
 mod steps;
+pub mod store;
 pub mod sweep;
 
 pub use clock::{Clock, SystemClock};

@@ -218,36 +218,55 @@ pub fn open(state_dir: &Path, run_id: &str) -> Result<Opened, EngineError> {
 pub fn read(state_dir: &Path, run_id: &str) -> Result<(RunState, Option<TornTail>), EngineError> {
     let path = journal_path(state_dir, run_id);
     // Each entry is applied as it is read (a large run's entries are never all held).
-    let mut state: Option<RunState> = None;
-    let mut refused: Option<(u64, String)> = None;
-    let torn = Journal::read_each(&path, &mut |entry| {
-        if refused.is_some() {
+    let mut replaying = Replaying::default();
+    let torn = Journal::read_each(&path, &mut |entry| replaying.feed(&entry))?;
+    Ok((replaying.finish(&path, run_id)?, torn))
+}
+
+/// A journal's state, built one verified entry at a time as they are read.
+#[derive(Default)]
+pub(crate) struct Replaying {
+    state: Option<RunState>,
+    refused: Option<(u64, String)>,
+}
+
+impl Replaying {
+    pub(crate) fn feed(&mut self, entry: &Entry) {
+        if self.refused.is_some() {
             return;
         }
-        let applied = match (&mut state, &entry.record) {
+        let applied = match (&mut self.state, &entry.record) {
             (None, Record::Header(header)) => {
-                state = Some(RunState::new((**header).clone(), entry.at));
+                self.state = Some(RunState::new((**header).clone(), entry.at));
                 Ok(())
             }
             (None, _) => Err("the first record is not a header".to_owned()),
-            (Some(state), _) => state.apply(&entry),
+            (Some(state), _) => state.apply(entry),
         };
         if let Err(reason) = applied {
-            refused = Some((entry.seq, reason));
+            self.refused = Some((entry.seq, reason));
         }
-    })?;
-    let replayed = match (state, refused) {
-        (Some(state), None) => Ok(state),
-        (_, Some((seq, reason))) => Err((seq, reason)),
-        (None, None) => Err((1, "the first record is not a header".to_owned())),
-    };
-    Ok((owned(&path, run_id, replayed)?, torn))
+    }
+
+    /// The state, checked as [`replay`] says.
+    pub(crate) fn finish(self, path: &Path, run_id: &str) -> Result<RunState, JournalError> {
+        let replayed = match (self.state, self.refused) {
+            (Some(state), None) => Ok(state),
+            (_, Some((seq, reason))) => Err((seq, reason)),
+            (None, None) => Err((1, "the first record is not a header".to_owned())),
+        };
+        owned(path, run_id, replayed)
+    }
 }
 
 /// Replays a verified journal and checks that it is this run's own: its header names this
 /// run (a journal copied or moved from another run or plan is refused, not resumed under the
 /// wrong name) and its embedded plan matches the hash the header records.
-fn replay(path: &Path, run_id: &str, entries: &[Entry]) -> Result<RunState, JournalError> {
+pub(crate) fn replay(
+    path: &Path,
+    run_id: &str,
+    entries: &[Entry],
+) -> Result<RunState, JournalError> {
     owned(path, run_id, RunState::replay(entries))
 }
 

@@ -240,6 +240,16 @@ pub enum RunEvent {
     },
     /// Failover: the consistent cut chosen for a target, before any restore there.
     Cut(Cut),
+    /// `drover unlock` broke the run's lease on purpose (the holder, if alive, loses the run
+    /// at its next record).
+    LeaseBroken {
+        /// The lease broken.
+        lease: String,
+        /// Who held it.
+        holder: String,
+        /// Who broke it.
+        by: String,
+    },
     /// Every step is finished.
     Finished {
         /// Whether every step succeeded.
@@ -556,6 +566,7 @@ impl RunState {
                     self.cuts.insert(cut.target.clone(), cut.clone());
                 }
                 RunEvent::Finished { success } => self.finished = Some(*success),
+                RunEvent::LeaseBroken { .. } => {}
             },
         }
         Ok(())

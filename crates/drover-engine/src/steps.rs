@@ -32,7 +32,7 @@ type StepResult = Result<StepOutput, StepError>;
 /// Drives one step from its journaled phase to a terminal phase.
 pub(crate) async fn drive(shared: &Shared, key: &StepKey) -> Result<(), EngineError> {
     if matches!(shared.phase(key), Phase::Pending) {
-        shared.record(key, StepEvent::Began)?;
+        shared.record(key, StepEvent::Began).await?;
     }
     let result = match (key.kind, &key.target) {
         (StepKind::RecoveryPoint, None) => take_recovery_point(shared, key).await,
@@ -49,10 +49,10 @@ pub(crate) async fn drive(shared: &Shared, key: &StepKey) -> Result<(), EngineEr
         .into()),
     };
     match result {
-        Ok(output) => shared.record(key, StepEvent::Succeeded(output)),
+        Ok(output) => shared.record(key, StepEvent::Succeeded(output)).await,
         Err(StepError::Failed(f)) => {
             tracing::warn!(step = %key, error = %f.message, "step failed");
-            shared.record(key, StepEvent::Failed { kind: f.kind, message: f.message })
+            shared.record(key, StepEvent::Failed { kind: f.kind, message: f.message }).await
         }
         Err(StepError::Engine(e)) => Err(e),
     }
@@ -364,7 +364,7 @@ pub(crate) async fn choose_cut(shared: &Shared, region: &str) -> Result<(), Engi
         chosen_at: shared.ports.clock.now(),
     };
     tracing::info!(target = region, at = %crate::run::format_time(time), skew_ms = cut.skew(), "consistent cut chosen");
-    shared.record_run(RunEvent::Cut(cut))
+    shared.record_run(RunEvent::Cut(cut)).await
 }
 
 async fn pick_recovery_point(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
@@ -1171,7 +1171,7 @@ pub(crate) async fn delete_source_points(shared: &Shared) -> Result<(), EngineEr
         }
     }
     if !deleted.is_empty() || !kept.is_empty() {
-        shared.record_run(RunEvent::SourcePointsDeleted { deleted, kept })?;
+        shared.record_run(RunEvent::SourcePointsDeleted { deleted, kept }).await?;
     }
     Ok(())
 }
@@ -1202,7 +1202,7 @@ pub(crate) async fn remove_markers(shared: &Shared) -> Result<(), EngineError> {
         }
     }
     if any {
-        shared.record_run(RunEvent::MarkersRemoved)?;
+        shared.record_run(RunEvent::MarkersRemoved).await?;
     }
     Ok(())
 }

@@ -24,7 +24,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
 use drover_plan::{Mode, Plan, RUN_SHORT_ID_LEN};
@@ -34,7 +33,9 @@ use crate::error::{CloudError, ErrorKind};
 use crate::policy::{PollPolicy, RetryPolicy};
 use crate::ports::{CloudResult, Millis, Ports};
 use crate::retry::patiently as patient;
+use crate::state::RunState;
 use crate::steps::{MODE_TAG, PLAN_TAG, RUN_TAG};
+use crate::store::Store;
 
 /// How a sweep behaves.
 #[derive(Debug, Clone, Copy)]
@@ -211,11 +212,11 @@ pub struct Sweep {
 impl Sweep {
     /// An empty sweep of `plan`.
     #[must_use]
-    pub fn new(plan: &Plan, state_dir: &Path, opts: &Options) -> Sweep {
+    pub fn new(plan: &Plan, state: &Store, opts: &Options) -> Sweep {
         Sweep {
             plan: plan.name.clone(),
             older_than: older_than_text(opts.older_than),
-            state_dir: state_dir.display().to_string(),
+            state_dir: state.location(),
             items: Vec::new(),
             other_points: 0,
             errors: Vec::new(),
@@ -420,38 +421,41 @@ enum RunInfo {
     Unreadable(String),
 }
 
-/// The runs of the state directory that have a journal.
-fn runs_in(state_dir: &Path) -> BTreeMap<String, RunInfo> {
-    crate::run::list(state_dir)
-        .into_iter()
-        .filter(|(id, _)| crate::run::journal_path(state_dir, id).exists())
-        .map(|(id, state)| {
-            let info = match state {
-                Ok(s) => match s.finished {
-                    Some(success) => RunInfo::Finished { success, mode: s.header.mode },
-                    None => RunInfo::Unfinished { mode: s.header.mode },
-                },
-                Err(e) => RunInfo::Unreadable(e),
-            };
-            (id, info)
-        })
-        .collect()
-}
-
-/// One run, read again from the state directory (`None`: it has no journal there).
-fn run_now(state_dir: &Path, run_id: &str) -> Option<RunInfo> {
-    if crate::run::check_run_id(run_id).is_err()
-        || !crate::run::journal_path(state_dir, run_id).exists()
-    {
-        return None;
-    }
-    Some(match crate::run::read(state_dir, run_id) {
-        Ok((s, _)) => match s.finished {
+/// What a run's state says, for sweeping.
+fn info(state: Result<RunState, String>) -> RunInfo {
+    match state {
+        Ok(s) => match s.finished {
             Some(success) => RunInfo::Finished { success, mode: s.header.mode },
             None => RunInfo::Unfinished { mode: s.header.mode },
         },
-        Err(e) => RunInfo::Unreadable(e.to_string()),
-    })
+        Err(e) => RunInfo::Unreadable(e),
+    }
+}
+
+/// The runs of the state store that have a journal (`Err`: the store cannot be listed).
+async fn runs_in(state: &Store) -> Result<BTreeMap<String, RunInfo>, String> {
+    let runs = state.list().await.map_err(|e| e.to_string())?;
+    Ok(runs.into_iter().map(|(id, s)| (id, info(s))).collect())
+}
+
+/// One run, read again from the state store (`None`: it has no journal there).
+async fn run_now(state: &Store, run_id: &str) -> Option<RunInfo> {
+    if crate::run::check_run_id(run_id).is_err() {
+        return None;
+    }
+    match state.exists(run_id).await {
+        Ok(true) => Some(info(state.read(run_id).await.map(|(s, _)| s).map_err(|e| e.to_string()))),
+        Ok(false) => None,
+        Err(e) => Some(RunInfo::Unreadable(e.to_string())),
+    }
+}
+
+/// What the store says now of the run an item's tags name.
+async fn known(state: &Store, item: &Item) -> Option<RunInfo> {
+    match item.tags.get(RUN_TAG) {
+        Some(run) => run_now(state, run).await,
+        None => None,
+    }
 }
 
 /// Whether `name` is a name the plan's drill template gives one of the plan's tables in
@@ -674,8 +678,8 @@ fn vaults(plan: &Plan) -> Vec<(String, String)> {
 ///
 /// # Cancel safety
 /// Cancel safe: it only reads.
-pub async fn find(plan: &Plan, ports: &Ports, state_dir: &Path, opts: &Options) -> Sweep {
-    let mut sweep = Sweep::new(plan, state_dir, opts);
+pub async fn find(plan: &Plan, ports: &Ports, state: &Store, opts: &Options) -> Sweep {
+    let mut sweep = Sweep::new(plan, state, opts);
     let retry = &opts.retry;
     let mut found = Vec::new();
     for region in regions(plan) {
@@ -784,11 +788,17 @@ pub async fn find(plan: &Plan, ports: &Ports, state_dir: &Path, opts: &Options) 
         }
     }
     // The runs are read after the resources: a run that started meanwhile is seen.
-    let runs = runs_in(state_dir);
+    // A store that cannot be listed spares everything: no resource is deleted without
+    // knowing its run.
+    let runs = runs_in(state).await;
+    if let Err(e) = &runs {
+        sweep.errors.push(format!("the runs in {} cannot be read: {e}", sweep.state_dir));
+    }
     let now = ports.clock.now();
     for mut item in found {
-        decide(&sweep.plan, &mut item, now, opts.older_than, &sweep.state_dir, &|id| {
-            runs.get(id).cloned()
+        decide(&sweep.plan, &mut item, now, opts.older_than, &sweep.state_dir, &|id| match &runs {
+            Ok(runs) => runs.get(id).cloned(),
+            Err(e) => Some(RunInfo::Unreadable(e.clone())),
         });
         sweep.items.push(item);
     }
@@ -802,15 +812,8 @@ pub async fn find(plan: &Plan, ports: &Ports, state_dir: &Path, opts: &Options) 
 ///
 /// # Cancel safety
 /// Not cancel safe: a deletion under way is neither awaited nor recorded; sweep again.
-pub async fn delete(
-    plan: &Plan,
-    ports: &Ports,
-    state_dir: &Path,
-    sweep: &mut Sweep,
-    opts: &Options,
-) {
+pub async fn delete(plan: &Plan, ports: &Ports, state: &Store, sweep: &mut Sweep, opts: &Options) {
     let retry = &opts.retry;
-    let runs = |id: &str| run_now(state_dir, id);
     let state_dir_text = sweep.state_dir.clone();
     let mut deleting_tables = Vec::new();
     let mut deleted_points = Vec::new();
@@ -847,6 +850,8 @@ pub async fn delete(
                             continue;
                         }
                     }
+                    let now_known = known(state, item).await;
+                    let runs = |_: &str| now_known.clone();
                     if !decided_again(
                         &plan.name,
                         item,
@@ -867,6 +872,8 @@ pub async fn delete(
                 deleting_tables.push(i);
             }
             Kind::RecoveryPoint => {
+                let now_known = known(state, item).await;
+                let runs = |_: &str| now_known.clone();
                 if !decided_again(
                     &plan.name,
                     item,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use drover_engine::ports::BackupService as _;
+use drover_engine::store::Store;
 use drover_engine::sweep::{self as sweeping, Action, Kind, Options, Reason, Sweep};
 use drover_sim::Realism;
 
@@ -40,13 +41,14 @@ async fn points(h: &Harness) -> Vec<(String, String)> {
 }
 
 async fn find(h: &Harness, state_dir: &Path, opts: &Options) -> Sweep {
-    sweeping::find(&h.plan, &h.ports(), state_dir, opts).await
+    sweeping::find(&h.plan, &h.ports(), &Store::Dir(state_dir.to_owned()), opts).await
 }
 
 /// Finds and deletes, as `drover sweep --yes` does.
 async fn sweep_now(h: &Harness, state_dir: &Path, opts: &Options) -> Sweep {
     let mut found = find(h, state_dir, opts).await;
-    sweeping::delete(&h.plan, &h.ports(), state_dir, &mut found, opts).await;
+    sweeping::delete(&h.plan, &h.ports(), &Store::Dir(state_dir.to_owned()), &mut found, opts)
+        .await;
     found
 }
 
@@ -161,7 +163,8 @@ async fn a_run_resumed_after_the_listing_is_spared_when_it_comes_to_deleting() {
     let mut opened = run::open(h.state_dir(), RUN_ID).unwrap();
     run::prepare_resume(&mut opened.journal, &mut opened.state, h.clock.now_ms(), None).unwrap();
     drop(opened);
-    sweeping::delete(&h.plan, &h.ports(), h.state_dir(), &mut found, &Options::default()).await;
+    let state = Store::Dir(h.state_dir().to_owned());
+    sweeping::delete(&h.plan, &h.ports(), &state, &mut found, &Options::default()).await;
     assert_eq!(found.count(Action::Spare), 9, "{}", found.render(false));
     assert!(
         found
