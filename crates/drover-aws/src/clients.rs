@@ -1,12 +1,15 @@
 //! The SDK clients: one shared configuration (behaviour version, retries, timeouts,
 //! credentials, endpoint) and one set of clients per region, built on first use and kept.
+//!
+//! [`sdk_config`] is the only place that loads an SDK configuration: the state store
+//! (`state_store.rs`) builds its S3 client from it too.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use tokio::sync::Mutex;
 
 use crate::AwsOptions;
@@ -43,38 +46,11 @@ impl ClientFactory {
         if let Some(c) = clients.get(region) {
             return c.clone();
         }
-        let attempt = Duration::from_millis(self.options.call_timeout_ms.unwrap_or(30_000));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region.to_owned()))
-            // The engine retries throttling with backoff and lowers its concurrency; the SDK
-            // makes a few quick attempts first.
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5).min(attempt))
-                    .operation_attempt_timeout(attempt)
-                    // Every attempt may time out, with the SDK's backoff between them.
-                    .operation_timeout(attempt * 4)
-                    .build(),
-            );
-        if let Some(profile) = &self.options.profile {
-            loader = loader.profile_name(profile);
-        }
-        if self.options.emulator_credentials {
-            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "drover-emulator",
-            ));
-        }
-        if let Some(url) =
-            self.options.region_endpoints.get(region).or(self.options.endpoint_url.as_ref())
-        {
-            loader = loader.endpoint_url(url);
-        }
-        let config = loader.load().await;
+        // The engine retries throttling with backoff and lowers its concurrency; the SDK
+        // makes a few quick attempts first. Every attempt may time out, with the SDK's backoff
+        // between them.
+        let limits = CallLimits::new(&self.options, 3, |attempt| attempt * 4);
+        let config = sdk_config(&self.options, region, &limits).await;
         let c = Clients {
             backup: aws_sdk_backup::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
@@ -83,4 +59,69 @@ impl ClientFactory {
         clients.insert(region.to_owned(), c.clone());
         c
     }
+}
+
+/// How many attempts a call makes and how long it may take.
+pub(crate) struct CallLimits {
+    /// Attempts per call (standard retry mode).
+    pub(crate) attempts: u32,
+    /// The longest wait for one attempt (`options.call_timeout_ms`, default 30 s).
+    pub(crate) attempt: Duration,
+    /// The longest wait for the whole call, every attempt and backoff included.
+    pub(crate) operation: Duration,
+}
+
+impl CallLimits {
+    /// `attempts` attempts of at most `options.call_timeout_ms` each (default 30 s), the whole
+    /// call at most `operation(attempt timeout)`.
+    pub(crate) fn new(
+        options: &AwsOptions,
+        attempts: u32,
+        operation: impl FnOnce(Duration) -> Duration,
+    ) -> CallLimits {
+        let attempt = Duration::from_millis(options.call_timeout_ms.unwrap_or(30_000));
+        CallLimits { attempts, attempt, operation: operation(attempt) }
+    }
+}
+
+/// The SDK configuration of `region`: the pinned behaviour version, standard retries and the
+/// timeouts of `limits` (connections within 5 s at most), credentials (the standard chain,
+/// `--profile`, or the emulator's), and the endpoint override of the region
+/// ([`endpoint`]).
+pub(crate) async fn sdk_config(
+    options: &AwsOptions,
+    region: &str,
+    limits: &CallLimits,
+) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .retry_config(RetryConfig::standard().with_max_attempts(limits.attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5).min(limits.attempt))
+                .operation_attempt_timeout(limits.attempt)
+                .operation_timeout(limits.operation)
+                .build(),
+        );
+    if let Some(profile) = &options.profile {
+        loader = loader.profile_name(profile);
+    }
+    if options.emulator_credentials {
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "drover-emulator",
+        ));
+    }
+    if let Some(url) = endpoint(options, region) {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// The endpoint override of `region`: `--region-endpoint`, else `--endpoint-url`.
+pub(crate) fn endpoint<'a>(options: &'a AwsOptions, region: &str) -> Option<&'a str> {
+    options.region_endpoints.get(region).or(options.endpoint_url.as_ref()).map(String::as_str)
 }
