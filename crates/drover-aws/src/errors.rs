@@ -5,8 +5,9 @@
 //! (headers and bodies included); messages here keep the service's code and message, or the
 //! chain of messages alone. The full context is logged at `debug` level.
 //!
-//! The codes come from the AWS API models of the three services drover calls (botocore's
-//! `backup/2018-11-15`, `dynamodb/2012-08-10` and `kms/2014-11-01` `service-2.json`), plus
+//! The codes come from the AWS API models of the services drover calls (botocore's
+//! `backup/2018-11-15`, `dynamodb/2012-08-10` and `kms/2014-11-01` `service-2.json`; for S3,
+//! whose model lists few errors, the codes of the S3 API reference's "Error responses"), plus
 //! the codes every AWS service may answer (throttling, authentication, timeouts: the "Common
 //! Errors" of the AWS API references). Every exception those models mark `"fault": true` (a
 //! server-side failure) or document as retryable (the `retryable` trait, botocore's
@@ -44,9 +45,14 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         | "LimitExceededException"
         | "SlowDown"
         | "PriorRequestNotComplete" => ErrorKind::Throttled,
-        "ResourceNotFoundException" | "NotFoundException" | "TableNotFoundException" => {
-            ErrorKind::NotFound
-        }
+        "ResourceNotFoundException"
+        | "NotFoundException"
+        | "TableNotFoundException"
+        // S3: a key or a bucket that does not exist; `NotFound` is the code the S3 SDK gives
+        // a HEAD's 404, which has no body.
+        | "NoSuchKey"
+        | "NoSuchBucket"
+        | "NotFound" => ErrorKind::NotFound,
         "AlreadyExistsException" | "TableAlreadyExistsException" => ErrorKind::AlreadyExists,
         // Valid credentials, not allowed the call.
         "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" | "NotAuthorized" => {
@@ -94,6 +100,12 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         // UpdateContinuousBackups on a table created or restored moments ago: "Backups are
         // being enabled for the table" (the model: "Backups have not yet been enabled").
         | "ContinuousBackupsUnavailableException"
+        // S3 (REST-XML errors, ErrorResponses.html): `InternalError` ("We encountered an
+        // internal error. Please try again.", 500) and `OperationAborted` ("A conflicting
+        // conditional operation is currently in progress against this resource. Try again.",
+        // 409).
+        | "InternalError"
+        | "OperationAborted"
         // Spelled differently by other AWS services and by the SDK's own layers.
         | "ServiceUnavailable"
         | "InternalServerErrorException"
@@ -243,6 +255,39 @@ mod tests {
         ("ConflictException", ErrorKind::Transient),          // a key rotation under way
         ("LimitExceededException", ErrorKind::Throttled),
     ];
+
+    /// S3's codes (S3 API reference, "Error responses", `ErrorResponses.html`), each with the
+    /// HTTP status S3 sends it with: passing faults and throttling are retried, a missing key
+    /// or bucket is not found, a denial is a denial.
+    const S3_CODES: &[(&str, u16, ErrorKind)] = &[
+        ("InternalError", 500, ErrorKind::Transient),
+        ("ServiceUnavailable", 503, ErrorKind::Transient),
+        ("OperationAborted", 409, ErrorKind::Transient),
+        ("RequestTimeout", 400, ErrorKind::Transient),
+        ("SlowDown", 503, ErrorKind::Throttled),
+        ("NoSuchKey", 404, ErrorKind::NotFound),
+        ("NoSuchBucket", 404, ErrorKind::NotFound),
+        ("NotFound", 404, ErrorKind::NotFound),
+        ("AccessDenied", 403, ErrorKind::AccessDenied),
+        ("InvalidAccessKeyId", 403, ErrorKind::Unauthenticated),
+        ("SignatureDoesNotMatch", 403, ErrorKind::Unauthenticated),
+        ("ExpiredToken", 400, ErrorKind::Unauthenticated),
+        ("InvalidArgument", 400, ErrorKind::Fatal),
+    ];
+
+    #[test]
+    fn s3_codes_map_to_kinds_whatever_their_status() {
+        for (code, status, kind) in S3_CODES {
+            assert_eq!(classify(Some(code), Some(*status)), *kind, "{code} ({status})");
+            assert_eq!(classify(Some(code), None), *kind, "{code}");
+        }
+        // A HEAD's error has no body: the status alone (the SDK names a 404 `NotFound`).
+        assert_eq!(classify(None, Some(503)), ErrorKind::Transient);
+        assert_eq!(classify(None, Some(403)), ErrorKind::AccessDenied);
+        // A 404 without a known code is not taken for a missing object: an endpoint that is
+        // not S3 answers so too.
+        assert_eq!(classify(None, Some(404)), ErrorKind::Fatal);
+    }
 
     #[test]
     fn the_models_faults_retryable_errors_and_limits_are_retried() {
