@@ -23,7 +23,13 @@
 //!   PutItem, DeleteItem;
 //! - `scan.rs` (DynamoDB): parallel segmented `Scan`, with `Select=COUNT` for item counts and
 //!   consistent reads for digests;
-//! - `keys.rs` (KMS): DescribeKey.
+//! - `keys.rs` (KMS): DescribeKey;
+//! - `state_store.rs` (S3): [`S3Store`], the engine's
+//!   [`ObjectStore`](drover_engine::store::ObjectStore) for runs' state in a bucket:
+//!   conditional PutObject (`If-None-Match: *`, `If-Match`) with a SHA-256 checksum and
+//!   optional SSE-KMS, GetObject, conditional DeleteObject, ListObjectsV2 (paged, with and
+//!   without a delimiter), GetBucketVersioning, GetBucketEncryption, and HeadBucket /
+//!   GetBucketLocation to find the bucket's region.
 //!
 //! Beside them: `clients.rs` builds and caches the SDK clients of each region, `items.rs`
 //! converts attribute values (and encodes items canonically for digests), `errors.rs` maps SDK
@@ -41,6 +47,7 @@ mod items;
 mod jobs;
 mod keys;
 mod scan;
+mod state_store;
 mod tables;
 
 use std::collections::BTreeMap;
@@ -49,6 +56,7 @@ use std::sync::Arc;
 use clients::{ClientFactory, Clients};
 
 pub use errors::classify;
+pub use state_store::{S3Store, S3StoreConfig};
 
 /// How to reach AWS.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
