@@ -12,6 +12,9 @@
 //!   narrowed to the plan's tables, vaults, regions and account;
 //! - the backup role's **trust policy** for `backup.amazonaws.com`.
 //!
+//! [`state_statements`] are the state store's (a bucket and prefix for runs' state, `S3Store`),
+//! for the operator's policy when runs keep their state in S3.
+//!
 //! Action names and resource types follow the Service Authorization Reference (DynamoDB,
 //! AWS Backup, AWS KMS, IAM). Actions that AWS does not let a policy scope to a resource
 //! (`backup:DescribeBackupJob`, `DescribeCopyJob`, `DescribeRestoreJob`,
@@ -693,6 +696,75 @@ fn backup_role(a: &Arns<'_>) -> PolicyDocument {
     b.finish()
 }
 
+/// The statements the state store ([`crate::S3Store`]) needs on `bucket` under `prefix`
+/// (empty: the whole bucket), for the principal that runs drover, to add to its policy:
+///
+/// - `s3:GetObject`, `s3:PutObject`, `s3:DeleteObject` on the prefix's objects;
+/// - `s3:ListBucket` on the bucket, held to the prefix by `s3:prefix` (ListObjectsV2 lists
+///   `prefix/...`; HeadBucket, which needs the same action without a prefix, is then denied,
+///   and the store asks GetBucketLocation for the region instead);
+/// - `s3:GetBucketLocation`, `s3:GetBucketVersioning`, `s3:GetEncryptionConfiguration` on the
+///   bucket (the region, and preflight's facts);
+/// - with `kms_key` (the key's ARN: IAM scopes KMS permissions by key ARN, not alias):
+///   `kms:GenerateDataKey` (writes) and `kms:Decrypt` (reads) on it, through S3 only
+///   (`kms:ViaService` in the key's region).
+///
+/// ARNs are in the key's partition, `aws` without a key.
+#[must_use]
+pub fn state_statements(bucket: &str, prefix: &str, kms_key: Option<&str>) -> Vec<Statement> {
+    let prefix = prefix.trim_matches('/');
+    let key_arn = kms_key.and_then(|k| {
+        let parts: Vec<&str> = k.splitn(6, ':').collect();
+        match parts[..] {
+            ["arn", partition, "kms", region, _, _] => Some((partition, region)),
+            _ => None,
+        }
+    });
+    let partition = key_arn.map_or("aws", |(partition, _)| partition);
+    let bucket_arn = format!("arn:{partition}:s3:::{bucket}");
+    let objects = if prefix.is_empty() {
+        format!("{bucket_arn}/*")
+    } else {
+        format!("{bucket_arn}/{prefix}/*")
+    };
+    let mut b = Builder(Vec::new());
+    b.push(Statement::allow(
+        "ReadAndWriteRunState",
+        &["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+        [objects],
+    ));
+    let list = Statement::allow("ListRunState", &["s3:ListBucket"], [bucket_arn.clone()]);
+    b.push(if prefix.is_empty() {
+        list
+    } else {
+        list.when("StringLike", "s3:prefix", [format!("{prefix}/*"), format!("{prefix}/")])
+    });
+    b.push(Statement::allow(
+        "ReadStateBucketSettings",
+        &["s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration"],
+        [bucket_arn],
+    ));
+    if let Some(key) = kms_key {
+        let encrypt = Statement::allow(
+            "EncryptRunStateWithKey",
+            &["kms:Decrypt", "kms:GenerateDataKey"],
+            [key.to_owned()],
+        );
+        b.push(match key_arn {
+            Some((partition, region)) => match dns_suffix(partition) {
+                Some(suffix) => encrypt.when(
+                    "StringEquals",
+                    "kms:ViaService",
+                    [format!("s3.{region}.{suffix}")],
+                ),
+                None => encrypt.when("StringLike", "kms:ViaService", [format!("s3.{region}.*")]),
+            },
+            None => encrypt,
+        });
+    }
+    b.0
+}
+
 fn backup_role_trust() -> PolicyDocument {
     let mut statement = Statement::allow("AssumedByAwsBackup", &["sts:AssumeRole"], []);
     statement.principal = Some(BTreeMap::from([("Service", BACKUP_SERVICE_PRINCIPAL)]));
@@ -842,7 +914,7 @@ drill:
     /// The service of a client receiver: a field of `Clients`, a variable bound to one, or a
     /// parameter of an SDK client type (`ddb: &aws_sdk_dynamodb::Client`), in the same file.
     fn service_of(src: &str, receiver: &str) -> BTreeSet<&'static str> {
-        const SERVICES: [&str; 3] = ["backup", "dynamodb", "kms"];
+        const SERVICES: [&str; 4] = ["backup", "dynamodb", "kms", "s3"];
         if let Some(s) = SERVICES.iter().find(|s| **s == receiver) {
             return BTreeSet::from([*s]);
         }
@@ -875,6 +947,23 @@ drill:
         found
     }
 
+    /// The IAM action of an SDK operation: `service:Operation`, but for the S3 operations
+    /// whose action is named otherwise (Service Authorization Reference, Amazon S3).
+    fn iam_action(service: &str, op: &str) -> String {
+        let action = match (service, op) {
+            ("s3", "ListObjectsV2" | "HeadBucket") => "ListBucket",
+            ("s3", "GetBucketEncryption") => "GetEncryptionConfiguration",
+            _ => op,
+        };
+        format!("{service}:{action}")
+    }
+
+    /// The state store's statements for a bucket, prefix and key like the CLI's.
+    fn state() -> Vec<Statement> {
+        let key = "arn:aws:kms:eu-west-1:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee";
+        state_statements("drover-state", "team/drover", Some(key))
+    }
+
     /// Every SDK operation the adapter's source files send, as an IAM action
     /// (`dynamodb:DescribeTable`).
     fn sdk_actions() -> BTreeSet<String> {
@@ -895,7 +984,7 @@ drill:
                         "{file}:{line}: `{receiver}.{op}()` is not on one SDK client: {services:?}"
                     )
                 };
-                out.insert(format!("{service}:{}", pascal(&op)));
+                out.insert(iam_action(service, &pascal(&op)));
             }
         }
         assert!(calls >= 20, "found only {calls} `.send()` calls in the adapter's sources");
@@ -929,7 +1018,11 @@ drill:
     fn every_sdk_operation_of_the_adapter_is_in_the_operator_policy() {
         let policy = policies(&load(FULL_PLAN), "123456789012");
         let granted = actions(&policy.operator);
-        let missing: Vec<_> = sdk_actions().into_iter().filter(|a| !granted.contains(a)).collect();
+        // S3 is the state store's: its statements are checked below.
+        let missing: Vec<_> = sdk_actions()
+            .into_iter()
+            .filter(|a| !a.starts_with("s3:") && !granted.contains(a))
+            .collect();
         assert!(
             missing.is_empty(),
             "the adapter calls operations the operator policy lacks: {missing:?}"
@@ -947,6 +1040,86 @@ drill:
         assert!(
             extra.is_empty(),
             "the operator policy grants actions the adapter never calls: {extra:?}"
+        );
+    }
+
+    #[test]
+    fn the_state_statements_grant_exactly_the_s3_operations_of_the_adapter() {
+        let s3: BTreeSet<String> =
+            sdk_actions().into_iter().filter(|a| a.starts_with("s3:")).collect();
+        let granted: BTreeSet<String> =
+            state().iter().flat_map(|s| s.actions.iter().cloned()).collect();
+        for known in ["s3:PutObject", "s3:ListBucket", "s3:GetEncryptionConfiguration"] {
+            assert!(s3.contains(known), "{known} not found in {s3:?}");
+        }
+        // S3 calls KMS on the caller's behalf with an SSE-KMS key: no SDK call of drover's.
+        let kms = BTreeSet::from(["kms:Decrypt".to_owned(), "kms:GenerateDataKey".to_owned()]);
+        let s3_granted: BTreeSet<String> = granted.difference(&kms).cloned().collect();
+        assert_eq!(s3_granted, s3, "the state statements and the adapter's S3 calls differ");
+    }
+
+    #[test]
+    fn state_statements_are_scoped_to_the_prefix_and_the_key() {
+        let doc = PolicyDocument { version: POLICY_VERSION, statements: state() };
+        assert_eq!(
+            serde_json::to_value(&doc).unwrap()["Statement"],
+            serde_json::json!([
+                {
+                    "Sid": "ReadAndWriteRunState",
+                    "Effect": "Allow",
+                    "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                    "Resource": ["arn:aws:s3:::drover-state/team/drover/*"]
+                },
+                {
+                    "Sid": "ListRunState",
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket"],
+                    "Resource": ["arn:aws:s3:::drover-state"],
+                    "Condition": {
+                        "StringLike": {"s3:prefix": ["team/drover/", "team/drover/*"]}
+                    }
+                },
+                {
+                    "Sid": "ReadStateBucketSettings",
+                    "Effect": "Allow",
+                    "Action": [
+                        "s3:GetBucketLocation",
+                        "s3:GetBucketVersioning",
+                        "s3:GetEncryptionConfiguration"
+                    ],
+                    "Resource": ["arn:aws:s3:::drover-state"]
+                },
+                {
+                    "Sid": "EncryptRunStateWithKey",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": [
+                        "arn:aws:kms:eu-west-1:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee"
+                    ],
+                    "Condition": {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}
+                }
+            ])
+        );
+        for s in state() {
+            assert!(s.sid.bytes().all(|b| b.is_ascii_alphanumeric()), "Sid {}", s.sid);
+        }
+    }
+
+    #[test]
+    fn state_statements_of_the_bucket_root_and_without_a_key() {
+        let root = state_statements("drover-state", "/", None);
+        let sids: Vec<_> = root.iter().map(|s| s.sid.to_string()).collect();
+        assert_eq!(sids, ["ReadAndWriteRunState", "ListRunState", "ReadStateBucketSettings"]);
+        assert_eq!(root[0].resources, ["arn:aws:s3:::drover-state/*"]);
+        assert!(root[1].condition.is_empty(), "the whole bucket is listed");
+        // Slashes around the prefix do not double; a key in another partition moves the ARNs.
+        let cn = "arn:aws-cn:kms:cn-north-1:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee";
+        let china = state_statements("b", "/runs/", Some(cn));
+        assert_eq!(china[0].resources, ["arn:aws-cn:s3:::b/runs/*"]);
+        let via = serde_json::to_value(&china[3].condition).unwrap();
+        assert_eq!(
+            via,
+            serde_json::json!({"StringEquals": {"kms:ViaService": "s3.cn-north-1.amazonaws.com.cn"}})
         );
     }
 
