@@ -67,6 +67,9 @@ pub(crate) enum Command {
     /// Readiness for a real failover: the newest recovery point of each table in each target
     /// vault against the RPO (exit 1 when any is missing or too old)
     Check(CheckArgs),
+    /// Break the lease of a run on an S3 state store whose holder is gone for good (like
+    /// `terraform force-unlock`); journaled. The holder, if it is alive, stops at its next record
+    Unlock(UnlockArgs),
     /// Print the least-privilege IAM policies a run of the plan needs (JSON): for the operator
     /// running drover, for the role AWS Backup assumes, and that role's trust policy
     IamPolicy(IamPolicyArgs),
@@ -89,6 +92,13 @@ pub(crate) struct IamPolicyArgs {
     /// policy's limit), together granting the same permissions, to attach as several policies
     #[arg(long)]
     pub(crate) split: bool,
+    /// Add the statements for a state store on S3 (`s3://bucket/prefix`), and for its
+    /// `--state-kms-key`
+    #[arg(long, value_name = "URL", env = "DROVER_STATE")]
+    pub(crate) state: Option<String>,
+    /// The KMS key of the state store's objects
+    #[arg(long, value_name = "KEY_ARN", env = "DROVER_STATE_KMS_KEY")]
+    pub(crate) state_kms_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,6 +163,9 @@ pub(crate) struct PreflightArgs {
     pub(crate) format: StatusFormat,
     #[command(flatten)]
     pub(crate) cloud: CloudArgs,
+    /// The state store a run would use (checked when named)
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -218,9 +231,57 @@ pub(crate) enum CheckFormat {
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct StateArgs {
-    /// Directory holding run journals
-    #[arg(long, value_name = "DIR", default_value = ".drover")]
-    pub(crate) state_dir: PathBuf,
+    /// Where runs' journals live: a directory (`.drover`, `file:DIR`) or an S3 bucket and
+    /// prefix (`s3://bucket/prefix`, with `?region=REGION` or the bucket's own location), so
+    /// that anyone can resume a run from anywhere [default: .drover]
+    #[arg(long, value_name = "URL", env = "DROVER_STATE")]
+    pub(crate) state: Option<String>,
+    /// The state directory (older spelling of `--state DIR`)
+    #[arg(long, value_name = "DIR", hide = true, conflicts_with = "state")]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// KMS key that encrypts the objects drover writes to an S3 state bucket (SSE-KMS; default:
+    /// the bucket's default encryption)
+    #[arg(long, value_name = "KEY_ARN", env = "DROVER_STATE_KMS_KEY")]
+    pub(crate) state_kms_key: Option<String>,
+}
+
+impl StateArgs {
+    /// Where the state is.
+    pub(crate) fn location(&self) -> Result<drover_engine::store::Location, String> {
+        match (&self.state, &self.state_dir) {
+            (_, Some(dir)) => Ok(drover_engine::store::Location::Dir(dir.clone())),
+            (Some(url), None) => drover_engine::store::Location::parse(url),
+            (None, None) => Ok(drover_engine::store::Location::Dir(PathBuf::from(".drover"))),
+        }
+    }
+}
+
+/// How a run holds its lease on an S3 state store.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LeaseArgs {
+    /// How long a run's lease on an S3 state store lasts unless renewed (renewed every third
+    /// of it); a run whose holder died can be resumed elsewhere once it expires
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_lease_ttl)]
+    pub(crate) lease_ttl: std::time::Duration,
+}
+
+fn parse_lease_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let d = drover_plan::parse_duration(s)?;
+    if d < std::time::Duration::from_secs(3) || d > std::time::Duration::from_secs(3600) {
+        return Err("expected a duration from 3s to 1h".to_owned());
+    }
+    Ok(d)
+}
+
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    if s == "0" || s == "0s" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let d = drover_plan::parse_duration(s)?;
+    if d > std::time::Duration::from_secs(24 * 3600) {
+        return Err("expected a duration of at most 1d".to_owned());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -273,6 +334,8 @@ pub(crate) struct RunArgs {
     pub(crate) sim_speed: Option<SimSpeed>,
     #[command(flatten)]
     pub(crate) state: StateArgs,
+    #[command(flatten)]
+    pub(crate) lease: LeaseArgs,
 }
 
 /// `drover drill`: a run, and whether to keep what it restored.
@@ -464,6 +527,12 @@ pub(crate) struct ResumeArgs {
     pub(crate) aws: AwsArgs,
     #[command(flatten)]
     pub(crate) state: StateArgs,
+    #[command(flatten)]
+    pub(crate) lease: LeaseArgs,
+    /// On an S3 state store, how long to wait for another process's live lease on the run to
+    /// end or expire before giving up (default: refuse it at once)
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_wait)]
+    pub(crate) wait: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -472,6 +541,28 @@ pub(crate) struct TeardownArgs {
     #[arg(value_name = "RUN_ID")]
     pub(crate) run_id: String,
     /// Override the run's AWS settings (profile, endpoint)
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
+    #[command(flatten)]
+    pub(crate) lease: LeaseArgs,
+    /// On an S3 state store, how long to wait for another process's live lease on the run to
+    /// end or expire before giving up (default: refuse it at once)
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_wait)]
+    pub(crate) wait: std::time::Duration,
+}
+
+/// `drover unlock`: break a run's lease on purpose.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct UnlockArgs {
+    /// The run whose lease to break
+    #[arg(value_name = "RUN_ID")]
+    pub(crate) run_id: String,
+    /// The lease to break, as `resume` or `status` print it (so that only the lease you saw is
+    /// broken, never one taken since)
+    #[arg(long, value_name = "ID")]
+    pub(crate) lease: String,
     #[command(flatten)]
     pub(crate) aws: AwsArgs,
     #[command(flatten)]
@@ -557,9 +648,10 @@ pub(crate) struct ModelArgs {
     /// unit: 500MB, 12GiB)
     #[arg(long, value_name = "FILE")]
     pub(crate) sizes: Option<PathBuf>,
-    /// Calibrate the duration model from the journals of past runs under this directory
-    #[arg(long, value_name = "DIR")]
-    pub(crate) history: Option<PathBuf>,
+    /// Calibrate the duration model from the journals of past runs: under this directory, or
+    /// in this state store (`s3://bucket/prefix`)
+    #[arg(long, value_name = "DIR|URL")]
+    pub(crate) history: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

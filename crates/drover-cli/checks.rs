@@ -190,6 +190,16 @@ pub(crate) fn preflight_cmd(args: &PreflightArgs) -> Result<Exit, CliError> {
         access::check(&plan, side(mode), &cloud, Instead::Sim).await?;
         let mut findings = preflight::preflight(&plan, mode, &cloud.ports, "preflight").await;
         findings.extend(objective_finding(&plan, mode, &cloud).await);
+        // The state store a run would use, when one is named.
+        if args.state.state.is_some() || args.state.state_dir.is_some() {
+            let store = crate::state_store::open(
+                &args.state,
+                &cloud.aws_options(),
+                drover_engine::store::lease::DEFAULT_TTL,
+            )
+            .await?;
+            findings.extend(preflight::state_store(&plan, &store).await);
+        }
         Ok::<_, String>(findings)
     });
     let findings = match findings {
@@ -234,12 +244,19 @@ pub(crate) fn check_cmd(args: &CheckArgs) -> Result<Exit, CliError> {
 
 /// The preflight before a run: prints the findings when any is not a pass; `false` when the
 /// run must not start.
-pub(crate) async fn before_run(plan: &Plan, mode: Mode, cloud: &Cloud, short_id: &str) -> bool {
+pub(crate) async fn before_run(
+    plan: &Plan,
+    mode: Mode,
+    cloud: &Cloud,
+    store: &drover_engine::store::Store,
+    short_id: &str,
+) -> bool {
     if !reachable(plan, mode, cloud).await {
         return false;
     }
     let mut findings = preflight::preflight(plan, mode, &cloud.ports, short_id).await;
     findings.extend(objective_finding(plan, mode, cloud).await);
+    findings.extend(preflight::state_store(plan, store).await);
     if findings.iter().any(|f| f.status != Status::Pass) {
         output::stderr(&render(&findings));
     }

@@ -177,6 +177,15 @@ impl Cloud {
         Ok(Cloud { ports: sim.ports(), spec: CloudSpec::Sim(spec), sim: Some(sim) })
     }
 
+    /// How this cloud reaches AWS (the defaults for a simulated one): a state bucket is
+    /// reached the same way.
+    pub(crate) fn aws_options(&self) -> drover_aws::AwsOptions {
+        match &self.spec {
+            CloudSpec::Aws(options) => options.clone(),
+            CloudSpec::Sim(_) => drover_aws::AwsOptions::default(),
+        }
+    }
+
     /// The simulated world's duration model, for a simulated cloud.
     pub(crate) fn sim_model(&self) -> Option<DurationModel> {
         match &self.spec {

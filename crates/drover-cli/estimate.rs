@@ -13,6 +13,7 @@ use drover_sim::estimate::{self, Estimate, Sizes};
 use crate::access::{self, Instead};
 use crate::args::{CloudArgs, ModelArgs};
 use crate::cloud::Cloud;
+use crate::output;
 use crate::support::runtime;
 
 /// Reads a sizes file: table name to bytes (a number, or a string with a unit).
@@ -63,8 +64,14 @@ pub(crate) fn model(args: &ModelArgs) -> (DurationModel, String) {
     let defaults = DurationModel { noise: 0.0, ..DurationModel::default() };
     match &args.history {
         None => (defaults, "default duration model (docs/performance.md)".to_owned()),
-        Some(dir) => {
-            let runs = estimate::history(dir);
+        Some(location) => {
+            let runs = match history_at(location) {
+                Ok(runs) => runs,
+                Err(e) => {
+                    output::error(&format!("--history {location}: {e}; estimating with the default model"));
+                    Vec::new()
+                }
+            };
             let (model, counts) = estimate::calibrate(&runs, defaults);
             let used: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
             (
@@ -76,6 +83,39 @@ pub(crate) fn model(args: &ModelArgs) -> (DurationModel, String) {
                 ),
             )
         }
+    }
+}
+
+/// Past runs in `location` (`--history`: a state directory, a directory of them, or a
+/// state store URL).
+fn history_at(location: &str) -> Result<Vec<drover_engine::state::RunState>, String> {
+    use drover_engine::store::Location;
+    match Location::parse(location)? {
+        Location::Dir(dir) => Ok(estimate::history(&dir)),
+        Location::S3 { .. } => {
+            let args = crate::args::StateArgs {
+                state: Some(location.to_owned()),
+                state_dir: None,
+                state_kms_key: None,
+            };
+            let rt = runtime().map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let store = crate::state_store::open_for_reading(&args).await?;
+                Ok(history(&store).await)
+            })
+        }
+    }
+}
+
+/// The runs a store holds that read (to calibrate the duration model).
+pub(crate) async fn history(store: &drover_engine::store::Store) -> Vec<drover_engine::state::RunState> {
+    match store {
+        drover_engine::store::Store::Dir(dir) => estimate::history(dir),
+        drover_engine::store::Store::Bucket(_) => store
+            .list()
+            .await
+            .map(|runs| runs.into_iter().filter_map(|(_, state)| state.ok()).collect())
+            .unwrap_or_default(),
     }
 }
 

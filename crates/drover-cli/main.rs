@@ -16,9 +16,11 @@ mod pace;
 mod plan_cmd;
 mod progress;
 mod run_cmd;
+mod state_store;
 mod status;
 mod support;
 mod sweep;
+mod unlock;
 mod validate;
 
 use std::process::ExitCode;
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Report(args) => status::report(args),
         Command::Preflight(args) => checks::preflight_cmd(args),
         Command::Check(args) => checks::check_cmd(args),
+        Command::Unlock(args) => unlock::run(args),
         Command::IamPolicy(args) => iam::run(args),
     };
     exit::finish(result)

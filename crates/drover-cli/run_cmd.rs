@@ -2,10 +2,11 @@
 //! how it ended.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::Path;
 use std::sync::Arc;
 
-use drover_engine::journal::{Record, StateLock};
+use drover_engine::journal::{JournalError, Record};
+use drover_engine::store::lease::Taking;
+use drover_engine::store::{Location, Store};
 use drover_engine::state::{Header, Limits, RunEvent, RunOptions, RunState};
 use drover_engine::{Clock, Execution, Outcome, Settings, SystemClock, execute, run};
 use drover_plan::{Mode, Plan};
@@ -13,13 +14,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::{
     AwsArgs, CloudArg, DrillArgs, FailoverArgs, LogFormat, ResumeArgs, RunArgs, SimSpeed,
-    TeardownArgs,
+    StateArgs, TeardownArgs,
 };
 use crate::cloud::Cloud;
 use crate::exit::{CliError, Exit};
 use crate::output;
 use crate::pace::{self, Pacing};
 use crate::progress::Progress;
+use crate::state_store;
 use crate::status;
 use crate::support::{load_plan, runtime_for};
 
@@ -96,7 +98,6 @@ pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliE
 
 fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result<Exit, CliError> {
     let Some((plan, bytes)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
-    let state_dir = &args.state.state_dir;
     let run_id = match &args.run_id {
         Some(id) => {
             if let Err(e) = run::check_run_id(id) {
@@ -109,13 +110,19 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
             run::new_run_id(&plan.name, SystemClock::new().now(), u64::from(std::process::id()))
         }
     };
-    let _lock = match StateLock::acquire(state_dir, &run_id) {
-        Ok(lock) => lock,
+    let location = match args.state.location() {
+        Ok(location) => location,
         Err(e) => {
             output::error(&e);
-            return Ok(Exit::Failure);
+            return Ok(Exit::Usage);
         }
     };
+    if args.cloud == CloudArg::Sim && !matches!(location, Location::Dir(_)) {
+        output::error(
+            "a `--cloud sim` run is an offline test double: its journal and its simulated world              stay in a local state directory; drop --state (or use a directory)",
+        );
+        return Ok(Exit::Usage);
+    }
     let rt = runtime_for(args.cloud)?;
     // A simulated cloud's clock is the runtime's (virtual) one.
     let _entered = rt.enter();
@@ -128,8 +135,27 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
     };
     let Started { keep, cut_at } = started;
     rt.block_on(async {
+        let store = match state_store::open(&args.state, &cloud.aws_options(), args.lease.lease_ttl)
+            .await
+        {
+            Ok(store) => store,
+            Err(e) => {
+                output::error(&e);
+                return Ok(Exit::Failure);
+            }
+        };
+        let taking = Taking { ttl: args.lease.lease_ttl, wait: std::time::Duration::ZERO };
+        let hold = match state_store::hold(&store, &run_id, taking).await {
+            Ok(hold) => hold,
+            Err(e) => {
+                output::error(&e);
+                return Ok(Exit::Failure);
+            }
+        };
         if !args.skip_preflight {
-            if !crate::checks::before_run(&plan, mode, &cloud, &run::short_id(&run_id)).await {
+            let short_id = run::short_id(&run_id);
+            if !crate::checks::before_run(&plan, mode, &cloud, &store, &short_id).await {
+                hold.release().await;
                 return Ok(Exit::Failure);
             }
         } else if mode == Mode::Failover
@@ -137,6 +163,7 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
         {
             // Even without preflight, a failover never overwrites a table.
             output::error(&e.to_string());
+            hold.release().await;
             return Ok(Exit::Failure);
         }
         let header = Header {
@@ -157,23 +184,27 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
                 source_read_units: args.source_read_units,
             },
         };
-        let (journal, state) = match run::create(state_dir, header, cloud.ports.clock.now()) {
+        let (journal, state) = match store.create(header, cloud.ports.clock.now()).await {
             Ok(created) => created,
             Err(e) => {
                 output::error(&e.to_string());
+                hold.release().await;
                 return Ok(Exit::Failure);
             }
         };
-        if let Err(e) = cloud.persist(&run::run_dir(state_dir, &run_id)) {
+        if let Some(dir) = store.dir()
+            && let Err(e) = cloud.persist(&run::run_dir(dir, &run_id))
+        {
             output::error(&e);
+            hold.release().await;
             return Ok(Exit::Failure);
         }
         output::stderr(&format!(
             "{} {run_id} started (state in {})",
             mode.as_str(),
-            state_dir.display()
+            store.location()
         ));
-        let expected = expected_durations(&plan, mode, &cloud, state_dir).await;
+        let expected = expected_durations(&plan, mode, &cloud, &store).await;
         let settings = Settings {
             limits: limits(args),
             scan_segments: 4,
@@ -186,37 +217,97 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
             volatile_journal: cloud.sim_model().is_some(),
             ..Settings::default()
         };
-        execute_run(plan, journal, state, cloud, settings, args.sim_speed, log).await
+        let run = Ready { plan, journal, state, cloud, settings, store, hold };
+        execute_run(run, args.sim_speed, log).await
     })
 }
 
 pub(crate) fn resume(args: &ResumeArgs, log: LogFormat) -> Result<Exit, CliError> {
-    continue_run(&args.state.state_dir, &args.run_id, &args.aws, args.force, false, log)
+    let taking = Taking { ttl: args.lease.lease_ttl, wait: args.wait };
+    let how = Continue { force: args.force, teardown: false, taking };
+    continue_run(&args.state, &args.run_id, &args.aws, how, log)
 }
 
 pub(crate) fn teardown(args: &TeardownArgs, log: LogFormat) -> Result<Exit, CliError> {
-    continue_run(&args.state.state_dir, &args.run_id, &args.aws, false, true, log)
+    let taking = Taking { ttl: args.lease.lease_ttl, wait: args.wait };
+    let how = Continue { force: false, teardown: true, taking };
+    continue_run(&args.state, &args.run_id, &args.aws, how, log)
+}
+
+/// How a run is continued.
+#[derive(Debug, Clone, Copy)]
+struct Continue {
+    /// Use a changed plan file.
+    force: bool,
+    /// Only tear the drill down.
+    teardown: bool,
+    /// How to take the run's lease.
+    taking: Taking,
 }
 
 fn continue_run(
-    state_dir: &Path,
+    state_args: &StateArgs,
     run_id: &str,
     aws: &AwsArgs,
-    force: bool,
-    teardown: bool,
+    how: Continue,
     log: LogFormat,
 ) -> Result<Exit, CliError> {
-    let _lock = match StateLock::acquire(state_dir, run_id) {
-        Ok(lock) => lock,
+    let location = match state_args.location() {
+        Ok(location) => location,
+        Err(e) => {
+            output::error(&e);
+            return Ok(Exit::Usage);
+        }
+    };
+    // A directory's run may be simulated, and a simulated run's runtime has a virtual clock:
+    // its header says which. A bucket never holds simulated runs.
+    let kind = match &location {
+        Location::Dir(dir) => match run::read_header(dir, run_id) {
+            Some(header) if header.options.simulated() => CloudArg::Sim,
+            _ => CloudArg::Aws,
+        },
+        Location::S3 { .. } => CloudArg::Aws,
+    };
+    let rt = runtime_for(kind)?;
+    // A simulated world's time resumes where the journal stopped.
+    let _entered = rt.enter();
+    rt.block_on(continue_on(state_args, run_id, aws, how, log))
+}
+
+async fn continue_on(
+    state_args: &StateArgs,
+    run_id: &str,
+    aws: &AwsArgs,
+    how: Continue,
+    log: LogFormat,
+) -> Result<Exit, CliError> {
+    let Continue { force, teardown, taking } = how;
+    if let Err(e) = run::check_run_id(run_id) {
+        output::error(&e);
+        return Ok(Exit::Usage);
+    }
+    let store =
+        match state_store::open(state_args, &aws.over(drover_aws::AwsOptions::default()), taking.ttl)
+            .await
+        {
+            Ok(store) => store,
+            Err(e) => {
+                output::error(&e);
+                return Ok(Exit::Failure);
+            }
+        };
+    let hold = match state_store::hold(&store, run_id, taking).await {
+        Ok(hold) => hold,
         Err(e) => {
             output::error(&e);
             return Ok(Exit::Failure);
         }
     };
-    let mut opened = match run::open(state_dir, run_id) {
+    let mut opened = match store.open(run_id).await {
         Ok(opened) => opened,
         Err(e) => {
             output::error(&e.to_string());
+            hold.release().await;
             return Ok(Exit::Failure);
         }
     };
@@ -227,16 +318,20 @@ fn continue_run(
         ));
     }
     let header = opened.state.header.clone();
+    let refuse = async |hold: state_store::Hold, message: &str| {
+        output::error(message);
+        hold.release().await;
+        Ok(Exit::Failure)
+    };
     if teardown && header.mode != Mode::Drill {
-        output::error(&format!(
-            "run {run_id} is a {}; only drills have a teardown",
-            header.mode.as_str()
-        ));
-        return Ok(Exit::Failure);
+        let message =
+            format!("run {run_id} is a {}; only drills have a teardown", header.mode.as_str());
+        return refuse(hold, &message).await;
     }
     if !teardown && opened.state.finished == Some(true) {
         output::stderr(&format!("run {run_id} has already succeeded; nothing to resume"));
         output::stdout_line(&status::render(&opened.state))?;
+        hold.release().await;
         return Ok(Exit::Success);
     }
     // The plan: the file when it is unchanged (or --force), else the journal's copy.
@@ -252,12 +347,11 @@ fn continue_run(
             bytes
         }
         Ok(_) => {
-            output::error(&format!(
-                "{} changed since run {run_id} started (its hash no longer matches the journal's); \
-                 restore the file, or resume with --force to use the new plan",
+            let message = format!(
+                "{} changed since run {run_id} started (its hash no longer matches the journal's);                  restore the file, or resume with --force to use the new plan",
                 header.plan_path
-            ));
-            return Ok(Exit::Failure);
+            );
+            return refuse(hold, &message).await;
         }
         Err(_) => {
             output::stderr(&format!(
@@ -270,38 +364,35 @@ fn continue_run(
     let loaded = drover_plan::load(&header.plan_path, &text);
     let Some(plan) = loaded.plan else {
         output::stderr(&output::render_diagnostics(&loaded.diagnostics, false));
-        output::error("the run's plan is not valid");
-        return Ok(Exit::Failure);
+        return refuse(hold, "the run's plan is not valid").await;
     };
-    let run_dir = run::run_dir(state_dir, run_id);
-    let kind = if header.options.simulated() { CloudArg::Sim } else { CloudArg::Aws };
-    let rt = runtime_for(kind)?;
-    // A simulated world's time resumes where the journal stopped.
-    let _entered = rt.enter();
+    if header.options.simulated() && store.dir().is_none() {
+        let message = format!(
+            "run {run_id} is a simulated run, whose world lives in a local state directory, not              in {}; it cannot be resumed from here",
+            store.location()
+        );
+        return refuse(hold, &message).await;
+    }
+    let run_dir = store.dir().map(|dir| run::run_dir(dir, run_id));
     let reopened = Cloud::reopen(
         &header.options.cloud,
         aws,
         &plan,
         header.mode,
-        &run_dir,
+        run_dir.as_deref().unwrap_or(std::path::Path::new(".")),
         opened.state.last_at,
     );
     let cloud = match reopened {
-        Ok(mut cloud) => match cloud.persist(&run_dir) {
+        Ok(mut cloud) => match run_dir.as_deref().map_or(Ok(()), |dir| cloud.persist(dir)) {
             Ok(()) => cloud,
-            Err(e) => {
-                output::error(&e);
-                return Ok(Exit::Failure);
-            }
+            Err(e) => return refuse(hold, &e).await,
         },
-        Err(e) => {
-            output::error(&e);
-            return Ok(Exit::Failure);
-        }
+        Err(e) => return refuse(hold, &e).await,
     };
     // A resumed run has no preflight: say at once when AWS cannot be reached or refuses
     // drover, rather than after its steps have retried for minutes.
-    if !rt.block_on(crate::checks::reachable(&plan, header.mode, &cloud)) {
+    if !crate::checks::reachable(&plan, header.mode, &cloud).await {
+        hold.release().await;
         return Ok(Exit::Failure);
     }
     let now = cloud.ports.clock.now();
@@ -315,12 +406,20 @@ fn continue_run(
         run::prepare_resume(&mut opened.journal, &mut opened.state, now, plan_replaced)
             .map_err(|e| e.to_string())
     };
+    let prepared = match prepared {
+        Ok(()) => opened.journal.flush().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
     if let Err(e) = prepared {
-        output::error(&e);
-        return Ok(Exit::Failure);
+        let holder = state_store::holder_now(&store, run_id).await;
+        let message = match holder {
+            Some(holder) => format!("{e}; {holder}"),
+            None => e,
+        };
+        return refuse(hold, &message).await;
     }
     output::stderr(&format!("{} {run_id}", if teardown { "tearing down" } else { "resuming" }));
-    let expected = rt.block_on(expected_durations(&plan, header.mode, &cloud, state_dir));
+    let expected = expected_durations(&plan, header.mode, &cloud, &store).await;
     let settings = Settings {
         expected_ms: expected,
         limits: header.options.limits,
@@ -332,7 +431,16 @@ fn continue_run(
         volatile_journal: cloud.sim_model().is_some(),
         ..Settings::default()
     };
-    rt.block_on(execute_run(plan, opened.journal, opened.state, cloud, settings, None, log))
+    let run = Ready {
+        plan,
+        journal: opened.journal,
+        state: opened.state,
+        cloud,
+        settings,
+        store,
+        hold,
+    };
+    execute_run(run, None, log).await
 }
 
 /// Expected step durations from the source tables' sizes and the duration model (calibrated
@@ -343,7 +451,7 @@ async fn expected_durations(
     plan: &Plan,
     mode: Mode,
     cloud: &Cloud,
-    state_dir: &Path,
+    store: &Store,
 ) -> Option<Arc<std::collections::BTreeMap<drover_engine::state::StepKey, u64>>> {
     if mode == Mode::Failover {
         return None;
@@ -356,21 +464,29 @@ async fn expected_durations(
         None => {
             let defaults =
                 drover_sim::DurationModel { noise: 0.0, ..drover_sim::DurationModel::default() };
-            drover_sim::estimate::calibrate(&drover_sim::estimate::history(state_dir), defaults).0
+            drover_sim::estimate::calibrate(&crate::estimate::history(store).await, defaults).0
         }
     };
     Some(Arc::new(drover_sim::estimate::expected_durations(plan, mode, &sizes, &model)))
 }
 
-async fn execute_run(
+/// A run ready to execute: its plan, journal, state, cloud, settings, and hold on its store.
+struct Ready {
     plan: Plan,
     journal: drover_engine::journal::Journal,
     state: RunState,
     cloud: Cloud,
     settings: Settings,
+    store: Store,
+    hold: state_store::Hold,
+}
+
+async fn execute_run(
+    run: Ready,
     sim_speed: Option<SimSpeed>,
     log: LogFormat,
 ) -> Result<Exit, CliError> {
+    let Ready { plan, journal, state, cloud, settings, store, hold } = run;
     let simulated = cloud.sim_model().is_some();
     #[allow(clippy::disallowed_methods)]
     let wall = std::time::Instant::now();
@@ -396,6 +512,8 @@ async fn execute_run(
             on_signal.cancel();
         }
     });
+    // The lease is renewed while the run executes; losing it stops the run.
+    let held = hold.keep(&cancel);
     let progress = Arc::new(Progress::new(log, &plan, &state, &settings));
     let run_id = state.header.run_id.clone();
     let result = execute(Execution {
@@ -408,13 +526,35 @@ async fn execute_run(
         observer: progress.clone(),
     })
     .await;
+    let lost = held.lost();
+    let lost_journal =
+        matches!(&result, Err(drover_engine::EngineError::Journal(JournalError::Lost { .. })));
+    if lost_journal {
+        // Not this process's any more: its lease (if still held) is released below, and the
+        // holder now is said.
+        if let Some(holder) = state_store::holder_now(&store, &run_id).await {
+            output::stderr(&holder);
+        }
+    }
+    // Released however the run ended (Ctrl-C included), so that the next `resume`, anywhere,
+    // proceeds at once.
+    held.release().await;
+    if let Some(why) = lost {
+        output::error(&format!("run {run_id} stopped: {why}"));
+        output::stderr(&format!(
+            "the journal keeps everything done so far: `drover resume {run_id}` continues"
+        ));
+        return Ok(Exit::Failure);
+    }
     let report = match result {
         Ok(report) => report,
         Err(e) => {
             output::error(&format!("run {run_id} stopped: {e}"));
-            output::stderr(&format!(
-                "the journal keeps everything done so far: `drover resume {run_id}` continues"
-            ));
+            if !lost_journal {
+                output::stderr(&format!(
+                    "the journal keeps everything done so far: `drover resume {run_id}` continues"
+                ));
+            }
             return Ok(Exit::Failure);
         }
     };

@@ -10,6 +10,8 @@ use serde_json::json;
 use crate::args::{ReportArgs, ReportFormat, StateArgs, StatusArgs, StatusFormat};
 use crate::exit::{CliError, Exit};
 use crate::output;
+use crate::state_store;
+use crate::support::runtime;
 
 /// Where a run stands, in one word.
 pub(crate) fn verdict(state: &RunState) -> &'static str {
@@ -217,41 +219,67 @@ pub(crate) fn to_json(state: &RunState) -> serde_json::Value {
     })
 }
 
-/// Reads a run's state (the latest run when `run_id` is `None`); errors are printed.
-fn read_run(dir: &std::path::Path, run_id: Option<&str>) -> Option<RunState> {
-    let run_id = match run_id {
-        Some(id) => id.to_owned(),
-        None => match run::list(dir).into_iter().last() {
-            Some((id, _)) => id,
-            None => {
-                output::error(&format!("no runs in {}", dir.display()));
+/// Reads a run's state (the latest run when `run_id` is `None`) from the store `state`
+/// names; errors are printed.
+fn read_run(state: &StateArgs, run_id: Option<&str>) -> Result<Option<RunState>, CliError> {
+    Ok(read_run_and_lease(state, run_id)?.map(|(state, _)| state))
+}
+
+/// As [`read_run`], with who holds the run now on a bucket (a sentence), if anyone does.
+fn read_run_and_lease(
+    state: &StateArgs,
+    run_id: Option<&str>,
+) -> Result<Option<(RunState, Option<String>)>, CliError> {
+    let rt = runtime()?;
+    Ok(rt.block_on(async {
+        let store = match state_store::open_for_reading(state).await {
+            Ok(store) => store,
+            Err(e) => {
+                output::error(&e);
                 return None;
             }
-        },
-    };
-    if !run::journal_path(dir, &run_id).exists() {
-        output::error(&format!("no run `{run_id}` in {} (see `drover runs`)", dir.display()));
-        return None;
-    }
-    match run::read(dir, &run_id) {
-        Ok((state, torn)) => {
-            if let Some(t) = torn {
-                output::stderr(&format!(
-                    "warning: the journal's last record (line {}) is torn: {}; it is ignored",
-                    t.line, t.reason
-                ));
+        };
+        let run_id = match run_id {
+            Some(id) => {
+                if let Err(e) = run::check_run_id(id) {
+                    output::error(&e);
+                    return None;
+                }
+                id.to_owned()
             }
-            Some(state)
+            None => match store.list().await.map(|runs| runs.into_iter().last()) {
+                Ok(Some((id, _))) => id,
+                Ok(None) => {
+                    output::error(&format!("no runs in {}", store.location()));
+                    return None;
+                }
+                Err(e) => {
+                    output::error(&e.to_string());
+                    return None;
+                }
+            },
+        };
+        match store.read(&run_id).await {
+            Ok((state, torn)) => {
+                if let Some(t) = torn {
+                    output::stderr(&format!(
+                        "warning: the journal's last record (line {}) is torn: {}; it is ignored",
+                        t.line, t.reason
+                    ));
+                }
+                let holder = state_store::holder_now(&store, &run_id).await;
+                Some((state, holder))
+            }
+            Err(e) => {
+                output::error(&e.to_string());
+                None
+            }
         }
-        Err(e) => {
-            output::error(&e.to_string());
-            None
-        }
-    }
+    }))
 }
 
 pub(crate) fn report(args: &ReportArgs) -> Result<Exit, CliError> {
-    let Some(state) = read_run(&args.state.state_dir, args.run_id.as_deref()) else {
+    let Some(state) = read_run(&args.state, args.run_id.as_deref())? else {
         return Ok(Exit::Failure);
     };
     // The report reads the plan copy the journal keeps: the file may have changed since.
@@ -275,14 +303,23 @@ pub(crate) fn report(args: &ReportArgs) -> Result<Exit, CliError> {
 }
 
 pub(crate) fn status(args: &StatusArgs) -> Result<Exit, CliError> {
-    let Some(state) = read_run(&args.state.state_dir, args.run_id.as_deref()) else {
+    let Some((state, holder)) = read_run_and_lease(&args.state, args.run_id.as_deref())? else {
         return Ok(Exit::Failure);
     };
     match args.format {
-        StatusFormat::Text => output::stdout_line(&render(&state))?,
-        StatusFormat::Json => output::stdout_line(
-            &serde_json::to_string_pretty(&to_json(&state)).unwrap_or_default(),
-        )?,
+        StatusFormat::Text => {
+            output::stdout_line(&render(&state))?;
+            if let Some(holder) = &holder {
+                output::stdout_line(holder)?;
+            }
+        }
+        StatusFormat::Json => {
+            let mut json = to_json(&state);
+            if let Some(holder) = holder {
+                json["held_by"] = serde_json::Value::String(holder);
+            }
+            output::stdout_line(&serde_json::to_string_pretty(&json).unwrap_or_default())?;
+        }
     }
     // As in `report`: the process ends, nothing to free.
     std::mem::forget(state);
@@ -290,9 +327,20 @@ pub(crate) fn status(args: &StatusArgs) -> Result<Exit, CliError> {
 }
 
 pub(crate) fn runs(args: &StateArgs) -> Result<Exit, CliError> {
-    let runs = run::list(&args.state_dir);
+    let listed = runtime()?.block_on(async {
+        let store = state_store::open_for_reading(args).await?;
+        let runs = store.list().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((store.location(), runs))
+    });
+    let (location, runs) = match listed {
+        Ok(listed) => listed,
+        Err(e) => {
+            output::error(&e);
+            return Ok(Exit::Failure);
+        }
+    };
     if runs.is_empty() {
-        output::stderr(&format!("no runs in {}", args.state_dir.display()));
+        output::stderr(&format!("no runs in {location}"));
         return Ok(Exit::Success);
     }
     let width = runs.iter().map(|(id, _)| id.len()).max().unwrap_or(6).max(6);

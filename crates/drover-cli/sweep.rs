@@ -4,10 +4,10 @@
 //! is gone, 1 when something failed, could not be read, or was not confirmed.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::Path;
 use std::time::Duration;
 
 use drover_engine::run;
+use drover_engine::store::Store;
 use drover_engine::sweep::{self, Kind, Options, Sweep};
 use drover_plan::Plan;
 
@@ -16,16 +16,28 @@ use crate::args::{AwsArgs, CloudArg, StatusFormat, SweepArgs};
 use crate::cloud::Cloud;
 use crate::exit::{CliError, Exit};
 use crate::output;
+use crate::state_store;
 use crate::support::{load_plan, runtime_for};
 
 pub(crate) fn run(args: &SweepArgs) -> Result<Exit, CliError> {
     let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
-    let state_dir = &args.state.state_dir;
     let opts = Options { older_than: Duration::from_millis(args.older_than), ..Options::default() };
     // Simulated worlds answer in virtual time: their deletions are waited out at once.
     let rt = runtime_for(args.cloud.cloud)?;
     let _entered = rt.enter();
-    let clouds = match clouds(args, &plan, state_dir) {
+    let aws = args.cloud.aws.over(drover_aws::AwsOptions::default());
+    let store = match rt.block_on(state_store::open(
+        &args.state,
+        &aws,
+        drover_engine::store::lease::DEFAULT_TTL,
+    )) {
+        Ok(store) => store,
+        Err(e) => {
+            output::error(&e);
+            return Ok(Exit::Failure);
+        }
+    };
+    let clouds = match clouds(args, &plan, &store) {
         Ok(clouds) => clouds,
         Err(e) => {
             output::error(&e);
@@ -41,10 +53,10 @@ pub(crate) fn run(args: &SweepArgs) -> Result<Exit, CliError> {
             output::error(&sentence);
             return Ok(Exit::Failure);
         }
-        let s = rt.block_on(sweep::find(&plan, &cloud.ports, state_dir, &opts));
+        let s = rt.block_on(sweep::find(&plan, &cloud.ports, &store, &opts));
         found.push((cloud, s));
     }
-    let listing = merged(&plan, state_dir, &opts, &found);
+    let listing = merged(&plan, &store, &opts, &found);
     let qualifying = listing.to_delete();
     if args.dry_run || qualifying == 0 {
         show(args.format, &listing, args.dry_run)?;
@@ -57,9 +69,9 @@ pub(crate) fn run(args: &SweepArgs) -> Result<Exit, CliError> {
         }
     }
     for (cloud, s) in &mut found {
-        rt.block_on(sweep::delete(&plan, &cloud.ports, state_dir, s, &opts));
+        rt.block_on(sweep::delete(&plan, &cloud.ports, &store, s, &opts));
     }
-    let done = merged(&plan, state_dir, &opts, &found);
+    let done = merged(&plan, &store, &opts, &found);
     show(args.format, &done, false)?;
     Ok(finish(&done))
 }
@@ -119,8 +131,8 @@ fn finish(s: &Sweep) -> Exit {
 }
 
 /// One listing of what every cloud's sweep found.
-fn merged(plan: &Plan, state_dir: &Path, opts: &Options, found: &[(Cloud, Sweep)]) -> Sweep {
-    let mut all = Sweep::new(plan, state_dir, opts);
+fn merged(plan: &Plan, store: &Store, opts: &Options, found: &[(Cloud, Sweep)]) -> Sweep {
+    let mut all = Sweep::new(plan, store, opts);
     for (_, s) in found {
         all.merge(s.clone());
     }
@@ -129,11 +141,18 @@ fn merged(plan: &Plan, state_dir: &Path, opts: &Options, found: &[(Cloud, Sweep)
 
 /// The clouds to sweep: AWS, or each simulated world a finished `--cloud sim` run of the plan
 /// left in the state directory (a world of an unfinished run belongs to that run: left alone).
-fn clouds(args: &SweepArgs, plan: &Plan, state_dir: &Path) -> Result<Vec<Cloud>, String> {
+fn clouds(args: &SweepArgs, plan: &Plan, store: &Store) -> Result<Vec<Cloud>, String> {
     let c = &args.cloud;
     if c.cloud == CloudArg::Aws {
         return Ok(vec![Cloud::new(c.cloud, &c.aws, &c.sim, plan, drover_plan::Mode::Drill)?]);
     }
+    let Some(state_dir) = store.dir() else {
+        return Err(format!(
+            "simulated worlds live in local state directories, not in {}; sweep them with a \
+             directory --state",
+            store.location()
+        ));
+    };
     let mut out = Vec::new();
     for (id, state) in run::list(state_dir) {
         let Ok(state) = state else { continue };

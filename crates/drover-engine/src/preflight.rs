@@ -276,3 +276,65 @@ pub async fn readiness(plan: &Plan, ports: &Ports) -> Vec<Finding> {
     }
     out
 }
+
+/// Checks a state store before a run: a bucket is reachable, keeps versions (so that a
+/// journal object deleted or overwritten by mistake can be brought back), and is not in the
+/// plan's source region (a region outage would take the run's state with it: a warning). A
+/// local directory is checked by the run itself.
+pub async fn state_store(plan: &Plan, store: &crate::store::Store) -> Vec<Finding> {
+    use crate::store::{Store, Versioning};
+    let Store::Bucket(bucket) = store else { return Vec::new() };
+    let subject = bucket.objects.location();
+    let facts = match bucket.objects.facts().await {
+        Ok(facts) => facts,
+        Err(e) => {
+            return vec![fail(
+                "state-bucket",
+                subject,
+                format!("cannot be read: {e}"),
+                "check the bucket's name and region, and that you may read it (`drover \
+                 iam-policy PLAN --state URL` lists the permissions)",
+            )];
+        }
+    };
+    let mut out = Vec::new();
+    let bucket_name = subject.trim_start_matches("s3://").split('/').next().unwrap_or_default();
+    out.push(match facts.versioning {
+        Versioning::Enabled => pass("state-bucket", subject.clone(), "versioning is on"),
+        other => fail(
+            "state-bucket",
+            subject.clone(),
+            format!(
+                "versioning is {}: a journal object deleted by mistake could not be brought back",
+                if other == Versioning::Suspended { "suspended" } else { "off" }
+            ),
+            format!(
+                "aws s3api put-bucket-versioning --bucket {bucket_name} \
+                 --versioning-configuration Status=Enabled"
+            ),
+        ),
+    });
+    let source = plan.source.region.as_str();
+    out.push(if facts.region == source {
+        Finding {
+            check: "state-region",
+            subject,
+            status: Status::Warn,
+            detail: format!(
+                "the bucket is in {source}, the source region: an outage there would take the \
+                 runs' state with it, when a failover needs it most"
+            ),
+            fix: Some(
+                "keep the state in a bucket in another region (a target region, or a third one)"
+                    .to_owned(),
+            ),
+        }
+    } else {
+        pass(
+            "state-region",
+            subject,
+            format!("the bucket is in {}, not in the source region {source}", facts.region),
+        )
+    });
+    out
+}

@@ -182,6 +182,20 @@ pub fn create(
     Ok((journal, RunState::new(header, now)))
 }
 
+/// The header of a run's journal, when its first record reads and verifies (what kind of
+/// run it is, before the journal is opened).
+#[must_use]
+pub fn read_header(state_dir: &Path, run_id: &str) -> Option<Header> {
+    use std::io::BufRead as _;
+    let file = std::fs::File::open(journal_path(state_dir, run_id)).ok()?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file).read_until(b'\n', &mut line).ok()?;
+    match crate::journal::verify(&line, crate::journal::GENESIS, 1).ok()?.0.record {
+        Record::Header(header) => Some(*header),
+        _ => None,
+    }
+}
+
 /// A run opened for resuming.
 #[derive(Debug)]
 pub struct Opened {

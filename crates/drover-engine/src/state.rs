@@ -591,7 +591,7 @@ impl RunState {
 /// The time to stamp a record with: the wall clock, but never earlier than the journal's
 /// last record, so that durations read from the journal are never negative when the machine's
 /// clock jumps backwards (a forward jump only makes a step look longer).
-pub(crate) fn stamp(now: Millis, state: &RunState) -> Millis {
+pub fn stamp(now: Millis, state: &RunState) -> Millis {
     now.max(state.last_at)
 }
 
