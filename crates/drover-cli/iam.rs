@@ -17,7 +17,24 @@ pub(crate) fn run(args: &IamPolicyArgs) -> Result<Exit, CliError> {
             return Ok(Exit::Usage);
         }
     };
-    let policies = drover_aws::iam::policies(&plan, &account);
+    let mut policies = drover_aws::iam::policies(&plan, &account);
+    // The state bucket's statements, for runs whose state is on S3.
+    if let Some(url) = &args.state {
+        match drover_engine::store::Location::parse(url) {
+            Ok(drover_engine::store::Location::S3 { bucket, prefix, .. }) => {
+                policies.operator.statements.extend(drover_aws::iam::state_statements(
+                    &bucket,
+                    &prefix,
+                    args.state_kms_key.as_deref(),
+                ));
+            }
+            Ok(drover_engine::store::Location::Dir(_)) => {}
+            Err(e) => {
+                output::error(&e);
+                return Ok(Exit::Usage);
+            }
+        }
+    }
     let render = |name: &str, doc: &PolicyDocument| -> Option<Printed> {
         if !args.split {
             warn_if_too_large(name, doc);
