@@ -1107,11 +1107,29 @@ def _delete_object_if_match_any(orig):
     return delete_object
 
 
+def _versioning_configuration(orig):
+    """GetBucketVersioning's answer is `<VersioningConfiguration xmlns="...">` (the GetBucketVersioning
+    API reference's response syntax; the Smithy model's xmlName). moto 5.2.5 serializes it from
+    botocore's model, which names no element, as `<GetBucketVersioningResponse>`: botocore ignores the
+    root, the AWS SDK for Rust refuses it ("expected VersioningConfiguration")."""
+
+    @functools.wraps(orig)
+    def get_bucket_versioning(self):
+        status, headers, body = orig(self)
+        if isinstance(body, bytes):
+            body = body.replace(b"GetBucketVersioningResponse", b"VersioningConfiguration")
+        elif isinstance(body, str):
+            body = body.replace("GetBucketVersioningResponse", "VersioningConfiguration")
+        return status, headers, body
+    return get_bucket_versioning
+
+
 for _name in ("_key_response", "_bucket_response"):
     _lock_s3(_name)
 for _name in ("put_object", "delete_object", "complete_multipart_upload"):
     _delay_s3_write(_name)
 S3Response.delete_object = _delete_object_if_match_any(S3Response.delete_object)
+S3Response.get_bucket_versioning = _versioning_configuration(S3Response.get_bucket_versioning)
 
 
 # ---------------------------------------------------------------- WSGI wrapper

@@ -236,3 +236,16 @@ def test_list_objects_v2_pages_with_max_keys(s3):
     paged = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(
         Bucket=BUCKET, PaginationConfig={"PageSize": 2}) for o in p["Contents"]]
     assert paged == ["other"] + keys  # UTF-8 binary order
+
+
+def test_get_bucket_versioning_answers_with_s3s_element(s3):
+    # What went over the wire: botocore parses any root element, the Rust SDK only S3's.
+    bodies = []
+    s3.meta.events.register("after-call.s3.GetBucketVersioning",
+                            lambda http_response, **_: bodies.append(http_response.content))
+    assert "Status" not in s3.get_bucket_versioning(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+    assert all(b"<VersioningConfiguration " in b and b"GetBucketVersioningResponse" not in b
+               for b in bodies), bodies
+    assert b"<Status>Enabled</Status></VersioningConfiguration>" in bodies[1], bodies
