@@ -207,26 +207,101 @@ impl Emulator {
     }
 
     fn control_call(&self, path: &str, body: &serde_json::Value) -> (u16, String) {
+        let answer =
+            self.http("POST", path, &[("Content-Type", "application/json")], &body.to_string());
+        (answer.status, answer.body)
+    }
+
+    /// The AWS calls the emulator answered (`GET /_drover/calls`): `by_operation`, `faulted`.
+    pub(crate) fn calls(&self) -> serde_json::Value {
+        let answer = self.http("GET", "/_drover/calls", &[], "");
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        serde_json::from_str(&answer.body).unwrap()
+    }
+
+    /// An S3 request to the emulator, for fixtures and for reading back what it stored
+    /// (`PUT /bucket`, `HEAD /bucket/key`). moto does not check signatures: the SigV4
+    /// `Authorization` header only names the access key (so moto serves the call as the test
+    /// account's; without one, it is anonymous and denied private objects) and the service.
+    pub(crate) fn s3(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Http {
+        const AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, \
+                            SignedHeaders=host, Signature=0";
+        let mut all = vec![("Authorization", AUTH)];
+        all.extend_from_slice(headers);
+        self.http(method, path, &all, body)
+    }
+
+    /// Creates an S3 bucket in `region` (a `LocationConstraint` outside us-east-1, as S3
+    /// wants).
+    pub(crate) fn create_bucket(&self, bucket: &str, region: &str) {
+        let body = if region == "us-east-1" {
+            String::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
+            )
+        };
+        let answer =
+            self.s3("PUT", &format!("/{bucket}"), &[("Content-Type", "application/xml")], &body);
+        assert_eq!(answer.status, 200, "CreateBucket {bucket}: {}", answer.body);
+    }
+
+    /// Sets a bucket's versioning (`Enabled` or `Suspended`).
+    pub(crate) fn bucket_versioning(&self, bucket: &str, status: &str) {
+        let body = format!(
+            "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <Status>{status}</Status></VersioningConfiguration>"
+        );
+        let path = format!("/{bucket}?versioning");
+        let answer = self.s3("PUT", &path, &[("Content-Type", "application/xml")], &body);
+        assert_eq!(answer.status, 200, "PutBucketVersioning {bucket}: {}", answer.body);
+    }
+
+    /// One HTTP/1.1 request to the emulator on loopback, answered and closed.
+    fn http(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Http {
         use std::io::{Read as _, Write as _};
-        let body = body.to_string();
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
-        )
-        .unwrap();
+        ));
+        stream.write_all(request.as_bytes()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-        (status, body)
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let mut lines = head.lines();
+        let status =
+            lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok());
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Http { status: status.unwrap_or(0), headers, body: body.to_owned() }
     }
 
     /// The emulator's log so far (for failure messages).
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
+}
+
+/// An answer of the emulator to a raw HTTP request.
+pub(crate) struct Http {
+    pub(crate) status: u16,
+    /// Header names in lower case.
+    pub(crate) headers: std::collections::BTreeMap<String, String>,
+    pub(crate) body: String,
 }
 
 impl Drop for Emulator {

@@ -15,6 +15,7 @@ mod iam;
 mod progress;
 mod report;
 mod runs;
+mod s3_store;
 mod sim_time;
 mod sweep;
 mod unreachable;
