@@ -111,17 +111,11 @@ impl S3Store {
         })
     }
 
-    /// The object key of `key`, relative to the prefix.
+    /// The object key of `key` (or the ListObjectsV2 prefix of a `prefix`), relative to the
+    /// store's prefix: below it, after one slash (so that `state` does not list `state-old/`).
     fn object_key(&self, key: &str) -> String {
         let key = key.trim_start_matches('/');
         if self.prefix.is_empty() { key.to_owned() } else { format!("{}/{key}", self.prefix) }
-    }
-
-    /// The ListObjectsV2 prefix of a `prefix` relative to the store's: below the store's
-    /// prefix (its trailing slash included, so that `state` does not list `state-old/`).
-    fn list_prefix(&self, prefix: &str) -> String {
-        let prefix = prefix.trim_start_matches('/');
-        if self.prefix.is_empty() { prefix.to_owned() } else { format!("{}/{prefix}", self.prefix) }
     }
 
     /// `key` (an object key) relative to the store's prefix.
@@ -337,7 +331,7 @@ impl ObjectStore for S3Store {
 
     async fn list(&self, prefix: &str) -> CloudResult<Vec<Listed>> {
         const OP: &str = "ListObjectsV2";
-        let full = self.list_prefix(prefix);
+        let full = self.object_key(prefix);
         let mut pages = self
             .s3
             .list_objects_v2()
@@ -366,7 +360,7 @@ impl ObjectStore for S3Store {
     /// `prefix` is a directory: `runs` lists what is under `runs/`, as `runs/` does.
     async fn list_dirs(&self, prefix: &str) -> CloudResult<Vec<String>> {
         const OP: &str = "ListObjectsV2";
-        let mut full = self.list_prefix(prefix);
+        let mut full = self.object_key(prefix);
         if !full.is_empty() && !full.ends_with('/') {
             full.push('/');
         }
@@ -457,13 +451,13 @@ mod tests {
         let s = store("/team/drover/");
         assert_eq!(s.object_key("runs/r1/journal.jsonl"), "team/drover/runs/r1/journal.jsonl");
         assert_eq!(s.object_key("/runs/r1"), "team/drover/runs/r1");
-        assert_eq!(s.list_prefix(""), "team/drover/");
-        assert_eq!(s.list_prefix("runs/"), "team/drover/runs/");
+        assert_eq!(s.object_key(""), "team/drover/");
+        assert_eq!(s.object_key("runs/"), "team/drover/runs/");
         assert_eq!(s.relative("team/drover/runs/r1/lease.json"), "runs/r1/lease.json");
         assert_eq!(s.location(), "s3://drover-state/team/drover");
         let root = store("");
         assert_eq!(root.object_key("runs/r1"), "runs/r1");
-        assert_eq!(root.list_prefix(""), "");
+        assert_eq!(root.object_key(""), "");
         assert_eq!(root.relative("runs/r1"), "runs/r1");
         assert_eq!(root.location(), "s3://drover-state");
     }
