@@ -1,0 +1,442 @@
+//! Runs whose state lives in a bucket (the memory store of `objects.rs`): the journal as
+//! objects (group commit, fencing by `If-None-Match`, lost answers, an unreachable store,
+//! tampering) and leases (taking, refusing, expiry, skew, keeping, breaking, releasing).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_engine::journal::{Entry, JournalError};
+use drover_engine::state::{RunEvent, RunState};
+use drover_engine::store::{Bucket, Store};
+use drover_engine::{EngineError, ErrorKind};
+
+use super::objects::{MemStore, Op};
+use super::*;
+
+fn journal_prefix(run_id: &str) -> String {
+    format!("runs/{run_id}/journal/")
+}
+
+/// The journal objects of a run, in order.
+fn journal_keys(mem: &MemStore, run_id: &str) -> Vec<String> {
+    mem.keys(&journal_prefix(run_id))
+}
+
+/// Every record in a run's journal objects, as written (read behind the port's back).
+fn entries_in(mem: &MemStore, run_id: &str) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for key in journal_keys(mem, run_id) {
+        let text = String::from_utf8(mem.raw_get(&key).unwrap()).unwrap();
+        for line in text.lines() {
+            let (_, json) = line.split_once(' ').unwrap();
+            out.push(serde_json::from_str(json).unwrap());
+        }
+    }
+    out
+}
+
+/// The jobs an uninterrupted drill of DEMO starts: one of each kind per table.
+fn once_each() -> BTreeMap<JobKind, u64> {
+    BTreeMap::from([(JobKind::Backup, 3), (JobKind::Copy, 3), (JobKind::Restore, 3)])
+}
+
+/// What a drill of DEMO must have left: its jobs started once each, every drill table
+/// restored once and deleted, the source as it was.
+fn assert_clean_drill(h: &Harness, what: &str) {
+    assert_eq!(h.sim.with(|w| w.jobs_started.clone()), once_each(), "{what}: a job started twice");
+    let restored = h.sim.with(|w| w.tables_restored.clone());
+    assert!(restored.values().all(|n| *n == 1), "{what}: a table restored twice: {restored:?}");
+    assert!(
+        h.sim.table_names("us-west-2").is_empty(),
+        "{what}: {:?}",
+        h.sim.table_names("us-west-2")
+    );
+    assert_eq!(h.sim.table_names("us-east-1"), ["customers", "invoices", "orders"], "{what}");
+    assert_eq!(h.sim.item_count("us-east-1", "customers"), Some(21), "{what}: the marker was left");
+}
+
+/// The parts of two states that the journal determines.
+fn assert_same_state(a: &RunState, b: &RunState, what: &str) {
+    assert_eq!(a.header, b.header, "{what}: header");
+    assert_eq!(a.steps, b.steps, "{what}: steps");
+    assert_eq!(
+        (a.started_at, a.last_at, a.interruptions, a.records, a.finished),
+        (b.started_at, b.last_at, b.interruptions, b.records, b.finished),
+        "{what}"
+    );
+    assert_eq!(
+        (a.teardown_requested, a.markers_removed, &a.source_points, &a.cuts),
+        (b.teardown_requested, b.markers_removed, &b.source_points, &b.cuts),
+        "{what}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drill_on_a_bucket_succeeds_and_reads_back_like_a_directory_run() {
+    let on_dir = Harness::new(plan(DEMO), DEMO);
+    on_dir.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    let h = Harness::on_bucket(plan(DEMO), DEMO);
+    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_clean_drill(&h, "drill on a bucket");
+    // What the run asked of the bucket (before this test reads it back).
+    let requests = h.mem().all_requests();
+
+    // The bucket holds exactly what the run knew, and what a directory run holds.
+    let (read, torn) = h.store.read(RUN_ID).await.unwrap();
+    assert_eq!(torn, None);
+    assert_same_state(&read, &report.state, "read back");
+    let (dir_read, _) = on_dir.store.read(RUN_ID).await.unwrap();
+    assert_same_state(&read, &dir_read, "bucket vs directory");
+    // The same records, at the same times; interleaved differently across steps (on a
+    // bucket, steps that journal together wait for one group, so their next records follow
+    // in another order).
+    let per_step = |entries: Vec<Entry>| {
+        let mut out: BTreeMap<String, Vec<(Millis, Record)>> = BTreeMap::new();
+        for e in entries {
+            let who = match &e.record {
+                Record::Step { step, .. } => step.to_string(),
+                _ => "run".to_owned(),
+            };
+            out.entry(who).or_default().push((e.at, e.record));
+        }
+        out
+    };
+    let on_bucket = entries_in(h.mem(), RUN_ID);
+    let on_disk = entries(&on_dir, RUN_ID);
+    assert_eq!(on_bucket.len(), on_disk.len());
+    assert_eq!(per_step(on_bucket), per_step(on_disk), "the same records");
+    let listed = h.store.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, RUN_ID);
+    assert_eq!(listed[0].1.as_ref().unwrap().finished, Some(true));
+
+    // Group commit: records appended while a group is in flight go out together.
+    let objects = journal_keys(h.mem(), RUN_ID).len() as u64;
+    let records = report.state.records;
+    let count = |op: Op| requests.get(&op).copied().unwrap_or(0);
+    let per_table = |op: Op| count(op) as f64 / h.plan.tables.len() as f64;
+    println!(
+        "demo drill on a bucket: {records} records in {objects} objects ({:.2} objects per \
+         record); the run's requests {requests:?}; per table: {:.1} puts, {:.1} gets, {:.1} \
+         lists",
+        objects as f64 / records as f64,
+        per_table(Op::Put),
+        per_table(Op::Get),
+        per_table(Op::List),
+    );
+    // Seen on DEMO in virtual time: 58 records in 35 objects (0.60). Lazy records (`began`,
+    // `blocked`) ride with the next durable one, and steps that journal together share one.
+    assert!(objects * 100 <= records * 65, "{objects} objects for {records} records");
+    // One put per object (no conflict, no retry), the header's included; one listing (does
+    // the run exist?) and no read: a writer never reads its own journal back.
+    assert_eq!(count(Op::Put), objects);
+    assert_eq!((count(Op::Get), count(Op::List), count(Op::Delete)), (0, 1, 0));
+    assert_eq!(h.mem().conflicts(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_writers_the_second_loses_and_writes_nothing() {
+    let h = Harness::on_bucket(plan(DEMO), DEMO);
+    let now = h.clock.now_ms();
+    let (created, _) =
+        h.store.create(h.header(Mode::Drill, RUN_ID, Limits::default()), now).await.unwrap();
+    drop(created);
+    let mut first = h.store.open(RUN_ID).await.unwrap();
+    let mut second = h.store.open(RUN_ID).await.unwrap();
+    assert_eq!((first.journal.len(), second.journal.len()), (1, 1));
+
+    let resumed = Record::Run { event: RunEvent::Resumed { plan_replaced: None } };
+    first.journal.append(now, resumed.clone()).unwrap();
+    first.journal.flush().await.unwrap();
+
+    second.journal.append(now, Record::Run { event: RunEvent::Interrupted }).unwrap();
+    let lost = second.journal.flush().await.unwrap_err();
+    let JournalError::Lost { seq, path } = &lost else { panic!("{lost:?}") };
+    assert_eq!(*seq, 2);
+    assert_eq!(
+        path.display().to_string(),
+        format!("s3://test-bucket/drover/runs/{RUN_ID}/journal/")
+    );
+    let message = lost.to_string();
+    assert!(
+        message.contains("another drover wrote record 2 of this run first")
+            && message.contains("no longer holds the run"),
+        "{message}"
+    );
+    // The lost writer takes nothing more.
+    let again = second.journal.append(now, Record::Run { event: RunEvent::Interrupted });
+    assert!(matches!(again, Err(JournalError::Lost { seq: 2, .. })), "{again:?}");
+    drop(second);
+    tokio::task::yield_now().await;
+
+    // Nothing of the second writer is in the store.
+    let keys = journal_keys(h.mem(), RUN_ID);
+    assert_eq!(
+        keys,
+        [
+            format!("runs/{RUN_ID}/journal/00000000000000000001.jsonl"),
+            format!("runs/{RUN_ID}/journal/00000000000000000002.jsonl"),
+        ]
+    );
+    let records: Vec<Record> = entries_in(h.mem(), RUN_ID).into_iter().map(|e| e.record).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1], resumed);
+    assert_eq!(h.store.read(RUN_ID).await.unwrap().0.records, 2);
+
+    // The first writer carries on.
+    first.journal.append(now, Record::Run { event: RunEvent::Interrupted }).unwrap();
+    first.journal.flush().await.unwrap();
+    assert_eq!(h.store.read(RUN_ID).await.unwrap().0.interruptions, 1);
+}
+
+/// A process that opened the run before another wrote to it (a stale holder: a laptop that
+/// slept through its lease) loses the run at its first durable record: it starts no job.
+#[tokio::test(start_paused = true)]
+async fn a_stale_writer_loses_the_run_before_starting_any_job() {
+    let h = Harness::on_bucket(plan(DEMO), DEMO);
+    let now = h.clock.now_ms();
+    drop(h.store.create(h.header(Mode::Drill, RUN_ID, Limits::default()), now).await.unwrap());
+    let mut live = h.store.open(RUN_ID).await.unwrap();
+    let stale = h.store.open(RUN_ID).await.unwrap();
+    run::prepare_resume(&mut live.journal, &mut live.state, now, None).unwrap();
+    live.journal.flush().await.unwrap();
+
+    let err = h.exec(stale.journal, stale.state, Limits::default()).await.unwrap_err();
+    assert!(matches!(err, EngineError::Journal(JournalError::Lost { seq: 2, .. })), "{err:?}");
+    assert!(h.sim.with(|w| w.jobs_started.clone()).is_empty(), "the stale writer started a job");
+    assert_eq!(h.store.read(RUN_ID).await.unwrap().0.records, 2, "it wrote no record");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_processes_creating_the_same_run_at_once_one_is_refused() {
+    let h = Harness::on_bucket(plan(DEMO), DEMO);
+    let now = h.clock.now_ms();
+    let mine = h.header(Mode::Drill, RUN_ID, Limits::default());
+    let theirs =
+        drover_engine::state::Header { plan_path: "elsewhere.yaml".into(), ..mine.clone() };
+    // Both check that the run does not exist before either writes its header.
+    let (a, b) = tokio::join!(h.store.create(mine, now), h.store.create(theirs, now));
+    let (won, refused) = match (a, b) {
+        (Ok((journal, _)), Err(e)) | (Err(e), Ok((journal, _))) => (journal, e),
+        (a, b) => panic!("exactly one create must win: {:?} / {:?}", a.map(|_| ()), b.map(|_| ())),
+    };
+    assert!(matches!(refused, EngineError::Refused(_)), "{refused:?}");
+    assert!(refused.to_string().contains("exists already"), "{refused}");
+    assert_eq!(won.len(), 1);
+    assert_eq!(journal_keys(h.mem(), RUN_ID).len(), 1);
+    // And once it exists, a later create is refused before writing.
+    let puts = h.mem().requests(Op::Put);
+    let again = h.store.create(h.header(Mode::Drill, RUN_ID, Limits::default()), now).await;
+    assert!(again.unwrap_err().to_string().contains("exists already"));
+    assert_eq!(h.mem().requests(Op::Put), puts);
+}
+
+/// A put that S3 applied but whose answer was lost: retried, it meets its own object, which
+/// the writer recognises by its bytes. The run carries on; nothing is written twice.
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_is_recognised_and_the_run_carries_on() {
+    let clean = Harness::on_bucket(plan(DEMO), DEMO);
+    let clean_report = clean.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    for retried_by_the_sdk in [false, true] {
+        let h = Harness::on_bucket(plan(DEMO), DEMO);
+        if retried_by_the_sdk {
+            h.mem().lose_answers_then_retry(5);
+        } else {
+            h.mem().lose_answers(5);
+        }
+        let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+        let what = format!("lost answers (retried by the SDK: {retried_by_the_sdk})");
+        assert_eq!(report.outcome, Outcome::Succeeded, "{what}");
+        assert_eq!(h.mem().answers_lost(), 5, "{what}: the faults happened");
+        assert_eq!(h.mem().conflicts(), 5, "{what}: each retry met its own object");
+        assert_clean_drill(&h, &what);
+        let entries = entries_in(h.mem(), RUN_ID);
+        let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=report.state.records).collect::<Vec<_>>(), "{what}: a duplicate");
+        assert_eq!(report.state.records, clean_report.state.records, "{what}");
+        let (read, _) = h.store.read(RUN_ID).await.unwrap();
+        assert_same_state(&read, &report.state, &what);
+    }
+}
+
+/// The next `puts` puts fail with `kind` from some moment of the run on.
+fn failing_later(
+    h: &Harness,
+    after: Duration,
+    puts: u64,
+    kind: ErrorKind,
+) -> tokio::task::JoinHandle<()> {
+    let mem = Arc::clone(h.mem());
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        mem.fail_next(Op::Put, puts, kind);
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_unreachable_for_less_than_the_ride_out_is_ridden_out() {
+    let h = Harness::on_bucket(plan(DEMO), DEMO);
+    // Six failures in a row back off 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 5 s: well within 60 s.
+    let fault = failing_later(&h, Duration::from_secs(300), 6, ErrorKind::Transient);
+    let report = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap();
+    fault.await.unwrap();
+    assert_eq!(h.mem().failures_left(Op::Put), 0, "the store was unreachable during the run");
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_clean_drill(&h, "ridden out");
+    let (read, _) = h.store.read(RUN_ID).await.unwrap();
+    assert_same_state(&read, &report.state, "ridden out");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_unreachable_for_longer_than_the_ride_out_stops_the_run_and_resume_finishes_it() {
+    let h = Harness::on_bucket(plan(DEMO), DEMO);
+    let fault = failing_later(&h, Duration::from_secs(300), 10_000, ErrorKind::Unreachable);
+    let started = tokio::time::Instant::now();
+    let err = h.start(Mode::Drill, RUN_ID, Limits::default(), None).await.unwrap_err();
+    fault.await.unwrap();
+    let EngineError::Journal(JournalError::Store { message, .. }) = &err else { panic!("{err:?}") };
+    assert!(
+        message.contains("Connection refused") && message.contains("kept failing for 60s"),
+        "{err}"
+    );
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(360), "it rode the failures out first: {took:?}");
+    let failed_puts = 10_000 - h.mem().failures_left(Op::Put);
+    assert!((10..40).contains(&failed_puts), "{failed_puts} attempts in 60 s");
+    let durable = h.store.read(RUN_ID).await.unwrap().0;
+    assert_eq!(durable.finished, None);
+
+    h.mem().heal();
+    let report = h.resume(RUN_ID, Limits::default()).await;
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert!(report.state.records > durable.records);
+    assert_clean_drill(&h, "resumed after the store came back");
+}
+
+/// A snapshot of a finished run's bucket, with the journal objects' keys.
+struct Finished {
+    mem: Arc<MemStore>,
+    keys: Vec<String>,
+}
+
+async fn finished_drill(run_id: &str) -> Finished {
+    let h = Harness::on_bucket(plan(DEMO), DEMO);
+    let report = h.start(Mode::Drill, run_id, Limits::default(), None).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    let keys = journal_keys(h.mem(), run_id);
+    assert!(keys.len() >= 5, "{keys:?}");
+    Finished { mem: h.mem().snapshot(), keys }
+}
+
+fn store_on(mem: &Arc<MemStore>) -> Store {
+    Store::Bucket(Bucket { objects: mem.clone(), ride_out: RIDE_OUT })
+}
+
+/// Both `read` and `open` refuse the run; the message names `object` and says `what`.
+async fn refused(mem: &Arc<MemStore>, run_id: &str, object: &str, what: &[&str]) -> JournalError {
+    let store = store_on(mem);
+    let read = store.read(run_id).await.unwrap_err().to_string();
+    let Err(EngineError::Journal(open)) = store.open(run_id).await else {
+        panic!("opened a tampered journal ({read})")
+    };
+    let message = open.to_string();
+    assert_eq!(read, message, "read and open say the same");
+    assert!(message.contains(&format!("s3://test-bucket/drover/{object}")), "{message}");
+    for w in what {
+        assert!(message.contains(w), "`{w}` missing from: {message}");
+    }
+    // `drover runs` lists it, with why it cannot be read.
+    let listed = store.list().await.unwrap();
+    let (_, state) = listed.iter().find(|(id, _)| id == run_id).unwrap();
+    assert_eq!(state.as_ref().unwrap_err(), &message);
+    open
+}
+
+#[tokio::test(start_paused = true)]
+async fn tampered_journal_objects_are_refused_naming_the_object() {
+    let run = finished_drill(RUN_ID).await;
+    let middle = &run.keys[2];
+
+    // A record's bytes changed: its checksum no longer matches.
+    let mem = run.mem.snapshot();
+    let text = String::from_utf8(mem.raw_get(middle).unwrap()).unwrap();
+    let seq = text.split("\"seq\":").nth(1).unwrap().split(',').next().unwrap().to_owned();
+    mem.raw_put(
+        middle,
+        text.replacen(&format!("\"seq\":{seq},\"at\":"), &format!("\"seq\":{seq},\"at\":1"), 1)
+            .into_bytes(),
+    );
+    let e = refused(&mem, RUN_ID, middle, &["line 1", "checksum mismatch"]).await;
+    assert!(matches!(e, JournalError::Corrupt { .. }), "{e:?}");
+
+    // An object removed from the middle: a gap in the records.
+    let mem = run.mem.snapshot();
+    assert!(mem.raw_remove(middle));
+    let next = &run.keys[3];
+    let e = refused(&mem, RUN_ID, next, &["where record", "records are missing"]).await;
+    assert!(matches!(e, JournalError::Corrupt { .. }), "{e:?}");
+
+    // The last object truncated: on a bucket there is no torn tail (objects are whole), so
+    // it is not cut off but refused.
+    let mem = run.mem.snapshot();
+    let last = run.keys.last().unwrap();
+    let mut bytes = mem.raw_get(last).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    mem.raw_put(last, bytes);
+    let e = refused(&mem, RUN_ID, last, &["incomplete record"]).await;
+    assert!(matches!(e, JournalError::Corrupt { .. }), "{e:?}");
+
+    // A middle object truncated to whole lines: the records after it do not chain.
+    let mem = run.mem.snapshot();
+    let two_lines = run.keys[..run.keys.len() - 1]
+        .iter()
+        .find(|k| String::from_utf8(mem.raw_get(k).unwrap()).unwrap().lines().count() >= 2)
+        .unwrap()
+        .clone();
+    let text = String::from_utf8(mem.raw_get(&two_lines).unwrap()).unwrap();
+    let first_line = format!("{}\n", text.lines().next().unwrap());
+    mem.raw_put(&two_lines, first_line.into_bytes());
+    let after = &run.keys[run.keys.iter().position(|k| *k == two_lines).unwrap() + 1];
+    let e = refused(&mem, RUN_ID, after, &["where record"]).await;
+    assert!(matches!(e, JournalError::Corrupt { .. }), "{e:?}");
+
+    // A key that is not a journal object.
+    let mem = run.mem.snapshot();
+    let notes = format!("runs/{RUN_ID}/journal/notes.txt");
+    mem.raw_put(&notes, b"remember the milk\n".to_vec());
+    let e = refused(&mem, RUN_ID, &notes, &["not a journal object"]).await;
+    assert!(matches!(e, JournalError::Foreign { .. }), "{e:?}");
+
+    // An empty object.
+    let mem = run.mem.snapshot();
+    mem.raw_put(middle, Vec::new());
+    let e = refused(&mem, RUN_ID, middle, &["empty object"]).await;
+    assert!(matches!(e, JournalError::Corrupt { .. }), "{e:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn journal_objects_copied_from_another_run_are_refused() {
+    const OTHER: &str = "test-20261124t000000z-89abcdef";
+    let run = finished_drill(RUN_ID).await;
+    let other = finished_drill(OTHER).await;
+
+    // One object of the other run in this run's journal: it does not chain.
+    let mem = run.mem.snapshot();
+    let (theirs, ours) = (&other.keys[2], &run.keys[2]);
+    assert_eq!(theirs.rsplit('/').next(), ours.rsplit('/').next(), "the same sequence number");
+    mem.raw_put(ours, other.mem.raw_get(theirs).unwrap());
+    let e = refused(&mem, RUN_ID, ours, &["checksum mismatch"]).await;
+    assert!(matches!(e, JournalError::Corrupt { .. }), "{e:?}");
+
+    // The other run's whole journal copied under this run's name: it verifies, but it is
+    // the other run's.
+    let mem = MemStore::standalone();
+    for key in &other.keys {
+        mem.raw_put(&key.replace(OTHER, RUN_ID), other.mem.raw_get(key).unwrap());
+    }
+    let e =
+        refused(&mem, RUN_ID, &journal_prefix(RUN_ID), &[&format!("records run `{OTHER}`")]).await;
+    assert!(matches!(e, JournalError::Foreign { .. }), "{e:?}");
+}
