@@ -3,13 +3,15 @@
 //! tampering) and leases (taking, refusing, expiry, skew, keeping, breaking, releasing).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use drover_engine::journal::{Entry, JournalError};
 use drover_engine::state::{RunEvent, RunState};
-use drover_engine::store::{Bucket, Store};
-use drover_engine::{EngineError, ErrorKind};
+use drover_engine::store::lease::{self, Holder, LeaseError, Taking};
+use drover_engine::store::{Bucket, ObjectStore, Store};
+use drover_engine::{Clock, EngineError, ErrorKind};
 
 use super::objects::{MemStore, Op};
 use super::*;
@@ -439,4 +441,335 @@ async fn journal_objects_copied_from_another_run_are_refused() {
     let e =
         refused(&mem, RUN_ID, &journal_prefix(RUN_ID), &[&format!("records run `{OTHER}`")]).await;
     assert!(matches!(e, JournalError::Foreign { .. }), "{e:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Leases
+
+fn holder(user: &str, pid: u32) -> Holder {
+    Holder {
+        user: user.to_owned(),
+        host: "laptop".to_owned(),
+        pid,
+        version: "test".to_owned(),
+        ci: None,
+    }
+}
+
+fn taking(ttl_secs: u64, wait_secs: u64) -> Taking {
+    Taking { ttl: Duration::from_secs(ttl_secs), wait: Duration::from_secs(wait_secs) }
+}
+
+fn bucket() -> (Arc<MemStore>, Arc<dyn ObjectStore>, Arc<dyn Clock>) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::starting_at(T0));
+    let mem = MemStore::new(clock.clone());
+    let objects: Arc<dyn ObjectStore> = mem.clone();
+    (mem, objects, clock)
+}
+
+fn quiet() -> impl Fn(String) + Send + Sync {
+    |_| {}
+}
+
+/// The lease id in the bucket now.
+async fn current_lease(objects: &Arc<dyn ObjectStore>) -> Option<String> {
+    lease::read(objects, RUN_ID).await.unwrap().map(|(body, _)| body.lease)
+}
+
+/// A clock that reads ahead of the others (a machine whose clock runs fast).
+struct Ahead {
+    by: Millis,
+    clock: SystemClock,
+}
+
+#[async_trait]
+impl Clock for Ahead {
+    fn now(&self) -> Millis {
+        self.clock.now() + self.by
+    }
+    fn monotonic(&self) -> Duration {
+        self.clock.monotonic()
+    }
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_free_run_is_leased_and_a_held_one_refused_naming_its_holder() {
+    let (_, objects, clock) = bucket();
+    let a = lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(60, 0), &quiet())
+        .await
+        .unwrap();
+    assert!(a.took_over.is_none());
+    let body = a.lease.body().clone();
+    assert_eq!((body.run.as_str(), body.ttl_ms, body.renewals), (RUN_ID, 60_000, 0));
+    assert_eq!(body.expires_at, clock.now() + 60_000);
+    assert_eq!(body.lease.len(), 16);
+    let (read, etag) = lease::read(&objects, RUN_ID).await.unwrap().unwrap();
+    assert_eq!(read, body);
+    assert!(etag.starts_with('"'));
+
+    let held = lease::acquire(&objects, RUN_ID, holder("bob", 9), &clock, taking(60, 0), &quiet())
+        .await
+        .unwrap_err();
+    let LeaseError::Held(current) = &held else { panic!("{held:?}") };
+    assert_eq!(current.lease, body.lease);
+    let message = held.to_string();
+    for want in [
+        "alice@laptop (pid 7, drover test)".to_owned(),
+        format!("under lease {}", body.lease),
+        format!("`drover unlock {RUN_ID} --lease {}`", body.lease),
+        "--wait".to_owned(),
+    ] {
+        assert!(message.contains(&want), "`{want}` missing from: {message}");
+    }
+    assert_eq!(current_lease(&objects).await, Some(body.lease), "the refusal changed nothing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_lease_is_taken_over_only_after_staying_unrenewed_for_its_renewal_interval() {
+    let (_, objects, clock) = bucket();
+    // A 3 s lease, renewed every second; its holder stops renewing (it died).
+    let old = lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(3, 0), &quiet())
+        .await
+        .unwrap();
+    let old_id = old.lease.body().lease.clone();
+    assert_eq!(old.lease.body().renew_every(), Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(clock.now() >= old.lease.body().expires_at, "expired");
+
+    let notes = Arc::new(Mutex::new(Vec::new()));
+    let taker = {
+        let (objects, clock, notes) = (objects.clone(), clock.clone(), notes.clone());
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let note = move |n: String| notes.lock().unwrap().push(n);
+            let got =
+                lease::acquire(&objects, RUN_ID, holder("bob", 9), &clock, taking(3, 0), &note)
+                    .await;
+            (got, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(!taker.is_finished(), "taken over before a renewal interval passed");
+    assert_eq!(current_lease(&objects).await, Some(old_id.clone()));
+    let (got, waited) = taker.await.unwrap();
+    let got = got.unwrap();
+    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_secs(2), "{waited:?}");
+    assert_eq!(got.took_over.map(|b| b.lease), Some(old_id.clone()));
+    assert_eq!(got.lease.body().holder, holder("bob", 9));
+    assert_eq!(current_lease(&objects).await, Some(got.lease.body().lease.clone()));
+    let notes = notes.lock().unwrap().clone();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("alice@laptop") && notes[0].contains("unrenewed for 1s"),
+        "{notes:?}"
+    );
+
+    // A lease that is live when asked for, and waited for, is taken once it expired, having
+    // stayed unrenewed for longer than its renewal interval meanwhile.
+    let (_, objects, clock) = bucket();
+    lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(3, 0), &quiet())
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let got = lease::acquire(&objects, RUN_ID, holder("bob", 9), &clock, taking(3, 10), &quiet())
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    // It was seen unrenewed from the start: taken as soon as it expired (3 s), not before.
+    assert!(got.took_over.is_some());
+    assert!(waited >= Duration::from_secs(3) && waited < Duration::from_millis(3500), "{waited:?}");
+}
+
+/// Alice holds the run and keeps her 3 s lease renewed (every second); bob, whose clock
+/// is an hour ahead, starts looking `offset` after she took it. By bob's clock her lease
+/// expired long ago every time he looks; only its changing entity tag tells him it is live.
+async fn skewed_taker(offset: Duration, wait: Duration) -> SkewedTake {
+    let (_, objects, clock) = bucket();
+    let a = lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(3, 0), &quiet())
+        .await
+        .unwrap();
+    let id = a.lease.body().lease.clone();
+    let run = CancellationToken::new();
+    let keeper = lease::keep(a.lease, clock.clone(), run.clone());
+    let ahead: Arc<dyn Clock> =
+        Arc::new(Ahead { by: 3_600_000, clock: SystemClock::starting_at(T0) });
+    tokio::time::sleep(offset).await;
+    let taking = Taking { ttl: Duration::from_secs(3), wait };
+    let tried = tokio::time::timeout(
+        Duration::from_secs(30),
+        lease::acquire(&objects, RUN_ID, holder("bob", 9), &ahead, taking, &quiet()),
+    )
+    .await;
+    let taken = matches!(tried, Ok(Ok(_)));
+    let outcome = format!("{tried:?}");
+    let held = matches!(tried, Ok(Err(LeaseError::Held(_))));
+    let still_alices = current_lease(&objects).await == Some(id);
+    let renewals = lease::read(&objects, RUN_ID).await.unwrap().map_or(0, |(b, _)| b.renewals);
+    let lost = keeper.lost();
+    let cancelled = run.is_cancelled();
+    let _ = keeper.release().await;
+    SkewedTake { taken, held, still_alices, renewals, lost, cancelled, outcome }
+}
+
+#[derive(Debug)]
+struct SkewedTake {
+    taken: bool,
+    held: bool,
+    still_alices: bool,
+    renewals: u64,
+    lost: Option<String>,
+    cancelled: bool,
+    outcome: String,
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_renewed_lease_is_never_taken_over_by_a_clock_that_runs_ahead() {
+    for offset_ms in [100, 500, 900] {
+        let t = skewed_taker(Duration::from_millis(offset_ms), Duration::ZERO).await;
+        assert!(!t.taken, "offset {offset_ms} ms: a live lease was taken over: {t:?}");
+        assert!(t.still_alices && !t.cancelled && t.lost.is_none(), "{t:?}");
+        assert!(t.renewals >= 25, "renewed every second: {t:?}");
+        // Refused, or still looking when the test gave up: nothing else went wrong.
+        assert!(t.held || t.outcome == "Err(Elapsed(()))", "{}", t.outcome);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_keeper_stops_the_run_when_its_lease_is_broken_and_says_why() {
+    let (_, objects, clock) = bucket();
+    let a = lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(30, 0), &quiet())
+        .await
+        .unwrap();
+    let run = CancellationToken::new();
+    let keeper = lease::keep(a.lease, clock.clone(), run.clone());
+    // Renewals go on meanwhile.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert!(!run.is_cancelled());
+    let (body, etag) = lease::read(&objects, RUN_ID).await.unwrap().unwrap();
+    assert_eq!(body.renewals, 2);
+    assert_eq!(keeper.lease_id(), body.lease);
+
+    // `drover unlock`, and another process takes the run at once.
+    lease::break_lease(&objects, &body, &etag).await.unwrap();
+    let broken_at = tokio::time::Instant::now();
+    let b = lease::acquire(&objects, RUN_ID, holder("bob", 9), &clock, taking(30, 0), &quiet())
+        .await
+        .unwrap();
+    assert!(b.took_over.is_none(), "a broken lease is gone");
+    tokio::time::timeout(Duration::from_secs(11), run.cancelled()).await.unwrap();
+    assert!(broken_at.elapsed() <= Duration::from_secs(10), "within a renewal interval");
+    let why = keeper.lost().unwrap();
+    assert!(why.contains("taken over by another process or broken with `drover unlock`"), "{why}");
+    assert!(why.contains(RUN_ID), "{why}");
+    // Releasing the lost keeper leaves bob's lease alone.
+    keeper.release().await.unwrap();
+    assert_eq!(current_lease(&objects).await, Some(b.lease.body().lease.clone()));
+    // Breaking a lease that changed meanwhile is refused.
+    let stale = lease::break_lease(&objects, &body, &etag).await;
+    assert!(matches!(stale, Err(LeaseError::Lost { .. })), "{stale:?}");
+    assert_eq!(current_lease(&objects).await, Some(b.lease.body().lease.clone()));
+}
+
+/// A run whose lease is broken mid-way stops (interrupted, journaled) within a renewal
+/// interval; resumed under a new lease, it finishes, every job started once.
+#[tokio::test(start_paused = true)]
+async fn a_run_whose_lease_is_broken_stops_and_resumes() {
+    let h = Harness::on_bucket(plan(DEMO), DEMO);
+    let objects: Arc<dyn ObjectStore> = h.mem().clone();
+    let clock: Arc<dyn Clock> = h.clock.clone();
+    let a = lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(30, 0), &quiet())
+        .await
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let keeper = lease::keep(a.lease, clock.clone(), cancel.clone());
+    let (journal, state) = h
+        .store
+        .create(h.header(Mode::Drill, RUN_ID, Limits::default()), h.clock.now_ms())
+        .await
+        .unwrap();
+    let breaker = {
+        let objects = objects.clone();
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(300)).await;
+            let (body, etag) = lease::read(&objects, RUN_ID).await.unwrap().unwrap();
+            lease::break_lease(&objects, &body, &etag).await.unwrap();
+            clock.now()
+        })
+    };
+    let report = execute(Execution {
+        plan: h.plan.clone(),
+        journal,
+        state,
+        ports: h.ports(),
+        settings: Settings { scan_segments: 4, ..Settings::default() },
+        cancel: cancel.clone(),
+        observer: Arc::new(Silent),
+    })
+    .await
+    .unwrap();
+    let broken_at = breaker.await.unwrap();
+    assert_eq!(report.outcome, Outcome::Interrupted);
+    assert!(keeper.lost().unwrap().contains("broken with `drover unlock`"));
+    keeper.release().await.unwrap();
+    let entries = entries_in(h.mem(), RUN_ID);
+    let interrupted = entries
+        .iter()
+        .find(|e| matches!(e.record, Record::Run { event: RunEvent::Interrupted }))
+        .unwrap();
+    assert!(
+        (broken_at..=broken_at + 10_000).contains(&interrupted.at),
+        "stopped {} ms after the break",
+        interrupted.at - broken_at
+    );
+
+    let b = lease::acquire(&objects, RUN_ID, holder("bob", 9), &clock, taking(30, 0), &quiet())
+        .await
+        .unwrap();
+    let report = h.resume(RUN_ID, Limits::default()).await;
+    assert_eq!(report.outcome, Outcome::Succeeded);
+    assert_eq!(report.state.interruptions, 1);
+    assert_clean_drill(&h, "resumed after the lease was broken");
+    b.lease.release().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn release_deletes_the_lease_but_not_one_taken_over() {
+    let (_, objects, clock) = bucket();
+    let a = lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(3, 0), &quiet())
+        .await
+        .unwrap();
+    a.lease.release().await.unwrap();
+    assert_eq!(current_lease(&objects).await, None);
+
+    // Renewing works while the lease is this process's...
+    let mut a =
+        lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(3, 0), &quiet())
+            .await
+            .unwrap()
+            .lease;
+    a.renew(clock.as_ref()).await.unwrap();
+    assert_eq!(a.body().renewals, 1);
+    // ...then alice's process pauses past expiry, and bob takes the run over.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let b = lease::acquire(&objects, RUN_ID, holder("bob", 9), &clock, taking(3, 0), &quiet())
+        .await
+        .unwrap();
+    assert_eq!(b.took_over.as_ref().map(|l| l.lease.as_str()), Some(a.body().lease.as_str()));
+    let renewed = a.renew(clock.as_ref()).await;
+    assert!(matches!(renewed, Err(LeaseError::Lost { .. })), "{renewed:?}");
+    let released = a.release().await;
+    let Err(LeaseError::Lost { run }) = &released else { panic!("{released:?}") };
+    assert_eq!(run, RUN_ID);
+    assert!(released.unwrap_err().to_string().contains("taken over"));
+    assert_eq!(
+        current_lease(&objects).await,
+        Some(b.lease.body().lease.clone()),
+        "bob's lease kept"
+    );
+    b.lease.release().await.unwrap();
+    assert_eq!(current_lease(&objects).await, None);
 }
