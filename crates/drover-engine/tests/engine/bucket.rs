@@ -193,6 +193,15 @@ async fn two_writers_the_second_loses_and_writes_nothing() {
     assert_eq!(h.store.read(RUN_ID).await.unwrap().0.interruptions, 1);
 }
 
+/// The message of a lost run reads as a sentence.
+#[tokio::test(start_paused = true)]
+async fn the_lost_run_message_has_no_stray_spaces() {
+    let lost = JournalError::Lost { path: "s3://b/runs/r/journal/".into(), seq: 7 };
+    let message = lost.to_string();
+    assert!(!message.contains("  "), "a run of spaces in: {message}");
+    assert!(message.contains("first, so this process no longer holds the run"), "{message}");
+}
+
 /// A process that opened the run before another wrote to it (a stale holder: a laptop that
 /// slept through its lease) loses the run at its first durable record: it starts no job.
 #[tokio::test(start_paused = true)]
@@ -209,6 +218,29 @@ async fn a_stale_writer_loses_the_run_before_starting_any_job() {
     assert!(matches!(err, EngineError::Journal(JournalError::Lost { seq: 2, .. })), "{err:?}");
     assert!(h.sim.with(|w| w.jobs_started.clone()).is_empty(), "the stale writer started a job");
     assert_eq!(h.store.read(RUN_ID).await.unwrap().0.records, 2, "it wrote no record");
+}
+
+/// Nor does it leave a drill marker in a production table: the run it lost may have removed
+/// its markers already, and no one would remove this one.
+#[tokio::test(start_paused = true)]
+async fn a_stale_writer_leaves_no_marker_in_the_source() {
+    let h = Harness::on_bucket(plan(DEMO), DEMO);
+    let now = h.clock.now_ms();
+    drop(h.store.create(h.header(Mode::Drill, RUN_ID, Limits::default()), now).await.unwrap());
+    let mut live = h.store.open(RUN_ID).await.unwrap();
+    let stale = h.store.open(RUN_ID).await.unwrap();
+    run::prepare_resume(&mut live.journal, &mut live.state, now, None).unwrap();
+    live.journal.flush().await.unwrap();
+
+    let items = |t: &str| h.sim.item_count("us-east-1", t);
+    let before = [items("customers"), items("orders"), items("invoices")];
+    let err = h.exec(stale.journal, stale.state, Limits::default()).await.unwrap_err();
+    assert!(matches!(err, EngineError::Journal(JournalError::Lost { .. })), "{err:?}");
+    assert_eq!(
+        [items("customers"), items("orders"), items("invoices")],
+        before,
+        "the stale writer wrote drill markers into the source tables before it learnt it lost"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -586,8 +618,8 @@ async fn an_expired_lease_is_taken_over_only_after_staying_unrenewed_for_its_ren
 /// Alice holds the run and keeps her 3 s lease renewed (every second); bob, whose clock
 /// is an hour ahead, starts looking `offset` after she took it. By bob's clock her lease
 /// expired long ago every time he looks; only its changing entity tag tells him it is live.
-async fn skewed_taker(offset: Duration, wait: Duration) -> SkewedTake {
-    let (_, objects, clock) = bucket();
+async fn skewed_taker(offset: Duration, wait: Duration, fail_a_renewal: bool) -> SkewedTake {
+    let (mem, objects, clock) = bucket();
     let a = lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(3, 0), &quiet())
         .await
         .unwrap();
@@ -597,6 +629,10 @@ async fn skewed_taker(offset: Duration, wait: Duration) -> SkewedTake {
     let ahead: Arc<dyn Clock> =
         Arc::new(Ahead { by: 3_600_000, clock: SystemClock::starting_at(T0) });
     tokio::time::sleep(offset).await;
+    if fail_a_renewal {
+        // The next renewal's first attempt fails (a 503); the keeper retries a second later.
+        mem.fail_next(Op::Put, 1, ErrorKind::Transient);
+    }
     let taking = Taking { ttl: Duration::from_secs(3), wait };
     let tried = tokio::time::timeout(
         Duration::from_secs(30),
@@ -608,10 +644,11 @@ async fn skewed_taker(offset: Duration, wait: Duration) -> SkewedTake {
     let held = matches!(tried, Ok(Err(LeaseError::Held(_))));
     let still_alices = current_lease(&objects).await == Some(id);
     let renewals = lease::read(&objects, RUN_ID).await.unwrap().map_or(0, |(b, _)| b.renewals);
+    let failed_once = mem.failures_left(Op::Put) == 0;
     let lost = keeper.lost();
     let cancelled = run.is_cancelled();
     let _ = keeper.release().await;
-    SkewedTake { taken, held, still_alices, renewals, lost, cancelled, outcome }
+    SkewedTake { taken, held, still_alices, renewals, failed_once, lost, cancelled, outcome }
 }
 
 #[derive(Debug)]
@@ -620,6 +657,7 @@ struct SkewedTake {
     held: bool,
     still_alices: bool,
     renewals: u64,
+    failed_once: bool,
     lost: Option<String>,
     cancelled: bool,
     outcome: String,
@@ -628,13 +666,40 @@ struct SkewedTake {
 #[tokio::test(start_paused = true)]
 async fn a_renewed_lease_is_never_taken_over_by_a_clock_that_runs_ahead() {
     for offset_ms in [100, 500, 900] {
-        let t = skewed_taker(Duration::from_millis(offset_ms), Duration::ZERO).await;
+        let t = skewed_taker(Duration::from_millis(offset_ms), Duration::ZERO, false).await;
         assert!(!t.taken, "offset {offset_ms} ms: a live lease was taken over: {t:?}");
         assert!(t.still_alices && !t.cancelled && t.lost.is_none(), "{t:?}");
         assert!(t.renewals >= 25, "renewed every second: {t:?}");
         // Refused, or still looking when the test gave up: nothing else went wrong.
         assert!(t.held || t.outcome == "Err(Elapsed(()))", "{}", t.outcome);
     }
+}
+
+/// The same when bob happens to look just as a renewal is due: he has then seen the entity
+/// tag unchanged for exactly one renewal interval, while alice's renewal is under way.
+#[tokio::test(start_paused = true)]
+async fn a_renewal_due_as_the_taker_looks_is_not_overtaken() {
+    let t = skewed_taker(Duration::ZERO, Duration::ZERO, false).await;
+    assert!(!t.taken && t.still_alices && !t.cancelled, "a live lease was taken over: {t:?}");
+}
+
+/// A renewal that needed a retry (a passing failure: the keeper tries again a second later)
+/// still keeps the lease from a taker whose clock runs ahead: the holder is alive and
+/// renewing, and by its own clock the lease has two thirds of its time left.
+#[tokio::test(start_paused = true)]
+async fn a_renewal_retried_after_a_passing_failure_is_not_taken_over_by_a_clock_ahead() {
+    let t = skewed_taker(Duration::from_millis(100), Duration::ZERO, true).await;
+    assert!(t.failed_once, "the renewal failed once: {t:?}");
+    assert!(!t.taken && t.still_alices && !t.cancelled, "a live lease was taken over: {t:?}");
+}
+
+/// With `wait` 0 a live lease is refused (as soon as the taker can tell it is renewed), even
+/// when the taker's clock makes it look expired; not waited on for ever.
+#[tokio::test(start_paused = true)]
+async fn a_taker_whose_clock_runs_ahead_is_told_the_run_is_held() {
+    let t = skewed_taker(Duration::from_millis(100), Duration::ZERO, false).await;
+    assert!(!t.taken && t.still_alices, "{t:?}");
+    assert!(t.held, "a renewed lease must be refused within the wait (0 s): {}", t.outcome);
 }
 
 #[tokio::test(start_paused = true)]
@@ -772,4 +837,35 @@ async fn release_deletes_the_lease_but_not_one_taken_over() {
     );
     b.lease.release().await.unwrap();
     assert_eq!(current_lease(&objects).await, None);
+}
+
+/// S3 applied the renewal, its answer was lost, and the SDK's retry failed `If-Match` against
+/// the renewal itself. The lease is still this process's: the renewal must not say Lost.
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_to_a_renewal_keeps_the_lease() {
+    let (mem, objects, clock) = bucket();
+    let mut a =
+        lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(30, 0), &quiet())
+            .await
+            .unwrap()
+            .lease;
+    mem.lose_answers_then_retry(1);
+    let renewed = a.renew(clock.as_ref()).await;
+    assert_eq!(mem.answers_lost(), 1);
+    assert!(renewed.is_ok(), "its own renewal taken for a takeover: {renewed:?}");
+    a.renew(clock.as_ref()).await.unwrap();
+    a.release().await.unwrap();
+    assert_eq!(current_lease(&objects).await, None);
+}
+
+/// The same on taking a free run: the lease written is this process's own.
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_to_an_acquire_does_not_hold_the_run_against_itself() {
+    let (mem, objects, clock) = bucket();
+    mem.lose_answers_then_retry(1);
+    let got =
+        lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(30, 0), &quiet()).await;
+    assert_eq!(mem.answers_lost(), 1);
+    let got = got.unwrap_or_else(|e| panic!("refused its own lease: {e}"));
+    assert_eq!(current_lease(&objects).await, Some(got.lease.body().lease.clone()));
 }
