@@ -14,6 +14,50 @@ pub(crate) const SRC: &str = "us-east-1";
 /// Polls of runs against the emulator, whose jobs take a fraction of a second.
 pub(crate) const FAST_POLLS: [&str; 2] = ["--poll-interval", "500ms"];
 pub(crate) const DST: &str = "us-west-2";
+/// The state bucket of tests on S3 state (in the target region: not in the source's).
+pub(crate) const STATE_BUCKET: &str = "drover-state";
+
+/// The keys under `prefix` in an emulator bucket, in order (one ListObjectsV2 page: tests
+/// store fewer than 1,000 objects).
+pub(crate) fn s3_keys(emu: &Emulator, bucket: &str, prefix: &str) -> Vec<String> {
+    let listed = s3_retried(emu, "GET", &format!("/{bucket}?list-type=2&prefix={prefix}"), "");
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(!listed.body.contains("<IsTruncated>true"), "more than one page");
+    listed
+        .body
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</Key>").map(|(key, _)| key.to_owned()))
+        .collect()
+}
+
+/// A raw S3 request to the emulator, retried while it answers a passing 5xx (realism mode
+/// faults S3 calls too).
+pub(crate) fn s3_retried(
+    emu: &Emulator,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> crate::common::Http {
+    for _ in 0..20 {
+        let answer = emu.s3(method, path, &[], body);
+        if answer.status < 500 {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{method} {path}: the emulator kept answering 5xx");
+}
+
+/// Where a test keeps its runs' state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Store {
+    /// A local directory (`--state DIR`).
+    Dir,
+    /// An S3 bucket on the emulator (`--state s3://...`).
+    Bucket,
+}
+
 const TABLES: [&str; 5] = ["customers", "products", "orders", "invoices", "shipments"];
 
 fn spec() -> Value {
@@ -102,6 +146,50 @@ impl Setup {
         self.dir.path().join("state").to_str().unwrap().to_owned()
     }
 
+    /// The `--state` of `store`: the setup's directory, or a versioned bucket in the target
+    /// region (made on first use) under the prefix `e2e`.
+    pub(crate) fn state_url(&self, store: Store) -> String {
+        match store {
+            Store::Dir => self.state(),
+            Store::Bucket => {
+                if !self.dir.path().join("bucket-made").exists() {
+                    self.emu.create_bucket(STATE_BUCKET, DST);
+                    self.emu.bucket_versioning(STATE_BUCKET, "Enabled");
+                    std::fs::write(self.dir.path().join("bucket-made"), "").unwrap();
+                }
+                format!("s3://{STATE_BUCKET}/e2e")
+            }
+        }
+    }
+
+    /// A command that reads runs (`report`, `status`, `runs`) on `store`: a bucket is reached
+    /// through the environment (`AWS_ENDPOINT_URL`), as those commands have no AWS flags.
+    pub(crate) fn reader(&self, store: Store, args: &[&str]) -> crate::common::Run {
+        let state = self.state_url(store);
+        let mut all = args.to_vec();
+        all.extend(["--state", &state]);
+        let out = aws_command(&all).env("AWS_ENDPOINT_URL", self.emu.url()).output().unwrap();
+        crate::common::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A run's journal as stored: the file, or its objects in key order, concatenated.
+    pub(crate) fn journal_text(&self, store: Store, id: &str) -> String {
+        match store {
+            Store::Dir => std::fs::read_to_string(
+                Path::new(&self.state()).join("runs").join(id).join("journal.jsonl"),
+            )
+            .unwrap(),
+            Store::Bucket => s3_keys(&self.emu, STATE_BUCKET, &format!("e2e/runs/{id}/journal/"))
+                .iter()
+                .map(|key| s3_retried(&self.emu, "GET", &format!("/{STATE_BUCKET}/{key}"), "").body)
+                .collect(),
+        }
+    }
+
     pub(crate) fn inspect(&self) -> Value {
         self.emu.fixture("inspect", &json!({"regions": [SRC, DST]}))
     }
@@ -142,16 +230,26 @@ impl Setup {
 
 #[test]
 fn a_drill_restores_every_table_faithfully_and_tears_down_only_its_own() {
+    drill_end_to_end(Store::Dir);
+}
+
+#[test]
+fn a_drill_on_s3_state_restores_every_table_faithfully_and_tears_down_only_its_own() {
+    drill_end_to_end(Store::Bucket);
+}
+
+fn drill_end_to_end(store: Store) {
     let s = setup(0.3);
     let id = "emu-20261124t000000z-e2e00001";
+    let state = s.state_url(store);
     let run = s.cloud_cli(&[
         "drill",
         s.plan.to_str().unwrap(),
         "--keep",
         "--run-id",
         id,
-        "--state-dir",
-        &s.state(),
+        "--state",
+        &state,
     ]);
     assert_eq!(run.code, 0, "{}\n{}", run.transcript(), s.emu.log());
     for t in TABLES {
@@ -188,19 +286,18 @@ fn a_drill_restores_every_table_faithfully_and_tears_down_only_its_own() {
     // No secret anywhere: output, journal, reports.
     let mut seen = run.transcript();
     for format in ["md", "json", "junit", "html"] {
-        seen.push_str(
-            &drover_aws(&["report", id, "--format", format, "--state-dir", &s.state()])
-                .transcript(),
-        );
+        let report = s.reader(store, &["report", id, "--format", format]);
+        assert_eq!(report.code, 0, "{}", report.transcript());
+        seen.push_str(&report.transcript());
     }
-    seen.push_str(
-        &std::fs::read_to_string(Path::new(&s.state()).join("runs").join(id).join("journal.jsonl"))
-            .unwrap(),
-    );
+    let journal = s.journal_text(store, id);
+    assert!(journal.contains("\"type\":\"header\""), "{journal}");
+    seen.push_str(&journal);
     assert!(!seen.contains(crate::common::TEST_SECRET), "the secret key leaked");
     assert!(!seen.contains("AWS_SECRET_ACCESS_KEY"), "the secret's name leaked");
 
-    let down = drover_aws(&["teardown", id, "--state-dir", &s.state()]);
+    let url = s.emu.url();
+    let down = drover_aws(&["teardown", id, "--state", &state, "--endpoint-url", &url]);
     assert_eq!(down.code, 0, "{}", down.transcript());
     let world = s.inspect();
     let left: Vec<&String> = world[DST]["tables"].as_object().unwrap().keys().collect();
@@ -215,10 +312,26 @@ fn a_drill_restores_every_table_faithfully_and_tears_down_only_its_own() {
 
 #[test]
 fn a_failover_restores_from_target_copies_with_the_source_region_unreachable() {
+    failover_end_to_end(Store::Dir);
+}
+
+/// With the state in a bucket of the target region, a failover needs nothing of the source
+/// region (the point of keeping state out of it).
+#[test]
+fn a_failover_on_s3_state_restores_from_target_copies_with_the_source_region_unreachable() {
+    failover_end_to_end(Store::Bucket);
+}
+
+fn failover_end_to_end(store: Store) {
     let s = setup(0.2);
     let url = s.emu.url();
+    // The bucket's region named: finding it would ask us-east-1, the region that is down.
+    let mut state = s.state_url(store);
+    if store == Store::Bucket {
+        state.push_str(&format!("?region={DST}"));
+    }
     // A backup run leaves copies of every table in the target vault (a drill deletes its own).
-    let backup = s.cloud_cli(&["backup", s.plan.to_str().unwrap(), "--state-dir", &s.state()]);
+    let backup = s.cloud_cli(&["backup", s.plan.to_str().unwrap(), "--state", &state]);
     assert_eq!(backup.code, 0, "{}", backup.transcript());
     // Now the source region is unreachable: port 1 on loopback refuses connections. Any call
     // there would be retried until it gives up, far beyond the time allowed here.
@@ -232,8 +345,8 @@ fn a_failover_restores_from_target_copies_with_the_source_region_unreachable() {
         &url,
         "--region-endpoint",
         &format!("{SRC}=http://127.0.0.1:1"),
-        "--state-dir",
-        &s.state(),
+        "--state",
+        &state,
     ])
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -255,10 +368,12 @@ fn a_failover_restores_from_target_copies_with_the_source_region_unreachable() {
         assert_eq!(restored["kms_key"], json!(s.target_key), "{t}");
     }
     // Refuses a second failover over the restored tables.
-    let again =
-        s.cloud_cli(&["failover", s.plan.to_str().unwrap(), "--yes", "--state-dir", &s.state()]);
+    let again = s.cloud_cli(&["failover", s.plan.to_str().unwrap(), "--yes", "--state", &state]);
     assert_eq!(again.code, 1);
     assert!(again.stderr.contains("never overwrites"), "{}", again.stderr);
+    let runs = s.reader(store, &["runs"]);
+    assert_eq!(runs.code, 0, "{}", runs.transcript());
+    assert_eq!(runs.stdout.matches("succeeded").count(), 2, "{}", runs.stdout);
 }
 
 #[test]

@@ -248,8 +248,8 @@ impl Emulator {
                  <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
             )
         };
-        let answer =
-            self.s3("PUT", &format!("/{bucket}"), &[("Content-Type", "application/xml")], &body);
+        let path = format!("/{bucket}");
+        let answer = self.s3_setup("PUT", &path, &body);
         assert_eq!(answer.status, 200, "CreateBucket {bucket}: {}", answer.body);
     }
 
@@ -260,8 +260,22 @@ impl Emulator {
              <Status>{status}</Status></VersioningConfiguration>"
         );
         let path = format!("/{bucket}?versioning");
-        let answer = self.s3("PUT", &path, &[("Content-Type", "application/xml")], &body);
+        let answer = self.s3_setup("PUT", &path, &body);
         assert_eq!(answer.status, 200, "PutBucketVersioning {bucket}: {}", answer.body);
+    }
+
+    /// An S3 request of a test's set-up, retried while it answers a passing 5xx (the
+    /// realism mode faults S3 calls too).
+    fn s3_setup(&self, method: &str, path: &str, body: &str) -> Http {
+        let mut answer = self.s3(method, path, &[("Content-Type", "application/xml")], body);
+        for _ in 0..20 {
+            if answer.status < 500 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            answer = self.s3(method, path, &[("Content-Type", "application/xml")], body);
+        }
+        answer
     }
 
     /// One HTTP/1.1 request to the emulator on loopback, answered and closed.

@@ -17,6 +17,7 @@ mod report;
 mod runs;
 mod s3_store;
 mod sim_time;
+mod state_s3;
 mod sweep;
 mod unreachable;
 

@@ -68,7 +68,9 @@ pub(crate) fn model(args: &ModelArgs) -> (DurationModel, String) {
             let runs = match history_at(location) {
                 Ok(runs) => runs,
                 Err(e) => {
-                    output::error(&format!("--history {location}: {e}; estimating with the default model"));
+                    output::error(&format!(
+                        "--history {location}: {e}; estimating with the default model"
+                    ));
                     Vec::new()
                 }
             };
@@ -108,7 +110,9 @@ fn history_at(location: &str) -> Result<Vec<drover_engine::state::RunState>, Str
 }
 
 /// The runs a store holds that read (to calibrate the duration model).
-pub(crate) async fn history(store: &drover_engine::store::Store) -> Vec<drover_engine::state::RunState> {
+pub(crate) async fn history(
+    store: &drover_engine::store::Store,
+) -> Vec<drover_engine::state::RunState> {
     match store {
         drover_engine::store::Store::Dir(dir) => estimate::history(dir),
         drover_engine::store::Store::Bucket(_) => store

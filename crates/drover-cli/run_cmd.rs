@@ -5,9 +5,9 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::sync::Arc;
 
 use drover_engine::journal::{JournalError, Record};
+use drover_engine::state::{Header, Limits, RunEvent, RunOptions, RunState};
 use drover_engine::store::lease::Taking;
 use drover_engine::store::{Location, Store};
-use drover_engine::state::{Header, Limits, RunEvent, RunOptions, RunState};
 use drover_engine::{Clock, Execution, Outcome, Settings, SystemClock, execute, run};
 use drover_plan::{Mode, Plan};
 use tokio_util::sync::CancellationToken;
@@ -119,7 +119,8 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
     };
     if args.cloud == CloudArg::Sim && !matches!(location, Location::Dir(_)) {
         output::error(
-            "a `--cloud sim` run is an offline test double: its journal and its simulated world              stay in a local state directory; drop --state (or use a directory)",
+            "a `--cloud sim` run is an offline test double: its journal and its simulated world \
+             stay in a local state directory; drop --state (or use a directory)",
         );
         return Ok(Exit::Usage);
     }
@@ -286,16 +287,19 @@ async fn continue_on(
         output::error(&e);
         return Ok(Exit::Usage);
     }
-    let store =
-        match state_store::open(state_args, &aws.over(drover_aws::AwsOptions::default()), taking.ttl)
-            .await
-        {
-            Ok(store) => store,
-            Err(e) => {
-                output::error(&e);
-                return Ok(Exit::Failure);
-            }
-        };
+    let store = match state_store::open(
+        state_args,
+        &aws.over(drover_aws::AwsOptions::default()),
+        taking.ttl,
+    )
+    .await
+    {
+        Ok(store) => store,
+        Err(e) => {
+            output::error(&e);
+            return Ok(Exit::Failure);
+        }
+    };
     let hold = match state_store::hold(&store, run_id, taking).await {
         Ok(hold) => hold,
         Err(e) => {
@@ -348,7 +352,8 @@ async fn continue_on(
         }
         Ok(_) => {
             let message = format!(
-                "{} changed since run {run_id} started (its hash no longer matches the journal's);                  restore the file, or resume with --force to use the new plan",
+                "{} changed since run {run_id} started (its hash no longer matches the journal's); \
+                 restore the file, or resume with --force to use the new plan",
                 header.plan_path
             );
             return refuse(hold, &message).await;
@@ -368,7 +373,8 @@ async fn continue_on(
     };
     if header.options.simulated() && store.dir().is_none() {
         let message = format!(
-            "run {run_id} is a simulated run, whose world lives in a local state directory, not              in {}; it cannot be resumed from here",
+            "run {run_id} is a simulated run, whose world lives in a local state directory, not \
+             in {}; it cannot be resumed from here",
             store.location()
         );
         return refuse(hold, &message).await;
@@ -431,15 +437,8 @@ async fn continue_on(
         volatile_journal: cloud.sim_model().is_some(),
         ..Settings::default()
     };
-    let run = Ready {
-        plan,
-        journal: opened.journal,
-        state: opened.state,
-        cloud,
-        settings,
-        store,
-        hold,
-    };
+    let run =
+        Ready { plan, journal: opened.journal, state: opened.state, cloud, settings, store, hold };
     execute_run(run, None, log).await
 }
 
@@ -464,7 +463,14 @@ async fn expected_durations(
         None => {
             let defaults =
                 drover_sim::DurationModel { noise: 0.0, ..drover_sim::DurationModel::default() };
-            drover_sim::estimate::calibrate(&crate::estimate::history(store).await, defaults).0
+            // A bucket's past runs are not read for this (that would cost a read of every
+            // run's journal at each start): `plan --estimate --history s3://...` does.
+            match store {
+                Store::Dir(dir) => {
+                    drover_sim::estimate::calibrate(&drover_sim::estimate::history(dir), defaults).0
+                }
+                Store::Bucket(_) => defaults,
+            }
         }
     };
     Some(Arc::new(drover_sim::estimate::expected_durations(plan, mode, &sizes, &model)))
@@ -508,9 +514,8 @@ async fn execute_run(
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
+        interrupted().await;
+        on_signal.cancel();
     });
     // The lease is renewed while the run executes; losing it stops the run.
     let held = hold.keep(&cancel);
@@ -578,6 +583,23 @@ async fn execute_run(
             Exit::Interrupted
         }
     })
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what CI systems send a cancelled job):
+/// either stops the run as Ctrl-C does, journaled and with its lease released.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Aborts a task when dropped (the pacer, when the run ends however it ends).

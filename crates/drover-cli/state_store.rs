@@ -46,11 +46,15 @@ pub(crate) async fn open(
                 kms_key: args.state_kms_key.clone(),
                 page_size,
             };
+            let asked = config.region.is_none();
             let s3 = drover_aws::S3Store::connect(aws, config).await.map_err(|e| {
-                format!(
-                    "the state bucket `{bucket}` cannot be used: {e}; check the bucket's name, \
-                     region and your access to it"
-                )
+                let hint = if asked {
+                    " (the bucket's region was looked up in us-east-1: name it in the URL, \
+                     `?region=REGION`, so that reaching the state needs no other region)"
+                } else {
+                    ""
+                };
+                format!("the state bucket `{bucket}` cannot be used{hint}: {e}")
             })?;
             Ok(Store::Bucket(Bucket { objects: Arc::new(s3), ride_out }))
         }
@@ -68,7 +72,7 @@ pub(crate) enum Hold {
     /// A directory's OS lock (released when the process ends, however it ends).
     Dir(StateLock),
     /// A run's lease on a bucket, not yet kept alive.
-    Lease(lease::Lease),
+    Lease(Box<lease::Lease>),
 }
 
 /// A hold while its run executes: the lease is renewed in the background.
@@ -89,10 +93,9 @@ pub(crate) async fn hold(store: &Store, run_id: &str, taking: Taking) -> Result<
             let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
             let holder = Holder::this_process(env!("CARGO_PKG_VERSION"));
             let note = |line: String| output::stderr(&format!("note: {line}"));
-            let acquired =
-                lease::acquire(&bucket.objects, run_id, holder, &clock, taking, &note)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let acquired = lease::acquire(&bucket.objects, run_id, holder, &clock, taking, &note)
+                .await
+                .map_err(|e| e.to_string())?;
             if let Some(old) = &acquired.took_over {
                 output::stderr(&format!(
                     "took over run {run_id} from {} (its lease {} expired at {})",
@@ -101,7 +104,7 @@ pub(crate) async fn hold(store: &Store, run_id: &str, taking: Taking) -> Result<
                     drover_engine::run::format_time(old.expires_at)
                 ));
             }
-            Ok(Hold::Lease(acquired.lease))
+            Ok(Hold::Lease(Box::new(acquired.lease)))
         }
     }
 }
@@ -112,7 +115,7 @@ impl Hold {
         match self {
             Hold::Dir(lock) => Held::Dir(lock),
             Hold::Lease(l) => {
-                Held::Lease(lease::keep(l, Arc::new(SystemClock::new()), run.clone()))
+                Held::Lease(lease::keep(*l, Arc::new(SystemClock::new()), run.clone()))
             }
         }
     }
@@ -152,11 +155,19 @@ impl Held {
 /// Who holds a run now, for a process that lost it: a sentence, or nothing if unknown.
 pub(crate) async fn holder_now(store: &Store, run_id: &str) -> Option<String> {
     let Store::Bucket(bucket) = store else { return None };
+    let now = SystemClock::new().now();
     match lease::read(&bucket.objects, run_id).await {
-        Ok(Some((body, _))) => Some(format!(
-            "run {run_id} is now held by {} (lease {}, until {})",
+        Ok(Some((body, _))) if body.expires_at > now => Some(format!(
+            "run {run_id} is held by {} (lease {}, until {} unless renewed)",
             body.holder,
             body.lease,
+            drover_engine::run::format_time(body.expires_at)
+        )),
+        Ok(Some((body, _))) => Some(format!(
+            "run {run_id}'s lease {} (held by {}) expired at {}: its holder is gone or cut off; \
+             `drover resume {run_id}` takes it over",
+            body.lease,
+            body.holder,
             drover_engine::run::format_time(body.expires_at)
         )),
         _ => None,

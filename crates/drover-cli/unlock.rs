@@ -66,36 +66,18 @@ async fn unlock(args: &UnlockArgs) -> Result<Exit, CliError> {
         ));
         return Ok(Exit::Failure);
     }
-    // Journaled first: a holder that is alive collides with this record at its next one.
-    let mut opened = match store.open(run_id).await {
-        Ok(opened) => opened,
+    // Journaled first: a holder that is alive collides with this record at its next one. A
+    // run whose journal was never created (its holder died starting it) has nothing to
+    // journal: its lease alone is broken.
+    let exists = match store.exists(run_id).await {
+        Ok(exists) => exists,
         Err(e) => {
             output::error(&e.to_string());
             return Ok(Exit::Failure);
         }
     };
-    let me = Holder::this_process(env!("CARGO_PKG_VERSION"));
-    let record = Record::Run {
-        event: RunEvent::LeaseBroken {
-            lease: body.lease.clone(),
-            holder: body.holder.to_string(),
-            by: me.to_string(),
-        },
-    };
-    let now = drover_engine::state::stamp(
-        drover_engine::Clock::now(&drover_engine::SystemClock::new()),
-        &opened.state,
-    );
-    let journaled = match opened.journal.append(now, record) {
-        Ok(_) => opened.journal.flush().await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = journaled {
-        output::error(&format!(
-            "the break could not be journaled ({e}); the lease was left as it is: its holder may \
-             be writing the run right now"
-        ));
-        return Ok(Exit::Failure);
+    if exists && let Err(exit) = journal_break(&store, run_id, &body).await {
+        return Ok(exit);
     }
     match lease::break_lease(&bucket.objects, &body, &etag).await {
         Ok(()) => {
@@ -120,4 +102,35 @@ async fn unlock(args: &UnlockArgs) -> Result<Exit, CliError> {
             Ok(Exit::Failure)
         }
     }
+}
+
+/// Journals the break of `body`'s lease (a `lease-broken` record), durably.
+async fn journal_break(store: &Store, run_id: &str, body: &lease::LeaseBody) -> Result<(), Exit> {
+    let mut opened = store.open(run_id).await.map_err(|e| {
+        output::error(&e.to_string());
+        Exit::Failure
+    })?;
+    let me = Holder::this_process(env!("CARGO_PKG_VERSION"));
+    let record = Record::Run {
+        event: RunEvent::LeaseBroken {
+            lease: body.lease.clone(),
+            holder: body.holder.to_string(),
+            by: me.to_string(),
+        },
+    };
+    let now = drover_engine::state::stamp(
+        drover_engine::Clock::now(&drover_engine::SystemClock::new()),
+        &opened.state,
+    );
+    let journaled = match opened.journal.append(now, record) {
+        Ok(_) => opened.journal.flush().await,
+        Err(e) => Err(e),
+    };
+    journaled.map_err(|e| {
+        output::error(&format!(
+            "the break could not be journaled ({e}); the lease was left as it is: its holder may \
+             be writing the run right now"
+        ));
+        Exit::Failure
+    })
 }

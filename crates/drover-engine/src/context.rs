@@ -95,11 +95,15 @@ impl Shared {
     /// Appends a step transition (durably), then applies it to the state. Returns once the
     /// record is durable: the caller may act on it.
     pub(crate) async fn record(&self, key: &StepKey, event: StepEvent) -> Result<(), EngineError> {
-        // Losing `began` or `blocked` in a crash only makes the step start again from where it
-        // was: they are written now and made durable with the next record.
-        let lazy = matches!(event, StepEvent::Began | StepEvent::Blocked { .. });
-        let (seq, durability) = {
+        let (seq, durability, lazy) = {
             let mut book = lock(&self.book);
+            // Losing `began` or `blocked` in a crash only makes the step start again from
+            // where it was: in a file they are written now and made durable with the next
+            // record. On a bucket every record is waited for: its write is also the check that
+            // this process still holds the run (a stale process must not write a drill marker
+            // or delete a table before its first durable record is refused).
+            let lazy = book.journal.is_local()
+                && matches!(event, StepEvent::Began | StepEvent::Blocked { .. });
             let mut next = book.state.steps.get(key).cloned().unwrap_or_default();
             let now = stamp(self.ports.clock.now(), &book.state);
             if let Err(reason) = next.apply(&event, now) {
@@ -117,7 +121,7 @@ impl Shared {
             book.state.last_at = entry.at;
             book.state.records = entry.seq;
             self.observer.step(key, &event, &book.state);
-            (entry.seq, book.journal.durability())
+            (entry.seq, book.journal.durability(), lazy)
         };
         if !lazy {
             durability.until(seq).await?;

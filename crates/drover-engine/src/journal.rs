@@ -123,7 +123,8 @@ pub enum JournalError {
     /// process's write of record `seq` because it exists): this process no longer holds the
     /// run, and stops before any further effect.
     #[error(
-        "journal {path}: another drover wrote record {seq} of this run first, so this process          no longer holds the run; it stopped before doing anything more"
+        "journal {path}: another drover wrote record {seq} of this run first, so this process no \
+         longer holds the run; it stopped before doing anything more"
     )]
     Lost {
         /// The journal's location.
@@ -345,6 +346,13 @@ impl Journal {
             Sink::File { .. } => Durability(None),
             Sink::Objects(writer) => Durability(Some(writer.waiter())),
         }
+    }
+
+    /// Whether the journal is a local file (an object journal's records are fenced: each is
+    /// known to be this process's only once written).
+    #[must_use]
+    pub fn is_local(&self) -> bool {
+        matches!(self.sink, Sink::File { .. })
     }
 
     /// Waits until every record appended so far is durable.

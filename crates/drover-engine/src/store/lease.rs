@@ -6,15 +6,17 @@
 //! and taken over with `If-Match` once it has expired.
 //!
 //! The lease keeps honest processes out of each other's way; it is not what keeps a run
-//! safe. That is the journal's fencing ([`crate::store::remote`]): every record is written
+//! safe. That is the journal's fencing (`store/remote.rs`): every record is written
 //! with `If-None-Match`, so a process that lost its lease (a paused laptop, a clock that runs
 //! fast elsewhere) loses the run at its next record, before any further effect.
 //!
 //! Clock skew: a lease's expiry is the holder's clock plus its time to live, and a reader
 //! judges it by its own clock. So that a reader whose clock runs ahead never takes over a live
 //! lease, a lease that looks expired is taken over only after the reader has seen it unrenewed
-//! (the same entity tag) for one renewal interval by its own monotonic clock: a live holder
-//! renews within that interval whatever the clocks say.
+//! (the same entity tag) for its whole time to live by its own monotonic clock. A live holder
+//! renews three times in that time, and one that could not renew for that long has stopped
+//! itself (its keeper gives up before its lease expires); a lease seen renewed while it looked
+//! expired is live, whatever the clocks say.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -235,9 +237,12 @@ fn new_lease_id(clock: &dyn Clock) -> String {
     format!("{:016x}", h.finish())
 }
 
-/// Takes the lease of `run_id`: a free one at once; one that expired after seeing it
-/// unrenewed for its renewal interval; a live one only if it expires within `taking.wait`.
-/// `note` hears what it waits for, once per lease seen.
+/// Takes the lease of `run_id`: a free one at once; one that looks expired once it has stayed
+/// unrenewed (the same entity tag) for its whole time to live by this process's monotonic
+/// clock; a live one only if it ends or expires within `taking.wait`. A lease that looks
+/// expired but is renewed meanwhile is live (this machine's clock is ahead). `note` hears what
+/// it waits for, once per lease seen. The store's passing failures are retried for up to the
+/// time to live taken.
 ///
 /// # Errors
 /// [`LeaseError::Held`] when a live lease outlasts the wait; store failures.
@@ -251,9 +256,11 @@ pub async fn acquire(
 ) -> Result<Acquired, LeaseError> {
     let key = lease_key(run_id);
     let started = tokio::time::Instant::now();
+    // The lease last seen, since when, and whether a renewal was seen at all.
     let mut seen: Option<(String, tokio::time::Instant)> = None;
+    let mut renewed = false;
     let ttl_ms = u64::try_from(taking.ttl.as_millis()).unwrap_or(u64::MAX);
-    let body = |now: Millis, renewals: u64| LeaseBody {
+    let body = |now: Millis| LeaseBody {
         lease: new_lease_id(clock.as_ref()),
         run: run_id.to_owned(),
         holder: holder.clone(),
@@ -261,46 +268,55 @@ pub async fn acquire(
         renewed_at: now,
         expires_at: now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)),
         ttl_ms,
-        renewals,
+        renewals: 0,
     };
+    let mut failing = Duration::ZERO;
     loop {
-        let current = read(objects, run_id).await?;
+        let current = match patiently(read(objects, run_id).await, &mut failing, taking.ttl).await {
+            Some(current) => current?,
+            None => continue,
+        };
         let now = clock.now();
         let (condition, took_over) = match current {
             None => (Condition::Absent, None),
             Some((old, etag)) => {
                 let first_seen = match &seen {
                     Some((e, at)) if *e == etag => *at,
-                    _ => {
+                    previous => {
+                        renewed |= previous.is_some();
                         let at = tokio::time::Instant::now();
-                        if now >= old.expires_at {
-                            note(format!(
-                                "the lease of run {run_id} held by {} expired at {}; taking it \
-                                 over once it stays unrenewed for {}s",
-                                old.holder,
-                                crate::run::format_time(old.expires_at),
-                                old.renew_every().as_secs_f64().ceil()
-                            ));
-                        } else if !taking.wait.is_zero() {
-                            note(format!(
-                                "run {run_id} is held by {} until {}; waiting up to {}s for it \
-                                 to end or expire",
-                                old.holder,
-                                crate::run::format_time(old.expires_at),
-                                taking.wait.as_secs()
-                            ));
+                        if previous.is_none() {
+                            if now >= old.expires_at {
+                                note(format!(
+                                    "the lease of run {run_id} held by {} expired at {}; taking \
+                                     it over once it stays unrenewed for {}s",
+                                    old.holder,
+                                    crate::run::format_time(old.expires_at),
+                                    Duration::from_millis(old.ttl_ms).as_secs_f64().ceil()
+                                ));
+                            } else if !taking.wait.is_zero() {
+                                note(format!(
+                                    "run {run_id} is held by {} until {}; waiting up to {}s for \
+                                     it to end or expire",
+                                    old.holder,
+                                    crate::run::format_time(old.expires_at),
+                                    taking.wait.as_secs()
+                                ));
+                            }
                         }
                         seen = Some((etag.clone(), at));
                         at
                     }
                 };
-                let expired = now >= old.expires_at;
-                if expired && first_seen.elapsed() >= old.renew_every() {
+                // Renewed while it looked expired: its holder is alive, and this clock ahead.
+                let expired = now >= old.expires_at
+                    && !(renewed && first_seen.elapsed() < Duration::from_millis(old.ttl_ms));
+                if expired && first_seen.elapsed() >= Duration::from_millis(old.ttl_ms) {
                     (Condition::Matches(etag), Some(old))
                 } else if !expired && started.elapsed() >= taking.wait {
                     return Err(LeaseError::Held(Box::new(old)));
                 } else {
-                    let pause = if expired { old.renew_every() / 4 } else { old.renew_every() / 2 };
+                    let pause = old.renew_every() / 4;
                     tokio::time::sleep(
                         pause.clamp(Duration::from_millis(50), Duration::from_secs(2)),
                     )
@@ -309,18 +325,51 @@ pub async fn acquire(
                 }
             }
         };
-        let new = body(now, 0);
+        let new = body(now);
         let bytes = serde_json::to_vec(&new).unwrap_or_default();
-        match objects.put(&key, bytes, condition).await? {
-            Written::Done { etag } => {
-                return Ok(Acquired {
-                    lease: Lease { objects: Arc::clone(objects), body: new, etag },
-                    took_over,
-                });
-            }
-            // Another process took it first: look again.
-            Written::Conflict => {}
+        let put = objects.put(&key, bytes.clone(), condition).await.map_err(LeaseError::from);
+        let written = match patiently(put, &mut failing, taking.ttl).await {
+            Some(written) => written?,
+            None => continue,
+        };
+        let etag = match written {
+            Written::Done { etag } => Some(etag),
+            // Another process took it first, or this write landed on an attempt whose answer
+            // was lost (then the lease holds exactly these bytes): look again.
+            Written::Conflict => match objects.get(&key).await {
+                Ok(Some(object)) if object.bytes == bytes => Some(object.etag),
+                _ => None,
+            },
+        };
+        if let Some(etag) = etag {
+            return Ok(Acquired {
+                lease: Lease { objects: Arc::clone(objects), body: new, etag },
+                took_over,
+            });
         }
+    }
+}
+
+/// A store call's result, with passing failures waited out: `None` to try again (after a
+/// pause), the result otherwise; gives up once the failures have lasted `budget`.
+async fn patiently<T>(
+    result: Result<T, LeaseError>,
+    failing: &mut Duration,
+    budget: Duration,
+) -> Option<Result<T, LeaseError>> {
+    match result {
+        Ok(value) => {
+            *failing = Duration::ZERO;
+            Some(Ok(value))
+        }
+        Err(LeaseError::Store(e)) if e.kind.is_retryable() && *failing < budget => {
+            tracing::warn!("the state store failed, retrying: {e}");
+            let pause = Duration::from_secs(1);
+            tokio::time::sleep(pause).await;
+            *failing += pause;
+            None
+        }
+        Err(e) => Some(Err(e)),
     }
 }
 
@@ -343,14 +392,22 @@ impl Lease {
         next.renewals += 1;
         let bytes = serde_json::to_vec(&next).unwrap_or_default();
         let key = lease_key(&self.body.run);
-        match self.objects.put(&key, bytes, Condition::Matches(self.etag.clone())).await? {
-            Written::Done { etag } => {
-                self.body = next;
-                self.etag = etag;
-                Ok(())
-            }
-            Written::Conflict => Err(LeaseError::Lost { run: self.body.run.clone() }),
-        }
+        let etag = match self
+            .objects
+            .put(&key, bytes.clone(), Condition::Matches(self.etag.clone()))
+            .await?
+        {
+            Written::Done { etag } => etag,
+            // This renewal may have landed on an earlier attempt whose answer was lost: then
+            // the lease holds exactly what was written.
+            Written::Conflict => match self.objects.get(&key).await? {
+                Some(object) if object.bytes == bytes => object.etag,
+                _ => return Err(LeaseError::Lost { run: self.body.run.clone() }),
+            },
+        };
+        self.body = next;
+        self.etag = etag;
+        Ok(())
     }
 
     /// Releases the lease (deletes it, if it is still this one).

@@ -11,7 +11,7 @@
 //! | torn last record | cut off (a crash mid-write) | impossible (objects are whole): refused |
 //!
 //! - [`objects`]: the port a bucket is reached through (implemented in `drover-aws`);
-//! - [`remote`](self): the journal on objects, and its group-committing writer;
+//! - `remote.rs`: the journal on objects, and its group-committing writer;
 //! - [`lease`]: leases, their renewal and takeover.
 
 pub mod lease;

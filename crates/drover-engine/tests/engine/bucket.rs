@@ -128,9 +128,10 @@ async fn a_drill_on_a_bucket_succeeds_and_reads_back_like_a_directory_run() {
         per_table(Op::Get),
         per_table(Op::List),
     );
-    // Seen on DEMO in virtual time: 58 records in 35 objects (0.60). Lazy records (`began`,
-    // `blocked`) ride with the next durable one, and steps that journal together share one.
-    assert!(objects * 100 <= records * 65, "{objects} objects for {records} records");
+    // Seen on DEMO in virtual time: 58 records in 49 objects (0.84). On a bucket every record
+    // is waited for (its write is the check that the run is still this process's), so only
+    // records appended while a write is in flight share an object.
+    assert!(objects * 100 <= records * 90, "{objects} objects for {records} records");
     // One put per object (no conflict, no retry), the header's included; one listing (does
     // the run exist?) and no read: a writer never reads its own journal back.
     assert_eq!(count(Op::Put), objects);
@@ -560,7 +561,7 @@ async fn a_free_run_is_leased_and_a_held_one_refused_naming_its_holder() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_expired_lease_is_taken_over_only_after_staying_unrenewed_for_its_renewal_interval() {
+async fn an_expired_lease_is_taken_over_only_after_staying_unrenewed_for_its_time_to_live() {
     let (_, objects, clock) = bucket();
     // A 3 s lease, renewed every second; its holder stops renewing (it died).
     let old = lease::acquire(&objects, RUN_ID, holder("alice", 7), &clock, taking(3, 0), &quiet())
@@ -583,19 +584,19 @@ async fn an_expired_lease_is_taken_over_only_after_staying_unrenewed_for_its_ren
             (got, started.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(!taker.is_finished(), "taken over before a renewal interval passed");
+    tokio::time::sleep(Duration::from_millis(2900)).await;
+    assert!(!taker.is_finished(), "taken over before its time to live passed unrenewed");
     assert_eq!(current_lease(&objects).await, Some(old_id.clone()));
     let (got, waited) = taker.await.unwrap();
     let got = got.unwrap();
-    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_secs(2), "{waited:?}");
+    assert!(waited >= Duration::from_secs(3) && waited < Duration::from_secs(4), "{waited:?}");
     assert_eq!(got.took_over.map(|b| b.lease), Some(old_id.clone()));
     assert_eq!(got.lease.body().holder, holder("bob", 9));
     assert_eq!(current_lease(&objects).await, Some(got.lease.body().lease.clone()));
     let notes = notes.lock().unwrap().clone();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
-        notes[0].contains("alice@laptop") && notes[0].contains("unrenewed for 1s"),
+        notes[0].contains("alice@laptop") && notes[0].contains("unrenewed for 3s"),
         "{notes:?}"
     );
 
@@ -612,7 +613,7 @@ async fn an_expired_lease_is_taken_over_only_after_staying_unrenewed_for_its_ren
     let waited = started.elapsed();
     // It was seen unrenewed from the start: taken as soon as it expired (3 s), not before.
     assert!(got.took_over.is_some());
-    assert!(waited >= Duration::from_secs(3) && waited < Duration::from_millis(3500), "{waited:?}");
+    assert!(waited >= Duration::from_secs(3) && waited < Duration::from_millis(3600), "{waited:?}");
 }
 
 /// Alice holds the run and keeps her 3 s lease renewed (every second); bob, whose clock
@@ -669,9 +670,9 @@ async fn a_renewed_lease_is_never_taken_over_by_a_clock_that_runs_ahead() {
         let t = skewed_taker(Duration::from_millis(offset_ms), Duration::ZERO, false).await;
         assert!(!t.taken, "offset {offset_ms} ms: a live lease was taken over: {t:?}");
         assert!(t.still_alices && !t.cancelled && t.lost.is_none(), "{t:?}");
-        assert!(t.renewals >= 25, "renewed every second: {t:?}");
-        // Refused, or still looking when the test gave up: nothing else went wrong.
-        assert!(t.held || t.outcome == "Err(Elapsed(()))", "{}", t.outcome);
+        // Refused as soon as a renewal is seen: the lease is live, whatever bob's clock says.
+        assert!(t.renewals >= 1, "renewed: {t:?}");
+        assert!(t.held, "{}", t.outcome);
     }
 }
 
