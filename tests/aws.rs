@@ -163,12 +163,18 @@ impl Setup {
     }
 
     /// A command that reads runs (`report`, `status`, `runs`) on `store`: a bucket is reached
-    /// through the environment (`AWS_ENDPOINT_URL`), as those commands have no AWS flags.
+    /// through the environment (`AWS_ENDPOINT_URL`), as those commands have no AWS flags, and
+    /// listed 3 keys a page (`DROVER_STATE_PAGE_SIZE`), so that reading a journal of more
+    /// objects pages through the listing.
     pub(crate) fn reader(&self, store: Store, args: &[&str]) -> crate::common::Run {
         let state = self.state_url(store);
         let mut all = args.to_vec();
         all.extend(["--state", &state]);
-        let out = aws_command(&all).env("AWS_ENDPOINT_URL", self.emu.url()).output().unwrap();
+        let out = aws_command(&all)
+            .env("AWS_ENDPOINT_URL", self.emu.url())
+            .env("DROVER_STATE_PAGE_SIZE", "3")
+            .output()
+            .unwrap();
         crate::common::Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

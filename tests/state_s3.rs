@@ -96,7 +96,6 @@ fn two_processes_starting_the_same_run_one_proceeds_and_no_job_starts_twice() {
         lost.stderr
     );
     s.assert_one_job_per_table("two processes raced for one run");
-    // Two resumes of the now finished run at once: both see it finished; one at a time.
     let status = s.reader(Store::Bucket, &["status", id]);
     assert!(status.stdout.contains("succeeded"), "{}", status.transcript());
 }

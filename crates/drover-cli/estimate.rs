@@ -89,38 +89,22 @@ pub(crate) fn model(args: &ModelArgs) -> (DurationModel, String) {
 }
 
 /// Past runs in `location` (`--history`: a state directory, a directory of them, or a
-/// state store URL).
+/// state store URL), those that read.
 fn history_at(location: &str) -> Result<Vec<drover_engine::state::RunState>, String> {
     use drover_engine::store::Location;
-    match Location::parse(location)? {
-        Location::Dir(dir) => Ok(estimate::history(&dir)),
-        Location::S3 { .. } => {
-            let args = crate::args::StateArgs {
-                state: Some(location.to_owned()),
-                state_dir: None,
-                state_kms_key: None,
-            };
-            let rt = runtime().map_err(|e| e.to_string())?;
-            rt.block_on(async {
-                let store = crate::state_store::open_for_reading(&args).await?;
-                Ok(history(&store).await)
-            })
-        }
+    if let Location::Dir(dir) = Location::parse(location)? {
+        return Ok(estimate::history(&dir));
     }
-}
-
-/// The runs a store holds that read (to calibrate the duration model).
-pub(crate) async fn history(
-    store: &drover_engine::store::Store,
-) -> Vec<drover_engine::state::RunState> {
-    match store {
-        drover_engine::store::Store::Dir(dir) => estimate::history(dir),
-        drover_engine::store::Store::Bucket(_) => store
-            .list()
-            .await
-            .map(|runs| runs.into_iter().filter_map(|(_, state)| state.ok()).collect())
-            .unwrap_or_default(),
-    }
+    let args = crate::args::StateArgs {
+        state: Some(location.to_owned()),
+        state_dir: None,
+        state_kms_key: None,
+    };
+    runtime().map_err(|e| e.to_string())?.block_on(async {
+        let store = crate::state_store::open_for_reading(&args).await?;
+        let runs = store.list().await.map_err(|e| e.to_string())?;
+        Ok(runs.into_iter().filter_map(|(_, state)| state.ok()).collect())
+    })
 }
 
 /// Table sizes: from `--sizes`, else from the source's DescribeTable. A source that cannot be

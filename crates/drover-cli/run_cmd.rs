@@ -253,6 +253,11 @@ fn continue_run(
     how: Continue,
     log: LogFormat,
 ) -> Result<Exit, CliError> {
+    // Checked before the id names a path.
+    if let Err(e) = run::check_run_id(run_id) {
+        output::error(&e);
+        return Ok(Exit::Usage);
+    }
     let location = match state_args.location() {
         Ok(location) => location,
         Err(e) => {
@@ -283,10 +288,6 @@ async fn continue_on(
     log: LogFormat,
 ) -> Result<Exit, CliError> {
     let Continue { force, teardown, taking } = how;
-    if let Err(e) = run::check_run_id(run_id) {
-        output::error(&e);
-        return Ok(Exit::Usage);
-    }
     let store = match state_store::open(
         state_args,
         &aws.over(drover_aws::AwsOptions::default()),

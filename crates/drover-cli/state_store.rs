@@ -77,6 +77,7 @@ pub(crate) enum Hold {
 
 /// A hold while its run executes: the lease is renewed in the background.
 pub(crate) enum Held {
+    /// Held for its drop: the OS lock is released with it.
     Dir(#[allow(dead_code)] StateLock),
     Lease(Keeper),
 }

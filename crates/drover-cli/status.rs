@@ -220,15 +220,12 @@ pub(crate) fn to_json(state: &RunState) -> serde_json::Value {
 }
 
 /// Reads a run's state (the latest run when `run_id` is `None`) from the store `state`
-/// names; errors are printed.
-fn read_run(state: &StateArgs, run_id: Option<&str>) -> Result<Option<RunState>, CliError> {
-    Ok(read_run_and_lease(state, run_id)?.map(|(state, _)| state))
-}
-
-/// As [`read_run`], with who holds the run now on a bucket (a sentence), if anyone does.
-fn read_run_and_lease(
+/// names, and with `holder`, who holds the run now on a bucket (a sentence), if anyone does;
+/// errors are printed.
+fn read_run(
     state: &StateArgs,
     run_id: Option<&str>,
+    holder: bool,
 ) -> Result<Option<(RunState, Option<String>)>, CliError> {
     let rt = runtime()?;
     Ok(rt.block_on(async {
@@ -267,7 +264,8 @@ fn read_run_and_lease(
                         t.line, t.reason
                     ));
                 }
-                let holder = state_store::holder_now(&store, &run_id).await;
+                let holder =
+                    if holder { state_store::holder_now(&store, &run_id).await } else { None };
                 Some((state, holder))
             }
             Err(e) => {
@@ -279,7 +277,7 @@ fn read_run_and_lease(
 }
 
 pub(crate) fn report(args: &ReportArgs) -> Result<Exit, CliError> {
-    let Some(state) = read_run(&args.state, args.run_id.as_deref())? else {
+    let Some((state, _)) = read_run(&args.state, args.run_id.as_deref(), false)? else {
         return Ok(Exit::Failure);
     };
     // The report reads the plan copy the journal keeps: the file may have changed since.
@@ -303,7 +301,7 @@ pub(crate) fn report(args: &ReportArgs) -> Result<Exit, CliError> {
 }
 
 pub(crate) fn status(args: &StatusArgs) -> Result<Exit, CliError> {
-    let Some((state, holder)) = read_run_and_lease(&args.state, args.run_id.as_deref())? else {
+    let Some((state, holder)) = read_run(&args.state, args.run_id.as_deref(), true)? else {
         return Ok(Exit::Failure);
     };
     match args.format {

@@ -443,9 +443,8 @@ async fn run_now(state: &Store, run_id: &str) -> Option<RunInfo> {
     if crate::run::check_run_id(run_id).is_err() {
         return None;
     }
-    match state.exists(run_id).await {
-        Ok(true) => Some(info(state.read(run_id).await.map(|(s, _)| s).map_err(|e| e.to_string()))),
-        Ok(false) => None,
+    match state.read_if_exists(run_id).await {
+        Ok(found) => found.map(|(s, _)| info(Ok(s))),
         Err(e) => Some(RunInfo::Unreadable(e.to_string())),
     }
 }

@@ -42,7 +42,7 @@ fn plan(tables: usize, targets: &[&str]) -> (Plan, String) {
 }
 
 /// Runs a drill of `plan` against `sim` (state in `dir`); panics unless every step succeeded.
-async fn drill(plan: &Plan, text: &str, sim: &SimCloud, clock: Arc<SystemClock>, dir: &Path) {
+async fn drill(plan: &Plan, text: &str, sim: &SimCloud, dir: &Path) {
     let header = Header {
         run_id: "bench-20261124t000000z-0123abcd".to_owned(),
         mode: Mode::Drill,
@@ -62,12 +62,7 @@ async fn drill(plan: &Plan, text: &str, sim: &SimCloud, clock: Arc<SystemClock>,
         },
     };
     let (journal, state) = run::create(dir, header, T0).unwrap();
-    let ports = drover_engine::Ports {
-        backup: Arc::new(sim.clone()),
-        tables: Arc::new(sim.clone()),
-        keys: Arc::new(sim.clone()),
-        clock,
-    };
+    let ports = sim.ports();
     let report = execute(Execution {
         plan: plan.clone(),
         journal,
@@ -116,7 +111,7 @@ async fn persistence_cost_of_a_drill() {
         sim.persist_to(&dir.path().join("sim.json")).unwrap()
     };
     let (bytes, wall) = (written(), Instant::now());
-    drill(&plan, &text, &sim, clock, dir.path()).await;
+    drill(&plan, &text, &sim, dir.path()).await;
     let wall = wall.elapsed();
     let bytes = written() - bytes;
     let calls: u64 = sim.with(|w| w.calls.values().sum());

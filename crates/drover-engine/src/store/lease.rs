@@ -186,12 +186,6 @@ pub struct Lease {
     etag: String,
 }
 
-impl std::fmt::Debug for dyn ObjectStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ObjectStore({})", self.location())
-    }
-}
-
 /// A lease taken, and the expired one it replaced, if any.
 #[derive(Debug)]
 pub struct Acquired {
@@ -308,12 +302,14 @@ pub async fn acquire(
                         at
                     }
                 };
-                // Renewed while it looked expired: its holder is alive, and this clock ahead.
-                let expired = now >= old.expires_at
-                    && !(renewed && first_seen.elapsed() < Duration::from_millis(old.ttl_ms));
-                if expired && first_seen.elapsed() >= Duration::from_millis(old.ttl_ms) {
+                let ttl = Duration::from_millis(old.ttl_ms);
+                let expired = now >= old.expires_at;
+                // Dead: expired by this clock, and seen unrenewed for a whole time to live.
+                // Live: not expired by this clock, or renewed while this process watched (its
+                // clock is ahead).
+                if expired && first_seen.elapsed() >= ttl {
                     (Condition::Matches(etag), Some(old))
-                } else if !expired && started.elapsed() >= taking.wait {
+                } else if (!expired || renewed) && started.elapsed() >= taking.wait {
                     return Err(LeaseError::Held(Box::new(old)));
                 } else {
                     let pause = old.renew_every() / 4;
@@ -415,20 +411,16 @@ impl Lease {
     /// # Errors
     /// [`LeaseError::Lost`] when it is no longer this process's; store failures.
     pub async fn release(self) -> Result<(), LeaseError> {
-        let key = lease_key(&self.body.run);
-        match self.objects.delete(&key, Some(&self.etag)).await? {
-            Written::Done { .. } => Ok(()),
-            Written::Conflict => Err(LeaseError::Lost { run: self.body.run }),
-        }
+        break_lease(&self.objects, &self.body, &self.etag).await
     }
 }
 
-/// Breaks the lease `lease_id` of a run (`drover unlock`): deletes it if it is still that
-/// lease. Returns the lease broken.
+/// Deletes the lease `body` read with entity tag `etag`, if it is still that very object:
+/// `drover unlock`, and a holder's release.
 ///
 /// # Errors
-/// [`LeaseError::Held`] naming the current lease when it is another one (or renewed: its
-/// entity tag changed); store failures.
+/// [`LeaseError::Lost`] when the lease changed since (renewed, taken over, broken); store
+/// failures.
 pub async fn break_lease(
     objects: &Arc<dyn ObjectStore>,
     body: &LeaseBody,

@@ -177,6 +177,11 @@ impl Store {
         PathBuf::from(format!("{}/{key}", bucket.objects.location()))
     }
 
+    /// Where a run's journal objects are, for messages.
+    fn journal_location(bucket: &Bucket, run_id: &str) -> PathBuf {
+        Self::bucket_path(bucket, &remote::journal_prefix(run_id))
+    }
+
     /// Whether a run has a journal in the store.
     ///
     /// # Errors
@@ -207,9 +212,9 @@ impl Store {
         header: Header,
         now: Millis,
     ) -> Result<(Journal, RunState), EngineError> {
-        let Store::Bucket(bucket) = self else {
-            let dir = self.dir().unwrap_or(Path::new("."));
-            return run::create(dir, header, now);
+        let bucket = match self {
+            Store::Dir(dir) => return run::create(dir, header, now),
+            Store::Bucket(bucket) => bucket,
         };
         let exists = || {
             EngineError::Refused(format!(
@@ -222,15 +227,7 @@ impl Store {
         if self.exists(&header.run_id).await? {
             return Err(exists());
         }
-        let writer = remote::Writer::start(
-            Arc::clone(&bucket.objects),
-            &header.run_id,
-            1,
-            remote::WriterOptions { ride_out: bucket.ride_out },
-        );
-        let location = Self::bucket_path(bucket, &remote::journal_prefix(&header.run_id));
-        let mut journal =
-            Journal::on_objects(location.display().to_string(), writer, 0, String::new());
+        let mut journal = Self::journal_on(bucket, &header.run_id, 0, String::new());
         journal.append(now, Record::Header(Box::new(header.clone())))?;
         match journal.flush().await {
             Ok(()) => Ok((journal, RunState::new(header, now))),
@@ -239,31 +236,34 @@ impl Store {
         }
     }
 
+    /// A journal of `run_id` on `bucket` whose next record follows `count` verified ones,
+    /// with its writer started.
+    fn journal_on(bucket: &Bucket, run_id: &str, count: u64, last_hash: String) -> Journal {
+        let writer = remote::Writer::start(
+            Arc::clone(&bucket.objects),
+            run_id,
+            count + 1,
+            remote::WriterOptions { ride_out: bucket.ride_out },
+        );
+        let location = Self::journal_location(bucket, run_id).display().to_string();
+        Journal::on_objects(location, writer, count, last_hash)
+    }
+
     /// Opens a run's journal for appending and replays it.
     ///
     /// # Errors
     /// Unknown run, unreadable, corrupt or foreign journal, or records that do not replay.
     pub async fn open(&self, run_id: &str) -> Result<Opened, EngineError> {
-        let Store::Bucket(bucket) = self else {
-            let dir = self.dir().unwrap_or(Path::new("."));
-            return run::open(dir, run_id);
+        let bucket = match self {
+            Store::Dir(dir) => return run::open(dir, run_id),
+            Store::Bucket(bucket) => bucket,
         };
-        if !self.exists(run_id).await? {
-            return Err(self.unknown(run_id));
-        }
         let mut entries: Vec<Entry> = Vec::new();
         let read =
             remote::read_each(&bucket.objects, run_id, &mut |entry| entries.push(entry)).await?;
-        let location = Self::bucket_path(bucket, &remote::journal_prefix(run_id));
-        let state = run::replay(&location, run_id, &entries)?;
-        let writer = remote::Writer::start(
-            Arc::clone(&bucket.objects),
-            run_id,
-            read.count + 1,
-            remote::WriterOptions { ride_out: bucket.ride_out },
-        );
-        let journal =
-            Journal::on_objects(location.display().to_string(), writer, read.count, read.last_hash);
+        let Some(read) = read else { return Err(self.unknown(run_id)) };
+        let state = run::replay(&Self::journal_location(bucket, run_id), run_id, &entries)?;
+        let journal = Self::journal_on(bucket, run_id, read.count, read.last_hash);
         Ok(Opened { journal, state, torn: None })
     }
 
@@ -279,29 +279,38 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub async fn read(&self, run_id: &str) -> Result<(RunState, Option<TornTail>), EngineError> {
-        let Store::Bucket(bucket) = self else {
-            let dir = self.dir().unwrap_or(Path::new("."));
-            if !run::journal_path(dir, run_id).exists() {
-                return Err(self.unknown(run_id));
-            }
-            return run::read(dir, run_id);
-        };
-        if !self.exists(run_id).await? {
-            return Err(self.unknown(run_id));
-        }
-        Ok((Self::read_objects(bucket, run_id).await?.0, None))
+        self.read_if_exists(run_id).await?.ok_or_else(|| self.unknown(run_id))
     }
 
-    /// Reads a run's journal objects into its state; with when its journal was created.
+    /// As [`Store::read`], with `None` for a run that has no journal in the store.
+    ///
+    /// # Errors
+    /// As [`Store::open`], but for an unknown run.
+    pub async fn read_if_exists(
+        &self,
+        run_id: &str,
+    ) -> Result<Option<(RunState, Option<TornTail>)>, EngineError> {
+        match self {
+            Store::Dir(dir) if !run::journal_path(dir, run_id).exists() => Ok(None),
+            Store::Dir(dir) => run::read(dir, run_id).map(Some),
+            Store::Bucket(bucket) => {
+                Ok(Self::read_objects(bucket, run_id).await?.map(|(state, _)| (state, None)))
+            }
+        }
+    }
+
+    /// Reads a run's journal objects into its state, with when its journal was created;
+    /// `None` when it has none.
     async fn read_objects(
         bucket: &Bucket,
         run_id: &str,
-    ) -> Result<(RunState, Option<Millis>), EngineError> {
+    ) -> Result<Option<(RunState, Option<Millis>)>, EngineError> {
         let mut replaying = Replaying::default();
         let read =
             remote::read_each(&bucket.objects, run_id, &mut |entry| replaying.feed(&entry)).await?;
-        let location = Self::bucket_path(bucket, &remote::journal_prefix(run_id));
-        Ok((replaying.finish(&location, run_id)?, read.created))
+        let Some(read) = read else { return Ok(None) };
+        let state = replaying.finish(&Self::journal_location(bucket, run_id), run_id)?;
+        Ok(Some((state, read.created)))
     }
 
     /// Every run in the store, oldest first, with its state (or why it cannot be read).
@@ -309,8 +318,9 @@ impl Store {
     /// # Errors
     /// The store cannot be listed.
     pub async fn list(&self) -> Result<Vec<(String, Result<RunState, String>)>, EngineError> {
-        let Store::Bucket(bucket) = self else {
-            return Ok(run::list(self.dir().unwrap_or(Path::new("."))));
+        let bucket = match self {
+            Store::Dir(dir) => return Ok(run::list(dir)),
+            Store::Bucket(bucket) => bucket,
         };
         let ids = bucket.objects.list_dirs("runs/").await.map_err(|e| {
             crate::journal::JournalError::Store {
@@ -324,9 +334,9 @@ impl Store {
                 continue;
             }
             match Self::read_objects(bucket, &id).await {
-                Ok((state, created)) => runs.push((created.unwrap_or(0), id, Ok(state))),
+                Ok(Some((state, created))) => runs.push((created.unwrap_or(0), id, Ok(state))),
                 // A lease alone (a run being created) has no journal: it is not listed.
-                Err(EngineError::Journal(crate::journal::JournalError::NoHeader { .. })) => {}
+                Ok(None) => {}
                 Err(e) => runs.push((0, id, Err(e.to_string()))),
             }
         }

@@ -107,3 +107,9 @@ pub trait ObjectStore: Send + Sync {
     /// The bucket's region, versioning and default encryption (for preflight).
     async fn facts(&self) -> CloudResult<StoreFacts>;
 }
+
+impl std::fmt::Debug for dyn ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ObjectStore({})", self.location())
+    }
+}

@@ -60,12 +60,13 @@ pub(crate) struct ReadObjects {
 /// Reads and verifies a run's journal objects in order, handing each entry to `sink`. There
 /// is no torn tail on a bucket (an object is written whole or not at all), so a bad record
 /// anywhere, a gap, an object under a key that does not match its first record, or an
-/// object that is not a journal object is an error.
+/// object that is not a journal object is an error. `None` when the run has no journal object
+/// at all (no such run, or one whose lease was taken but whose header was never written).
 pub(crate) async fn read_each(
     objects: &Arc<dyn ObjectStore>,
     run_id: &str,
     sink: &mut (dyn FnMut(Entry) + Send),
-) -> Result<ReadObjects, JournalError> {
+) -> Result<Option<ReadObjects>, JournalError> {
     let prefix = journal_prefix(run_id);
     let location = |key: &str| PathBuf::from(format!("{}/{key}", objects.location()));
     let listed = objects
@@ -93,7 +94,7 @@ pub(crate) async fn read_each(
         keys.push((seq, item.key));
     }
     if keys.is_empty() {
-        return Err(JournalError::NoHeader { path: location(&prefix) });
+        return Ok(None);
     }
     let mut fetching: VecDeque<tokio::task::JoinHandle<_>> = VecDeque::new();
     let mut next_fetch = 0;
@@ -147,7 +148,7 @@ pub(crate) async fn read_each(
             sink(entry);
         }
     }
-    Ok(ReadObjects { count, last_hash, created })
+    Ok(Some(ReadObjects { count, last_hash, created }))
 }
 
 /// How a journal's writer behaves.
@@ -343,10 +344,7 @@ async fn write_loop(
                 Err(staged.closing)
             } else {
                 staged.urgent = false;
-                let first = staged.first;
-                let last = staged.last;
-                staged.first = last + 1;
-                Ok((first, last, std::mem::take(&mut staged.bytes)))
+                Ok((staged.first, staged.last, std::mem::take(&mut staged.bytes)))
             }
         };
         let batch = match batch {
@@ -359,7 +357,7 @@ async fn write_loop(
         };
         let (first, last, bytes) = batch;
         let key = journal_key(&run_id, first);
-        match write_group(objects.as_ref(), &key, bytes, options).await {
+        match write_group(objects.as_ref(), &key, first, bytes, options).await {
             Ok(()) => inner.progress.send_modify(|p| p.durable = last),
             Err(failure) => {
                 tracing::warn!(key = %key, "journal write failed: {failure:?}");
@@ -379,12 +377,12 @@ async fn write_loop(
 async fn write_group(
     objects: &dyn ObjectStore,
     key: &str,
+    seq: u64,
     bytes: Vec<u8>,
     options: WriterOptions,
 ) -> Result<(), Failure> {
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(200);
-    let seq = key.rsplit('/').next().and_then(key_seq).unwrap_or_default();
     loop {
         let outcome = match objects.put(key, bytes.clone(), Condition::Absent).await {
             Ok(Written::Done { .. }) => return Ok(()),

@@ -203,17 +203,24 @@ async fn the_lost_run_message_has_no_stray_spaces() {
     assert!(message.contains("first, so this process no longer holds the run"), "{message}");
 }
 
-/// A process that opened the run before another wrote to it (a stale holder: a laptop that
-/// slept through its lease) loses the run at its first durable record: it starts no job.
-#[tokio::test(start_paused = true)]
-async fn a_stale_writer_loses_the_run_before_starting_any_job() {
-    let h = Harness::on_bucket(plan(DEMO), DEMO);
+/// A drill created on `h`'s bucket and opened by two processes; the first resumes it
+/// (durably). Returns the second, now stale.
+async fn opened_twice_then_resumed(h: &Harness) -> run::Opened {
     let now = h.clock.now_ms();
     drop(h.store.create(h.header(Mode::Drill, RUN_ID, Limits::default()), now).await.unwrap());
     let mut live = h.store.open(RUN_ID).await.unwrap();
     let stale = h.store.open(RUN_ID).await.unwrap();
     run::prepare_resume(&mut live.journal, &mut live.state, now, None).unwrap();
     live.journal.flush().await.unwrap();
+    stale
+}
+
+/// A process that opened the run before another wrote to it (a stale holder: a laptop that
+/// slept through its lease) loses the run at its first durable record: it starts no job.
+#[tokio::test(start_paused = true)]
+async fn a_stale_writer_loses_the_run_before_starting_any_job() {
+    let h = Harness::on_bucket(plan(DEMO), DEMO);
+    let stale = opened_twice_then_resumed(&h).await;
 
     let err = h.exec(stale.journal, stale.state, Limits::default()).await.unwrap_err();
     assert!(matches!(err, EngineError::Journal(JournalError::Lost { seq: 2, .. })), "{err:?}");
@@ -226,12 +233,7 @@ async fn a_stale_writer_loses_the_run_before_starting_any_job() {
 #[tokio::test(start_paused = true)]
 async fn a_stale_writer_leaves_no_marker_in_the_source() {
     let h = Harness::on_bucket(plan(DEMO), DEMO);
-    let now = h.clock.now_ms();
-    drop(h.store.create(h.header(Mode::Drill, RUN_ID, Limits::default()), now).await.unwrap());
-    let mut live = h.store.open(RUN_ID).await.unwrap();
-    let stale = h.store.open(RUN_ID).await.unwrap();
-    run::prepare_resume(&mut live.journal, &mut live.state, now, None).unwrap();
-    live.journal.flush().await.unwrap();
+    let stale = opened_twice_then_resumed(&h).await;
 
     let items = |t: &str| h.sim.item_count("us-east-1", t);
     let before = [items("customers"), items("orders"), items("invoices")];

@@ -49,7 +49,7 @@ fn plan() -> Plan {
 
 /// Runs `mode` of the plan against `sim`, its journal in `dir` (the outcome does not matter:
 /// faults may fail steps).
-async fn run_plan(plan: &Plan, mode: Mode, sim: &SimCloud, clock: Arc<SystemClock>, dir: &Path) {
+async fn run_plan(plan: &Plan, mode: Mode, sim: &SimCloud, dir: &Path) {
     let header = Header {
         run_id: format!("persist-20261124t000000z-{:08x}", mode as u32),
         mode,
@@ -69,12 +69,7 @@ async fn run_plan(plan: &Plan, mode: Mode, sim: &SimCloud, clock: Arc<SystemCloc
         },
     };
     let (journal, state) = run::create(dir, header, T0).unwrap();
-    let ports = drover_engine::Ports {
-        backup: Arc::new(sim.clone()),
-        tables: Arc::new(sim.clone()),
-        keys: Arc::new(sim.clone()),
-        clock,
-    };
+    let ports = sim.ports();
     execute(Execution {
         plan: plan.clone(),
         journal,
@@ -109,7 +104,7 @@ async fn checked(
     let sim = sim.persist_to(&path).unwrap();
     sim.verify_persistence(compact_min);
     sim.set_faults(faults);
-    run_plan(&plan, mode, &sim, clock, dir.path()).await;
+    run_plan(&plan, mode, &sim, dir.path()).await;
     // The world as the run left it is in the files once the last handle went.
     let live = sim.with(|w| serde_json::to_value(&*w).unwrap());
     drop(sim);
