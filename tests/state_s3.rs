@@ -150,6 +150,19 @@ fn a_live_lease_is_refused_until_unlocked_and_the_break_is_journaled() {
     }
     let status = s.reader(Store::Bucket, &["status", id]);
     assert!(status.stdout.contains(&lease_id), "status shows the holder: {}", status.stdout);
+    // `sweep` reads the bucket's runs: what the unfinished run made is spared, not deleted as
+    // the leftovers of a run unknown to the store.
+    let sweep = s.on_s3(&["sweep", &plan, "--dry-run", "--older-than", "0s", "--format", "json"]);
+    assert_eq!(sweep.code, 0, "{}", sweep.transcript());
+    let listing: serde_json::Value = serde_json::from_str(&sweep.stdout).unwrap();
+    assert_eq!(listing["state_dir"], s.state_url(Store::Bucket), "{listing}");
+    let of_run: Vec<&serde_json::Value> =
+        listing["items"].as_array().unwrap().iter().filter(|i| i["run"] == id).collect();
+    assert!(!of_run.is_empty(), "the run's drill resources are found: {listing}");
+    for item in of_run {
+        assert_eq!(item["action"], "spare", "{item}");
+        assert_eq!(item["reason"], "run-in-progress", "{item}");
+    }
     // Only the lease seen is broken.
     let wrong = s.on_s3(&["unlock", id, "--lease", "0000000000000000"]);
     assert_eq!(wrong.code, 1, "{}", wrong.transcript());
