@@ -131,7 +131,8 @@ impl Cloud {
         let ports = Ports {
             backup: Arc::new(cloud.clone()),
             tables: Arc::new(cloud.clone()),
-            keys: Arc::new(cloud),
+            keys: Arc::new(cloud.clone()),
+            identity: Arc::new(cloud),
             clock: Arc::new(SystemClock::new()),
         };
         Cloud { ports, spec: CloudSpec::Aws(options), sim: None }

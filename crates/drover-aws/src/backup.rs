@@ -9,9 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_backup::types::Lifecycle;
+use drover_engine::ErrorKind;
 use drover_engine::ports::{
     BackupRequest, BackupService, CloudResult, CopyRequest, JobState, JobStatus, Millis,
-    RecoveryPoint, RestoreRequest,
+    RecoveryPoint, RestoreRequest, VaultInfo, VaultLock,
 };
 
 use crate::errors::{self, missing};
@@ -291,6 +292,69 @@ impl BackupService for AwsCloud {
             .await
             .map_err(|e| errors::map(OP, &e))?;
         out.backup_vault_arn().map(str::to_owned).ok_or_else(|| missing(OP, "BackupVaultArn"))
+    }
+
+    async fn describe_vault(&self, region: &str, vault: &str) -> CloudResult<VaultInfo> {
+        const OP: &str = "DescribeBackupVault";
+        let out = self
+            .clients(region)
+            .await
+            .backup
+            .describe_backup_vault()
+            .backup_vault_name(vault)
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        let days = |d: Option<i64>| d.and_then(|d| u32::try_from(d).ok());
+        Ok(VaultInfo {
+            arn: out.backup_vault_arn().ok_or_else(|| missing(OP, "BackupVaultArn"))?.to_owned(),
+            encryption_key_arn: out.encryption_key_arn().map(str::to_owned),
+            lock: (out.locked() == Some(true)).then(|| VaultLock {
+                min_retention_days: days(out.min_retention_days()),
+                max_retention_days: days(out.max_retention_days()),
+            }),
+        })
+    }
+
+    async fn vault_access_policy(&self, region: &str, vault: &str) -> CloudResult<Option<String>> {
+        const OP: &str = "GetBackupVaultAccessPolicy";
+        let answer = self
+            .clients(region)
+            .await
+            .backup
+            .get_backup_vault_access_policy()
+            .backup_vault_name(vault)
+            .send()
+            .await;
+        match answer {
+            Ok(out) => Ok(out.policy().map(str::to_owned)),
+            // A vault without a policy answers ResourceNotFoundException, as a missing vault
+            // does: tell them apart by asking for the vault.
+            Err(e) => {
+                let e = errors::map(OP, &e);
+                if e.kind == ErrorKind::NotFound {
+                    self.vault_arn(region, vault).await?;
+                    return Ok(None);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn cross_account_backup(&self, region: &str) -> CloudResult<bool> {
+        const OP: &str = "DescribeGlobalSettings";
+        let out = self
+            .clients(region)
+            .await
+            .backup
+            .describe_global_settings()
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        Ok(out
+            .global_settings()
+            .and_then(|s| s.get("isCrossAccountBackupEnabled"))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")))
     }
 }
 impl AwsCloud {

@@ -1,5 +1,7 @@
 //! The SDK clients: one shared configuration (behaviour version, retries, timeouts,
-//! credentials, endpoint) and one set of clients per region, built on first use and kept.
+//! credentials, endpoint) and one set of clients per (account, region), built on first use
+//! and kept. A plan puts each region in one account, so the region names both; the account's
+//! credentials are the operator's, or the role the plan names there (`accounts.rs`).
 //!
 //! [`sdk_config`] is the only place that loads an SDK configuration: the state store
 //! (`state_store.rs`) builds its S3 client from it too.
@@ -13,6 +15,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use tokio::sync::Mutex;
 
 use crate::AwsOptions;
+use crate::accounts::{Accounts, Sessions};
 
 /// The SDK clients of one region.
 #[derive(Clone)]
@@ -23,21 +26,33 @@ pub(crate) struct Clients {
     pub(crate) dynamodb: aws_sdk_dynamodb::Client,
     /// KMS.
     pub(crate) kms: aws_sdk_kms::Client,
+    /// STS (GetCallerIdentity).
+    pub(crate) sts: aws_sdk_sts::Client,
 }
 
-/// Builds SDK clients once per region and keeps them: one shared configuration (behaviour
-/// version, retries, timeouts, credentials, endpoint), per-region clients.
+/// Builds SDK clients once per (account, region) and keeps them: one shared configuration
+/// (behaviour version, retries, timeouts, credentials, endpoint), per-region clients with
+/// the credentials of the region's account.
 pub(crate) struct ClientFactory {
     /// How to reach AWS, for every region.
     options: AwsOptions,
-    /// The clients built so far, by region.
+    /// The account of each region and how drover acts there.
+    accounts: Accounts,
+    /// The sessions of assumed roles, one per account.
+    sessions: Sessions,
+    /// The clients built so far, by region (each region is in one account).
     clients: Mutex<HashMap<String, Clients>>,
 }
 
 impl ClientFactory {
     /// A factory that has built no clients yet.
-    pub(crate) fn new(options: AwsOptions) -> ClientFactory {
-        ClientFactory { options, clients: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(options: AwsOptions, accounts: Accounts) -> ClientFactory {
+        ClientFactory {
+            options,
+            accounts,
+            sessions: Sessions::default(),
+            clients: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The clients of `region`, built on the first call for it.
@@ -50,11 +65,18 @@ impl ClientFactory {
         // makes a few quick attempts first. Every attempt may time out, with the SDK's backoff
         // between them.
         let limits = CallLimits::new(&self.options, 3, |attempt| attempt * 4);
-        let config = sdk_config(&self.options, region, &limits).await;
+        let mut config = sdk_config(&self.options, region, &limits).await;
+        if let Some(access) = self.accounts.access(region)
+            && let Some(role) =
+                self.sessions.credentials(access, self.accounts.session_name(), &config).await
+        {
+            config = config.into_builder().credentials_provider(role).build();
+        }
         let c = Clients {
             backup: aws_sdk_backup::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             kms: aws_sdk_kms::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
         };
         clients.insert(region.to_owned(), c.clone());
         c

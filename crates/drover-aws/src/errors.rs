@@ -135,11 +135,9 @@ where
         SdkError::ServiceError(_) => None,
         _ => credentials(e),
     };
-    let mapped = match e {
-        _ if no_credentials.is_some() => {
-            CloudError::new(ErrorKind::Credentials, op, no_credentials.unwrap_or_default())
-        }
-        SdkError::ServiceError(service) => {
+    let mapped = match (e, no_credentials) {
+        (_, Some((kind, message))) => CloudError::new(kind, op, message),
+        (SdkError::ServiceError(service), None) => {
             let err = service.err();
             let code = err.code();
             let status = service.raw().status().as_u16();
@@ -151,13 +149,13 @@ where
             };
             CloudError::new(kind, op, message)
         }
-        SdkError::DispatchFailure(d) => match d.as_connector_error() {
+        (SdkError::DispatchFailure(d), None) => match d.as_connector_error() {
             Some(c) if c.is_io() || c.is_timeout() => {
                 CloudError::new(ErrorKind::Unreachable, op, unreachable(c))
             }
             _ => CloudError::new(ErrorKind::Transient, op, chain(e)),
         },
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+        (SdkError::TimeoutError(_) | SdkError::ResponseError(_), None) => {
             CloudError::new(ErrorKind::Transient, op, chain(e))
         }
         _ => CloudError::new(ErrorKind::Fatal, op, chain(e)),
@@ -182,16 +180,24 @@ pub(crate) fn chain(e: &(dyn Error + 'static)) -> String {
 }
 
 /// Why the credential chain gave no credentials, when that is what `e` is: the chain's own
-/// messages, from its `CredentialsError` on. The SDK's identity cache gives up on a chain
-/// that takes longer than its load timeout (5 s) with an error of a private type, known only
-/// by its message.
-fn credentials(e: &(dyn Error + 'static)) -> Option<String> {
+/// messages, from its `CredentialsError` on ([`ErrorKind::Credentials`]), or why a role could
+/// not be assumed (its own kind: a denial, or a passing fault). The SDK's identity cache
+/// gives up on a chain that takes longer than its load timeout (5 s) with an error of a
+/// private type, known only by its message.
+fn credentials(e: &(dyn Error + 'static)) -> Option<(ErrorKind, String)> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(failed) = err.downcast_ref::<crate::accounts::AssumeRoleFailed>() {
+            return Some((failed.kind, failed.to_string()));
+        }
+        next = err.source();
+    }
     let mut next = Some(e);
     while let Some(err) = next {
         if err.downcast_ref::<CredentialsError>().is_some()
             || err.to_string().starts_with("identity resolver timed out")
         {
-            return Some(chain(err));
+            return Some((ErrorKind::Credentials, chain(err)));
         }
         next = err.source();
     }

@@ -1,4 +1,5 @@
-//! KMS: the state and region of the keys restores encrypt with.
+//! KMS: the state, region and manager of the keys restores and vaults encrypt with, and
+//! their policies.
 
 use async_trait::async_trait;
 use drover_engine::ports::{CloudResult, KeyInfo, KeyService};
@@ -26,6 +27,22 @@ impl KeyService for AwsCloud {
             arn,
             state: meta.key_state().map_or("Unknown", |s| s.as_str()).to_owned(),
             region: key_region,
+            aws_managed: meta.key_manager().is_some_and(|m| m.as_str() == "AWS"),
         })
+    }
+
+    async fn key_policy(&self, region: &str, key_arn: &str) -> CloudResult<String> {
+        const OP: &str = "GetKeyPolicy";
+        let out = self
+            .clients(region)
+            .await
+            .kms
+            .get_key_policy()
+            .key_id(key_arn)
+            .policy_name("default")
+            .send()
+            .await
+            .map_err(|e| errors::map(OP, &e))?;
+        out.policy().map(str::to_owned).ok_or_else(|| missing(OP, "Policy"))
     }
 }

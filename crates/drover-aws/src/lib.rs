@@ -23,7 +23,8 @@
 //!   PutItem, DeleteItem;
 //! - `scan.rs` (DynamoDB): parallel segmented `Scan`, with `Select=COUNT` for item counts and
 //!   consistent reads for digests;
-//! - `keys.rs` (KMS): DescribeKey;
+//! - `keys.rs` (KMS): DescribeKey, GetKeyPolicy;
+//! - `identity.rs` (STS): GetCallerIdentity, through the region's account's credentials;
 //! - `state_store.rs` (S3): [`S3Store`], the engine's
 //!   [`ObjectStore`](drover_engine::store::ObjectStore) for runs' state in a bucket:
 //!   conditional PutObject (`If-None-Match: *`, `If-Match`) with a SHA-256 checksum and
@@ -31,7 +32,8 @@
 //!   without a delimiter), GetBucketVersioning, GetBucketEncryption, and HeadBucket /
 //!   GetBucketLocation to find the bucket's region.
 //!
-//! Beside them: `clients.rs` builds and caches the SDK clients of each region, `items.rs`
+//! Beside them: `clients.rs` builds and caches the SDK clients of each (account, region),
+//! `accounts.rs` maps regions to accounts and assumes the roles a plan names there, `items.rs`
 //! converts attribute values (and encodes items canonically for digests), `errors.rs` maps SDK
 //! errors to drover's error kinds, and [`iam`] derives the IAM policies of a plan.
 //!
@@ -39,10 +41,12 @@
 //! standard chain (environment, profile, SSO, process, IMDS); `endpoint_url` points every
 //! service in every region at one endpoint (emulators), as does `AWS_ENDPOINT_URL`.
 
+mod accounts;
 mod backup;
 mod clients;
 mod errors;
 pub mod iam;
+mod identity;
 mod items;
 mod jobs;
 mod keys;
@@ -55,6 +59,7 @@ use std::sync::Arc;
 
 use clients::{ClientFactory, Clients};
 
+pub use accounts::{Accounts, REFRESH_BEFORE, session_name};
 pub use errors::classify;
 pub use state_store::{S3Store, S3StoreConfig};
 
@@ -87,10 +92,18 @@ pub struct AwsCloud {
 }
 
 impl AwsCloud {
-    /// A cloud that builds its clients on first use of each region.
+    /// A cloud that builds its clients on first use of each region, acting in every region
+    /// with the operator's own credentials.
     #[must_use]
     pub fn new(options: AwsOptions) -> AwsCloud {
-        AwsCloud { factory: Arc::new(ClientFactory::new(options)) }
+        AwsCloud::with_accounts(options, Accounts::default())
+    }
+
+    /// A cloud that acts in each region's account as `accounts` says (the role the plan
+    /// names there, assumed from the operator's credentials, or the operator's own).
+    #[must_use]
+    pub fn with_accounts(options: AwsOptions, accounts: Accounts) -> AwsCloud {
+        AwsCloud { factory: Arc::new(ClientFactory::new(options, accounts)) }
     }
 
     /// The SDK clients of `region`.

@@ -25,6 +25,8 @@ pub struct Ports {
     pub tables: Arc<dyn TableService>,
     /// KMS.
     pub keys: Arc<dyn KeyService>,
+    /// Who the credentials of each region's account are (STS).
+    pub identity: Arc<dyn IdentityService>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
@@ -222,6 +224,37 @@ pub trait BackupService: Send + Sync {
     /// Whether advanced DynamoDB backup is on in `region` (DescribeRegionSettings: `DynamoDB`
     /// opted in and fully managed). Only backups taken while it is on can be copied.
     async fn advanced_dynamodb_backup(&self, region: &str) -> CloudResult<bool>;
+    /// A vault's settings (DescribeBackupVault): its ARN, its key and its lock.
+    async fn describe_vault(&self, region: &str, vault: &str) -> CloudResult<VaultInfo>;
+    /// A vault's access policy (GetBackupVaultAccessPolicy), `None` when it has none.
+    async fn vault_access_policy(&self, region: &str, vault: &str) -> CloudResult<Option<String>>;
+    /// Whether the Organization lets its accounts copy backups to each other
+    /// (DescribeGlobalSettings: `isCrossAccountBackupEnabled`), as the account of `region`
+    /// reads it. An account outside an Organization, or one that may not read the setting,
+    /// gets an error.
+    async fn cross_account_backup(&self, region: &str) -> CloudResult<bool>;
+}
+
+/// A backup vault as preflight and teardown see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultInfo {
+    /// Its ARN (the destination of copies into it).
+    pub arn: String,
+    /// The key that encrypts its recovery points.
+    pub encryption_key_arn: Option<String>,
+    /// Its Vault Lock, when one is in effect (`Locked`): its points cannot be deleted before
+    /// their minimum retention.
+    pub lock: Option<VaultLock>,
+}
+
+/// A vault's lock (AWS Backup Vault Lock): how long its recovery points must be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultLock {
+    /// Points cannot be deleted before they are this many days old; copies into the vault
+    /// must be kept at least this long.
+    pub min_retention_days: Option<u32>,
+    /// Copies into the vault may be kept at most this long.
+    pub max_retention_days: Option<u32>,
 }
 
 /// DynamoDB key attribute type.
@@ -517,6 +550,10 @@ pub struct KeyInfo {
     pub state: String,
     /// Region the key lives in.
     pub region: String,
+    /// Whether AWS manages the key (`KeyManager` `AWS`, such as `aws/dynamodb`): such keys
+    /// cannot be shared with another account.
+    #[serde(default)]
+    pub aws_managed: bool,
 }
 
 /// KMS.
@@ -524,6 +561,25 @@ pub struct KeyInfo {
 pub trait KeyService: Send + Sync {
     /// Describes a key (DescribeKey) in `region`.
     async fn describe_key(&self, region: &str, key_arn: &str) -> CloudResult<KeyInfo>;
+    /// The key's policy (GetKeyPolicy, the policy named `default`), as JSON text.
+    async fn key_policy(&self, region: &str, key_arn: &str) -> CloudResult<String>;
+}
+
+/// Who a region's credentials are (STS GetCallerIdentity).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerIdentity {
+    /// The account the credentials act in.
+    pub account: String,
+    /// The principal's ARN (an assumed role's session, a user, ...).
+    pub arn: String,
+}
+
+/// STS: the identity drover acts as in each region's account.
+#[async_trait]
+pub trait IdentityService: Send + Sync {
+    /// Who drover's credentials for `region` are (GetCallerIdentity, through the role the
+    /// plan names for the region's account): a role that cannot be assumed fails here.
+    async fn caller_identity(&self, region: &str) -> CloudResult<CallerIdentity>;
 }
 
 /// The table ARN of `table` in `region`, given the account (used as a backup job's

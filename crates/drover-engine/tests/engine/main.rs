@@ -127,6 +127,7 @@ impl Harness {
             backup: Arc::new(self.sim.clone()),
             tables: Arc::new(self.sim.clone()),
             keys: Arc::new(self.sim.clone()),
+            identity: Arc::new(self.sim.clone()),
             clock: self.clock.clone(),
         }
     }
