@@ -103,8 +103,8 @@ pub(crate) fn junit(suite: &str, findings: &[Finding]) -> String {
     out
 }
 
-fn cloud_for(args: &CloudArgs, plan: &Plan, mode: Mode) -> Option<Cloud> {
-    match Cloud::new(args.cloud, &args.aws, &args.sim, plan, mode) {
+fn cloud_for(args: &CloudArgs, plan: &Plan, mode: Mode, command: &str) -> Option<Cloud> {
+    match Cloud::new(args.cloud, &args.aws, &args.sim, plan, mode, command) {
         Ok(cloud) => Some(cloud),
         Err(e) => {
             output::error(&e);
@@ -184,7 +184,7 @@ async fn objective_finding(plan: &Plan, mode: Mode, cloud: &Cloud) -> Option<Fin
 pub(crate) fn preflight_cmd(args: &PreflightArgs) -> Result<Exit, CliError> {
     let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
     let mode: Mode = args.mode.into();
-    let Some(cloud) = cloud_for(&args.cloud, &plan, mode) else { return Ok(Exit::Failure) };
+    let Some(cloud) = cloud_for(&args.cloud, &plan, mode, "preflight") else { return Ok(Exit::Failure) };
     // Drill names depend on the run id; check them for a placeholder short id.
     let findings = runtime()?.block_on(async {
         access::check(&plan, side(mode), &cloud, Instead::Sim).await?;
@@ -218,7 +218,7 @@ pub(crate) fn preflight_cmd(args: &PreflightArgs) -> Result<Exit, CliError> {
 
 pub(crate) fn check_cmd(args: &CheckArgs) -> Result<Exit, CliError> {
     let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
-    let Some(cloud) = cloud_for(&args.cloud, &plan, Mode::Failover) else {
+    let Some(cloud) = cloud_for(&args.cloud, &plan, Mode::Failover, "check") else {
         return Ok(Exit::Failure);
     };
     let findings = runtime()?.block_on(async {
@@ -296,7 +296,7 @@ pub(crate) fn points_cmd(args: &PointsArgs) -> Result<Exit, CliError> {
         output::error(&format!("`{t}` is not a target of the plan"));
         return Ok(Exit::Usage);
     }
-    let Some(cloud) = cloud_for(&args.cloud, &plan, Mode::Failover) else {
+    let Some(cloud) = cloud_for(&args.cloud, &plan, Mode::Failover, "points") else {
         return Ok(Exit::Failure);
     };
     let src = plan.source.region.as_str();

@@ -69,13 +69,16 @@ fn sim_state(run_dir: &Path) -> std::path::PathBuf {
 impl Cloud {
     /// A cloud for a new run, or for a command that reads one. A simulated cloud's time is
     /// tokio's: build it inside the runtime that runs it ([`crate::support::sim_runtime`] for
-    /// runs, whose time is virtual).
+    /// runs, whose time is virtual). On AWS, drover acts in each of the plan's accounts with
+    /// the role the plan names there, in STS sessions named after `session` (the run id, or
+    /// the command).
     pub(crate) fn new(
         kind: CloudArg,
         aws: &AwsArgs,
         sim: &SimArgs,
         plan: &Plan,
         mode: Mode,
+        session: &str,
     ) -> Result<Cloud, String> {
         match kind {
             CloudArg::Aws => {
@@ -84,7 +87,7 @@ impl Cloud {
                         "{flag} is an option of the simulated cloud; add `--cloud sim`, or drop {flag}"
                     ));
                 }
-                Ok(Cloud::aws(aws.over(drover_aws::AwsOptions::default())))
+                Ok(Cloud::aws(aws.over(drover_aws::AwsOptions::default()), plan, session))
             }
             CloudArg::Sim => {
                 let throttle = sim.sim_throttle.unwrap_or(0.0);
@@ -108,7 +111,8 @@ impl Cloud {
 
     /// The cloud of an existing run, from its header. A simulated world's time resumes at
     /// `at` (the run's last journal record) or where the world stopped, whichever is later;
-    /// a world that cannot be loaded is an error (never a fresh world in its place).
+    /// a world that cannot be loaded is an error (never a fresh world in its place). On AWS
+    /// the roles are assumed again, in sessions named after `session` (the run id).
     pub(crate) fn reopen(
         spec: &serde_json::Value,
         aws: &AwsArgs,
@@ -116,18 +120,20 @@ impl Cloud {
         mode: Mode,
         run_dir: &Path,
         at: Millis,
+        session: &str,
     ) -> Result<Cloud, String> {
         let spec: CloudSpec = serde_json::from_value(spec.clone()).map_err(|e| {
             format!("the run's journal names a cloud this drover does not know: {e}")
         })?;
         match spec {
-            CloudSpec::Aws(recorded) => Ok(Cloud::aws(aws.over(recorded))),
+            CloudSpec::Aws(recorded) => Ok(Cloud::aws(aws.over(recorded), plan, session)),
             CloudSpec::Sim(sim) => Cloud::sim(sim, plan, mode, Some(run_dir), at),
         }
     }
 
-    fn aws(options: drover_aws::AwsOptions) -> Cloud {
-        let cloud = drover_aws::AwsCloud::new(options.clone());
+    fn aws(options: drover_aws::AwsOptions, plan: &Plan, session: &str) -> Cloud {
+        let accounts = drover_aws::Accounts::of_plan(plan, session);
+        let cloud = drover_aws::AwsCloud::with_accounts(options.clone(), accounts);
         let ports = Ports {
             backup: Arc::new(cloud.clone()),
             tables: Arc::new(cloud.clone()),

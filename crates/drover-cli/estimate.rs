@@ -113,7 +113,7 @@ pub(crate) fn sizes(plan: &Plan, args: &ModelArgs, cloud: &CloudArgs) -> Result<
     if let Some(path) = &args.sizes {
         return read_sizes(path);
     }
-    let cloud = Cloud::new(cloud.cloud, &cloud.aws, &cloud.sim, plan, Mode::Drill)?;
+    let cloud = Cloud::new(cloud.cloud, &cloud.aws, &cloud.sim, plan, Mode::Drill, "estimate")?;
     let rt = runtime().map_err(|e| e.to_string())?;
     rt.block_on(source_sizes(plan, &cloud)).map_err(|e| match &e {
         SizeError::Read { error, .. } => {

@@ -127,7 +127,7 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
     let rt = runtime_for(args.cloud)?;
     // A simulated cloud's clock is the runtime's (virtual) one.
     let _entered = rt.enter();
-    let mut cloud = match Cloud::new(args.cloud, &args.aws, &args.sim, &plan, mode) {
+    let mut cloud = match Cloud::new(args.cloud, &args.aws, &args.sim, &plan, mode, &run_id) {
         Ok(cloud) => cloud,
         Err(e) => {
             output::error(&e);
@@ -388,6 +388,7 @@ async fn continue_on(
         header.mode,
         run_dir.as_deref().unwrap_or(std::path::Path::new(".")),
         opened.state.last_at,
+        run_id,
     );
     let cloud = match reopened {
         Ok(mut cloud) => match run_dir.as_deref().map_or(Ok(()), |dir| cloud.persist(dir)) {
