@@ -10,6 +10,9 @@ backends in the same process. A small WSGI wrapper adds the `/_drover/...`
 control API, the throttling knobs and the lazy job clock.
 S3 objects live in moto's s3 backend; every S3 key/bucket operation runs under LOCK, so that
 moto's If-None-Match / If-Match checks and its writes are atomic, as S3's conditional writes are.
+Cross-account recovery (cross_account.py): STS AssumeRole is enforced as AWS does (the role exists
+and trusts the caller), vault access policies, the organization (POST /_drover/organization) and
+AWS Backup's global settings decide cross-account copies, and Vault Lock guards its vault.
 
 Usage: python drover_moto.py --port 0 --port-file PATH [--job-seconds 1.0] [--state-file PATH]
                              [--realism] [--seed N]
@@ -48,12 +51,14 @@ from moto.core.responses import BaseResponse
 from moto.core.routing import get_service_router
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Table
-from moto.iam.models import get_account_id_from
-from moto.kms.models import kms_backends
+from moto.iam.models import get_account_id_from, iam_backends
+from moto.kms.models import KmsBackend, kms_backends
+from moto.kms.utils import RESERVED_ALIASES
 from moto.s3.exceptions import MissingKey
 from moto.s3.models import S3Backend, s3_backends
 from moto.s3.responses import S3Response
 from moto.s3.utils import _VersionedKeyStore
+from moto.sts.models import sts_backends
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -62,6 +67,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.datastructures import Headers
 from werkzeug.serving import make_server
 
+import cross_account  # STS enforcement, IAM policies, the organization (this directory)
 import realism  # the realism layer (this directory); it never imports this module
 
 HOST = "127.0.0.1"  # never anything else
@@ -120,6 +126,10 @@ class Control:
         self.restore_kms_override = None  # fault: restores use this key, not the requested one
         self.unseen_jobs = 0.0  # fault: Describe*Job does not see a job this many seconds old
         self.window_minute_seconds = 1.0  # emulator seconds per Start/CompleteWindowMinutes minute
+        # A cross-account copy into a vault whose key is AWS managed (aws/backup): "fail_job" (the
+        # stricter reading of the docs, the default) or "allow" (the newest developer guide's note
+        # for resources fully managed by AWS Backup). See README, "Cross-account".
+        self.cross_account_aws_managed_key = "fail_job"
         self.job_faults = {k: [] for k in KINDS}  # one (state, message) per future job
         self.call_faults = []  # [{"operation","remaining","code","status","message"}]
 
@@ -141,6 +151,7 @@ class Control:
         return {"durations": self.durations, "advanced_default": self.advanced_default,
                 "non_advanced_copy": self.non_advanced_copy,
                 "restore_kms_override": self.restore_kms_override, "unseen_jobs": self.unseen_jobs,
+                "cross_account_aws_managed_key": self.cross_account_aws_managed_key,
                 "window_minute_seconds": self.window_minute_seconds,
                 "realism": {**REALISM.describe(), "window_minute_seconds": self.window_minute_seconds},
                 "job_faults": {k: [{"state": s, "message": m} for s, m in v]
@@ -150,6 +161,7 @@ class Control:
 
 REALISM = realism.Realism()
 CONTROL = Control(1.0)
+ORG = cross_account.Organization()  # POST /_drover/organization; saved with --state-file
 PENDING = []  # jobs not yet finalized, across all accounts/regions, in creation order
 SEQ = {"next": 0}  # creation sequence of jobs and recovery points (stable list tokens)
 QUEUED = ("backup", "copy")  # the kinds AWS runs one at a time per resource
@@ -340,16 +352,55 @@ def kms_problem(account, region, key_arn, missing_ok):
     return None if key.key_state == "Enabled" else KMS_MSG
 
 
+def aws_backup_key(account, region):
+    """ARN of the account's AWS managed key `aws/backup` in that Region (made on first use, as
+    moto makes its other reserved aliases' keys; KeyManager AWS: see `_aws_managed_default_keys`)."""
+    return kms_backends[account][region].describe_key("alias/aws/backup").arn
+
+
 def vault_key(account, region, vault):
     """The vault's key; a vault created without one uses the AWS-managed aws/backup key."""
-    if vault.encryption_key_arn:
-        return vault.encryption_key_arn
-    kms = kms_backends[account][region]
-    if not kms.alias_exists("alias/aws/backup"):
-        key = kms.create_key(policy="", key_usage="ENCRYPT_DECRYPT", key_spec="SYMMETRIC_DEFAULT",
-                             description="Default key that protects my backups", tags=None)
-        kms.create_alias(key.id, "alias/aws/backup")
-    return kms.describe_key("alias/aws/backup").arn
+    return vault.encryption_key_arn or aws_backup_key(account, region)
+
+
+def key_manager(account, region, key_arn):
+    """KeyManager ("AWS" / "CUSTOMER") of a key moto KMS knows in that account and Region, else None."""
+    m = re.match(r"^arn:aws:kms:([a-z0-9-]+):(\d{12}):", key_arn or "")
+    if m:
+        region, account = m.group(1), m.group(2)
+    try:
+        return kms_backends[account][region].describe_key(key_arn).key_manager
+    except Exception:  # unknown to moto
+        return None
+
+
+# AWS managed keys. moto 5.2.5 makes the key of a reserved alias (alias/aws/dynamodb, ...) on first
+# use, but as a customer managed key (KeyManager CUSTOMER) and without alias/aws/backup. In AWS,
+# "AWS managed keys are KMS keys in your account that are created, managed, and used on your behalf
+# by an AWS service", DescribeKey's KeyManager is AWS for them ([BC-k] KeyManagerType), and
+# AWS Backup's is aws/backup. Both are fixed from outside moto here.
+if "alias/aws/backup" not in RESERVED_ALIASES:
+    RESERVED_ALIASES.append("alias/aws/backup")
+_AWS_MANAGED_DESCRIPTIONS = {
+    "alias/aws/backup": "Default key that protects my backups when no other key is defined",
+    "alias/aws/dynamodb": "Default key that protects my DynamoDB data when no other key is defined",
+}
+
+
+def _aws_managed_default_keys(orig):
+    @functools.wraps(orig)
+    def generate(self, alias_name):
+        key_id = orig(self, alias_name)
+        if key_id is not None:
+            key = self.keys[key_id]
+            key.key_manager = "AWS"
+            key.description = _AWS_MANAGED_DESCRIPTIONS.get(
+                alias_name, f"Default key that protects my {alias_name.split('/')[-1]} data")
+        return key_id
+    return generate
+
+
+KmsBackend._generate_default_keys = _aws_managed_default_keys(KmsBackend._generate_default_keys)
 
 
 def snapshot_table(table):
@@ -437,8 +488,8 @@ def new_point(account, region, vault, snap, arn, fields, tags=None, inherited_de
         "EncryptionKeyArn": key, "IsEncrypted": True, "StorageClass": "WARM",
         "VaultType": "BACKUP_VAULT", "IsParent": False, "_snapshot": snap, "_seq": next_seq(), **fields})
     advanced = arn.startswith("arn:aws:backup:")
-    if vault.encryption_key_arn and advanced:
-        point["EncryptionKeyType"] = "CUSTOMER_MANAGED_KMS_KEY"
+    if vault.encryption_key_arn and advanced and key_manager(account, region, key) != "AWS":
+        point["EncryptionKeyType"] = "CUSTOMER_MANAGED_KMS_KEY"  # not for aws/backup (AWS managed)
     calc = calculated_lifecycle(point.get("Lifecycle") or {}, point["CreationDate"], advanced, inherited_delete_at)
     if calc:
         point["CalculatedLifecycle"] = calc
@@ -479,11 +530,84 @@ def backup_point_tags(snap, requested, advanced):
     return out
 
 
+# Cross-account copies (README, "Cross-account"). AWS fails the copy job; it does not refuse
+# StartCopyJob: "If your source and destination accounts aren't in the same organization, then you
+# receive the following error message: "Copy job failed. Both source and destination account must be
+# a member of the same organization"" (repost.aws/knowledge-center/backup-troubleshoot-cross-account-copy;
+# a copy job's status message reads "Access denied: Copy job failed. ...", as quoted in
+# aws-solutions-library-samples/account-assessment-for-aws-organizations#57), and "This Access Denied
+# error can occur when the destination backup vault doesn't have a vault access policy that allows
+# copies from a source account" (repost.aws/knowledge-center/backup-resolve-access-denied-error).
+NOT_SAME_ORGANIZATION_MSG = ("Access denied: Copy job failed. Both source and destination account must be a "
+                             "member of the same organization")
+COPY_ACCESS_DENIED_MSG = "Access Denied trying to call AWS Backup service"
+# The emulator's wording (AWS documents no message for these two):
+CROSS_ACCOUNT_DISABLED_MSG = ("Access denied: Copy job failed. Cross-account backup is not enabled for the "
+                              "organization (AWS Backup global setting isCrossAccountBackupEnabled).")
+AWS_MANAGED_DESTINATION_KEY_MSG = ("Copy job failed. The destination backup vault is encrypted with an AWS managed "
+                                   "key (aws/backup), which cannot be used across accounts: encrypt the "
+                                   "destination vault with a customer managed key.")
+
+
+def copy_into_vault_allowed(vault, source_account, role_arn):
+    """Whether the destination vault's access policy allows `backup:CopyIntoBackupVault` to the
+    source account: principal `*`, its account id, its root ARN, or the copy job's role (the
+    principal that makes the copy; stricter than any role of the account). Conditions on
+    aws:PrincipalOrgID and aws:PrincipalAccount are evaluated (cross_account.allows)."""
+    doc = cross_account.parse_policy(getattr(vault, "_drover_access_policy", None) or "")
+    if doc is None:
+        return False
+    principals = {source_account, f"arn:aws:iam::{source_account}:root", role_arn}
+    context = {"aws:principalorgid": ORG.id if ORG.member(source_account) else None,
+               "aws:principalaccount": source_account}
+    return cross_account.allows(doc, "backup:CopyIntoBackupVault", principals, context)
+
+
+def retention_days(lifecycle, source=None):
+    """Days a new point is kept (its DeleteAfterDays), math.inf for -1 (indefinitely; for a copy, -1
+    keeps the source's expiry), None without a DeleteAfterDays."""
+    days = (lifecycle or {}).get("DeleteAfterDays")
+    if days == -1 and source is not None:
+        delete_at = (source.get("CalculatedLifecycle") or {}).get("DeleteAt")
+        if delete_at is not None:
+            return round((delete_at - source["CreationDate"]) / 86400)
+    if days == -1:
+        return math.inf
+    return days
+
+
+def vault_lock_problem(vault, kind, lifecycle, source=None):
+    """The StatusMessage of a backup or copy job that the vault's lock fails, else None.
+    [BC-b] PutBackupVaultLockConfiguration MinRetentionDays: "any backup or copy job to the vault
+    must have a lifecycle policy with a retention period equal to or longer than the minimum
+    retention period. If the job's retention period is shorter than that minimum retention period,
+    then the vault fails that backup or copy job"; MaxRetentionDays likewise ("equal to or shorter
+    than the maximum"). Stricter reading: a job without a DeleteAfterDays fails a minimum (it has
+    no "lifecycle policy with a retention period"), and one kept indefinitely fails a maximum. The
+    lock applies from PutBackupVaultLockConfiguration on (moto's `locked`), in both modes."""
+    if not getattr(vault, "locked", False):
+        return None
+    low, high = vault.min_retention_days, vault.max_retention_days
+    days = retention_days(lifecycle, source)
+    if (low is not None and (days is None or days < low)) or (
+            high is not None and (days is None or days > high)):
+        kept = ("no retention period (no Lifecycle DeleteAfterDays)" if days is None else
+                "an indefinite retention period" if days == math.inf else f"a retention period of {days} days")
+        bounds = ", ".join(f"{name} {v}" for name, v in (("MinRetentionDays", low), ("MaxRetentionDays", high))
+                           if v is not None)
+        return (f"The {kind} job's recovery point has {kept}, outside what the Vault Lock of backup vault "
+                f"{vault.backup_vault_name} allows ({bounds}): the vault fails the {kind} job.")
+    return None
+
+
 def finalize_backup(job):
     f = job.f
     vault = backup_backends[job.account][job.region].vaults.get(f["BackupVaultName"])
     if vault is None:
         return job.finish("FAILED", f"Backup vault {f['BackupVaultName']} does not exist.")
+    locked = vault_lock_problem(vault, "backup", f.get("RecoveryPointLifecycle"))
+    if locked:
+        return job.finish("FAILED", locked)
     advanced = f["_advanced"]
     key = vault_key(job.account, job.region, vault) if advanced else f["_table_key"]
     if advanced and kms_problem(job.account, job.region, key, missing_ok=True):
@@ -502,10 +626,25 @@ def finalize_copy(job):
     src = f["_source"]
     m = VAULT_ARN.match(f["DestinationBackupVaultArn"])
     d_region, d_account, d_name = m.groups()
+    cross = d_account != job.account
+    if cross:  # the organization first: AWS looks no further
+        if not ORG.same(job.account, d_account):
+            return job.finish("FAILED", NOT_SAME_ORGANIZATION_MSG)
+        if not ORG.cross_account_backup():
+            return job.finish("FAILED", CROSS_ACCOUNT_DISABLED_MSG)
     vault = backup_backends[d_account][d_region].vaults.get(d_name)
     if vault is None:
         return job.finish("FAILED", f"Destination backup vault {f['DestinationBackupVaultArn']} does not exist.")
     key = vault_key(d_account, d_region, vault)
+    if cross:
+        if not copy_into_vault_allowed(vault, job.account, f["IamRoleArn"]):
+            return job.finish("FAILED", COPY_ACCESS_DENIED_MSG)
+        if key_manager(d_account, d_region, key) == "AWS" and CONTROL.cross_account_aws_managed_key != "allow":
+            return job.finish("FAILED", AWS_MANAGED_DESTINATION_KEY_MSG)
+    lifecycle = f.get("DestinationRecoveryPointLifecycle") or src.get("Lifecycle")
+    locked = vault_lock_problem(vault, "copy", lifecycle, src)
+    if locked:
+        return job.finish("FAILED", locked)
     if kms_problem(d_account, d_region, key, missing_ok=True):
         return job.finish("FAILED", "Access denied to KMS key.")
     arn = f"arn:aws:backup:{d_region}:{d_account}:recovery-point:{str(uuid.uuid4()).upper()}"
@@ -514,8 +653,7 @@ def finalize_copy(job):
     src_region, src_account = VAULT_ARN.match(src["BackupVaultArn"]).groups()[:2]
     new_point(d_account, d_region, vault, src["_snapshot"], arn, {
         "_key": key, "CreationDate": src["CreationDate"], "IamRoleArn": f["IamRoleArn"],
-        "SourceBackupVaultArn": src["BackupVaultArn"],
-        "Lifecycle": f.get("DestinationRecoveryPointLifecycle") or src.get("Lifecycle")},
+        "SourceBackupVaultArn": src["BackupVaultArn"], "Lifecycle": lifecycle},
         tags=point_tags(src_account, src_region, src["RecoveryPointArn"]),
         inherited_delete_at=(src.get("CalculatedLifecycle") or {}).get("DeleteAt"))
     f["DestinationRecoveryPointArn"], f["DestinationEncryptionKeyArn"] = arn, key
@@ -720,6 +858,17 @@ class DroverBackupResponse(BackupResponse):
             if p.get(n) in (None, ""):
                 raise BackupError("MissingParameterValueException", f"{n} is required.")
 
+    def _may_pass(self, role_arn):
+        """iam:PassRole: "You can only use the PassRole permission to pass an IAM role to a service
+        that shares the same AWS account" (IAM User Guide, id_roles_use_passrole.html). A role of
+        another account is refused at the call, with the denial every AWS API may answer
+        (AccessDeniedException, HTTP 400: AWS Backup's CommonErrors.html) in IAM's wording."""
+        m = re.match(r"^arn:aws:iam::(\d{12}):", role_arn or "")
+        if m and m.group(1) != self.current_account:
+            arn = cross_account.caller(self.get_access_key(), self.current_account, self.region)[0]
+            raise BackupError("AccessDeniedException",
+                              f"User: {arn} is not authorized to perform: iam:PassRole on resource: {role_arn}")
+
     def _replay(self, kind, p):
         job_id = self._st.tokens.get((kind, p.get("IdempotencyToken"))) if p.get("IdempotencyToken") else None
         return self._st.jobs[kind][job_id] if job_id else None
@@ -751,6 +900,7 @@ class DroverBackupResponse(BackupResponse):
         self._require(p, "BackupVaultName", "ResourceArn", "IamRoleArn")
         if not ROLE_ARN.match(p["IamRoleArn"]):
             raise bad_value(f"Invalid IamRoleArn: {p['IamRoleArn']}")
+        self._may_pass(p["IamRoleArn"])
         windows = check_windows(p)
         lifecycle = check_lifecycle(p.get("Lifecycle"))
         job = self._replay("backup", p)
@@ -816,6 +966,7 @@ class DroverBackupResponse(BackupResponse):
         self._require(p, "RecoveryPointArn", "SourceBackupVaultName", "DestinationBackupVaultArn", "IamRoleArn")
         if not ROLE_ARN.match(p["IamRoleArn"]):
             raise bad_value(f"Invalid IamRoleArn: {p['IamRoleArn']}")
+        self._may_pass(p["IamRoleArn"])
         lifecycle = check_lifecycle(p.get("Lifecycle"))
         job = self._replay("copy", p)
         replayed = job is not None
@@ -868,6 +1019,10 @@ class DroverBackupResponse(BackupResponse):
     def start_restore_job(self):
         p = self._p()
         self._require(p, "RecoveryPointArn", "Metadata")
+        if p.get("IamRoleArn"):
+            if not ROLE_ARN.match(p["IamRoleArn"]):
+                raise bad_value(f"Invalid IamRoleArn: {p['IamRoleArn']}")
+            self._may_pass(p["IamRoleArn"])
         job = self._replay("restore", p)
         replayed = job is not None
         if job is None:
@@ -969,6 +1124,12 @@ class DroverBackupResponse(BackupResponse):
     def delete_recovery_point(self):
         p = self._p()
         rp = self._point(p["BackupVaultName"], p["RecoveryPointArn"])
+        if getattr(self._vault(p["BackupVaultName"]), "locked", False):
+            # [BC-b] PutBackupVaultLockConfiguration: Vault Lock "prevents attempts to delete any
+            # recovery point stored in or created in a backup vault". The wording is the emulator's.
+            raise BackupError("InvalidRequestException",
+                              f"Recovery point {rp['RecoveryPointArn']} cannot be deleted: backup vault "
+                              f"{p['BackupVaultName']} is protected by AWS Backup Vault Lock.")
         if rp.get("Status") == "DELETING":
             raise BackupError("InvalidResourceStateException",
                               "Recovery point is already being deleted.")
@@ -1017,6 +1178,71 @@ class DroverBackupResponse(BackupResponse):
         arn = urllib.parse.unquote(path.split("/tags/", 1)[1].rstrip("/"))
         return json.dumps({"Tags": self.backup_backend.list_tags(resource_arn=arn)})
 
+    def create_backup_vault(self):
+        """moto's, plus the key of a vault created without EncryptionKeyArn: the account's AWS
+        managed aws/backup key (create-a-vault.html: without a key of your own, the vault is
+        encrypted with the AWS managed key for AWS Backup), which DescribeBackupVault and
+        ListBackupVaults then name, as AWS does."""
+        out = super().create_backup_vault()
+        vault = self.backup_backend.vaults[json.loads(out)["BackupVaultName"]]
+        if not vault.encryption_key_arn:
+            vault.encryption_key_arn = aws_backup_key(self.current_account, self.region)
+        return out
+
+    # -- vault access policies ([BC-b] Put/Get/DeleteBackupVaultAccessPolicy,
+    #    PUT/GET/DELETE /backup-vaults/{backupVaultName}/access-policy); kept on moto's Vault
+    def put_backup_vault_access_policy(self):
+        p = self._p()
+        vault = self._vault(p["BackupVaultName"])
+        self._require(p, "Policy")
+        if cross_account.parse_policy(p["Policy"]) is None:
+            raise bad_value("Invalid vault access policy: it must be a JSON policy document with a Statement.")
+        vault._drover_access_policy = p["Policy"]
+        return self._out({})
+
+    def get_backup_vault_access_policy(self):
+        p = self._p()
+        vault = self._vault(p["BackupVaultName"])
+        policy = getattr(vault, "_drover_access_policy", None)
+        if policy is None:
+            raise not_found(f"Backup vault {vault.backup_vault_name} has no access policy.")
+        return self._out({"BackupVaultName": vault.backup_vault_name, "BackupVaultArn": vault.backup_vault_arn,
+                          "Policy": policy})
+
+    def delete_backup_vault_access_policy(self):
+        p = self._p()
+        self._vault(p["BackupVaultName"])._drover_access_policy = None
+        return self._out({})
+
+    # -- global settings ([BC-b] DescribeGlobalSettings GET /global-settings, UpdateGlobalSettings
+    #    PUT /global-settings): one set for the organization (cross_account.Organization)
+    def describe_global_settings(self):
+        # "Returns an error if the account is not a member of an Organizations organization": the
+        # model's InvalidRequestException, with AWS's message (cloudquery/cq-provider-aws#817).
+        if not ORG.member(self.current_account):
+            raise BackupError("InvalidRequestException", "Your account is not a member of an organization.")
+        return self._out({"GlobalSettings": dict(ORG.settings), "LastUpdateTime": ORG.last_update})
+
+    def update_global_settings(self):
+        p = self._p()
+        settings = p.get("GlobalSettings")
+        if not settings:
+            raise BackupError("MissingParameterValueException", "GlobalSettings is required.")
+        for name, value in settings.items():
+            if name not in cross_account.GLOBAL_SETTING_NAMES:
+                raise bad_value(f"Unknown global setting {name} (known: "
+                                f"{', '.join(cross_account.GLOBAL_SETTING_NAMES)}).")
+            if not isinstance(value, str) or value.lower() not in ("true", "false"):
+                raise bad_value(f"The value of {name} must be true or false.")
+        # "Returns an error if the account is not an Organizations management account."
+        if ORG.management is None or ORG.management != self.current_account:
+            raise BackupError("InvalidRequestException",
+                              "Your account is not the management account of an organization: only the "
+                              "management account can update the global settings.")
+        ORG.settings.update({name: value.lower() for name, value in settings.items()})
+        ORG.last_update = stamp()
+        return self._out({})
+
     def describe_backup_vault(self):
         # moto's own version omits NumberOfRecoveryPoints (attribute name mismatch)
         vault = self.backup_backend.describe_backup_vault(self.path.split("/")[-1])
@@ -1036,6 +1262,8 @@ NEW_ROUTES = (
     "{0}/copy-jobs/?$", "{0}/copy-jobs/(?P<copyJobId>[^/]+)$",
     "{0}/restore-jobs/?$", "{0}/restore-jobs/(?P<restoreJobId>[^/]+)$",
     "{0}/account-settings$",
+    "{0}/global-settings$",
+    "{0}/backup-vaults/(?P<backupVaultName>[^/]+)/access-policy$",
     "{0}/backup-vaults/(?P<backupVaultName>[^/]+)/recovery-points/$",
     "{0}/backup-vaults/(?P<backupVaultName>[^/]+)/recovery-points/(?P<recoveryPointArn>.+)$",
     "{0}/resources/(?P<resourceArn>.+)/recovery-points/$",
@@ -1045,6 +1273,8 @@ for _route in list(backup_urls.url_paths) + list(NEW_ROUTES):
 
 # The realism layer's hooks into moto's DynamoDB (each a no-op while its knob is off).
 realism.install(REALISM, LOCK, dynamodb_backends)
+# STS AssumeRole as AWS enforces it (the role exists, its trust policy allows the caller).
+cross_account.install(LOCK)
 
 
 # ---------------------------------------------------------------- S3 conditional writes
@@ -1207,6 +1437,10 @@ def _control(environ, start_response):
             raise ValueError("body must be a JSON object")
         if path == "/_drover/calls" and method == "GET":
             return _json_response(start_response, "200 OK", CALL_LOG.describe())
+        if path == "/_drover/organization" and method in ("GET", "POST"):
+            if method == "POST":
+                ORG.configure(body)  # ValueError on bad input; nothing changed then
+            return _json_response(start_response, "200 OK", ORG.describe())
         if path == "/_drover/config" and method == "GET":
             pass
         elif path == "/_drover/config" and method == "POST":
@@ -1223,6 +1457,10 @@ def _control(environ, start_response):
                 CONTROL.non_advanced_copy = body["non_advanced_copy"]
             if "restore_kms_override" in body:
                 CONTROL.restore_kms_override = body["restore_kms_override"]
+            if "cross_account_aws_managed_key" in body:
+                if body["cross_account_aws_managed_key"] not in ("fail_job", "allow"):
+                    raise ValueError("cross_account_aws_managed_key must be fail_job or allow")
+                CONTROL.cross_account_aws_managed_key = body["cross_account_aws_managed_key"]
             if "unseen_jobs" in body:
                 secs = body["unseen_jobs"]
                 if not isinstance(secs, (int, float)) or isinstance(secs, bool) or not 0 <= secs <= 600:
@@ -1268,6 +1506,7 @@ def _control(environ, start_response):
             if moto:
                 PENDING.clear()
                 BackendDict.reset()
+                ORG.reset()
         else:
             return _json_response(start_response, "404 Not Found", {"error": f"no control route {method} {path}"})
     except (ValueError, TypeError) as e:
@@ -1463,7 +1702,7 @@ def _load_versioned_keys(items):
 
 copyreg.pickle(_VersionedKeyStore, _pickle_versioned_keys)
 STATE_BACKENDS = {"dynamodb": dynamodb_backends, "backup": backup_backends, "kms": kms_backends,
-                  "s3": s3_backends}
+                  "s3": s3_backends, "iam": iam_backends, "sts": sts_backends}
 
 
 def save_state(path):
@@ -1471,7 +1710,7 @@ def save_state(path):
     with LOCK:
         data = pickle.dumps({"backends": {k: dict(v) for k, v in STATE_BACKENDS.items()},
                              "pending": PENDING, "control": CONTROL.__dict__, "realism": REALISM.__dict__,
-                             "seq": SEQ, "calls": CALL_LOG.__dict__},
+                             "seq": SEQ, "calls": CALL_LOG.__dict__, "organization": ORG.__dict__},
                             protocol=pickle.HIGHEST_PROTOCOL)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as fh:
@@ -1487,12 +1726,14 @@ def load_state(path):
     with LOCK:
         for name, live in STATE_BACKENDS.items():
             live.clear()
-            live.update(data["backends"].get(name) or {})  # older files have no "s3"
+            live.update(data["backends"].get(name) or {})  # older files have no "s3", "iam", "sts"
         PENDING[:] = data["pending"]
         CONTROL.__dict__.update(data["control"])
         REALISM.__dict__.update(data.get("realism") or {})
         SEQ.update(data.get("seq") or {})
         CALL_LOG.__dict__.update(data.get("calls") or {})
+        ORG.reset()
+        ORG.__dict__.update(data.get("organization") or {})
 
 
 def main(argv=None):

@@ -10,6 +10,19 @@ Only talks to 127.0.0.1:PORT. The spec:
                  "canaries": [{"pk": "ORDER#1", "sk": "META"}]},
                 {"name": "ledger", "key_type": "N", "items": 5, "canaries": [{"pk": "42"}]}],
      "extra_tables": [{"region": "us-west-2", "name": "orders-drill-decoy"}]}
+plus, all optional (cross-account recovery; see README.md, "Cross-account"):
+     "accounts": {"us-west-2": "111111111111"},   # the account of each Region's tables/vault/key
+                                                  # (default 123456789012)
+     "roles": [{"account": "111111111111", "name": "drover", "trusts": "123456789012",
+                "external_id": "optional", "max_session_duration": 3600}],
+     "backup_roles": [{"account": "111111111111", "name": "backup"}],  # trust backup.amazonaws.com
+     "organization": {"management": "123456789012", "members": ["111111111111"],
+                      "cross_account_backup": true},
+     "vault_policies": {"us-west-2": {"allow_copy_from": ["123456789012"]}},
+     "vault_locks": {"us-west-2": {"min_retention_days": 7, "max_retention_days": 365}},
+     "aws_managed_vault_keys": ["us-west-2"]      # that target vault uses the account's aws/backup key
+Set-up in other accounts goes through moto's `x-moto-account-id` header (fixtures only: drover
+itself reaches other accounts by assuming roles). `inspect` takes "accounts" likewise.
 """
 import json
 import sys
@@ -22,8 +35,10 @@ from botocore.config import Config
 ACCOUNT = "123456789012"
 
 
-def client(service, region, port):
-    return boto3.client(
+def client(service, region, port, account=None):
+    """A boto3 client of the emulator; with `account`, its calls are served as that account's (moto's
+    `x-moto-account-id` header, for set-up only)."""
+    c = boto3.client(
         service,
         region_name=region,
         endpoint_url=f"http://127.0.0.1:{port}",
@@ -32,6 +47,34 @@ def client(service, region, port):
         # The realism mode answers a few calls with passing 5xx faults: retry them like an SDK.
         config=Config(retries={"total_max_attempts": 10, "mode": "standard"}),
     )
+    if account and account != ACCOUNT:
+        def as_account(request, **_):
+            request.headers["x-moto-account-id"] = account
+        c.meta.events.register("before-sign.*.*", as_account)
+    return c
+
+
+def control(port, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="POST" if data else "GET",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def trust_policy(principal, external_id=None):
+    statement = {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def copy_policy(accounts):
+    """A vault access policy that lets those accounts copy into the vault (create-a-vault-access-policy.html)."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "AllowCopyFromSourceAccounts", "Effect": "Allow",
+        "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
+        "Action": "backup:CopyIntoBackupVault", "Resource": "*"}]})
 
 
 def create_table(ddb, name, sort_key=False, gsi=False, kms_key=None, key_type="S"):
@@ -55,17 +98,59 @@ def create_table(ddb, name, sort_key=False, gsi=False, kms_key=None, key_type="S
 
 def seed(port, spec):
     src = spec["source"]
+    accounts = spec.get("accounts") or {}
+
+    def acct(region):
+        return accounts.get(region, ACCOUNT)
     out = {"keys": {}, "source_key": None}
-    kms_src = client("kms", src, port)
+    org = spec.get("organization")
+    if org:
+        out["organization"] = control(port, "/_drover/organization",
+                                      {"management": org["management"], "members": org.get("members", [])})
+        if org.get("cross_account_backup"):
+            client("backup", src, port, org["management"]).update_global_settings(
+                GlobalSettings={"isCrossAccountBackupEnabled": "true"})
+            out["organization"] = control(port, "/_drover/organization")
+    for kind, principal in (("roles", None), ("backup_roles", {"Service": "backup.amazonaws.com"})):
+        arns = []
+        for r in spec.get(kind, []):
+            args = {}
+            if r.get("max_session_duration"):
+                args["MaxSessionDuration"] = r["max_session_duration"]
+            trusted = principal or {"AWS": f"arn:aws:iam::{r['trusts']}:root"}
+            arns.append(client("iam", "us-east-1", port, r["account"]).create_role(
+                RoleName=r["name"], AssumeRolePolicyDocument=trust_policy(trusted, r.get("external_id")),
+                **args)["Role"]["Arn"])
+        if spec.get(kind):
+            out[kind] = arns
+    kms_src = client("kms", src, port, acct(src))
     out["source_key"] = kms_src.create_key(Description="source tables")["KeyMetadata"]["Arn"]
-    backup_src = client("backup", src, port)
+    backup_src = client("backup", src, port, acct(src))
     backup_src.create_backup_vault(BackupVaultName=spec["source_vault"])
+    vaults = {src: (backup_src, spec["source_vault"])}
     for region in spec["targets"]:
-        key = client("kms", region, port).create_key(Description="drover target")["KeyMetadata"]["Arn"]
+        backup = client("backup", region, port, acct(region))
+        name = spec["target_vaults"][region]
+        if region in spec.get("aws_managed_vault_keys", []):
+            # no key of its own: the vault is encrypted with the account's AWS managed aws/backup key
+            backup.create_backup_vault(BackupVaultName=name)
+            key = backup.describe_backup_vault(BackupVaultName=name)["EncryptionKeyArn"]
+        else:
+            key = client("kms", region, port, acct(region)).create_key(
+                Description="drover target")["KeyMetadata"]["Arn"]
+            backup.create_backup_vault(BackupVaultName=name, EncryptionKeyArn=key)
         out["keys"][region] = key
-        client("backup", region, port).create_backup_vault(
-            BackupVaultName=spec["target_vaults"][region], EncryptionKeyArn=key)
-    ddb = client("dynamodb", src, port)
+        vaults[region] = (backup, name)
+    for region, policy in (spec.get("vault_policies") or {}).items():
+        backup, name = vaults[region]
+        backup.put_backup_vault_access_policy(BackupVaultName=name, Policy=copy_policy(policy["allow_copy_from"]))
+    for region, lock in (spec.get("vault_locks") or {}).items():
+        backup, name = vaults[region]
+        args = {k: lock[key] for k, key in (("MinRetentionDays", "min_retention_days"),
+                                        ("MaxRetentionDays", "max_retention_days"),
+                                        ("ChangeableForDays", "changeable_for_days")) if lock.get(key) is not None}
+        backup.put_backup_vault_lock_configuration(BackupVaultName=name, **args)
+    ddb = client("dynamodb", src, port, acct(src))
     for t in spec["tables"]:
         key_type = t.get("key_type", "S")  # the partition key's type: S, or N (numbers)
         create_table(ddb, t["name"], t.get("sort_key", False), t.get("gsi", False), out["source_key"], key_type)
@@ -82,7 +167,7 @@ def seed(port, spec):
         for item in items:
             ddb.put_item(TableName=t["name"], Item=item)
     for t in spec.get("extra_tables", []):
-        create_table(client("dynamodb", t["region"], port), t["name"])
+        create_table(client("dynamodb", t["region"], port, t.get("account") or acct(t["region"])), t["name"])
     settle(port)
     return out
 
@@ -100,16 +185,16 @@ def break_things(port, spec):
     for region in spec.get("advanced_off", []):
         client("backup", region, port).update_region_settings(
             ResourceTypeOptInPreference={"DynamoDB": False}, ResourceTypeManagementPreference={"DynamoDB": False})
-    for arn in spec.get("disable_keys", []):
-        region, key_id = arn.split(":")[3], arn.rsplit("/", 1)[1]
-        client("kms", region, port).disable_key(KeyId=key_id)
+    for arn in spec.get("disable_keys", []):  # a key ARN names its Region and account
+        region, account, key_id = arn.split(":")[3], arn.split(":")[4], arn.rsplit("/", 1)[1]
+        client("kms", region, port, account).disable_key(KeyId=key_id)
     for arn in spec.get("enable_keys", []):  # undoes disable_keys
-        region, key_id = arn.split(":")[3], arn.rsplit("/", 1)[1]
-        client("kms", region, port).enable_key(KeyId=key_id)
+        region, account, key_id = arn.split(":")[3], arn.split(":")[4], arn.rsplit("/", 1)[1]
+        client("kms", region, port, account).enable_key(KeyId=key_id)
     for v in spec.get("delete_vaults", []):
-        client("backup", v["region"], port).delete_backup_vault(BackupVaultName=v["name"])
+        client("backup", v["region"], port, v.get("account")).delete_backup_vault(BackupVaultName=v["name"])
     for t in spec.get("delete_tables", []):
-        client("dynamodb", t["region"], port).delete_table(TableName=t["name"])
+        client("dynamodb", t["region"], port, t.get("account")).delete_table(TableName=t["name"])
     for i in spec.get("delete_items", []):
         client("dynamodb", i["region"], port).delete_item(
             TableName=i["table"], Key={k: {"S": v} for k, v in i["key"].items()})
@@ -172,10 +257,14 @@ def table_state(ddb, name):
 
 
 def inspect(port, query):
+    """Per Region: the tables, job counts and recovery points of that Region in the account
+    `query["accounts"][region]` names (default 123456789012)."""
     out = {}
+    accounts = query.get("accounts") or {}
     for region in query["regions"]:
-        ddb = client("dynamodb", region, port)
-        backup = client("backup", region, port)
+        account = accounts.get(region, ACCOUNT)
+        ddb = client("dynamodb", region, port, account)
+        backup = client("backup", region, port, account)
         # Every list is paged to the end: the realism mode answers in small pages.
         names = [n for page in ddb.get_paginator("list_tables").paginate() for n in page.get("TableNames", [])]
         jobs = {}
@@ -192,7 +281,8 @@ def inspect(port, query):
                     for pg in backup.get_paginator("list_recovery_points_by_backup_vault").paginate(BackupVaultName=name)
                     for p in pg.get("RecoveryPoints", [])
                 }
-        out[region] = {"tables": {n: table_state(ddb, n) for n in names}, "jobs": jobs, "points": points}
+        out[region] = {"account": account, "tables": {n: table_state(ddb, n) for n in names}, "jobs": jobs,
+                       "points": points}
     return out
 
 

@@ -67,12 +67,22 @@ class Emulator:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
 
-    def client(self, service, region=SRC, attempts=1, validate=True):
-        return boto3.client(
-            service, region_name=region, endpoint_url=self.endpoint,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+    def client(self, service, region=SRC, attempts=1, validate=True, account=None, credentials=None):
+        """A boto3 client. `account`: served as that account (moto's x-moto-account-id header, for
+        set-up only); `credentials`: an STS Credentials dict (AssumeRole's) instead of "testing"."""
+        keys = ({"aws_access_key_id": credentials["AccessKeyId"],
+                 "aws_secret_access_key": credentials["SecretAccessKey"],
+                 "aws_session_token": credentials["SessionToken"]} if credentials else
+                {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"})
+        c = boto3.client(
+            service, region_name=region, endpoint_url=self.endpoint, **keys,
             config=Config(retries={"total_max_attempts": attempts, "mode": "standard"},
                           parameter_validation=validate, connect_timeout=5, read_timeout=10))
+        if account:
+            def as_account(request, **_):
+                request.headers["x-moto-account-id"] = account
+            c.meta.events.register("before-sign.*.*", as_account)
+        return c
 
 
 # ---------------------------------------------------------------- helpers
@@ -141,12 +151,28 @@ def wait_restore(backup, job_id, timeout=10.0):
                     lambda j: j["Status"] not in ("PENDING", "RUNNING"), timeout)
 
 
-def completed_point(backup, table_arn, vault):
+def completed_point(backup, table_arn, vault, **kwargs):
     """Run a backup job to completion; return the recovery point ARN."""
-    job = wait_backup(backup, backup_job(backup, table_arn, vault)["BackupJobId"])
+    job = wait_backup(backup, backup_job(backup, table_arn, vault, **kwargs)["BackupJobId"])
     assert job["State"] == "COMPLETED", job
     return job["RecoveryPointArn"]
 
 
 def error_code(excinfo):
     return excinfo.value.response["Error"]["Code"]
+
+
+def trust_policy(*principals, external_id=None, service=None):
+    """An IAM role trust policy allowing sts:AssumeRole to those AWS principals (or a service)."""
+    statement = {"Effect": "Allow", "Action": "sts:AssumeRole",
+                 "Principal": {"Service": service} if service else {"AWS": list(principals)}}
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def make_role(emulator, account, name, *principals, **kwargs):
+    """An IAM role in `account` (set up through x-moto-account-id); returns its ARN."""
+    extra = {"MaxSessionDuration": kwargs.pop("max_session_duration")} if "max_session_duration" in kwargs else {}
+    return emulator.client("iam", account=account).create_role(
+        RoleName=name, AssumeRolePolicyDocument=trust_policy(*principals, **kwargs), **extra)["Role"]["Arn"]

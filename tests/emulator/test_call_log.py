@@ -4,7 +4,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from harness import ACCOUNT, SRC, Emulator, make_table, make_vault, start_server, stop_server
+from harness import ACCOUNT, SRC, Emulator, make_role, make_table, make_vault, start_server, stop_server
 from test_launcher import restartable
 
 
@@ -61,8 +61,9 @@ def test_the_account_is_the_one_moto_maps_the_access_key_to(emulator):
     """STS AssumeRole of a role in another account gives keys that moto maps to that account
     (moto.iam.models.get_account_id_from); other keys are moto's default account."""
     other = "210987654321"
-    creds = emulator.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{other}:role/drover-dr", RoleSessionName="drill")["Credentials"]
+    role = make_role(emulator, other, "drover-dr", ACCOUNT)  # trusts this account (STS enforces it)
+    emulator.control("/_drover/reset", {"moto": False})  # count from here
+    creds = emulator.client("sts").assume_role(RoleArn=role, RoleSessionName="drill")["Credentials"]
     ddb = boto3.client("dynamodb", region_name=SRC, endpoint_url=emulator.endpoint,
                        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                        aws_session_token=creds["SessionToken"],
