@@ -160,7 +160,11 @@ mod tests {
             (
                 Mode::Drill,
                 key(StepKind::Copy, w),
-                StepEvent::Succeeded(StepOutput::Copy { arn: "a".into() }),
+                StepEvent::Succeeded(StepOutput::Copy {
+                    arn: "a".into(),
+                    locked: None,
+                    delete_after_days: None,
+                }),
                 Some("succeeded"),
             ),
             (

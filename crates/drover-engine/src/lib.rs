@@ -29,6 +29,7 @@ pub mod policy;
 pub mod ports;
 pub mod preflight;
 pub mod report;
+pub mod resource_policy;
 mod retry;
 pub mod run;
 pub mod state;

@@ -109,7 +109,7 @@ pub fn human(ms: Millis) -> String {
 fn detail(phase: &Phase) -> String {
     match phase {
         Phase::Succeeded { output } => match output {
-            StepOutput::RecoveryPoint { arn, .. } | StepOutput::Copy { arn } => arn.clone(),
+            StepOutput::RecoveryPoint { arn, .. } | StepOutput::Copy { arn, .. } => arn.clone(),
             StepOutput::Restore { table_name, .. } => format!("restored as {table_name}"),
             StepOutput::Configure { applied } if applied.is_empty() => {
                 "nothing to change".to_owned()
@@ -228,10 +228,20 @@ impl RunReport {
             })
             .flatten()
             .collect();
-        let mut points_kept = BTreeMap::new();
+        let mut points_kept: BTreeMap<String, String> = state
+            .steps
+            .values()
+            .filter_map(|s| match &s.phase {
+                Phase::Succeeded { output: StepOutput::Teardown { points_kept, .. } } => {
+                    Some(points_kept.iter().map(|(p, why)| (p.clone(), why.clone())))
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
         if let Some((deleted, kept)) = &state.source_points {
             points_deleted.extend(deleted.iter().cloned());
-            points_kept.clone_from(kept);
+            points_kept.extend(kept.iter().map(|(p, why)| (p.clone(), why.clone())));
         }
         RunReport {
             run_id: h.run_id.clone(),

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
 use crate::journal::{Entry, Record};
-use crate::ports::{Item, Millis};
+use crate::ports::{Item, Millis, VaultLock};
 
 /// Which step: a table, the target region (none for a drill's backup, which happens once in
 /// the source region), and the kind.
@@ -147,6 +147,13 @@ pub enum StepOutput {
     Copy {
         /// The copy's ARN.
         arn: String,
+        /// The destination vault's lock when the copy was made (AWS Backup Vault Lock): the
+        /// copy cannot be deleted, and its lifecycle deletes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locked: Option<VaultLock>,
+        /// How many days the copy is kept (its lifecycle), when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delete_after_days: Option<u32>,
     },
     /// The restored table.
     Restore {
@@ -177,6 +184,10 @@ pub enum StepOutput {
         /// The drill's recovery points deleted from the target's vault (its copy).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         points_deleted: Vec<String>,
+        /// The drill's recovery points kept in the target's vault, and why (a locked vault, a
+        /// refusal): their lifecycle deletes them.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        points_kept: BTreeMap<String, String>,
     },
 }
 

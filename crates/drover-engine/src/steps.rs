@@ -13,7 +13,7 @@ use crate::error::{EngineError, ErrorKind};
 use crate::limits::Class;
 use crate::ports::{
     BackupRequest, CopyRequest, Item, JobState, KeyType, RestoreRequest, ScanOptions, TableInfo,
-    TableSettings, Value,
+    TableSettings, Value, VaultLock,
 };
 use crate::state::{Cut, CutPoint, Phase, RunEvent, StepEvent, StepKey, StepOutput};
 
@@ -424,19 +424,25 @@ async fn copy(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     else {
         return Err(StepFailure::new(format!("internal error: no recovery point for {key}")).into());
     };
-    let destination =
-        shared.call(key, &scope, || ports.backup.vault_arn(region, &target.backup_vault)).await?;
+    let vault = shared
+        .call(key, &scope, || ports.backup.describe_vault(region, &target.backup_vault))
+        .await?;
+    let requested =
+        (shared.mode() == Mode::Drill).then_some(plan.drill.recovery_point_retention_days);
+    let delete_after_days = copy_retention(requested, vault.lock.as_ref());
+    if delete_after_days != requested {
+        tracing::info!(step = %key, vault = %target.backup_vault, days = ?delete_after_days, "the destination vault is locked: the copy is kept as long as its lock requires");
+    }
     let backup = Arc::clone(&ports.backup);
     let request = CopyRequest {
         region: src.clone(),
         recovery_point_arn: point,
         source_vault: plan.source.backup_vault.clone(),
-        destination_vault_arn: destination,
+        destination_vault_arn: vault.arn.clone(),
         iam_role_arn: plan.iam_role_arn.clone(),
         idempotency_token: String::new(),
         requested_after: attempt_began(shared, key),
-        delete_after_days: (shared.mode() == Mode::Drill)
-            .then_some(plan.drill.recovery_point_retention_days),
+        delete_after_days,
     };
     let job_id = shared
         .job(key, &scope, |token| {
@@ -455,7 +461,21 @@ async fn copy(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
             "copy job {job_id} completed without a destination recovery point ARN"
         ))
     })?;
-    Ok(StepOutput::Copy { arn })
+    Ok(StepOutput::Copy { arn, locked: vault.lock, delete_after_days })
+}
+
+/// How long a copy into a vault with `lock` is kept, for a `requested` retention (`None`: as
+/// long as the source point): within the lock's minimum and maximum retention, since AWS
+/// Backup fails a copy job into a locked vault whose lifecycle is outside them.
+fn copy_retention(requested: Option<u32>, lock: Option<&VaultLock>) -> Option<u32> {
+    let Some(lock) = lock else { return requested };
+    match requested {
+        Some(days) => {
+            let days = lock.min_retention_days.map_or(days, |min| days.max(min));
+            Some(lock.max_retention_days.map_or(days, |max| days.min(max)))
+        }
+        None => lock.max_retention_days,
+    }
 }
 
 /// Polls DescribeTable alone (one call per poll) until the table exists and is ready:
@@ -614,7 +634,7 @@ async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         Mode::Failover => other(key, StepKind::RecoveryPoint, Some(region)),
     };
     let point = match shared.with_state(|s| s.output(&source).cloned()) {
-        Some(StepOutput::Copy { arn } | StepOutput::RecoveryPoint { arn, .. }) => arn,
+        Some(StepOutput::Copy { arn, .. } | StepOutput::RecoveryPoint { arn, .. }) => arn,
         _ => {
             return Err(
                 StepFailure::new(format!("internal error: no recovery point for {key}")).into()
@@ -666,7 +686,7 @@ async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         recovery_point_arn: point,
         table_name: name.clone(),
         kms_key_arn: target.kms_key_arn.clone(),
-        iam_role_arn: plan.iam_role_arn.clone(),
+        iam_role_arn: plan.restore_role(target).to_owned(),
         idempotency_token: String::new(),
         requested_after: attempt_began(shared, key),
     };
@@ -1030,8 +1050,8 @@ fn show_key(key: &Item) -> String {
 
 async fn teardown(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let (deleted, note) = teardown_table(shared, key, region).await?;
-    let points_deleted = teardown_copy(shared, key, region).await?;
-    Ok(StepOutput::Teardown { deleted, note, points_deleted })
+    let (points_deleted, points_kept) = teardown_copy(shared, key, region).await?;
+    Ok(StepOutput::Teardown { deleted, note, points_deleted, points_kept })
 }
 
 /// Deletes the drill's table in `region`, if this run restored it and it carries the run's tag.
@@ -1081,28 +1101,43 @@ async fn teardown_table(
 
 /// Deletes the drill's copy in the target's vault once nothing of this run can need it: its
 /// restore succeeded (a failed or blocked restore is retried by `resume`, from that copy; the
-/// copy's lifecycle deletes it if nobody resumes).
+/// copy's lifecycle deletes it if nobody resumes). A copy in a locked vault is kept without
+/// asking (AWS Backup Vault Lock refuses every deletion): its lifecycle deletes it. Returns the
+/// points deleted and those kept, with why.
 async fn teardown_copy(
     shared: &Shared,
     key: &StepKey,
     region: &str,
-) -> Result<Vec<String>, StepError> {
+) -> Result<(Vec<String>, BTreeMap<String, String>), StepError> {
     let copy_key = other(key, StepKind::Copy, Some(region));
     let restore_key = other(key, StepKind::Restore, Some(region));
     let (copy, restored) = shared.with_state(|s| {
         let copy = match s.output(&copy_key) {
-            Some(StepOutput::Copy { arn }) => Some(arn.clone()),
+            Some(StepOutput::Copy { arn, locked, delete_after_days }) => {
+                Some((arn.clone(), locked.is_some(), *delete_after_days))
+            }
             _ => None,
         };
         (copy, matches!(s.phase(&restore_key), Phase::Succeeded { .. }))
     });
-    let (Some(arn), true) = (copy, restored) else { return Ok(Vec::new()) };
+    let (Some((arn, locked, days)), true) = (copy, restored) else {
+        return Ok((Vec::new(), BTreeMap::new()));
+    };
     let vault = target(shared, region)?.backup_vault.clone();
+    let expires = days.map_or_else(
+        || "its lifecycle deletes it".to_owned(),
+        |d| format!("its lifecycle deletes it {d} days after the backup"),
+    );
+    if locked {
+        let why = format!("vault `{vault}` is locked (AWS Backup Vault Lock): {expires}");
+        tracing::info!(step = %key, point = %arn, reason = %why, "kept the drill's copy");
+        return Ok((Vec::new(), BTreeMap::from([(arn, why)])));
+    }
     match delete_point(shared, key, region, &vault, &arn).await? {
-        Ok(()) => Ok(vec![arn]),
+        Ok(()) => Ok((vec![arn], BTreeMap::new())),
         Err(why) => {
             tracing::warn!(step = %key, point = %arn, reason = %why, "kept the drill's copy; its lifecycle deletes it");
-            Ok(Vec::new())
+            Ok((Vec::new(), BTreeMap::from([(arn, format!("{why}; {expires}"))])))
         }
     }
 }
@@ -1205,4 +1240,21 @@ pub(crate) async fn remove_markers(shared: &Shared) -> Result<(), EngineError> {
         shared.record_run(RunEvent::MarkersRemoved).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_into_a_locked_vault_are_kept_within_its_lock() {
+        let lock = |min, max| VaultLock { min_retention_days: min, max_retention_days: max };
+        assert_eq!(copy_retention(Some(1), None), Some(1));
+        assert_eq!(copy_retention(None, None), None);
+        assert_eq!(copy_retention(Some(1), Some(&lock(Some(7), None))), Some(7), "the minimum");
+        assert_eq!(copy_retention(Some(10), Some(&lock(Some(7), Some(30)))), Some(10));
+        assert_eq!(copy_retention(Some(90), Some(&lock(None, Some(30)))), Some(30), "the maximum");
+        assert_eq!(copy_retention(None, Some(&lock(Some(7), Some(30)))), Some(30));
+        assert_eq!(copy_retention(None, Some(&lock(Some(7), None))), None, "kept for ever");
+    }
 }

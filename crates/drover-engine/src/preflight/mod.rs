@@ -1,6 +1,10 @@
 //! Checks before a run (`drover preflight`, run automatically before drills and failovers),
 //! and readiness for a real failover (`drover check`): read-only calls, each finding with
-//! what to do about it.
+//! what to do about it. `accounts.rs` checks the plan's accounts (roles, cross-account
+//! copies) first; the checks of an account drover cannot act in are left out, since they
+//! would only repeat that.
+
+mod accounts;
 
 use std::future::Future;
 use std::time::Duration;
@@ -92,9 +96,9 @@ pub async fn preflight(
     ports: &Ports,
     drill_short_id: &str,
 ) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let (mut out, unreachable) = accounts::accounts(plan, mode, ports).await;
     let src = plan.source.region.as_str();
-    if mode != Mode::Failover {
+    if mode != Mode::Failover && !unreachable.contains(plan.source_account()) {
         let subject = format!("source region {src}");
         out.push(match patient(ports, || ports.backup.advanced_dynamodb_backup(src)).await {
             Ok(true) => pass("advanced-backup", subject, "advanced DynamoDB backup is on: backups can be copied"),
@@ -153,6 +157,9 @@ pub async fn preflight(
         );
     }
     for target in &plan.targets {
+        if unreachable.contains(plan.target_account(target)) {
+            continue;
+        }
         let r = target.region.as_str();
         let subject = format!("vault {} in {r}", target.backup_vault);
         out.push(match patient(ports, || ports.backup.vault_arn(r, &target.backup_vault)).await {
@@ -171,6 +178,22 @@ pub async fn preflight(
                 subject,
                 format!("the key is in {}", k.region),
                 "use a key (or a multi-Region replica) in the target region",
+            ),
+            Ok(k) if k.aws_managed && plan.crosses_accounts(target) => fail(
+                "target-key",
+                subject,
+                "the key is AWS managed: a recovery in another account needs a customer-managed key",
+                "create a customer-managed key in the target's account and region, and name it in kms_key_arn",
+            ),
+            Ok(k) if drover_plan::arn_account(&k.arn) != plan.target_account(target) => fail(
+                "target-key",
+                subject,
+                format!(
+                    "the key is in account {}, the target in {}",
+                    drover_plan::arn_account(&k.arn),
+                    plan.target_account(target)
+                ),
+                "use a key of the target's account (restores there encrypt with it)",
             ),
             Ok(k) if k.state == "Enabled" => pass("target-key", subject, "exists and is Enabled"),
             Ok(k) => fail(
