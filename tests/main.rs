@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod contract;
 mod corpus;
+mod cross_account;
 mod faults;
 mod iam;
 mod progress;

@@ -126,7 +126,24 @@ def seed(port, spec):
     kms_src = client("kms", src, port, acct(src))
     out["source_key"] = kms_src.create_key(Description="source tables")["KeyMetadata"]["Arn"]
     backup_src = client("backup", src, port, acct(src))
-    backup_src.create_backup_vault(BackupVaultName=spec["source_vault"])
+    shared = spec.get("source_vault_key")
+    if shared is None:
+        backup_src.create_backup_vault(BackupVaultName=spec["source_vault"])
+    else:
+        # a customer-managed vault key, its policy shared with the accounts a copy goes to
+        # (AWS's guidance for cross-account copies)
+        root = f"arn:aws:iam::{acct(src)}:root"
+        statements = [{"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": root},
+                       "Action": "kms:*", "Resource": "*"}]
+        if shared.get("share_with"):
+            statements.append({"Sid": "Share with the recovery accounts", "Effect": "Allow",
+                               "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in shared["share_with"]]},
+                               "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"], "Resource": "*"})
+        vault_key = client("kms", src, port, acct(src)).create_key(
+            Description="source vault", Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        out["source_vault_key"] = vault_key["KeyMetadata"]["Arn"]
+        backup_src.create_backup_vault(BackupVaultName=spec["source_vault"],
+                                       EncryptionKeyArn=out["source_vault_key"])
     vaults = {src: (backup_src, spec["source_vault"])}
     for region in spec["targets"]:
         backup = client("backup", region, port, acct(region))
