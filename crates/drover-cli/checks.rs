@@ -184,7 +184,9 @@ async fn objective_finding(plan: &Plan, mode: Mode, cloud: &Cloud) -> Option<Fin
 pub(crate) fn preflight_cmd(args: &PreflightArgs) -> Result<Exit, CliError> {
     let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
     let mode: Mode = args.mode.into();
-    let Some(cloud) = cloud_for(&args.cloud, &plan, mode, "preflight") else { return Ok(Exit::Failure) };
+    let Some(cloud) = cloud_for(&args.cloud, &plan, mode, "preflight") else {
+        return Ok(Exit::Failure);
+    };
     // Drill names depend on the run id; check them for a placeholder short id.
     let findings = runtime()?.block_on(async {
         access::check(&plan, side(mode), &cloud, Instead::Sim).await?;

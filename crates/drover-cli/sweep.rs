@@ -144,7 +144,14 @@ fn merged(plan: &Plan, store: &Store, opts: &Options, found: &[(Cloud, Sweep)]) 
 fn clouds(args: &SweepArgs, plan: &Plan, store: &Store) -> Result<Vec<Cloud>, String> {
     let c = &args.cloud;
     if c.cloud == CloudArg::Aws {
-        return Ok(vec![Cloud::new(c.cloud, &c.aws, &c.sim, plan, drover_plan::Mode::Drill, "sweep")?]);
+        return Ok(vec![Cloud::new(
+            c.cloud,
+            &c.aws,
+            &c.sim,
+            plan,
+            drover_plan::Mode::Drill,
+            "sweep",
+        )?]);
     }
     let Some(state_dir) = store.dir() else {
         return Err(format!(
