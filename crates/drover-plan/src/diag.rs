@@ -49,8 +49,20 @@ pub enum Code {
     KmsKeyArn,
     /// A KMS key is in another region than its target.
     KmsKeyRegion,
-    /// A KMS key is in another account than the plan's.
+    /// A KMS key is in another account than its target.
     KmsKeyAccount,
+    /// A `role_arn` (a role drover assumes) is invalid, or in another account than its entry.
+    RoleArn,
+    /// An `external_id` is invalid.
+    ExternalId,
+    /// `external_id` or `session_duration` without the `role_arn` they belong to.
+    NoRoleArn,
+    /// A target in another account than the source names no restore role of its own.
+    MissingRestoreRole,
+    /// A target in another account than the source names an AWS-managed KMS key.
+    AwsManagedKey,
+    /// Two entries in one account name different roles for drover to assume there.
+    RoleConflict,
     /// A duration is invalid.
     Duration,
     /// The RTO objective is shorter than the RPO objective.
@@ -116,6 +128,12 @@ impl Code {
             Code::KmsKeyArn => "kms-key-arn",
             Code::KmsKeyRegion => "kms-key-region",
             Code::KmsKeyAccount => "kms-key-account",
+            Code::RoleArn => "role-arn",
+            Code::ExternalId => "external-id",
+            Code::NoRoleArn => "no-role-arn",
+            Code::MissingRestoreRole => "missing-restore-role",
+            Code::AwsManagedKey => "aws-managed-key",
+            Code::RoleConflict => "role-conflict",
             Code::Duration => "duration",
             Code::RtoBelowRpo => "rto-below-rpo",
             Code::NoTargets => "no-targets",

@@ -38,9 +38,9 @@ mod schema;
 pub use diag::{Code, Diagnostic, Diagnostics, Location, Related, Report, Severity};
 pub use graph::PlanGraph;
 pub use model::{
-    BackupJobs, DEFAULT_DRILL_RETENTION_DAYS, DEFAULT_DRILL_TEMPLATE, Drill, KeyValue, Objectives,
-    Plan, RUN_SHORT_ID_LEN, Region, Source, SourceReads, StreamView, Table, TableId, Target,
-    Validation, format_duration,
+    AssumeRole, BackupJobs, DEFAULT_DRILL_RETENTION_DAYS, DEFAULT_DRILL_TEMPLATE, Drill, KeyValue,
+    Objectives, Plan, RUN_SHORT_ID_LEN, Region, Source, SourceReads, StreamView, Table, TableId,
+    Target, Validation, arn_account, format_duration,
 };
 pub use outline::{Mode, Outline, StepKind, TargetOutline};
 pub use rules::parse_duration;

@@ -12,8 +12,8 @@ use serde_yaml::Value;
 use crate::diag::{Code, Severity};
 use crate::graph::PlanGraph;
 use crate::model::{
-    BackupJobs, Drill, KeyValue, Objectives, Plan, RUN_SHORT_ID_LEN, Region, Source, StreamView,
-    Table, TableId, Target, Validation,
+    AssumeRole, BackupJobs, Drill, KeyValue, Objectives, Plan, RUN_SHORT_ID_LEN, Region, Source,
+    StreamView, Table, TableId, Target, Validation, arn_account,
 };
 use crate::parse::{Path, Seg};
 use crate::rules;
@@ -32,9 +32,19 @@ pub(crate) mod keys {
         "drill",
         "backup_jobs",
     ];
-    pub(crate) const SOURCE: &[&str] = &["region", "account_id", "backup_vault"];
+    pub(crate) const SOURCE: &[&str] =
+        &["region", "account_id", "backup_vault", "role_arn", "external_id", "session_duration"];
     pub(crate) const OBJECTIVES: &[&str] = &["rpo", "rto"];
-    pub(crate) const TARGET: &[&str] = &["region", "backup_vault", "kms_key_arn"];
+    pub(crate) const TARGET: &[&str] = &[
+        "region",
+        "account_id",
+        "role_arn",
+        "external_id",
+        "session_duration",
+        "iam_role_arn",
+        "backup_vault",
+        "kms_key_arn",
+    ];
     pub(crate) const SETTINGS: &[&str] = &[
         "targets",
         "ttl_attribute",
@@ -430,12 +440,14 @@ pub(crate) fn lower(root: &Value) -> (Option<Plan>, Vec<Issue>) {
     let source = cx.required(&top, "source", &ROOT).and_then(|v| lower_source(&mut cx, v));
     let iam_role_arn = cx
         .required(&top, "iam_role_arn", &ROOT)
-        .and_then(|v| lower_role(&mut cx, v, source.as_ref()));
+        .and_then(|v| lower_role(&mut cx, v, source.as_ref().map(|(s, _)| s)));
+    let accounts = source_accounts(&mut cx, source.as_ref(), iam_role_arn.as_deref());
+    let source = source.map(|(s, _)| s);
     let objectives =
         top.get("objectives").map(|v| lower_objectives(&mut cx, v)).unwrap_or_default();
     let targets = cx
         .required(&top, "targets", &ROOT)
-        .map(|v| lower_targets(&mut cx, v, source.as_ref()))
+        .map(|v| lower_targets(&mut cx, v, source.as_ref(), &accounts))
         .unwrap_or_default();
     let defaults = top
         .get("defaults")
@@ -581,20 +593,267 @@ fn whole_days(d: std::time::Duration) -> Option<u32> {
         .filter(|d| *d <= 36_500)
 }
 
-fn lower_source(cx: &mut Cx, v: &Value) -> Option<Source> {
+/// A key that may be absent, given but invalid (and reported), or valid.
+#[derive(Debug, Clone)]
+enum Given<T> {
+    Absent,
+    Invalid,
+    Valid(T),
+}
+
+impl<T> Given<T> {
+    /// From a key's lowering: `None` when absent, `Some(None)` when reported invalid.
+    fn from_checked(v: Option<Option<T>>) -> Given<T> {
+        match v {
+            None => Given::Absent,
+            Some(None) => Given::Invalid,
+            Some(Some(t)) => Given::Valid(t),
+        }
+    }
+
+    fn valid(&self) -> Option<&T> {
+        match self {
+            Given::Valid(t) => Some(t),
+            Given::Absent | Given::Invalid => None,
+        }
+    }
+
+    fn into_valid(self) -> Option<T> {
+        match self {
+            Given::Valid(t) => Some(t),
+            Given::Absent | Given::Invalid => None,
+        }
+    }
+
+    /// This, unless the plan says nothing: then `other`.
+    fn or(self, other: Given<T>) -> Given<T> {
+        match self {
+            Given::Absent => other,
+            given => given,
+        }
+    }
+}
+
+/// An entry of the plan that is in an account: the top level (for `iam_role_arn`), the source
+/// or a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Top,
+    Source,
+    Target(usize),
+}
+
+impl Entry {
+    /// The path of `key` in this entry.
+    fn path(self, key: &str) -> Path {
+        let mut path = match self {
+            Entry::Top => Vec::new(),
+            Entry::Source => vec![Seg::Key("source".into())],
+            Entry::Target(i) => vec![Seg::Key("targets".into()), Seg::Index(i)],
+        };
+        path.push(Seg::Key(key.to_owned()));
+        path
+    }
+
+    /// `source`, `targets[1]`
+    fn name(self) -> String {
+        match self {
+            Entry::Top => "the plan".to_owned(),
+            Entry::Source => "source".to_owned(),
+            Entry::Target(i) => format!("targets[{i}]"),
+        }
+    }
+}
+
+/// An account, and the key of the plan that says so (built into messages only on errors).
+#[derive(Debug, Clone)]
+struct Account {
+    id: String,
+    entry: Entry,
+    /// `account_id`, `role_arn` or (at the top level) `iam_role_arn`.
+    key: &'static str,
+}
+
+impl Account {
+    fn at(&self) -> At {
+        At::Value(self.entry.path(self.key))
+    }
+
+    /// "`targets[1].account_id`", "the account of `source.role_arn`"
+    fn what(&self) -> String {
+        let path = display_path(&self.entry.path(self.key));
+        if self.key == "account_id" {
+            format!("`{path}`")
+        } else {
+            format!("the account of `{path}`")
+        }
+    }
+
+    /// A label for the place that says so.
+    fn label(&self) -> &'static str {
+        match self.entry {
+            Entry::Target(_) => "the target's account",
+            Entry::Top | Entry::Source => "the source account",
+        }
+    }
+}
+
+/// The account an entry pins: its `account_id`, else the account of its `role_arn`.
+fn entry_account(
+    entry: Entry,
+    account_id: &Given<String>,
+    role: &Given<AssumeRole>,
+) -> Given<Account> {
+    match (account_id, role) {
+        (Given::Valid(id), _) => Given::Valid(Account { id: id.clone(), entry, key: "account_id" }),
+        (Given::Absent, Given::Valid(role)) => {
+            Given::Valid(Account { id: role.account().to_owned(), entry, key: "role_arn" })
+        }
+        (Given::Invalid, _) | (Given::Absent, Given::Invalid) => Given::Invalid,
+        (Given::Absent, Given::Absent) => Given::Absent,
+    }
+}
+
+/// The source account as the targets see it.
+struct SourceAccounts {
+    /// What the source pins (`source.account_id`, else the account of `source.role_arn`): the
+    /// account v1 plans checked keys against.
+    pinned: Given<Account>,
+    /// `pinned`, else the account of the plan's `iam_role_arn` ([`Plan::source_account`]).
+    effective: Given<Account>,
+}
+
+fn lower_source(cx: &mut Cx, v: &Value) -> Option<(Source, Given<Account>)> {
     let p = ROOT.key("source");
     let f = cx.fields(v, &p, keys::SOURCE)?;
     let region = cx.required(&f, "region", &p).and_then(|v| cx.region(v, &p.key("region")));
-    let account_id = f
-        .get("account_id")
-        .map(|v| cx.checked(v, &p.key("account_id"), Code::AccountId, rules::check_account_id));
+    let account_id =
+        Given::from_checked(f.get("account_id").map(|v| {
+            cx.checked(v, &p.key("account_id"), Code::AccountId, rules::check_account_id)
+        }));
     let backup_vault = cx.required(&f, "backup_vault", &p).and_then(|v| {
         cx.checked(v, &p.key("backup_vault"), Code::VaultName, rules::check_vault_name)
     });
-    Some(Source {
+    let role = lower_assume_role(cx, &f, &p, region.as_ref(), &account_id);
+    let account = entry_account(Entry::Source, &account_id, &role);
+    let source = Source {
         region: region?,
-        account_id: account_id.unwrap_or_default(),
+        account_id: account_id.into_valid(),
         backup_vault: backup_vault?,
+        role: role.into_valid(),
+    };
+    Some((source, account))
+}
+
+/// The role drover assumes for an entry (`role_arn`, `external_id`, `session_duration`),
+/// checked for shape, against the entry's region's partition and against its `account_id`.
+fn lower_assume_role(
+    cx: &mut Cx,
+    f: &Fields<'_>,
+    p: &P<'_>,
+    region: Option<&Region>,
+    account_id: &Given<String>,
+) -> Given<AssumeRole> {
+    let external_id = f.get("external_id").map(|v| {
+        let ep = p.key("external_id");
+        let s = cx.string(v, &ep)?;
+        match rules::check_external_id(s) {
+            Ok(()) => Some(s.to_owned()),
+            Err(msg) => {
+                cx.error(Code::ExternalId, ep.at_value(), msg).help(
+                    "write the external id the role's trust policy requires (its `sts:ExternalId` condition), exactly as it is there",
+                );
+                None
+            }
+        }
+    });
+    let session_duration = f.get("session_duration").and_then(|_| {
+        let d = cx.duration(f, "session_duration", p)?;
+        if rules::SESSION_DURATIONS.contains(&d) {
+            return Some(d);
+        }
+        cx.error(
+            Code::Duration,
+            p.key("session_duration").at_value(),
+            format!(
+                "a role session lasts from 15m to 12h (STS `DurationSeconds` 900 to 43200), not {}",
+                crate::model::format_duration(d)
+            ),
+        )
+        .help("write a duration from 15m to 12h, like 1h; the role's own maximum session duration (1h unless raised) bounds it too");
+        None
+    });
+    let Some(v) = f.get("role_arn") else {
+        for key in ["external_id", "session_duration"] {
+            if f.get(key).is_some() {
+                cx.error(
+                    Code::NoRoleArn,
+                    p.key(key).at_key(),
+                    format!(
+                        "`{key}` without `role_arn`: it is a setting of the role drover assumes"
+                    ),
+                )
+                .help(format!(
+                    "add `role_arn` (the role drover assumes to act in this entry's account) to `{}`, or remove `{key}`",
+                    display_path(&p.path())
+                ));
+            }
+        }
+        return Given::Absent;
+    };
+    let rp = p.key("role_arn");
+    let Some(s) = cx.string(v, &rp) else { return Given::Invalid };
+    let arn = match rules::check_role_arn(s) {
+        Ok(arn) => arn,
+        Err(msg) => {
+            cx.error(Code::RoleArn, rp.at_value(), msg).help(
+                "name the IAM role drover assumes to act in this entry's account, like `arn:aws:iam::123456789012:role/drover`",
+            );
+            return Given::Invalid;
+        }
+    };
+    if let Some(region) = region
+        && arn.partition != region.partition()
+    {
+        cx.error(
+            Code::PartitionMismatch,
+            rp.at_value(),
+            format!(
+                "the role is in partition `{}` but the region `{region}` is in `{}`",
+                arn.partition,
+                region.partition()
+            ),
+        )
+        .help(format!(
+            "use a role of partition `{}` (`arn:{}:iam::...`)",
+            region.partition(),
+            region.partition()
+        ));
+        return Given::Invalid;
+    }
+    if let Given::Valid(id) = account_id
+        && arn.account != id
+    {
+        let ap = p.key("account_id");
+        cx.error(
+            Code::RoleArn,
+            rp.at_value(),
+            format!(
+                "the role is in account {} but `{}` is {id}",
+                arn.account,
+                display_path(&ap.path())
+            ),
+        )
+        .related(ap.at_value(), "the entry's account")
+        .help(format!(
+            "drover assumes a role of the account it acts in: use a role of account {id}, or correct `account_id`"
+        ));
+        return Given::Invalid;
+    }
+    Given::Valid(AssumeRole {
+        role_arn: s.to_owned(),
+        external_id: external_id.flatten(),
+        session_duration,
     })
 }
 
@@ -661,7 +920,54 @@ fn lower_objectives(cx: &mut Cx, v: &Value) -> Objectives {
     objectives
 }
 
-fn lower_targets(cx: &mut Cx, v: &Value, source: Option<&Source>) -> Vec<Target> {
+/// The source account as the targets see it. When `source.account_id` does not name it, the
+/// plan's `iam_role_arn` does, and `source.role_arn` must be in the same account.
+fn source_accounts(
+    cx: &mut Cx,
+    source: Option<&(Source, Given<Account>)>,
+    iam_role_arn: Option<&str>,
+) -> SourceAccounts {
+    let Some((_, pinned)) = source else {
+        return SourceAccounts { pinned: Given::Invalid, effective: Given::Invalid };
+    };
+    let mut pinned = pinned.clone();
+    if let (Given::Valid(account), Some(iam)) = (&pinned, iam_role_arn)
+        && account.key == "role_arn"
+        && arn_account(iam) != account.id
+    {
+        cx.error(
+            Code::RoleArn,
+            account.at(),
+            format!(
+                "the role is in account {} but the plan's `iam_role_arn` is in account {}: both are roles of the source account",
+                account.id,
+                arn_account(iam)
+            ),
+        )
+        .related(
+            At::Value(ROOT.key("iam_role_arn").path()),
+            "the AWS Backup role of the source account",
+        )
+        .help("drover acts in the source account with `source.role_arn` and AWS Backup backs up there with `iam_role_arn`: use roles of one account, and name it in `source.account_id`");
+        pinned = Given::Invalid;
+    }
+    let from_iam = match iam_role_arn {
+        Some(iam) => Given::Valid(Account {
+            id: arn_account(iam).to_owned(),
+            entry: Entry::Top,
+            key: "iam_role_arn",
+        }),
+        None => Given::Invalid,
+    };
+    SourceAccounts { effective: pinned.clone().or(from_iam), pinned }
+}
+
+fn lower_targets(
+    cx: &mut Cx,
+    v: &Value,
+    source: Option<&Source>,
+    accounts: &SourceAccounts,
+) -> Vec<Target> {
     let p = ROOT.key("targets");
     let Some(items) = cx.list(v, &p) else {
         return Vec::new();
@@ -670,12 +976,34 @@ fn lower_targets(cx: &mut Cx, v: &Value, source: Option<&Source>) -> Vec<Target>
         cx.error(Code::NoTargets, p.at_key(), "the plan has no targets")
             .help("add at least one target region to recover into");
     }
+    // The roles drover assumes, with their accounts, for the one-role-per-account check.
+    let mut roles: Vec<(String, Entry, AssumeRole)> = Vec::new();
+    if let (Some(role), Some(account)) =
+        (source.and_then(|s| s.role.as_ref()), accounts.effective.valid())
+    {
+        roles.push((account.id.clone(), Entry::Source, role.clone()));
+    }
     let mut targets: Vec<Target> = Vec::new();
     let mut seen: HashMap<Region, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let p = p.idx(i);
+        let entry = Entry::Target(i);
         let Some(f) = cx.fields(item, &p, keys::TARGET) else { continue };
         let region = cx.required(&f, "region", &p).and_then(|v| cx.region(v, &p.key("region")));
+        let account_id = Given::from_checked(f.get("account_id").map(|v| {
+            cx.checked(v, &p.key("account_id"), Code::AccountId, rules::check_account_id)
+        }));
+        let role = lower_assume_role(cx, &f, &p, region.as_ref(), &account_id);
+        let pinned = entry_account(entry, &account_id, &role);
+        let account = pinned.clone().or(accounts.effective.clone());
+        let crossing = match (&account, &accounts.effective) {
+            (Given::Valid(target), Given::Valid(source)) if target.id != source.id => Some(target),
+            _ => None,
+        };
+        let restore_role = lower_restore_role(cx, &f, &p, region.as_ref(), &account, crossing);
+        if let (Some(account), Some(role)) = (account.valid(), role.valid()) {
+            roles.push((account.id.clone(), entry, role.clone()));
+        }
         let vault = cx.required(&f, "backup_vault", &p).and_then(|v| {
             cx.checked(v, &p.key("backup_vault"), Code::VaultName, rules::check_vault_name)
         });
@@ -720,22 +1048,151 @@ fn lower_targets(cx: &mut Cx, v: &Value, source: Option<&Source>) -> Vec<Target>
             continue;
         }
         seen.insert(region.clone(), i);
-        let key =
-            key.and_then(|key| check_target_key(cx, key, &region, source, &p.key("kms_key_arn")));
+        // Keys are checked against the account the plan pins for the target: its own, else
+        // the source's (v1 plans pinned it with `source.account_id` alone).
+        let key_account = pinned.or(accounts.pinned.clone());
+        let key = key.and_then(|key| {
+            let place = KeyPlace { region: &region, account: key_account.valid(), crossing };
+            check_target_key(cx, key, &place, &p.key("kms_key_arn"))
+        });
         if let (Some(backup_vault), Some(kms_key_arn)) = (vault, key) {
-            targets.push(Target { region, backup_vault, kms_key_arn });
+            targets.push(Target {
+                region,
+                backup_vault,
+                kms_key_arn,
+                account_id: account_id.into_valid(),
+                role: role.into_valid(),
+                iam_role_arn: restore_role,
+            });
         }
     }
+    check_role_conflicts(cx, &roles);
     targets
 }
 
-fn check_target_key(
+/// A target's `iam_role_arn`: the AWS Backup role that restores in the target's account. A
+/// target in another account than the source's must name one.
+fn lower_restore_role(
     cx: &mut Cx,
-    key: &str,
-    region: &Region,
-    source: Option<&Source>,
+    f: &Fields<'_>,
     p: &P<'_>,
+    region: Option<&Region>,
+    account: &Given<Account>,
+    crossing: Option<&Account>,
 ) -> Option<String> {
+    let Some(v) = f.get("iam_role_arn") else {
+        if let Some(target) = crossing {
+            cx.error(
+                Code::MissingRestoreRole,
+                target.at(),
+                format!(
+                    "`{}` is in account {}, not in the source account, and names no `iam_role_arn`",
+                    display_path(&p.path()),
+                    target.id
+                ),
+            )
+            .label("another account than the source's")
+            .help(format!(
+                "add `iam_role_arn: arn:aws:iam::{}:role/<name>` to the target: AWS Backup restores in account {} with a role of that account, not with the plan's `iam_role_arn`",
+                target.id, target.id
+            ));
+        }
+        return None;
+    };
+    let rp = p.key("iam_role_arn");
+    let s = cx.string(v, &rp)?;
+    let arn = match rules::check_role_arn(s) {
+        Ok(arn) => arn,
+        Err(msg) => {
+            cx.error(Code::IamRoleArn, rp.at_value(), msg).help(
+                "name the role AWS Backup assumes to restore in the target's account, like `arn:aws:iam::123456789012:role/drover-restore`",
+            );
+            return None;
+        }
+    };
+    if let Some(region) = region
+        && arn.partition != region.partition()
+    {
+        cx.error(
+            Code::PartitionMismatch,
+            rp.at_value(),
+            format!(
+                "the role is in partition `{}` but the target region `{region}` is in `{}`",
+                arn.partition,
+                region.partition()
+            ),
+        )
+        .help(format!(
+            "use a role of partition `{}` (`arn:{}:iam::...`)",
+            region.partition(),
+            region.partition()
+        ));
+        return None;
+    }
+    if let Some(account) = account.valid()
+        && arn.account != account.id
+    {
+        let inherited = !matches!(account.entry, Entry::Target(_));
+        let issue = cx.error(
+            Code::IamRoleArn,
+            rp.at_value(),
+            format!(
+                "the restore role is in account {} but the target is in account {}",
+                arn.account, account.id
+            ),
+        );
+        if inherited {
+            issue
+                .related(
+                    account.at(),
+                    "the source account (the target names no account of its own)",
+                )
+                .help(format!(
+                    "a restore runs in the target's account with a role of that account: use a role of account {}, or name the target's `account_id` when it is in another account",
+                    account.id
+                ));
+        } else {
+            issue.related(account.at(), "the target's account").help(format!(
+                "a restore runs in the target's account with a role of that account: use a role of account {}",
+                account.id
+            ));
+        }
+        return None;
+    }
+    Some(s.to_owned())
+}
+
+/// Where a target's key must be.
+struct KeyPlace<'a> {
+    region: &'a Region,
+    /// The account the plan pins for the target, if it does.
+    account: Option<&'a Account>,
+    /// The target's account, when it is not the source's.
+    crossing: Option<&'a Account>,
+}
+
+fn check_target_key(cx: &mut Cx, key: &str, place: &KeyPlace<'_>, p: &P<'_>) -> Option<String> {
+    let region = place.region;
+    if let Some(target) = place.crossing
+        && rules::is_aws_managed_alias(key)
+    {
+        cx.error(
+            Code::AwsManagedKey,
+            p.at_value(),
+            format!(
+                "`{key}` is an AWS-managed key, and the target is in another account than the source: a copy across accounts works only between customer-managed keys (AWS-managed keys cannot be shared with another account)"
+            ),
+        )
+        .label("AWS-managed key")
+        .related(target.at(), "the target's account")
+        .help(format!(
+            "create a customer-managed key in account {}, region {region}, let AWS Backup and the restore role use it, and name its key ARN (`arn:{}:kms:{region}:{}:key/<key id>`)",
+            target.id,
+            region.partition(),
+            target.id
+        ));
+        return None;
+    }
     let arn = match rules::check_kms_key_arn(key) {
         Ok(arn) => arn,
         Err(msg) => {
@@ -765,21 +1222,70 @@ fn check_target_key(
         );
         return None;
     }
-    if let Some(account) = source.and_then(|s| s.account_id.as_ref())
-        && arn.account != account
+    if let Some(account) = place.account
+        && arn.account != account.id
     {
         cx.error(
             Code::KmsKeyAccount,
             p.at_value(),
             format!(
-                "the KMS key is in account {} but `source.account_id` is {account}",
-                arn.account
+                "the KMS key is in account {} but {} is {}",
+                arn.account,
+                account.what(),
+                account.id
             ),
         )
-        .related(At::Value(ROOT.key("source").key("account_id").path()), "the plan's account");
+        .related(account.at(), account.label())
+        .help(format!(
+            "a restored table is encrypted with a key of its target's account: use a key of account {} in {region}",
+            account.id
+        ));
         return None;
     }
     Some(key.to_owned())
+}
+
+/// One account, one role: every entry of an account that names a role names the one the
+/// first entry of that account names ([`Plan::role_in`] takes the first).
+fn check_role_conflicts(cx: &mut Cx, roles: &[(String, Entry, AssumeRole)]) {
+    for (n, (account, entry, role)) in roles.iter().enumerate() {
+        let Some((_, first_entry, first)) = roles[..n].iter().find(|(a, _, _)| a == account) else {
+            continue;
+        };
+        // What differs, and whether each entry writes it.
+        let (key, thing, things, writes) = if role.role_arn != first.role_arn {
+            ("role_arn", "role", "roles", (true, true))
+        } else if role.external_id != first.external_id {
+            let writes = (role.external_id.is_some(), first.external_id.is_some());
+            ("external_id", "external id", "external ids", writes)
+        } else if role.session_duration != first.session_duration {
+            let writes = (role.session_duration.is_some(), first.session_duration.is_some());
+            ("session_duration", "session duration", "session durations", writes)
+        } else {
+            continue;
+        };
+        // Point at the key that differs, or at the role of an entry that does not write it.
+        let at = |e: Entry, writes: bool| At::Value(e.path(if writes { key } else { "role_arn" }));
+        let label = if writes.0 {
+            format!("another {thing} for account {account}")
+        } else {
+            format!("no {thing} for account {account}")
+        };
+        cx.error(
+            Code::RoleConflict,
+            at(*entry, writes.0),
+            format!(
+                "`{}` and `{}` name different {things} for account {account}: drover assumes one role per account",
+                first_entry.name(),
+                entry.name(),
+            ),
+        )
+        .label(label)
+        .related(at(*first_entry, writes.1), format!("the first role named for account {account}"))
+        .help(format!(
+            "name the same `role_arn`, `external_id` and `session_duration` in every entry of account {account}, or name them once: the other entries of the account use that role"
+        ));
+    }
 }
 
 fn lower_settings(cx: &mut Cx, f: &Fields<'_>, p: &P<'_>, targets: &[Target]) -> Settings {
@@ -1272,5 +1778,235 @@ fn check_drill_template(cx: &mut Cx, drill: &Drill, tables: &[Table]) {
             format!("the drill name template yields names of up to {} characters; DynamoDB allows {MAX_TABLE_NAME}", name.len()),
         )
         .help(format!("shorten the template: it yields `{}…`", &name[..40]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The account and role rules. Every other rule is covered by tests/plans/invalid.
+
+    /// A plan with a production account (111…) and `targets` below the us-west-2 target,
+    /// which is in the production account.
+    fn plan(source: &str, targets: &str) -> String {
+        format!(
+            r#"version: 1
+name: t
+source:
+  region: us-east-1
+  backup_vault: prod
+{source}iam_role_arn: arn:aws:iam::111111111111:role/drover-backup
+targets:
+  - region: us-west-2
+    backup_vault: dr
+    kms_key_arn: arn:aws:kms:us-west-2:111111111111:key/1111aaaa-22bb-33cc-44dd-555555eeeeee
+{targets}tables:
+  - name: customers
+"#
+        )
+    }
+
+    /// A target in eu-west-1 with `extra` keys (indented by four spaces) and this key.
+    fn euw1(extra: &str, key_account: &str) -> String {
+        format!(
+            "  - region: eu-west-1\n{extra}    backup_vault: recovery\n    kms_key_arn: arn:aws:kms:eu-west-1:{key_account}:key/1111aaaa-22bb-33cc-44dd-555555eeeeee\n"
+        )
+    }
+
+    const RECOVERY: &str = "    account_id: \"222222222222\"\n    role_arn: arn:aws:iam::222222222222:role/drover-recovery\n    iam_role_arn: arn:aws:iam::222222222222:role/drover-restore\n";
+
+    /// The codes of the plan's diagnostics with their lines; panics on the plan's validity
+    /// disagreeing with whether there are errors.
+    fn codes(text: &str) -> Vec<(String, usize)> {
+        let loaded = crate::load("t.yaml", text.as_bytes());
+        let items = loaded.diagnostics.items();
+        assert_eq!(loaded.plan.is_some(), !loaded.diagnostics.has_errors(), "{items:#?}");
+        for d in items {
+            assert!(d.help.is_some() || !NEW_CODES.contains(&d.code.as_str()), "{d:#?}");
+        }
+        items.iter().map(|d| (d.code.as_str().to_owned(), d.location.line)).collect()
+    }
+
+    const NEW_CODES: &[&str] = &[
+        "role-arn",
+        "external-id",
+        "no-role-arn",
+        "missing-restore-role",
+        "aws-managed-key",
+        "role-conflict",
+    ];
+
+    /// The last line holding `needle` (the entries under test come last).
+    fn line_of(text: &str, needle: &str) -> usize {
+        let lines: Vec<&str> = text.lines().collect();
+        lines.iter().rposition(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}")) + 1
+    }
+
+    fn one(text: &str, code: &str, at: &str) {
+        assert_eq!(codes(text), [(code.to_owned(), line_of(text, at))], "{text}");
+    }
+
+    #[test]
+    fn a_recovery_account_with_its_own_roles_key_and_vault_is_valid() {
+        let text = plan(
+            "  account_id: \"111111111111\"\n  role_arn: arn:aws:iam::111111111111:role/drover-prod\n  external_id: drover-7f3a\n  session_duration: 1h\n",
+            &euw1(
+                &format!(
+                    "{RECOVERY}    external_id: \"a+b=c,d.e@f:g/h-i_j\"\n    session_duration: 12h\n"
+                ),
+                "222222222222",
+            ),
+        );
+        assert_eq!(codes(&text), []);
+        // The same target in the source account needs no role of its own.
+        assert_eq!(codes(&plan("", &euw1("", "111111111111"))), []);
+        // ... and may name one there.
+        let own = "    iam_role_arn: arn:aws:iam::111111111111:role/drover-restore\n";
+        assert_eq!(codes(&plan("", &euw1(own, "111111111111"))), []);
+    }
+
+    #[test]
+    fn v1_plans_keep_their_meaning() {
+        // Without `source.account_id`, keys were never checked against an account: they still
+        // are not (drover iam-policy asks for --account-id when the ARNs disagree).
+        assert_eq!(codes(&plan("", &euw1("", "210987654321"))), []);
+        // With it, a key in another account is an error, as before.
+        let text = plan("  account_id: \"111111111111\"\n", &euw1("", "210987654321"));
+        one(&text, "kms-key-account", "210987654321");
+    }
+
+    #[test]
+    fn role_arns_are_role_arns_in_their_entrys_partition_and_account() {
+        let text = plan("  role_arn: arn:aws:iam::111111111111:user/drover\n", "");
+        one(&text, "role-arn", "user/drover");
+        let text = plan("  role_arn: arn:aws-cn:iam::111111111111:role/drover\n", "");
+        one(&text, "partition-mismatch", "aws-cn");
+        let text = plan(
+            "  account_id: \"111111111111\"\n  role_arn: arn:aws:iam::333333333333:role/drover\n",
+            "",
+        );
+        one(&text, "role-arn", "333333333333");
+        let text = plan(
+            "",
+            &euw1(
+                "    account_id: \"222222222222\"\n    role_arn: arn:aws:iam::333333333333:role/r\n    iam_role_arn: arn:aws:iam::222222222222:role/restore\n",
+                "222222222222",
+            ),
+        );
+        one(&text, "role-arn", "333333333333");
+        let text = plan("", &euw1("    account_id: \"2222\"\n", "222222222222"));
+        one(&text, "account-id", "\"2222\"");
+    }
+
+    #[test]
+    fn the_source_role_is_in_the_account_of_iam_role_arn() {
+        let text = plan("  role_arn: arn:aws:iam::333333333333:role/drover\n", "");
+        let diags = crate::load("t.yaml", text.as_bytes()).diagnostics;
+        let d = &diags.items()[0];
+        assert_eq!(
+            (d.code.as_str(), d.location.line),
+            ("role-arn", line_of(&text, "333333333333"))
+        );
+        assert!(d.message.contains("`iam_role_arn` is in account 111111111111"), "{}", d.message);
+        assert_eq!(d.related[0].location.line, line_of(&text, "iam_role_arn"));
+        assert_eq!(diags.items().len(), 1);
+    }
+
+    #[test]
+    fn external_ids_and_session_durations_follow_sts_and_need_a_role() {
+        let role = "  role_arn: arn:aws:iam::111111111111:role/drover\n";
+        one(&plan(&format!("{role}  external_id: \"a b\"\n"), ""), "external-id", "a b");
+        one(&plan(&format!("{role}  external_id: x\n"), ""), "external-id", "external_id");
+        one(&plan(&format!("{role}  external_id: 12345\n"), ""), "wrong-type", "12345");
+        one(&plan(&format!("{role}  session_duration: 14m\n"), ""), "duration", "14m");
+        one(&plan(&format!("{role}  session_duration: 12h1s\n"), ""), "duration", "12h1s");
+        one(&plan(&format!("{role}  session_duration: 1 hour\n"), ""), "duration", "1 hour");
+        assert_eq!(codes(&plan(&format!("{role}  session_duration: 15m\n"), "")), []);
+        one(&plan("  external_id: drover-7f3a\n", ""), "no-role-arn", "external_id");
+        let text = plan("", &euw1("    session_duration: 1h\n", "111111111111"));
+        one(&text, "no-role-arn", "session_duration");
+    }
+
+    #[test]
+    fn a_target_in_another_account_restores_with_a_role_of_that_account() {
+        let text = plan("", &euw1("    account_id: \"222222222222\"\n", "222222222222"));
+        one(&text, "missing-restore-role", "account_id");
+        // The target's account may come from its role alone.
+        let text =
+            plan("", &euw1("    role_arn: arn:aws:iam::222222222222:role/r\n", "222222222222"));
+        one(&text, "missing-restore-role", "role_arn");
+        // A restore role in another account than the target's.
+        let restore = "    iam_role_arn: arn:aws:iam::111111111111:role/drover-restore\n";
+        let text = plan(
+            "",
+            &euw1(&format!("    account_id: \"222222222222\"\n{restore}"), "222222222222"),
+        );
+        one(&text, "iam-role-arn", "role/drover-restore");
+        // A target in the source account with a restore role of another account.
+        let restore = "    iam_role_arn: arn:aws:iam::222222222222:role/drover-restore\n";
+        one(&plan("", &euw1(restore, "111111111111")), "iam-role-arn", "role/drover-restore");
+        let restore = "    iam_role_arn: arn:aws-us-gov:iam::111111111111:role/drover-restore\n";
+        one(&plan("", &euw1(restore, "111111111111")), "partition-mismatch", "aws-us-gov");
+        let restore = "    iam_role_arn: drover-restore\n";
+        one(&plan("", &euw1(restore, "111111111111")), "iam-role-arn", "drover-restore");
+    }
+
+    #[test]
+    fn keys_are_in_their_targets_account() {
+        // Keys of targets in another account are checked against that account.
+        let text = plan("", &euw1(RECOVERY, "111111111111"));
+        one(&text, "kms-key-account", "kms_key_arn");
+        let text = plan(
+            "",
+            &euw1(&RECOVERY.replace("    account_id: \"222222222222\"\n", ""), "111111111111"),
+        );
+        one(&text, "kms-key-account", "kms_key_arn");
+        // A source role pins the source account for the keys of the targets in it.
+        let text =
+            plan("  role_arn: arn:aws:iam::111111111111:role/drover\n", &euw1("", "222222222222"));
+        one(&text, "kms-key-account", "kms_key_arn");
+    }
+
+    #[test]
+    fn copies_across_accounts_need_customer_managed_keys() {
+        let managed = |account: &str| {
+            format!(
+                "  - region: eu-west-1\n{RECOVERY}    backup_vault: recovery\n    kms_key_arn: arn:aws:kms:eu-west-1:{account}:alias/aws/dynamodb\n"
+            )
+        };
+        one(&plan("", &managed("222222222222")), "aws-managed-key", "alias/aws");
+        // In the source account an alias is refused as any alias is.
+        let same = managed("111111111111").replace(RECOVERY, "");
+        one(&plan("", &same), "kms-key-arn", "alias/aws");
+    }
+
+    #[test]
+    fn one_account_one_role() {
+        let prod = "  role_arn: arn:aws:iam::111111111111:role/drover-prod\n  external_id: ext-1\n";
+        // The same role again, or none, is fine.
+        let same =
+            "    role_arn: arn:aws:iam::111111111111:role/drover-prod\n    external_id: ext-1\n";
+        assert_eq!(codes(&plan(prod, &euw1(same, "111111111111"))), []);
+        assert_eq!(codes(&plan(prod, &euw1("", "111111111111"))), []);
+        // Another role, external id or session duration.
+        let other = "    role_arn: arn:aws:iam::111111111111:role/other\n    external_id: ext-1\n";
+        one(&plan(prod, &euw1(other, "111111111111")), "role-conflict", "role/other");
+        let other =
+            "    role_arn: arn:aws:iam::111111111111:role/drover-prod\n    external_id: ext-2\n";
+        one(&plan(prod, &euw1(other, "111111111111")), "role-conflict", "ext-2");
+        let other = "    role_arn: arn:aws:iam::111111111111:role/drover-prod\n";
+        let text = plan(prod, &euw1(other, "111111111111"));
+        one(&text, "role-conflict", "role/drover-prod");
+        let other = format!("{same}    session_duration: 2h\n");
+        one(&plan(prod, &euw1(&other, "111111111111")), "role-conflict", "2h");
+        // Between two targets of the recovery account.
+        let second = "  - region: ap-south-1\n    account_id: \"222222222222\"\n    role_arn: arn:aws:iam::222222222222:role/other\n    iam_role_arn: arn:aws:iam::222222222222:role/drover-restore\n    backup_vault: recovery\n    kms_key_arn: arn:aws:kms:ap-south-1:222222222222:key/1111aaaa-22bb-33cc-44dd-555555eeeeee\n";
+        let text = plan("", &format!("{}{second}", euw1(RECOVERY, "222222222222")));
+        one(&text, "role-conflict", "role/other");
+    }
+
+    #[test]
+    fn regions_stay_distinct_across_accounts() {
+        let text = plan("", &euw1(RECOVERY, "222222222222").replace("eu-west-1", "us-east-1"));
+        one(&text, "target-is-source", "- region: us-east-1");
     }
 }

@@ -65,6 +65,64 @@ impl Plan {
         self.targets.iter().find(|t| &t.region == region)
     }
 
+    /// The source account: `source.account_id`, else the account of its role, else the
+    /// account of the plan's `iam_role_arn` (which is always in the source account).
+    #[must_use]
+    pub fn source_account(&self) -> &str {
+        self.source
+            .account_id
+            .as_deref()
+            .or_else(|| self.source.role.as_ref().map(AssumeRole::account))
+            .unwrap_or_else(|| arn_account(&self.iam_role_arn))
+    }
+
+    /// The account `target` is in: its `account_id`, else the account of its role, else the
+    /// source account.
+    #[must_use]
+    pub fn target_account<'a>(&'a self, target: &'a Target) -> &'a str {
+        target
+            .account_id
+            .as_deref()
+            .or_else(|| target.role.as_ref().map(AssumeRole::account))
+            .unwrap_or_else(|| self.source_account())
+    }
+
+    /// Whether copies into `target` cross accounts.
+    #[must_use]
+    pub fn crosses_accounts(&self, target: &Target) -> bool {
+        self.target_account(target) != self.source_account()
+    }
+
+    /// The AWS Backup role restores in `target` use: its own, else the plan's.
+    #[must_use]
+    pub fn restore_role<'a>(&'a self, target: &'a Target) -> &'a str {
+        target.iam_role_arn.as_deref().unwrap_or(&self.iam_role_arn)
+    }
+
+    /// The role drover assumes in `account`, if any: the first the plan names for an entry
+    /// (source or target) in that account. Validation makes every entry of one account name
+    /// the same role, or none.
+    #[must_use]
+    pub fn role_in(&self, account: &str) -> Option<&AssumeRole> {
+        let source = (self.source_account() == account).then_some(self.source.role.as_ref());
+        source
+            .into_iter()
+            .chain(
+                self.targets
+                    .iter()
+                    .filter(|t| self.target_account(t) == account)
+                    .map(|t| t.role.as_ref()),
+            )
+            .flatten()
+            .next()
+    }
+
+    /// Every region of the plan (source first, then the targets) with the account it is in.
+    pub fn regions_and_accounts(&self) -> impl Iterator<Item = (&Region, &str)> + '_ {
+        std::iter::once((&self.source.region, self.source_account()))
+            .chain(self.targets.iter().map(|t| (&t.region, self.target_account(t))))
+    }
+
     /// Ids of the tables restored in `region`, in plan order.
     pub fn tables_in(&self, region: &Region) -> impl Iterator<Item = TableId> + '_ {
         let region = region.clone();
@@ -89,6 +147,38 @@ pub struct Source {
     pub account_id: Option<String>,
     /// AWS Backup vault holding the source recovery points.
     pub backup_vault: String,
+    /// The role drover assumes to act in the source account, when it does not act with the
+    /// operator's own credentials there.
+    pub role: Option<AssumeRole>,
+}
+
+/// A role drover assumes to act in an account (STS AssumeRole, chained from the operator's
+/// credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AssumeRole {
+    /// The role's ARN (in the account it acts in).
+    pub role_arn: String,
+    /// The external id the role's trust policy requires, if any.
+    pub external_id: Option<String>,
+    /// How long each session lasts (15 minutes to 12 hours; AWS's default, one hour, when
+    /// absent).
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub session_duration: Option<Duration>,
+}
+
+impl AssumeRole {
+    /// The account the role is in (the fifth field of its ARN).
+    #[must_use]
+    pub fn account(&self) -> &str {
+        arn_account(&self.role_arn)
+    }
+}
+
+/// The account field of an ARN (`arn:partition:service:region:account:...`), empty when it has
+/// none.
+#[must_use]
+pub fn arn_account(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or_default()
 }
 
 /// Recovery objectives.
@@ -111,6 +201,13 @@ pub struct Target {
     pub backup_vault: String,
     /// KMS key (in the target region) that restored tables are encrypted with.
     pub kms_key_arn: String,
+    /// The account the target is in, when the plan names one (else the source's account, or
+    /// the account of `role`).
+    pub account_id: Option<String>,
+    /// The role drover assumes to act in the target's account.
+    pub role: Option<AssumeRole>,
+    /// The AWS Backup role that restores in this target (else the plan's `iam_role_arn`).
+    pub iam_role_arn: Option<String>,
 }
 
 /// A table to recover, with its settings resolved against the plan's `defaults`.
@@ -451,6 +548,172 @@ impl<'de> serde::Deserialize<'de> for KeyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load(text: &str) -> Plan {
+        let loaded = crate::load("t.yaml", text.as_bytes());
+        loaded.plan.unwrap_or_else(|| panic!("{:#?}", loaded.diagnostics.items()))
+    }
+
+    /// A production account with a target of its own and a recovery account.
+    const TWO_ACCOUNTS: &str = r#"
+version: 1
+name: t
+source:
+  region: us-east-1
+  account_id: "111111111111"
+  backup_vault: prod
+  role_arn: arn:aws:iam::111111111111:role/drover-prod
+  external_id: prod-ext
+iam_role_arn: arn:aws:iam::111111111111:role/drover-backup
+targets:
+  - region: us-west-2
+    backup_vault: dr
+    kms_key_arn: arn:aws:kms:us-west-2:111111111111:key/1111aaaa-22bb-33cc-44dd-555555eeeeee
+  - region: eu-west-1
+    account_id: "222222222222"
+    role_arn: arn:aws:iam::222222222222:role/drover-recovery
+    external_id: rec-ext
+    session_duration: 2h
+    iam_role_arn: arn:aws:iam::222222222222:role/drover-restore
+    backup_vault: recovery
+    kms_key_arn: arn:aws:kms:eu-west-1:222222222222:key/1111aaaa-22bb-33cc-44dd-555555eeeeee
+tables:
+  - name: customers
+"#;
+
+    #[test]
+    fn a_plan_across_two_accounts_knows_each_entrys_account_and_roles() {
+        let plan = load(TWO_ACCOUNTS);
+        let (usw2, euw1) = (&plan.targets[0], &plan.targets[1]);
+        assert_eq!(plan.source_account(), "111111111111");
+        assert_eq!(plan.target_account(usw2), "111111111111");
+        assert_eq!(plan.target_account(euw1), "222222222222");
+        assert!(!plan.crosses_accounts(usw2));
+        assert!(plan.crosses_accounts(euw1));
+        assert_eq!(plan.restore_role(usw2), "arn:aws:iam::111111111111:role/drover-backup");
+        assert_eq!(plan.restore_role(euw1), "arn:aws:iam::222222222222:role/drover-restore");
+
+        let prod = plan.role_in("111111111111").unwrap();
+        assert_eq!(prod.role_arn, "arn:aws:iam::111111111111:role/drover-prod");
+        assert_eq!(prod.external_id.as_deref(), Some("prod-ext"));
+        assert_eq!(prod.session_duration, None);
+        assert_eq!(prod.account(), "111111111111");
+        let recovery = plan.role_in("222222222222").unwrap();
+        assert_eq!(recovery.role_arn, "arn:aws:iam::222222222222:role/drover-recovery");
+        assert_eq!(recovery.external_id.as_deref(), Some("rec-ext"));
+        assert_eq!(recovery.session_duration, Some(Duration::from_secs(7200)));
+        assert_eq!(plan.role_in("333333333333"), None);
+
+        let regions: Vec<(&str, &str)> =
+            plan.regions_and_accounts().map(|(r, a)| (r.as_str(), a)).collect();
+        assert_eq!(
+            regions,
+            [
+                ("us-east-1", "111111111111"),
+                ("us-west-2", "111111111111"),
+                ("eu-west-1", "222222222222")
+            ]
+        );
+        // The new keys serialize with the plan (`drover plan --format json` shows them).
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["targets"][1]["role"]["session_duration"], "2h");
+        assert_eq!(json["targets"][1]["account_id"], "222222222222");
+        assert_eq!(json["source"]["role"]["external_id"], "prod-ext");
+    }
+
+    /// A v1 plan: one account, no role to assume.
+    const V1: &str = r#"
+version: 1
+name: t
+source:
+  region: us-east-1
+  account_id: "111111111111"
+  backup_vault: prod
+iam_role_arn: arn:aws:iam::111111111111:role/drover-backup
+targets:
+  - region: us-west-2
+    backup_vault: dr
+    kms_key_arn: arn:aws:kms:us-west-2:111111111111:key/1111aaaa-22bb-33cc-44dd-555555eeeeee
+  - region: eu-west-1
+    backup_vault: dr
+    kms_key_arn: arn:aws:kms:eu-west-1:111111111111:key/1111aaaa-22bb-33cc-44dd-555555eeeeee
+tables:
+  - name: customers
+"#;
+
+    #[test]
+    fn a_v1_plan_is_in_one_account_with_no_role_to_assume() {
+        let plan = load(V1);
+        assert_eq!(plan.source_account(), "111111111111");
+        for t in &plan.targets {
+            assert_eq!(plan.target_account(t), "111111111111");
+            assert!(!plan.crosses_accounts(t));
+            assert_eq!(plan.restore_role(t), plan.iam_role_arn);
+            assert_eq!((&t.account_id, &t.role, &t.iam_role_arn), (&None, &None, &None));
+        }
+        assert_eq!(plan.source.role, None);
+        assert_eq!(plan.role_in("111111111111"), None);
+
+        // Without `source.account_id`, the account is the one of the AWS Backup role.
+        let plan = load(&V1.replace("  account_id: \"111111111111\"\n", ""));
+        assert_eq!(plan.source.account_id, None);
+        assert_eq!(plan.source_account(), "111111111111");
+        assert_eq!(plan.target_account(&plan.targets[0]), "111111111111");
+        assert!(plan.regions_and_accounts().all(|(_, a)| a == "111111111111"));
+    }
+
+    #[test]
+    fn accounts_follow_from_roles_when_no_account_id_names_them() {
+        let plan = load(
+            r#"
+version: 1
+name: t
+source:
+  region: us-east-1
+  backup_vault: prod
+iam_role_arn: arn:aws:iam::111111111111:role/drover-backup
+targets:
+  - region: us-west-2
+    role_arn: arn:aws:iam::111111111111:role/drover-prod
+    backup_vault: dr
+    kms_key_arn: arn:aws:kms:us-west-2:111111111111:key/1111aaaa-22bb-33cc-44dd-555555eeeeee
+  - region: eu-west-1
+    role_arn: arn:aws:iam::222222222222:role/drover-recovery
+    iam_role_arn: arn:aws:iam::222222222222:role/drover-restore
+    backup_vault: recovery
+    kms_key_arn: arn:aws:kms:eu-west-1:222222222222:key/1111aaaa-22bb-33cc-44dd-555555eeeeee
+  - region: ap-south-1
+    backup_vault: dr
+    kms_key_arn: arn:aws:kms:ap-south-1:111111111111:key/1111aaaa-22bb-33cc-44dd-555555eeeeee
+tables:
+  - name: customers
+"#,
+        );
+        let [usw2, euw1, aps1] = [&plan.targets[0], &plan.targets[1], &plan.targets[2]];
+        assert_eq!(plan.source_account(), "111111111111");
+        assert_eq!(plan.target_account(usw2), "111111111111");
+        assert_eq!(plan.target_account(euw1), "222222222222");
+        assert_eq!(plan.target_account(aps1), "111111111111");
+        assert!(plan.crosses_accounts(euw1) && !plan.crosses_accounts(aps1));
+        // The role a target names for the source account is the role of the whole account,
+        // the source and the other targets there included.
+        let prod = plan.role_in(plan.source_account()).unwrap();
+        assert_eq!(prod.role_arn, "arn:aws:iam::111111111111:role/drover-prod");
+        assert_eq!(plan.role_in("222222222222").unwrap().account(), "222222222222");
+
+        // A source role names the source account when `source.account_id` does not.
+        let mut by_role = plan.clone();
+        by_role.source.role = plan.targets[0].role.clone();
+        by_role.iam_role_arn = "arn:aws:iam::999999999999:role/x".into();
+        assert_eq!(by_role.source_account(), "111111111111");
+    }
+
+    #[test]
+    fn arn_accounts() {
+        assert_eq!(arn_account("arn:aws:iam::111111111111:role/x"), "111111111111");
+        assert_eq!(arn_account("arn:aws:kms:eu-west-1:222222222222:key/k"), "222222222222");
+        assert_eq!(arn_account("not-an-arn"), "");
+    }
 
     #[test]
     fn key_values_serialize_plain_strings_and_typed_numbers_and_binary() {

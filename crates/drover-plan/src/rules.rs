@@ -178,6 +178,33 @@ pub(crate) fn check_role_arn(s: &str) -> Result<Arn<'_>, String> {
     Ok(arn)
 }
 
+/// STS external ids (`AssumeRole`'s `ExternalId`): 2 to 1224 of `[\w+=,.@:/-]`.
+pub(crate) fn check_external_id(s: &str) -> Result<(), String> {
+    if !(2..=1224).contains(&s.len()) {
+        return Err(format!(
+            "an external id is 2 to 1224 characters long, this one {}",
+            s.chars().count()
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(*c))) {
+        return Err(format!(
+            "the external id contains `{c}`: STS allows letters, digits and `_ + = , . @ : / -`"
+        ));
+    }
+    Ok(())
+}
+
+/// The shortest and longest sessions STS `AssumeRole` grants (`DurationSeconds`, 900..43200).
+pub(crate) const SESSION_DURATIONS: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(15 * 60)..=Duration::from_secs(12 * 3600);
+
+/// Whether `key` names an AWS-managed KMS key by its alias (`alias/aws/...`, bare or as an
+/// alias ARN). AWS-managed keys cannot be shared with another account.
+pub(crate) fn is_aws_managed_alias(key: &str) -> bool {
+    let alias = split_arn(key).filter(|arn| arn.service == "kms").map_or(key, |arn| arn.resource);
+    alias.starts_with("alias/aws/")
+}
+
 /// KMS key ARNs: `arn:<partition>:kms:<region>:<account>:key/<key id>`.
 pub(crate) fn check_kms_key_arn(s: &str) -> Result<Arn<'_>, String> {
     let bad = || {
@@ -507,6 +534,32 @@ mod tests {
         assert!(check_role_arn("arn:aws:iam::123456789012:role/svc/drover-backup").is_ok());
         assert!(check_role_arn("arn:aws:iam:us-east-1:123456789012:role/x").is_err());
         assert!(check_role_arn("arn:aws:iam::123456789012:user/x").is_err());
+    }
+
+    #[test]
+    fn external_ids_follow_sts() {
+        for ok in ["ab", "drover-7f3a", "a_b+c=d,e.f@g:h/i-j", &"x".repeat(1224)] {
+            assert_eq!(check_external_id(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a", "has space", "é1", "a#b", &"x".repeat(1225)] {
+            assert!(check_external_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn aws_managed_aliases() {
+        for managed in ["arn:aws:kms:eu-west-1:222222222222:alias/aws/dynamodb", "alias/aws/backup"]
+        {
+            assert!(is_aws_managed_alias(managed), "{managed}");
+        }
+        for other in [
+            "arn:aws:kms:eu-west-1:222222222222:alias/dr",
+            "arn:aws:kms:eu-west-1:222222222222:key/1111aaaa-22bb-33cc-44dd-555555eeeeee",
+            "alias/awsome",
+            "arn:aws:iam::222222222222:alias/aws/x",
+        ] {
+            assert!(!is_aws_managed_alias(other), "{other}");
+        }
     }
 
     #[test]

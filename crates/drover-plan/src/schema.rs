@@ -45,6 +45,50 @@ mod tests {
         );
     }
 
+    fn patterns<'a>(v: &'a Value, at: &str, out: &mut Vec<(String, &'a str)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("pattern", Value::String(p)) => out.push((at.to_owned(), p)),
+                        _ => patterns(v, &format!("{at}/{k}"), out),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    patterns(v, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Editors and validators compile `pattern`s as ECMA-262 regular expressions (JSON Schema
+    /// 2020-12, §6.3.3), often with the `u` flag: Perl's inline flags (`(?i)`), lookbehind
+    /// and `\A`/`\z` anchors make the whole schema fail to load in some of them.
+    #[test]
+    fn patterns_are_ecma_262() {
+        let s: Value = serde_json::from_str(JSON_SCHEMA).unwrap();
+        let mut found = Vec::new();
+        patterns(&s, "", &mut found);
+        assert!(found.len() >= 15, "{found:?}");
+        for (at, p) in found {
+            for (i, _) in p.match_indices("(?") {
+                let next = p[i + 2..].chars().next();
+                assert!(
+                    matches!(next, Some(':' | '=' | '!')),
+                    "{at}: `{p}` has `(?` not ECMA-262 accepts"
+                );
+            }
+            for bad in ["(?<=", "(?<!", "\\A", "\\z", "\\Z"] {
+                assert!(!p.contains(bad), "{at}: `{p}` has `{bad}`");
+            }
+            // Patterns are not anchored unless they say so.
+            assert!(p.starts_with('^'), "{at}: `{p}` is not anchored");
+        }
+    }
+
     #[test]
     fn table_keys_are_settings_plus_name_and_dependencies() {
         let mut expected = set(keys::SETTINGS);
