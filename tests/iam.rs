@@ -318,3 +318,371 @@ fn split_prints_managed_size_documents_that_grant_the_same() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert_eq!(serde_json::from_str::<Value>(&run.stdout).unwrap(), split["operator"]);
 }
+
+/// The recovery-account example: a source role and a target in another account.
+const DR: &str = "plans/shop-dr-account.yaml";
+const PROD: &str = "123456789012";
+const RECOVERY: &str = "210987654321";
+const OPERATOR: &str = "999999999999";
+
+/// `drover iam-policy` of a plan with more arguments, as JSON (exit 0).
+fn printed(plan: &str, more: &[&str]) -> Value {
+    let mut args = vec!["iam-policy", plan];
+    args.extend_from_slice(more);
+    let run = drover(&args);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+fn account<'v>(all: &'v Value, id: &str) -> &'v Value {
+    let a = &all["accounts"][id];
+    assert!(a.is_object(), "no account {id}: {all}");
+    a
+}
+
+/// Every identity document of a per-account output, with a name: the operator's own, each
+/// account's operator policy, role trusts, backup role policies and trusts.
+fn identity_documents(all: &Value) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    if let Some(own) = all.get("operator") {
+        out.push(("operator".to_owned(), own));
+    }
+    for (id, a) in all["accounts"].as_object().unwrap() {
+        out.push((format!("{id} operator"), &a["operator"]));
+        if let Some(role) = a.get("operator_role") {
+            out.push((format!("{id} operator role trust"), &role["trust"]));
+        }
+        for (arn, role) in a["backup_roles"].as_object().unwrap() {
+            out.push((format!("{arn} policy"), &role["policy"]));
+            out.push((format!("{arn} trust"), &role["trust"]));
+        }
+    }
+    out
+}
+
+#[test]
+fn cross_account_plan_snapshot() {
+    let run = drover(&["iam-policy", DR, "--operator-account", OPERATOR]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    snapshot!("main__iam__shop-dr-account", run.transcript());
+}
+
+#[test]
+fn each_account_gets_its_own_work_scoped_to_its_arns() {
+    let all = printed(DR, &["--operator-account", OPERATOR]);
+    let ids: Vec<&String> = all["accounts"].as_object().unwrap().keys().collect();
+    assert_eq!(ids, [PROD, RECOVERY]);
+    for id in [PROD, RECOVERY] {
+        let operator = &account(&all, id)["operator"];
+        assert_eq!(operator["Version"], "2012-10-17");
+        for (sid, r) in resources(operator) {
+            assert!(
+                r == "*" || r.contains(&format!(":{id}:")),
+                "account {id}, {sid}: {r} is another account's"
+            );
+        }
+    }
+    let sids = |id: &str| -> Vec<String> {
+        statements(&account(&all, id)["operator"])
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Backups and copies in production only; the recovery account restores.
+    for sid in ["StartBackupsIntoSourceVault", "CopySourceRecoveryPoints", "ReadSourceTables"] {
+        assert!(sids(PROD).iter().any(|s| s == sid), "{sid}");
+        assert!(!sids(RECOVERY).iter().any(|s| s == sid), "{sid} in the recovery account");
+    }
+    let restores = |id: &str| -> Vec<String> {
+        statements(&account(&all, id)["operator"])
+            .iter()
+            .find(|s| s["Sid"] == "RestoreFromTargetVaults")
+            .map(|s| strings(&s["Resource"]).into_iter().map(str::to_owned).collect())
+            .unwrap()
+    };
+    assert_eq!(restores(PROD), [format!("arn:aws:backup:us-west-2:{PROD}:recovery-point:*")]);
+    assert_eq!(
+        restores(RECOVERY),
+        [format!("arn:aws:backup:eu-west-1:{RECOVERY}:recovery-point:*")]
+    );
+    // Each account's tables: `sessions` is not restored in the recovery account.
+    let recovery = serde_json::to_string(&account(&all, RECOVERY)["operator"]).unwrap();
+    assert!(recovery.contains(&format!("eu-west-1:{RECOVERY}:table/orders-drill-*")));
+    assert!(!recovery.contains("table/sessions"), "{recovery}");
+    // Every statement: an Allow with sorted actions, and a Sid IAM takes.
+    for (name, doc) in identity_documents(&all) {
+        for s in statements(doc) {
+            assert_eq!(s["Effect"], "Allow", "{name}");
+            let actions = strings(&s["Action"]);
+            let mut sorted = actions.clone();
+            sorted.sort_unstable();
+            assert_eq!(actions, sorted, "{name}: {}", s["Sid"]);
+            assert!(s["Sid"].as_str().unwrap().bytes().all(|b| b.is_ascii_alphanumeric()));
+        }
+    }
+}
+
+#[test]
+fn the_operator_assumes_the_roles_the_plan_names_and_they_trust_its_account() {
+    let all = printed(DR, &["--operator-account", OPERATOR]);
+    let yaml = plan_yaml(DR);
+    let source_role = yaml["source"]["role_arn"].as_str().unwrap();
+    let target = &yaml["targets"][1];
+    let recovery_role = target["role_arn"].as_str().unwrap();
+    // The operator's own policy: sts:AssumeRole on exactly those roles.
+    assert_eq!(
+        all["operator"],
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "AssumePlanRoles",
+                "Effect": "Allow",
+                "Action": ["sts:AssumeRole"],
+                "Resource": [source_role, recovery_role]
+            }]
+        })
+    );
+    let root = format!("arn:aws:iam::{OPERATOR}:root");
+    let prod = &account(&all, PROD)["operator_role"];
+    assert_eq!(prod["arn"], source_role);
+    assert_eq!(
+        prod["trust"]["Statement"],
+        serde_json::json!([{
+            "Sid": "AssumedByDroverOperator",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": ["sts:AssumeRole"]
+        }])
+    );
+    assert!(prod.get("max_session_duration").is_none(), "an hour is a role's default");
+    let recovery = &account(&all, RECOVERY)["operator_role"];
+    assert_eq!(recovery["arn"], recovery_role);
+    assert_eq!(
+        recovery["trust"]["Statement"][0]["Condition"],
+        serde_json::json!({"StringEquals": {"sts:ExternalId": target["external_id"]}})
+    );
+    assert_eq!(recovery["max_session_duration"], 7200);
+    // Without --operator-account: a placeholder IAM refuses, and a warning that says so.
+    let run = drover(&["iam-policy", DR]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let placeholder: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        account(&placeholder, RECOVERY)["operator_role"]["trust"]["Statement"][0]["Principal"]["AWS"],
+        "arn:aws:iam::OPERATOR_ACCOUNT_ID:root"
+    );
+    assert!(run.stderr.contains("--operator-account"), "{}", run.transcript());
+}
+
+/// shop-dr-account without `source.role_arn`: drover acts in production with the operator's
+/// own credentials.
+fn dr_without_source_role() -> tempfile::NamedTempFile {
+    let text = std::fs::read_to_string(repo_root().join(DR)).unwrap();
+    let role = "  role_arn: arn:aws:iam::123456789012:role/drover-prod\n  session_duration: 1h\n";
+    assert!(text.contains(role));
+    temp_plan(&text.replace(role, ""))
+}
+
+#[test]
+fn the_operator_account_is_the_one_drover_acts_in_with_its_own_credentials() {
+    let plan = dr_without_source_role();
+    let path = plan.path().to_str().unwrap();
+    let run = drover(&["iam-policy", path]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stderr.is_empty(), "{}", run.transcript());
+    let all: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(account(&all, PROD).get("operator_role").is_none());
+    assert_eq!(
+        account(&all, RECOVERY)["operator_role"]["trust"]["Statement"][0]["Principal"]["AWS"],
+        format!("arn:aws:iam::{PROD}:root")
+    );
+    assert_eq!(
+        all["operator"]["Statement"][0]["Resource"],
+        serde_json::json!([format!("arn:aws:iam::{RECOVERY}:role/drover-recovery")])
+    );
+    // Another operator account contradicts the plan.
+    let run = drover(&["iam-policy", path, "--operator-account", OPERATOR]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.contains(&format!("drover acts in account {PROD}")), "{}", run.transcript());
+    for bad in ["12345", "x23456789012"] {
+        let run = drover(&["iam-policy", DR, "--operator-account", bad]);
+        assert_eq!(run.code, 2, "{}", run.transcript());
+    }
+}
+
+#[test]
+fn backup_roles_work_in_their_own_accounts() {
+    let all = printed(DR, &["--operator-account", OPERATOR]);
+    let yaml = plan_yaml(DR);
+    let backup = yaml["iam_role_arn"].as_str().unwrap();
+    let restore = yaml["targets"][1]["iam_role_arn"].as_str().unwrap();
+    let roles = |id: &str| -> Vec<String> {
+        account(&all, id)["backup_roles"].as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(roles(PROD), [backup]);
+    assert_eq!(roles(RECOVERY), [restore]);
+    for (id, arn) in [(PROD, backup), (RECOVERY, restore)] {
+        let role = &account(&all, id)["backup_roles"][arn];
+        assert_eq!(
+            role["trust"]["Statement"][0]["Principal"],
+            serde_json::json!({"Service": "backup.amazonaws.com"})
+        );
+        for (sid, r) in resources(&role["policy"]) {
+            // The source's role names one resource of the recovery account: the vault it
+            // copies into.
+            let vault = format!("arn:aws:backup:eu-west-1:{RECOVERY}:backup-vault:recovery-vault");
+            if id == PROD && r == vault {
+                assert_eq!(sid, "CopyIntoTargetVaults");
+                continue;
+            }
+            assert!(r.contains(&format!(":{id}:")), "{arn} {sid}: {r}");
+        }
+    }
+    // PassRole: each account passes its own backup role.
+    for (id, arn) in [(PROD, backup), (RECOVERY, restore)] {
+        let pass: Vec<&Value> = statements(&account(&all, id)["operator"])
+            .iter()
+            .filter(|s| strings(&s["Action"]).contains(&"iam:PassRole"))
+            .collect();
+        assert_eq!(pass.len(), 1);
+        assert_eq!(strings(&pass[0]["Resource"]), [arn]);
+    }
+}
+
+#[test]
+fn copies_into_the_recovery_account_get_vault_and_key_policies() {
+    let all = printed(DR, &["--operator-account", OPERATOR]);
+    let yaml = plan_yaml(DR);
+    let restore = yaml["targets"][1]["iam_role_arn"].as_str().unwrap();
+    let key = yaml["targets"][1]["kms_key_arn"].as_str().unwrap();
+    let vault = format!("arn:aws:backup:eu-west-1:{RECOVERY}:backup-vault:recovery-vault");
+    let recovery = account(&all, RECOVERY);
+    assert_eq!(
+        recovery["vault_access_policies"],
+        serde_json::json!({vault.clone(): {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "CopyFromSourceAccount",
+                "Effect": "Allow",
+                "Principal": {"AWS": format!("arn:aws:iam::{PROD}:root")},
+                "Action": ["backup:CopyIntoBackupVault"],
+                "Resource": [vault.clone()]
+            }]
+        }})
+    );
+    for doc in [&recovery["vault_key_policies"][&vault], &recovery["key_policies"][key]] {
+        let s = &statements(doc)[0];
+        assert_eq!(s["Principal"], serde_json::json!({"AWS": restore}));
+        assert_eq!(
+            s["Condition"],
+            serde_json::json!({"StringEquals": {"kms:ViaService": "dynamodb.eu-west-1.amazonaws.com"}})
+        );
+        assert!(strings(&s["Action"]).contains(&"kms:CreateGrant"));
+        assert!(strings(&s["Action"]).contains(&"kms:Decrypt"));
+    }
+    let prod = account(&all, PROD);
+    let source_vault = format!("arn:aws:backup:us-east-1:{PROD}:backup-vault:prod-vault");
+    let share = &statements(&prod["vault_key_policies"][&source_vault])[0];
+    assert_eq!(
+        share["Principal"],
+        serde_json::json!({"AWS": format!("arn:aws:iam::{RECOVERY}:root")})
+    );
+    assert_eq!(
+        share["Condition"],
+        serde_json::json!({"StringEquals": {"kms:ViaService": "backup.us-east-1.amazonaws.com"}})
+    );
+    // us-west-2 is in production: no resource policy for its vault or key.
+    assert!(prod.get("vault_access_policies").is_none() && prod.get("key_policies").is_none());
+}
+
+#[test]
+fn role_and_in_account_print_one_document_or_say_which_to_pick() {
+    let all = printed(DR, &["--operator-account", OPERATOR]);
+    let with = |more: &[&str]| {
+        let mut args = vec!["--operator-account", OPERATOR];
+        args.extend_from_slice(more);
+        printed(DR, &args)
+    };
+    assert_eq!(with(&["--role", "operator"]), all["operator"]);
+    assert_eq!(
+        with(&["--role", "operator", "--in-account", RECOVERY]),
+        account(&all, RECOVERY)["operator"]
+    );
+    assert_eq!(
+        with(&["--role", "operator-role-trust", "--in-account", PROD]),
+        account(&all, PROD)["operator_role"]["trust"]
+    );
+    let vault = format!("arn:aws:backup:eu-west-1:{RECOVERY}:backup-vault:recovery-vault");
+    assert_eq!(
+        with(&["--role", "vault-access-policy"]),
+        account(&all, RECOVERY)["vault_access_policies"][&vault]
+    );
+    assert_eq!(with(&["--in-account", RECOVERY]), *account(&all, RECOVERY));
+    // Ambiguous or absent: a usage error that says how to choose.
+    for (more, says) in [
+        (&["--role", "backup-role"][..], "--in-account"),
+        (&["--role", "operator-role-trust"][..], "--in-account"),
+        (&["--role", "vault-access-policy", "--in-account", PROD][..], "no vault-access-policy"),
+        (&["--in-account", OPERATOR][..], "123456789012, 210987654321"),
+        (&["--role", "key-policy", "--in-account", OPERATOR][..], "none of the plan's"),
+    ] {
+        let mut args = vec!["iam-policy", DR];
+        args.extend_from_slice(more);
+        let run = drover(&args);
+        assert_eq!(run.code, 2, "{more:?}: {}", run.transcript());
+        assert!(run.stdout.is_empty(), "{more:?}");
+        assert!(run.stderr.contains(says), "{more:?}: {}", run.transcript());
+    }
+    // A plan in one account has none of these.
+    let run = drover(&["iam-policy", "plans/demo.yaml", "--role", "vault-access-policy"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stderr.contains("one account"), "{}", run.transcript());
+    assert_eq!(
+        printed("plans/demo.yaml", &["--in-account", "123456789012"]),
+        policies("plans/demo.yaml")
+    );
+    let run = drover(&["iam-policy", "plans/demo.yaml", "--in-account", RECOVERY]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+}
+
+#[test]
+fn split_cuts_each_identity_policy_of_each_account() {
+    let whole = printed(DR, &["--operator-account", OPERATOR]);
+    let split = printed(DR, &["--operator-account", OPERATOR, "--split"]);
+    let whole_docs = identity_documents(&whole);
+    let split_docs = identity_documents(&split);
+    assert_eq!(whole_docs.len(), split_docs.len());
+    for ((name, doc), (split_name, parts)) in whole_docs.iter().zip(&split_docs) {
+        assert_eq!(name, split_name);
+        let parts = parts.as_array().unwrap_or_else(|| panic!("{name} is not split: {parts}"));
+        for part in parts {
+            let size = part.to_string().chars().filter(|c| !c.is_whitespace()).count();
+            assert!(size <= 6144, "{name}: a part of {size} characters");
+        }
+        assert_eq!(grants(parts), grants([*doc]), "{name}");
+    }
+    // Resource policies are one per vault or key: printed whole.
+    for id in [PROD, RECOVERY] {
+        for key in ["vault_access_policies", "vault_key_policies", "key_policies"] {
+            assert_eq!(account(&split, id).get(key), account(&whole, id).get(key), "{id} {key}");
+        }
+    }
+    let run = drover(&["iam-policy", DR, "--role", "operator", "--in-account", PROD, "--split"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let parts: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(parts, account(&split, PROD)["operator"]);
+}
+
+#[test]
+fn state_statements_go_to_the_operators_own_policy() {
+    let all = printed(DR, &["--operator-account", OPERATOR, "--state", "s3://drover-state/shop"]);
+    let sids: Vec<&str> =
+        statements(&all["operator"]).iter().map(|s| s["Sid"].as_str().unwrap()).collect();
+    assert_eq!(
+        sids,
+        ["AssumePlanRoles", "ReadAndWriteRunState", "ListRunState", "ReadStateBucketSettings"]
+    );
+    for id in [PROD, RECOVERY] {
+        assert!(!account(&all, id)["operator"].to_string().contains("s3:"), "{id}");
+    }
+}

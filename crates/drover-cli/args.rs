@@ -81,13 +81,21 @@ pub(crate) struct IamPolicyArgs {
     #[arg(value_name = "PLAN")]
     pub(crate) plan: PathBuf,
     /// Print only this document, as `aws iam create-policy --policy-document` takes it
-    /// (default: all three in one JSON object)
+    /// (default: every document in one JSON object)
     #[arg(long, value_enum, value_name = "ROLE")]
     pub(crate) role: Option<IamRole>,
-    /// AWS account of the plan's resources, when the plan does not pin `source.account_id` and
+    /// AWS account of the plan's source, when the plan does not pin `source.account_id` and
     /// its role and KMS key ARNs do not agree on one
     #[arg(long, value_name = "ID", value_parser = drover_aws::iam::check_account_id)]
     pub(crate) account_id: Option<String>,
+    /// Only this account's documents (a plan with targets in other accounts or roles to
+    /// assume); with --role, that account's document
+    #[arg(long, value_name = "ID", value_parser = drover_aws::iam::check_account_id)]
+    pub(crate) in_account: Option<String>,
+    /// The account of the credentials that run drover, which the trust policies of the roles
+    /// drover assumes name (default: the plan's account drover acts in without a role)
+    #[arg(long, value_name = "ID", value_parser = drover_aws::iam::check_account_id)]
+    pub(crate) operator_account: Option<String>,
     /// Print each document as a list of documents of at most 6,144 characters (a managed
     /// policy's limit), together granting the same permissions, to attach as several policies
     #[arg(long)]
@@ -103,12 +111,21 @@ pub(crate) struct IamPolicyArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum IamRole {
-    /// The principal running drover (drill, failover, backup, resume, teardown, checks)
+    /// The principal running drover (drill, failover, backup, resume, teardown, checks);
+    /// with --in-account, what drover does in that account
     Operator,
-    /// The permissions of the role AWS Backup assumes (`iam_role_arn`)
+    /// The trust policy of the role drover assumes in an account
+    OperatorRoleTrust,
+    /// The permissions of a role AWS Backup assumes (`iam_role_arn`)
     BackupRole,
     /// The trust policy of that role (`backup.amazonaws.com`)
     BackupRoleTrust,
+    /// The access policy of a target vault in another account than the source
+    VaultAccessPolicy,
+    /// Statements for the key policy of a vault's KMS key (copies across accounts)
+    VaultKeyPolicy,
+    /// Statements for the key policy of a target's `kms_key_arn` (copies across accounts)
+    KeyPolicy,
 }
 
 impl Command {

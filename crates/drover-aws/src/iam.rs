@@ -1,6 +1,7 @@
 //! Least-privilege IAM policies for a plan (`drover iam-policy`): pure, no SDK calls.
 //!
-//! Three documents, every resource scoped to the plan's ARNs:
+//! For a plan in one account that names no role for drover to assume ([`policies`]), three
+//! documents, every resource scoped to the plan's ARNs:
 //!
 //! - the **operator** policy, for the principal that runs drover: exactly the actions of the
 //!   SDK operations this crate calls (a unit test scans every other source file of the crate
@@ -12,23 +13,38 @@
 //!   narrowed to the plan's tables, vaults, regions and account;
 //! - the backup role's **trust policy** for `backup.amazonaws.com`.
 //!
+//! A plan that puts targets in other accounts, or names roles, gets the documents of each
+//! account instead ([`documents`], `accounts.rs`): the same statements split by the account
+//! each piece of work is done in, the roles drover assumes and their trust, and the resource
+//! policies copies across accounts need (destination vault access policies, key policy
+//! statements).
+//!
 //! [`state_statements`] are the state store's (a bucket and prefix for runs' state, `S3Store`),
 //! for the operator's policy when runs keep their state in S3.
 //!
 //! Action names and resource types follow the Service Authorization Reference (DynamoDB,
-//! AWS Backup, AWS KMS, IAM). Actions that AWS does not let a policy scope to a resource
+//! AWS Backup, AWS KMS, IAM, STS). Actions that AWS does not let a policy scope to a resource
 //! (`backup:DescribeBackupJob`, `DescribeCopyJob`, `DescribeRestoreJob`,
-//! `DescribeRegionSettings`, and `ListBackupJobs`, `ListCopyJobs`, `ListRestoreJobs`, which
-//! find the job of an idempotent `Start*Job` replay that answers without its id, and
-//! `dynamodb:ListTables`, which `drover sweep` reads) sit in one statement, [`UNSCOPABLE_SID`],
-//! whose resource is `*`, held to the plan's regions by `aws:RequestedRegion`.
+//! `DescribeRegionSettings`, `DescribeGlobalSettings`, and `ListBackupJobs`, `ListCopyJobs`,
+//! `ListRestoreJobs`, which find the job of an idempotent `Start*Job` replay that answers
+//! without its id, and `dynamodb:ListTables`, which `drover sweep` reads) sit in one
+//! statement, [`UNSCOPABLE_SID`], whose resource is `*`, held to the plan's regions by
+//! `aws:RequestedRegion`. STS GetCallerIdentity needs no permission.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use drover_plan::{Plan, Region, Table};
+use drover_plan::{Plan, Region, Table, Target};
 use serde::{Serialize, Serializer};
+
+mod accounts;
+
+pub use accounts::{
+    Account, BackupRole, Documents, InOrder, Kind, OPERATOR_ACCOUNT_PLACEHOLDER,
+    OperatorAccountConflict, OperatorRole, PerAccount, Selected, documents,
+    resolve_operator_account,
+};
 
 /// The IAM policy language version every document uses.
 pub const POLICY_VERSION: &str = "2012-10-17";
@@ -150,9 +166,10 @@ pub struct Statement {
     /// Always `Allow`.
     #[serde(rename = "Effect")]
     pub effect: &'static str,
-    /// Trust policies only: who may assume the role.
+    /// Trust and resource policies only: who the statement is for (`Service`, `AWS`) and
+    /// their names or ARNs.
     #[serde(rename = "Principal", skip_serializing_if = "Option::is_none")]
-    pub principal: Option<BTreeMap<&'static str, &'static str>>,
+    pub principal: Option<BTreeMap<&'static str, Values>>,
     /// Actions, sorted.
     #[serde(rename = "Action")]
     pub actions: Vec<String>,
@@ -193,6 +210,15 @@ impl Statement {
             resources: resources.into_iter().collect(),
             condition: BTreeMap::new(),
         }
+    }
+
+    /// The statement for these principals (trust and resource policies), sorted.
+    fn to(mut self, kind: &'static str, principals: impl IntoIterator<Item = String>) -> Statement {
+        let principals: BTreeSet<String> = principals.into_iter().collect();
+        self.principal
+            .get_or_insert_with(BTreeMap::new)
+            .insert(kind, Values(principals.into_iter().collect()));
+        self
     }
 
     fn when(
@@ -277,8 +303,10 @@ pub fn check_account_id(s: &str) -> Result<String, String> {
     }
 }
 
-/// The account the plan's resources live in: the plan's `source.account_id`, else `given`
-/// (`--account-id`), else the account every role and KMS key ARN of the plan names.
+/// The account the plan's resources live in (its source account): the plan's
+/// `source.account_id`, else `given` (`--account-id`), else the account every role and KMS key
+/// ARN of the source account names (the plan's `iam_role_arn`, `source.role`, and the keys of
+/// the targets that name no account of their own).
 ///
 /// # Errors
 /// [`AccountIdError`] when `given` contradicts the plan, or when nothing settles the account.
@@ -291,7 +319,13 @@ pub fn resolve_account_id(plan: &Plan, given: Option<&str>) -> Result<String, Ac
         (None, Some(given)) => Ok(given.to_owned()),
         (None, None) => {
             let accounts: BTreeSet<&str> = std::iter::once(plan.iam_role_arn.as_str())
-                .chain(plan.targets.iter().map(|t| t.kms_key_arn.as_str()))
+                .chain(plan.source.role.iter().map(|r| r.role_arn.as_str()))
+                .chain(
+                    plan.targets
+                        .iter()
+                        .filter(|t| own_account(t).is_none())
+                        .map(|t| t.kms_key_arn.as_str()),
+                )
                 .filter_map(arn_account)
                 .collect();
             match accounts.iter().collect::<Vec<_>>().as_slice() {
@@ -308,6 +342,15 @@ fn arn_account(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
+/// The account a target names for itself: its `account_id`, else its role's. `None`: the
+/// source account.
+fn own_account(t: &Target) -> Option<&str> {
+    t.account_id
+        .as_deref()
+        .or_else(|| t.role.as_ref().and_then(|r| arn_account(&r.role_arn)))
+        .filter(|a| !a.is_empty())
+}
+
 /// The DNS suffix of a partition (from the SDK's partition table), for `kms:ViaService`
 /// values; `None` for partitions drover does not know it for.
 fn dns_suffix(partition: &str) -> Option<&'static str> {
@@ -320,43 +363,129 @@ fn dns_suffix(partition: &str) -> Option<&'static str> {
     }
 }
 
-/// ARNs of the plan's resources in one account.
+/// `kms:ViaService` values for `service` in `regions`, with the condition operator they need
+/// (`StringLike` when a partition's DNS suffix is unknown).
+fn via<'r>(
+    service: &str,
+    regions: impl IntoIterator<Item = &'r Region>,
+) -> (&'static str, Vec<String>) {
+    let mut like = false;
+    let values: Vec<String> = regions
+        .into_iter()
+        .map(|r| match dns_suffix(r.partition()) {
+            Some(suffix) => format!("{service}.{r}.{suffix}"),
+            None => {
+                like = true;
+                format!("{service}.{r}.*")
+            }
+        })
+        .collect();
+    (if like { "StringLike" } else { "StringEquals" }, values)
+}
+
+/// ARNs of the plan's resources: each region's in the account it is in (the source region in
+/// the source account, each target's in the target's account).
 struct Arns<'a> {
     plan: &'a Plan,
+    /// The source account ([`resolve_account_id`]).
     account: &'a str,
 }
 
-impl Arns<'_> {
+/// The part of a plan a document covers: the source's work (backups, copies, drill markers),
+/// some targets' (restores and restored tables), or both.
+struct Scope<'a> {
+    /// The source's work.
+    source: bool,
+    /// The targets whose work it covers, in plan order.
+    targets: Vec<&'a Target>,
+    /// Whether preflight checks the plan's accounts (a plan that names a role or puts a target
+    /// in another account): it then reads every target key's policy.
+    checks_accounts: bool,
+}
+
+impl<'a> Scope<'a> {
+    /// The whole plan, in one account.
+    fn all(plan: &'a Plan) -> Scope<'a> {
+        Scope { source: true, targets: plan.targets.iter().collect(), checks_accounts: false }
+    }
+
+    fn target_regions(&self) -> BTreeSet<&'a Region> {
+        self.targets.iter().map(|t| &t.region).collect()
+    }
+}
+
+impl<'a> Arns<'a> {
+    /// The account `t` is in.
+    fn account_of(&self, t: &'a Target) -> &'a str {
+        own_account(t).unwrap_or(self.account)
+    }
+
+    /// The account `region` is in (the source's or a target's).
+    fn account_in(&self, region: &Region) -> &'a str {
+        self.plan.target(region).map_or(self.account, |t| self.account_of(t))
+    }
+
+    /// Whether copies into `t` cross accounts.
+    fn crosses(&self, t: &Target) -> bool {
+        own_account(t).is_some_and(|a| a != self.account)
+    }
+
+    fn partition(&self) -> &'static str {
+        self.source().partition()
+    }
+
+    /// The root principal of an account (the account, delegating to its IAM policies).
+    fn root(&self, account: &str) -> String {
+        format!("arn:{}:iam::{account}:root", self.partition())
+    }
+
     fn table(&self, region: &Region, name: &str) -> String {
-        format!("arn:{}:dynamodb:{region}:{}:table/{name}", region.partition(), self.account)
+        format!(
+            "arn:{}:dynamodb:{region}:{}:table/{name}",
+            region.partition(),
+            self.account_in(region)
+        )
     }
 
     fn vault(&self, region: &Region, vault: &str) -> String {
-        format!("arn:{}:backup:{region}:{}:backup-vault:{vault}", region.partition(), self.account)
+        format!(
+            "arn:{}:backup:{region}:{}:backup-vault:{vault}",
+            region.partition(),
+            self.account_in(region)
+        )
+    }
+
+    fn source_vault(&self) -> String {
+        self.vault(self.source(), &self.plan.source.backup_vault)
+    }
+
+    fn target_vault(&self, t: &Target) -> String {
+        self.vault(&t.region, &t.backup_vault)
     }
 
     /// Recovery points of a region: AWS Backup names them by an opaque id, so they cannot be
     /// scoped further (copies get new ids in the destination region).
     fn recovery_points(&self, region: &Region) -> String {
-        format!("arn:{}:backup:{region}:{}:recovery-point:*", region.partition(), self.account)
+        format!(
+            "arn:{}:backup:{region}:{}:recovery-point:*",
+            region.partition(),
+            self.account_in(region)
+        )
     }
 
-    /// Every KMS key of the account in a region (for keys the plan does not name: the source
-    /// tables' keys and the vaults' keys).
+    /// Every KMS key of the region's account in a region (for keys the plan does not name:
+    /// the source tables' keys and the vaults' keys).
     fn keys(&self, region: &Region) -> String {
-        format!("arn:{}:kms:{region}:{}:key/*", region.partition(), self.account)
+        format!("arn:{}:kms:{region}:{}:key/*", region.partition(), self.account_in(region))
     }
 
-    fn source(&self) -> &Region {
+    fn source(&self) -> &'a Region {
         &self.plan.source.region
     }
 
-    fn target_regions(&self) -> impl Iterator<Item = &Region> {
-        self.plan.targets.iter().map(|t| &t.region)
-    }
-
-    fn all_regions(&self) -> BTreeSet<&Region> {
-        std::iter::once(self.source()).chain(self.target_regions()).collect()
+    /// The regions of a scope's work: the source region with the source's, and the targets'.
+    fn scope_regions(&self, scope: &Scope<'a>) -> BTreeSet<&'a Region> {
+        scope.source.then(|| self.source()).into_iter().chain(scope.target_regions()).collect()
     }
 
     /// The source-region ARNs of the tables named.
@@ -364,11 +493,17 @@ impl Arns<'_> {
         tables.into_iter().map(|name| self.table(self.source(), name)).collect()
     }
 
-    /// The names a table gets in each of its targets: its own (failover) and the drill
-    /// template with `{run}` as `*`.
-    fn restored(&self, t: &Table, failover: bool, drill: bool) -> Vec<String> {
+    /// The names a table gets in each of its targets among `regions`: its own (failover) and
+    /// the drill template with `{run}` as `*`.
+    fn restored(
+        &self,
+        t: &Table,
+        regions: &BTreeSet<&Region>,
+        failover: bool,
+        drill: bool,
+    ) -> Vec<String> {
         let mut out = Vec::new();
-        for region in &t.targets {
+        for region in t.targets.iter().filter(|r| regions.contains(r)) {
             if failover {
                 out.push(self.table(region, &t.name));
             }
@@ -379,8 +514,13 @@ impl Arns<'_> {
         out
     }
 
-    fn restored_all(&self, failover: bool, drill: bool) -> Vec<String> {
-        self.plan.tables.iter().flat_map(|t| self.restored(t, failover, drill)).collect()
+    fn restored_all(
+        &self,
+        regions: &BTreeSet<&Region>,
+        failover: bool,
+        drill: bool,
+    ) -> Vec<String> {
+        self.plan.tables.iter().flat_map(|t| self.restored(t, regions, failover, drill)).collect()
     }
 
     /// The drill names of every table in the source region (`{run}` as `*`): `drover sweep`
@@ -400,26 +540,15 @@ impl Arns<'_> {
         &self,
         regions: impl IntoIterator<Item = &'r Region>,
     ) -> (&'static str, Vec<String>) {
-        let mut like = false;
-        let values: Vec<String> = regions
-            .into_iter()
-            .map(|r| match dns_suffix(r.partition()) {
-                Some(suffix) => format!("dynamodb.{r}.{suffix}"),
-                None => {
-                    like = true;
-                    format!("dynamodb.{r}.*")
-                }
-            })
-            .collect();
-        (if like { "StringLike" } else { "StringEquals" }, values)
+        via("dynamodb", regions)
     }
 
-    /// `keys(region)` for each region, plus each target's key when that pattern does not
-    /// cover it (a key in another account).
-    fn key_patterns<'r>(&self, regions: impl IntoIterator<Item = &'r Region>) -> Vec<String> {
-        let mut out: Vec<String> = regions.into_iter().map(|r| self.keys(r)).collect();
-        for t in &self.plan.targets {
-            if arn_account(&t.kms_key_arn) != Some(self.account) {
+    /// `keys(region)` for each region, plus the key of each target in those regions when
+    /// that pattern does not cover it (a key in another account).
+    fn key_patterns(&self, regions: &BTreeSet<&Region>) -> Vec<String> {
+        let mut out: Vec<String> = regions.iter().map(|r| self.keys(r)).collect();
+        for t in self.plan.targets.iter().filter(|t| regions.contains(&t.region)) {
+            if arn_account(&t.kms_key_arn) != Some(self.account_in(&t.region)) {
                 out.push(t.kms_key_arn.clone());
             }
         }
@@ -435,20 +564,42 @@ const DESCRIBE_TABLE: &[&str] = &[
     "dynamodb:ListTagsOfResource",
 ];
 
-/// The policies a run of `plan` needs, in `account_id` (see [`resolve_account_id`]).
+/// What DynamoDB does with a restored table's key, and AWS Backup with a vault's key, in a
+/// restore (`AWSBackupServiceRolePolicyForRestores`, `KMSPermissions`).
+const RESTORE_KEY_ACTIONS: &[&str] = &[
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+];
+
+/// The policies a run of `plan` needs, all in `account_id` (see [`resolve_account_id`]): a
+/// plan whose targets are all in its source account and that names no role for drover to
+/// assume. [`documents`] covers every plan.
 #[must_use]
 pub fn policies(plan: &Plan, account_id: &str) -> Policies {
     let arns = Arns { plan, account: account_id };
+    let scope = Scope::all(plan);
     Policies {
-        operator: operator(&arns),
-        backup_role: backup_role(&arns),
+        operator: operator(&arns, &scope),
+        backup_role: backup_role(&arns, true, &scope.targets),
         backup_role_trust: backup_role_trust(),
     }
 }
 
-fn operator(a: &Arns<'_>) -> PolicyDocument {
+/// The operator's statements for a scope of the plan: what drover calls for the source's work
+/// when `scope.source`, and for the targets' of `scope.targets`.
+fn operator(a: &Arns<'_>, scope: &Scope<'_>) -> PolicyDocument {
     let plan = a.plan;
-    let names = || plan.tables.iter().map(|t| t.name.as_str());
+    let src = scope.source;
+    let names = || plan.tables.iter().filter(|_| src).map(|t| t.name.as_str());
+    let here = scope.target_regions();
+    let regions = a.scope_regions(scope);
+    let crossing: Vec<&Target> = scope.targets.iter().copied().filter(|t| a.crosses(t)).collect();
+    let copies_cross = src && plan.targets.iter().any(|t| a.crosses(t));
     let mut b = Builder(Vec::new());
 
     // Source region: preflight, backups, estimates, drill validation.
@@ -456,7 +607,9 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
     b.push(Statement::allow(
         "DigestSourceTablesBeforeBackup",
         &["dynamodb:Scan"],
-        a.source_tables(plan.tables.iter().filter(|t| t.validate.digest).map(|t| t.name.as_str())),
+        a.source_tables(
+            plan.tables.iter().filter(|t| src && t.validate.digest).map(|t| t.name.as_str()),
+        ),
     ));
     if plan.drill.write_marker {
         b.push(Statement::allow(
@@ -468,18 +621,26 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
     b.push(Statement::allow(
         "StartBackupsIntoSourceVault",
         &["backup:StartBackupJob"],
-        [a.vault(a.source(), &plan.source.backup_vault)],
+        src.then(|| a.source_vault()),
     ));
     b.push(Statement::allow(
         "CopySourceRecoveryPoints",
         &["backup:StartCopyJob"],
-        [a.recovery_points(a.source())],
+        src.then(|| a.recovery_points(a.source())),
     ));
     b.push(Statement::allow(
         "ReadVaultsAndRecoveryPoints",
         &["backup:DescribeBackupVault", "backup:ListRecoveryPointsByBackupVault"],
-        std::iter::once(a.vault(a.source(), &plan.source.backup_vault))
-            .chain(plan.targets.iter().map(|t| a.vault(&t.region, &t.backup_vault))),
+        src.then(|| a.source_vault())
+            .into_iter()
+            .chain(scope.targets.iter().map(|t| a.target_vault(t))),
+    ));
+    // Preflight of a copy into another account: the destination vault must let the source
+    // account copy into it.
+    b.push(Statement::allow(
+        "ReadDestinationVaultAccessPolicies",
+        &["backup:GetBackupVaultAccessPolicy"],
+        crossing.iter().map(|t| a.target_vault(t)),
     ));
 
     // Drill teardown deletes the drill's recovery points (source and copies), and only
@@ -488,7 +649,7 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
         Statement::allow(
             "DeleteDrillRecoveryPoints",
             &["backup:DeleteRecoveryPoint"],
-            std::iter::once(a.source()).chain(a.target_regions()).map(|r| a.recovery_points(r)),
+            regions.iter().map(|r| a.recovery_points(r)),
         )
         .when("StringEquals", "aws:ResourceTag/drover:mode", ["drill".to_owned()])
         .when("StringEquals", "aws:ResourceTag/drover:plan", [plan.name.clone()]),
@@ -498,19 +659,42 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
     b.push(Statement::allow(
         "ReadRecoveryPointTags",
         &["backup:ListTags"],
-        a.all_regions().into_iter().map(|r| a.recovery_points(r)),
+        regions.iter().map(|r| a.recovery_points(r)),
     ));
 
     // Target regions: restores from the target vaults, then the restored tables.
     b.push(Statement::allow(
         "RestoreFromTargetVaults",
         &["backup:StartRestoreJob"],
-        a.target_regions().map(|r| a.recovery_points(r)),
+        here.iter().map(|r| a.recovery_points(r)),
     ));
     b.push(Statement::allow(
         "DescribeTargetKeys",
         &["kms:DescribeKey"],
-        plan.targets.iter().map(|t| t.kms_key_arn.clone()),
+        scope.targets.iter().map(|t| t.kms_key_arn.clone()),
+    ));
+    // Preflight of a plan that spans accounts: the keys of the vaults a copy into another
+    // account goes between (customer managed, the source vault's shared with the destination
+    // account; the plan does not name them, DescribeBackupVault does), and the policy of each
+    // target's key (its restore role may use it).
+    let mut vault_key_regions: BTreeSet<&Region> = crossing.iter().map(|t| &t.region).collect();
+    if copies_cross {
+        vault_key_regions.insert(a.source());
+    }
+    let mut keys = a.key_patterns(&vault_key_regions);
+    if scope.checks_accounts {
+        for t in &scope.targets {
+            let covered = vault_key_regions.contains(&t.region)
+                && arn_account(&t.kms_key_arn) == Some(a.account_in(&t.region));
+            if !covered {
+                keys.push(t.kms_key_arn.clone());
+            }
+        }
+    }
+    b.push(Statement::allow(
+        "ReadKeysForAccountChecks",
+        &["kms:DescribeKey", "kms:GetKeyPolicy"],
+        keys,
     ));
     // One statement for the reads and the settings of restored tables: same resources, and
     // the policy stays smaller.
@@ -525,22 +709,22 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
     b.push(Statement::allow(
         "ConfigureAndValidateRestoredTables",
         &configure,
-        a.restored_all(true, true),
+        a.restored_all(&here, true, true),
     ));
     let mut canaries: Vec<String> = plan
         .tables
         .iter()
         .filter(|t| !t.validate.canary_keys.is_empty())
-        .flat_map(|t| a.restored(t, true, true))
+        .flat_map(|t| a.restored(t, &here, true, true))
         .collect();
     if plan.drill.write_marker {
-        canaries.extend(a.restored_all(false, true));
+        canaries.extend(a.restored_all(&here, false, true));
     }
     b.push(Statement::allow("ReadCanaryItems", &["dynamodb:GetItem"], canaries));
     b.push(Statement::allow(
         "TearDownDrillTables",
         &["dynamodb:DeleteTable"],
-        a.restored_all(false, true),
+        a.restored_all(&here, false, true),
     ));
     // `drover sweep` in the source region: drill names only (the target regions' are above).
     b.push(Statement::allow(
@@ -551,46 +735,65 @@ fn operator(a: &Arns<'_>) -> PolicyDocument {
             "dynamodb:ListTagsOfResource",
             "dynamodb:UpdateTable",
         ],
-        a.source_drill_names(),
+        if src { a.source_drill_names() } else { Vec::new() },
     ));
 
+    // The backup role of the source's jobs, the restore roles of the targets'.
     b.push(
         Statement::allow(
             "PassBackupRoleToAwsBackup",
             &["iam:PassRole"],
-            [plan.iam_role_arn.clone()],
+            src.then(|| plan.iam_role_arn.clone())
+                .into_iter()
+                .chain(scope.targets.iter().map(|t| plan.restore_role(t).to_owned())),
         )
         .when("StringEquals", "iam:PassedToService", [BACKUP_SERVICE_PRINCIPAL.to_owned()]),
     );
-    b.push(
-        Statement::allow(
-            UNSCOPABLE_SID,
-            &[
-                "backup:DescribeBackupJob",
-                "backup:DescribeCopyJob",
-                "backup:DescribeRegionSettings",
-                "backup:DescribeRestoreJob",
-                // Finding the job of a `Start*Job` replay that names none (`jobs.rs`).
-                "backup:ListBackupJobs",
-                "backup:ListCopyJobs",
-                "backup:ListRestoreJobs",
-                // `drover sweep`: the tables of each region, to find drill names.
-                "dynamodb:ListTables",
-            ],
-            ["*".to_owned()],
-        )
-        .when(
-            "StringEquals",
-            "aws:RequestedRegion",
-            a.all_regions().iter().map(|r| r.to_string()),
-        ),
-    );
+    let mut unscopable: Vec<&str> = Vec::new();
+    if src {
+        unscopable.extend([
+            "backup:DescribeBackupJob",
+            "backup:DescribeCopyJob",
+            "backup:DescribeRegionSettings",
+            // Finding the job of a `Start*Job` replay that names none (`jobs.rs`).
+            "backup:ListBackupJobs",
+            "backup:ListCopyJobs",
+        ]);
+    }
+    if !scope.targets.is_empty() {
+        unscopable.extend(["backup:DescribeRestoreJob", "backup:ListRestoreJobs"]);
+    }
+    if copies_cross {
+        // Preflight: the Organization must let its accounts copy backups to each other (read
+        // in the source account).
+        unscopable.push("backup:DescribeGlobalSettings");
+    }
+    // `drover sweep`: the tables of each region, to find drill names.
+    unscopable.push("dynamodb:ListTables");
+    b.push(Statement::allow(UNSCOPABLE_SID, &unscopable, ["*".to_owned()]).when(
+        "StringEquals",
+        "aws:RequestedRegion",
+        regions.iter().map(|r| r.to_string()),
+    ));
     b.finish()
 }
 
-fn backup_role(a: &Arns<'_>) -> PolicyDocument {
+/// The policy of an AWS Backup role: its backup and copy jobs when `source` (the plan's
+/// `iam_role_arn`), and the restore jobs of `restores` (the targets whose restore role it is).
+fn backup_role(a: &Arns<'_>, source: bool, restores: &[&Target]) -> PolicyDocument {
     let plan = a.plan;
-    let names = || plan.tables.iter().map(|t| t.name.as_str());
+    let names = || plan.tables.iter().filter(|_| source).map(|t| t.name.as_str());
+    let restore_regions: BTreeSet<&Region> = restores.iter().map(|t| &t.region).collect();
+    // Copies go to every target's vault; of those in another account, AWS Backup lets the
+    // role do nothing but copy into the vault (the vault's access policy decides), and
+    // re-encrypts the copy there itself: the role's other permissions stay in its account.
+    let copies: Vec<&Target> = plan.targets.iter().filter(|_| source).collect();
+    let local: Vec<&Target> = copies.iter().copied().filter(|t| !a.crosses(t)).collect();
+    let mut regions: BTreeSet<&Region> = restore_regions.clone();
+    if source {
+        regions.insert(a.source());
+        regions.extend(local.iter().map(|t| &t.region));
+    }
     let mut b = Builder(Vec::new());
 
     // Backups of the source tables (AWSBackupServiceRolePolicyForBackup: DynamoDBPermissions,
@@ -615,23 +818,29 @@ fn backup_role(a: &Arns<'_>) -> PolicyDocument {
     b.push(Statement::allow(
         "DescribePlanVaults",
         &["backup:DescribeBackupVault"],
-        std::iter::once(a.vault(a.source(), &plan.source.backup_vault))
-            .chain(plan.targets.iter().map(|t| a.vault(&t.region, &t.backup_vault))),
+        source
+            .then(|| a.source_vault())
+            .into_iter()
+            .chain(local.iter().chain(restores).map(|t| a.target_vault(t))),
     ));
     b.push(Statement::allow(
         "CopyIntoTargetVaults",
         &["backup:CopyIntoBackupVault"],
-        plan.targets.iter().map(|t| a.vault(&t.region, &t.backup_vault)),
+        copies.iter().map(|t| a.target_vault(t)),
     ));
     b.push(Statement::allow(
         "CopyFromSourceRecoveryPoints",
         &["backup:CopyFromBackupVault"],
-        [a.recovery_points(a.source())],
+        source.then(|| a.recovery_points(a.source())),
     ));
     b.push(Statement::allow(
         "TagRecoveryPoints",
         &["backup:TagResource"],
-        a.all_regions().into_iter().map(|r| a.recovery_points(r)),
+        source
+            .then(|| a.source())
+            .into_iter()
+            .chain(local.iter().map(|t| &t.region))
+            .map(|r| a.recovery_points(r)),
     ));
     // Restores (AWSBackupServiceRolePolicyForRestores: DynamoDBPermissions,
     // DynamoDBRestorePermissions).
@@ -648,48 +857,43 @@ fn backup_role(a: &Arns<'_>) -> PolicyDocument {
             "dynamodb:Scan",
             "dynamodb:UpdateItem",
         ],
-        a.restored_all(true, true),
+        a.restored_all(&restore_regions, true, true),
     ));
     // KMS (KMSDynamoDBPermissions, KMSPermissions, KMSDescribePermissions,
     // KMSCreateGrantPermissions): the source tables' and the vaults' keys are not in the plan,
     // so these are held to the account and the plan's regions.
-    let (op, via) = a.via_dynamodb([a.source()]);
-    b.push(
-        Statement::allow(
-            "UseSourceTableKeysThroughDynamoDB",
-            &["kms:Decrypt", "kms:GenerateDataKey"],
-            [a.keys(a.source())],
-        )
-        .when(op, "kms:ViaService", via),
-    );
-    let targets: BTreeSet<&Region> = a.target_regions().collect();
-    let (op, via) = a.via_dynamodb(targets.iter().copied());
-    b.push(
-        Statement::allow(
-            "UseTargetKeysThroughDynamoDBForRestores",
-            &[
-                "kms:Decrypt",
-                "kms:DescribeKey",
-                "kms:Encrypt",
-                "kms:GenerateDataKey",
-                "kms:GenerateDataKeyWithoutPlaintext",
-                "kms:ReEncryptFrom",
-                "kms:ReEncryptTo",
-            ],
-            a.key_patterns(targets.iter().copied()),
-        )
-        .when(op, "kms:ViaService", via),
-    );
+    if source {
+        let (op, via) = a.via_dynamodb([a.source()]);
+        b.push(
+            Statement::allow(
+                "UseSourceTableKeysThroughDynamoDB",
+                &["kms:Decrypt", "kms:GenerateDataKey"],
+                [a.keys(a.source())],
+            )
+            .when(op, "kms:ViaService", via),
+        );
+    }
+    if !restores.is_empty() {
+        let (op, via) = a.via_dynamodb(restore_regions.iter().copied());
+        b.push(
+            Statement::allow(
+                "UseTargetKeysThroughDynamoDBForRestores",
+                RESTORE_KEY_ACTIONS,
+                a.key_patterns(&restore_regions),
+            )
+            .when(op, "kms:ViaService", via),
+        );
+    }
     b.push(Statement::allow(
         "DescribeVaultAndTableKeys",
         &["kms:DescribeKey"],
-        a.key_patterns(a.all_regions()),
+        a.key_patterns(&regions),
     ));
     b.push(
         Statement::allow(
             "GrantKeysToAwsResourcesOnly",
             &["kms:CreateGrant"],
-            a.key_patterns(a.all_regions()),
+            a.key_patterns(&regions),
         )
         .when("Bool", "kms:GrantIsForAWSResource", ["true".to_owned()]),
     );
@@ -766,8 +970,8 @@ pub fn state_statements(bucket: &str, prefix: &str, kms_key: Option<&str>) -> Ve
 }
 
 fn backup_role_trust() -> PolicyDocument {
-    let mut statement = Statement::allow("AssumedByAwsBackup", &["sts:AssumeRole"], []);
-    statement.principal = Some(BTreeMap::from([("Service", BACKUP_SERVICE_PRINCIPAL)]));
+    let statement = Statement::allow("AssumedByAwsBackup", &["sts:AssumeRole"], [])
+        .to("Service", [BACKUP_SERVICE_PRINCIPAL.to_owned()]);
     PolicyDocument { version: POLICY_VERSION, statements: vec![statement] }
 }
 
@@ -776,8 +980,8 @@ mod tests {
     use super::*;
 
     /// The adapter's source files, whose SDK calls the policy must follow: every `.rs` file
-    /// under `src/` but this one, as (path under `src/`, text), read when the test runs so
-    /// that a new module cannot be left out.
+    /// under `src/` but this module's (`iam.rs`, `iam/`), as (path under `src/`, text), read
+    /// when the test runs so that a new module cannot be left out.
     fn adapter_sources() -> Vec<(String, String)> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut files = Vec::new();
@@ -787,6 +991,9 @@ mod tests {
                 .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
             for entry in entries {
                 let path = entry.expect("a directory entry").path();
+                if path == root.join("iam") {
+                    continue;
+                }
                 if path.is_dir() {
                     dirs.push(path);
                 } else if path.extension().is_some_and(|x| x == "rs") && path != root.join("iam.rs")
@@ -802,7 +1009,7 @@ mod tests {
         files
     }
 
-    const FULL_PLAN: &str = r#"
+    pub(super) const FULL_PLAN: &str = r#"
 version: 1
 name: iam-test
 source: {region: us-east-1, account_id: "123456789012", backup_vault: prod-vault}
@@ -825,12 +1032,35 @@ drill:
   write_marker: true
 "#;
 
-    fn load(text: &str) -> Plan {
+    pub(super) fn load(text: &str) -> Plan {
         let loaded = drover_plan::load("test.yaml", text.as_bytes());
         loaded.plan.unwrap_or_else(|| panic!("invalid test plan: {:?}", loaded.diagnostics))
     }
 
-    fn actions(doc: &PolicyDocument) -> BTreeSet<String> {
+    /// The recovery account of [`cross_account_plan`].
+    pub(super) const RECOVERY: &str = "210987654321";
+
+    /// [`FULL_PLAN`] with its us-west-2 target in a recovery account: drover assumes
+    /// `drover-recovery` there (with an external id, for two hours), restores with
+    /// `drover-restore`, and encrypts with a key of that account. eu-west-1 stays in the
+    /// source account.
+    pub(super) fn cross_account_plan() -> Plan {
+        let mut plan = load(FULL_PLAN);
+        let t = &mut plan.targets[0];
+        assert_eq!(t.region.as_str(), "us-west-2");
+        t.account_id = Some(RECOVERY.to_owned());
+        t.role = Some(drover_plan::AssumeRole {
+            role_arn: format!("arn:aws:iam::{RECOVERY}:role/drover-recovery"),
+            external_id: Some("drover-iam-test".to_owned()),
+            session_duration: Some(std::time::Duration::from_secs(7_200)),
+        });
+        t.iam_role_arn = Some(format!("arn:aws:iam::{RECOVERY}:role/drover-restore"));
+        t.kms_key_arn =
+            format!("arn:aws:kms:us-west-2:{RECOVERY}:key/1111aaaa-22bb-33cc-44dd-555555eeeeee");
+        plan
+    }
+
+    pub(super) fn actions(doc: &PolicyDocument) -> BTreeSet<String> {
         doc.statements.iter().flat_map(|s| s.actions.iter().cloned()).collect()
     }
 
@@ -914,7 +1144,7 @@ drill:
     /// The service of a client receiver: a field of `Clients`, a variable bound to one, or a
     /// parameter of an SDK client type (`ddb: &aws_sdk_dynamodb::Client`), in the same file.
     fn service_of(src: &str, receiver: &str) -> BTreeSet<&'static str> {
-        const SERVICES: [&str; 4] = ["backup", "dynamodb", "kms", "s3"];
+        const SERVICES: [&str; 5] = ["backup", "dynamodb", "kms", "s3", "sts"];
         if let Some(s) = SERVICES.iter().find(|s| **s == receiver) {
             return BTreeSet::from([*s]);
         }
@@ -1002,6 +1232,10 @@ drill:
             "dynamodb:ListTables",
             "dynamodb:Scan",
             "kms:DescribeKey",
+            "kms:GetKeyPolicy",
+            "backup:GetBackupVaultAccessPolicy",
+            "backup:DescribeGlobalSettings",
+            "sts:GetCallerIdentity",
         ] {
             assert!(sdk.contains(known), "{known} not found in {sdk:?}");
         }
@@ -1014,33 +1248,103 @@ drill:
         assert_eq!(service_of(params, "xddb"), BTreeSet::from(["kms"]));
     }
 
-    #[test]
-    fn every_sdk_operation_of_the_adapter_is_in_the_operator_policy() {
-        let policy = policies(&load(FULL_PLAN), "123456789012");
-        let granted = actions(&policy.operator);
-        // S3 is the state store's: its statements are checked below.
-        let missing: Vec<_> = sdk_actions()
-            .into_iter()
-            .filter(|a| !a.starts_with("s3:") && !granted.contains(a))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "the adapter calls operations the operator policy lacks: {missing:?}"
-        );
+    /// SDK operations that need no IAM permission (STS GetCallerIdentity: "No permissions
+    /// are required to perform this operation", STS API reference).
+    const NO_PERMISSION: &[&str] = &["sts:GetCallerIdentity"];
+
+    /// SDK operations only a plan that copies into another account calls (preflight reads of
+    /// the destination vault's access policy, the keys' policies, the Organization's setting).
+    const CROSS_ACCOUNT_ONLY: &[&str] =
+        &["backup:DescribeGlobalSettings", "backup:GetBackupVaultAccessPolicy", "kms:GetKeyPolicy"];
+
+    /// Every operator document of a plan: the single account's, or the operator's own and
+    /// each account's.
+    fn operator_docs(d: &Documents) -> Vec<&PolicyDocument> {
+        match d {
+            Documents::Single(p) => vec![&p.operator],
+            Documents::PerAccount(p) => p
+                .operator
+                .iter()
+                .chain(p.accounts.0.iter().filter_map(|(_, a)| a.operator.as_ref()))
+                .collect(),
+        }
+    }
+
+    fn granted(docs: &[&PolicyDocument]) -> BTreeSet<String> {
+        docs.iter().flat_map(|d| actions(d)).collect()
     }
 
     #[test]
-    fn the_operator_policy_grants_nothing_the_adapter_does_not_call() {
-        let policy = policies(&load(FULL_PLAN), "123456789012");
-        let sdk = sdk_actions();
-        let extra: Vec<_> = actions(&policy.operator)
+    fn every_sdk_operation_of_the_adapter_is_in_the_operator_policies() {
+        // S3 is the state store's: its statements are checked below.
+        let needed: BTreeSet<String> = sdk_actions()
             .into_iter()
-            .filter(|a| a != "iam:PassRole" && !sdk.contains(a))
+            .filter(|a| !a.starts_with("s3:") && !NO_PERMISSION.contains(&a.as_str()))
             .collect();
+        let cross = documents(&cross_account_plan(), "123456789012", None);
+        let granted_cross = granted(&operator_docs(&cross));
+        let missing: Vec<_> = needed.iter().filter(|a| !granted_cross.contains(*a)).collect();
         assert!(
-            extra.is_empty(),
-            "the operator policy grants actions the adapter never calls: {extra:?}"
+            missing.is_empty(),
+            "the adapter calls operations the operator policies lack: {missing:?}"
         );
+        // A plan in one account needs all but the cross-account reads.
+        let single = policies(&load(FULL_PLAN), "123456789012");
+        let granted_single = actions(&single.operator);
+        let missing: Vec<_> = needed
+            .iter()
+            .filter(|a| !CROSS_ACCOUNT_ONLY.contains(&a.as_str()) && !granted_single.contains(*a))
+            .collect();
+        assert!(missing.is_empty(), "the single-account policy lacks: {missing:?}");
+        for a in CROSS_ACCOUNT_ONLY {
+            assert!(needed.contains(*a), "{a} is no longer called: drop it from the list");
+            assert!(!granted_single.contains(*a), "{a} granted to a single-account plan");
+        }
+    }
+
+    #[test]
+    fn the_operator_policies_grant_nothing_the_adapter_does_not_call() {
+        let sdk = sdk_actions();
+        for d in [
+            Documents::Single(policies(&load(FULL_PLAN), "123456789012")),
+            documents(&cross_account_plan(), "123456789012", None),
+        ] {
+            // What the adapter calls that needs a permission, with passing the backup roles to
+            // `Start*Job` and assuming the plan's roles (aws-config's credentials provider, not
+            // the adapter's code).
+            let needed: BTreeSet<&str> = sdk
+                .iter()
+                .map(String::as_str)
+                .filter(|a| !NO_PERMISSION.contains(a))
+                .chain(["iam:PassRole", "sts:AssumeRole"])
+                .collect();
+            let extra: Vec<_> = granted(&operator_docs(&d))
+                .into_iter()
+                .filter(|a| !needed.contains(a.as_str()))
+                .collect();
+            assert!(
+                extra.is_empty(),
+                "the operator policies grant actions the adapter never calls: {extra:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_operator_assumes_exactly_the_roles_the_plan_names() {
+        let d = documents(&cross_account_plan(), "123456789012", None);
+        let Documents::PerAccount(p) = &d else {
+            panic!("a cross-account plan prints documents per account");
+        };
+        let assume: Vec<&Statement> = operator_docs(&d)
+            .into_iter()
+            .flat_map(|d| &d.statements)
+            .filter(|s| s.actions.iter().any(|a| a.starts_with("sts:")))
+            .collect();
+        assert_eq!(assume.len(), 1, "{assume:?}");
+        assert_eq!(assume[0].actions, ["sts:AssumeRole"]);
+        assert_eq!(assume[0].resources, ["arn:aws:iam::210987654321:role/drover-recovery"]);
+        assert!(assume[0].condition.is_empty());
+        assert_eq!(p.operator.as_ref().unwrap().statements.len(), 1);
     }
 
     #[test]
