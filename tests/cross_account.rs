@@ -299,7 +299,8 @@ tables:\n",
     std::fs::write(&s.plan, text).unwrap();
     let run = s.cli(&["preflight", s.plan.to_str().unwrap(), "--format", "json"]);
     assert_eq!(run.code, 1, "{}", run.transcript());
-    let findings: Value = serde_json::from_str(&run.stdout).unwrap();
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let findings = report["findings"].clone();
     let failed = |check: &str, subject: &str| -> Value {
         findings
             .as_array()
@@ -349,7 +350,8 @@ fn a_drill_into_a_locked_recovery_vault_keeps_its_copies_and_says_why() {
     let kept = left[format!("{AWAY} recovery-vault")].as_object().map_or(0, |p| p.len());
     assert_eq!(kept, 3, "the locked vault keeps the drill's copies: {left}");
     assert_eq!(left.as_object().unwrap().len(), 1, "nothing else is left: {left}");
-    let report = s.cli(&["report", id, "--format", "markdown"]);
+    let state = s.state();
+    let report = drover_aws(&["report", id, "--state", &state, "--format", "md"]);
     assert_eq!(report.code, 0, "{}", report.transcript());
     assert!(report.stdout.contains("vault `recovery-vault` is locked"), "{}", report.stdout);
     assert!(
