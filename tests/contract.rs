@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_engine::ports::{
-    BackupRequest, BackupService, CloudResult, CopyRequest, Item, JobState, JobStatus, KeyService,
-    KeyType, RestoreRequest, ScanOptions, TableInfo, TableService, Value,
+    BackupRequest, BackupService, CloudResult, CopyRequest, IdentityService, Item, JobState,
+    JobStatus, KeyService, KeyType, RestoreRequest, ScanOptions, TableInfo, TableService, Value,
+    VaultLock,
 };
 use drover_engine::{ErrorKind, SystemClock};
 use serde_json::json;
@@ -456,4 +457,298 @@ fn a_replay_answered_without_a_job_id_gets_the_tokens_job() {
             }
         }
     });
+}
+
+// ---------------------------------------------------------------- accounts (issue 14)
+
+/// The operator's own account (the emulator's default): it holds no region, it only assumes
+/// the roles below.
+const OPERATOR: &str = "123456789012";
+/// The production account: the source region.
+const PROD: &str = "111111111111";
+/// The recovery account, in the production account's Organization.
+const RECOVERY: &str = "222222222222";
+/// An account outside the Organization.
+const OUTSIDER: &str = "333333333333";
+/// Recovery account regions: a vault that lets production copy in, under Vault Lock (7 to 365
+/// days); a vault without an access policy; a vault encrypted with the account's AWS managed
+/// key (`aws/backup`), though its policy lets production in.
+const LOCKED: &str = "us-west-2";
+const NO_POLICY: &str = "eu-west-1";
+const AWS_MANAGED: &str = "ap-southeast-2";
+/// The outsider's region: its vault lets production in, the Organization does not.
+const OUTSIDE: &str = "eu-central-1";
+const PROD_ROLE: &str = "arn:aws:iam::111111111111:role/drover-backup";
+const LOCK: VaultLock = VaultLock { min_retention_days: Some(7), max_retention_days: Some(365) };
+
+/// Each region and the account it is in.
+fn regions() -> [(&'static str, &'static str); 5] {
+    [
+        (SRC, PROD),
+        (LOCKED, RECOVERY),
+        (NO_POLICY, RECOVERY),
+        (AWS_MANAGED, RECOVERY),
+        (OUTSIDE, OUTSIDER),
+    ]
+}
+
+/// A cloud whose regions are in several accounts.
+struct Accounts {
+    backup: Arc<dyn BackupService>,
+    tables: Arc<dyn TableService>,
+    keys: Arc<dyn KeyService>,
+    identity: Arc<dyn IdentityService>,
+    /// The key of each recovery region's vault.
+    vault_keys: BTreeMap<&'static str, String>,
+    _emulator: Option<Emulator>,
+}
+
+/// The simulator, set up as the emulator below.
+fn simulator_in_accounts() -> Accounts {
+    let sim = drover_sim::SimCloud::new(PROD, 3, Arc::new(SystemClock::new()));
+    sim.set_model(drover_sim::DurationModel::instant());
+    for (region, account) in regions() {
+        sim.set_account(region, account);
+    }
+    sim.add_vault(SRC, "prod-vault", None);
+    let mut vault_keys = BTreeMap::new();
+    for (region, account) in regions().into_iter().skip(1) {
+        let key = if region == AWS_MANAGED {
+            sim.aws_backup_key(region)
+        } else {
+            let key =
+                format!("arn:aws:kms:{region}:{account}:key/1111aaaa-22bb-33cc-44dd-555555eeeeee");
+            sim.add_key(region, &key);
+            key
+        };
+        sim.add_vault(region, "dr-vault", Some(&key));
+        if region != NO_POLICY {
+            sim.allow_copies_from(region, "dr-vault", &[PROD]);
+        }
+        vault_keys.insert(region, key);
+    }
+    sim.set_vault_lock(LOCKED, "dr-vault", Some(LOCK));
+    sim.set_organization(Some(drover_sim::Organization::new(PROD, [RECOVERY], true)));
+    sim.add_table(SRC, "orders", "pk", Some("sk"), 30, &[canary()]);
+    Accounts {
+        backup: Arc::new(sim.clone()),
+        tables: Arc::new(sim.clone()),
+        keys: Arc::new(sim.clone()),
+        identity: Arc::new(sim),
+        vault_keys,
+        _emulator: None,
+    }
+}
+
+/// The AWS adapter against the emulator (realism mode), acting in each region's account with
+/// the role the plan names there, assumed from the operator's credentials.
+fn emulator_in_accounts() -> Accounts {
+    let emu = Emulator::start(0.2);
+    let targets: Vec<&str> = regions().into_iter().skip(1).map(|(r, _)| r).collect();
+    let accounts: serde_json::Map<String, serde_json::Value> =
+        regions().into_iter().map(|(r, a)| (r.to_owned(), json!(a))).collect();
+    let roles: Vec<serde_json::Value> = [PROD, RECOVERY, OUTSIDER]
+        .into_iter()
+        .map(|a| json!({"account": a, "name": "drover", "trusts": OPERATOR}))
+        .collect();
+    let allow = json!({"allow_copy_from": [PROD]});
+    let seeded = emu.fixture(
+        "seed",
+        &json!({
+            "source": SRC, "targets": targets, "source_vault": "prod-vault",
+            "target_vaults": targets.iter().map(|r| (r.to_string(), json!("dr-vault"))).collect::<serde_json::Map<_, _>>(),
+            "accounts": accounts,
+            "roles": roles,
+            "organization": {"management": PROD, "members": [RECOVERY], "cross_account_backup": true},
+            "vault_policies": {LOCKED: allow, AWS_MANAGED: allow, OUTSIDE: allow},
+            "vault_locks": {LOCKED: {"min_retention_days": 7, "max_retention_days": 365}},
+            "aws_managed_vault_keys": [AWS_MANAGED],
+            "tables": [{"name": "orders", "items": 30, "sort_key": true,
+                        "canaries": [{"pk": "ORDER#1", "sk": "META"}]}],
+        }),
+    );
+    // The plan only says which account each region is in and the role drover assumes there.
+    let mut yaml = format!(
+        "version: 1\nname: contract-accounts\nsource: {{region: {SRC}, account_id: \"{PROD}\", \
+         backup_vault: prod-vault, role_arn: \"arn:aws:iam::{PROD}:role/drover\"}}\n\
+         iam_role_arn: {PROD_ROLE}\nobjectives: {{rpo: 1h, rto: 1h}}\ntargets:\n"
+    );
+    for (region, account) in regions().into_iter().skip(1) {
+        yaml.push_str(&format!(
+            "  - {{region: {region}, account_id: \"{account}\", backup_vault: dr-vault, \
+             role_arn: \"arn:aws:iam::{account}:role/drover\", \
+             iam_role_arn: \"arn:aws:iam::{account}:role/drover-restore\", \
+             kms_key_arn: \"arn:aws:kms:{region}:{account}:key/1111aaaa-22bb-33cc-44dd-555555eeeeee\"}}\n"
+        ));
+    }
+    yaml.push_str("tables:\n  - name: orders\n");
+    let loaded = drover_plan::load("contract-accounts.yaml", yaml.as_bytes());
+    assert!(!loaded.diagnostics.has_errors(), "{:?}", loaded.diagnostics.items());
+    let plan = loaded.plan.unwrap();
+    let aws = drover_aws::AwsCloud::with_accounts(
+        drover_aws::AwsOptions {
+            endpoint_url: Some(emu.url()),
+            emulator_credentials: true,
+            ..drover_aws::AwsOptions::default()
+        },
+        drover_aws::Accounts::of_plan(&plan, "contract"),
+    );
+    let vault_keys =
+        targets.iter().map(|r| (*r, seeded["keys"][*r].as_str().unwrap().to_owned())).collect();
+    Accounts {
+        backup: Arc::new(aws.clone()),
+        tables: Arc::new(aws.clone()),
+        keys: Arc::new(aws.clone()),
+        identity: Arc::new(aws),
+        vault_keys,
+        _emulator: Some(emu),
+    }
+}
+
+/// A copy of `point` into `region`'s vault, kept `days`, to its end.
+async fn copy_into(c: &Accounts, point: &str, region: &str, days: u32) -> JobStatus {
+    let account = regions().into_iter().find(|(r, _)| *r == region).unwrap().1;
+    let copy = CopyRequest {
+        region: SRC.to_owned(),
+        recovery_point_arn: point.to_owned(),
+        source_vault: "prod-vault".to_owned(),
+        destination_vault_arn: format!("arn:aws:backup:{region}:{account}:backup-vault:dr-vault"),
+        iam_role_arn: PROD_ROLE.to_owned(),
+        idempotency_token: format!("contract-accounts-copy-{region}-{days}"),
+        delete_after_days: Some(days),
+        ..Default::default()
+    };
+    // Not replayed: two copies of one point into one vault follow each other here, and a
+    // replay answered without a job id (realism mode) is looked up by point and vault.
+    let job = c.backup.start_copy_job(&copy).await.unwrap();
+    until_done(async || c.backup.describe_copy_job(SRC, &job).await).await
+}
+
+async fn accounts_contract(c: &Accounts) {
+    // Who drover is, per region: a role's session in the region's account.
+    for (region, account) in regions() {
+        let me = c.identity.caller_identity(region).await.unwrap();
+        assert_eq!(me.account, account, "{region}: {me:?}");
+        assert!(me.arn.starts_with(&format!("arn:aws:sts::{account}:assumed-role/")), "{me:?}");
+    }
+
+    // The Organization's setting, as its accounts read it; an error outside it.
+    assert!(c.backup.cross_account_backup(SRC).await.unwrap());
+    assert!(c.backup.cross_account_backup(LOCKED).await.unwrap());
+    let e = c.backup.cross_account_backup(OUTSIDE).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidState, "{e:?}");
+
+    // Vaults: ARNs in their account, their key, their lock, their access policy.
+    let locked = c.backup.describe_vault(LOCKED, "dr-vault").await.unwrap();
+    assert_eq!(locked.arn, format!("arn:aws:backup:{LOCKED}:{RECOVERY}:backup-vault:dr-vault"));
+    assert_eq!(locked.encryption_key_arn.as_deref(), Some(c.vault_keys[LOCKED].as_str()));
+    assert_eq!(locked.lock, Some(LOCK));
+    assert_eq!(c.backup.describe_vault(NO_POLICY, "dr-vault").await.unwrap().lock, None);
+    let policy = c.backup.vault_access_policy(LOCKED, "dr-vault").await.unwrap().unwrap();
+    assert!(policy.contains("backup:CopyIntoBackupVault") && policy.contains(PROD), "{policy}");
+    assert_eq!(c.backup.vault_access_policy(NO_POLICY, "dr-vault").await.unwrap(), None);
+    assert_eq!(
+        c.backup.vault_access_policy(NO_POLICY, "no-such-vault").await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+
+    // Keys: who manages them, and their policy (KMS's default: the account root may do all).
+    let key = c.keys.describe_key(LOCKED, &c.vault_keys[LOCKED]).await.unwrap();
+    assert!(!key.aws_managed, "{key:?}");
+    let policy: serde_json::Value =
+        serde_json::from_str(&c.keys.key_policy(LOCKED, &c.vault_keys[LOCKED]).await.unwrap())
+            .unwrap();
+    let root = format!("arn:aws:iam::{RECOVERY}:root");
+    let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
+    assert!(
+        statements.iter().any(|s| s["Effect"] == "Allow"
+            && s["Action"] == "kms:*"
+            && s["Principal"]["AWS"] == root.as_str()),
+        "{policy}"
+    );
+    let managed = c.backup.describe_vault(AWS_MANAGED, "dr-vault").await.unwrap();
+    let managed_key = managed.encryption_key_arn.unwrap();
+    assert_eq!(managed_key, c.vault_keys[AWS_MANAGED]);
+    assert!(c.keys.describe_key(AWS_MANAGED, &managed_key).await.unwrap().aws_managed);
+
+    // A backup in the production account.
+    let source = ready_in(c, "orders").await;
+    assert!(source.starts_with(&format!("arn:aws:dynamodb:{SRC}:{PROD}:table/")), "{source}");
+    let backup = BackupRequest {
+        region: SRC.to_owned(),
+        table_arn: source.clone(),
+        vault: "prod-vault".to_owned(),
+        iam_role_arn: PROD_ROLE.to_owned(),
+        idempotency_token: "contract-accounts-backup".to_owned(),
+        delete_after_days: Some(30),
+        ..Default::default()
+    };
+    let job = c.backup.start_backup_job(&backup).await.unwrap();
+    let done = until_done(async || c.backup.describe_backup_job(SRC, &job).await).await;
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    let point = done.recovery_point_arn.unwrap();
+    assert!(point.starts_with(&format!("arn:aws:backup:{SRC}:{PROD}:recovery-point:")), "{point}");
+
+    // Into the recovery account: the copy lands in its vault, under its ARN and key.
+    let done = copy_into(c, &point, LOCKED, 30).await;
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    let copied = done.recovery_point_arn.unwrap();
+    assert!(
+        copied.starts_with(&format!("arn:aws:backup:{LOCKED}:{RECOVERY}:recovery-point:")),
+        "{copied}"
+    );
+    let points = c.backup.list_recovery_points(LOCKED, "dr-vault", SRC, "orders").await.unwrap();
+    let listed = points.iter().find(|p| p.arn == copied).expect("the copy is in the vault");
+    assert_eq!(listed.resource_arn, source);
+    assert_eq!(listed.encryption_key_arn.as_deref(), Some(c.vault_keys[LOCKED].as_str()));
+    // Vault Lock: its points cannot be deleted; a copy kept shorter than its minimum fails.
+    let e = c.backup.delete_recovery_point(LOCKED, "dr-vault", &copied).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidState, "{e:?}");
+    let points = c.backup.list_vault_recovery_points(LOCKED, "dr-vault").await.unwrap();
+    assert!(points.iter().any(|p| p.arn == copied), "still there: {points:?}");
+    let done = copy_into(c, &point, LOCKED, 1).await;
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    assert!(done.message.as_deref().unwrap_or_default().contains("Vault Lock"), "{done:?}");
+
+    // Refused copies fail as jobs, with AWS's message.
+    let done = copy_into(c, &point, NO_POLICY, 30).await;
+    assert_eq!(
+        (done.state, done.message.as_deref()),
+        (JobState::Failed, Some("Access Denied trying to call AWS Backup service")),
+        "{done:?}"
+    );
+    let done = copy_into(c, &point, AWS_MANAGED, 30).await;
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    assert!(done.message.as_deref().unwrap_or_default().contains("AWS managed key"), "{done:?}");
+    let done = copy_into(c, &point, OUTSIDE, 30).await;
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    assert!(done.message.as_deref().unwrap_or_default().contains("same organization"), "{done:?}");
+    for region in [NO_POLICY, AWS_MANAGED, OUTSIDE] {
+        let points = c.backup.list_vault_recovery_points(region, "dr-vault").await.unwrap();
+        assert!(points.is_empty(), "{region}: {points:?}");
+    }
+}
+
+/// The ARN of a source table once it is ready.
+async fn ready_in(c: &Accounts, name: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(t) = c.tables.describe_table(SRC, name).await.unwrap()
+            && t.is_ready()
+        {
+            return t.arn;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{name} did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn the_accounts_contract_holds_on_the_simulator() {
+    runtime().block_on(accounts_contract(&simulator_in_accounts()));
+}
+
+#[test]
+fn the_accounts_contract_holds_on_the_aws_adapter_against_the_emulator() {
+    runtime().block_on(accounts_contract(&emulator_in_accounts()));
 }

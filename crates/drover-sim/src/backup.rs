@@ -1,5 +1,6 @@
 //! AWS Backup ([`BackupService`]): backup, copy and restore jobs (their effects are in
-//! [`crate::jobs`]), recovery points (with their tags), vaults and region settings.
+//! [`crate::jobs`]), recovery points (with their tags), vaults (their policies and locks),
+//! region settings and the Organization's global settings.
 
 use std::collections::BTreeMap;
 
@@ -7,22 +8,24 @@ use async_trait::async_trait;
 use drover_engine::ErrorKind;
 use drover_engine::ports::{
     BackupRequest, BackupService, CloudResult, CopyRequest, JobStatus, RecoveryPoint,
-    RestoreRequest,
+    RestoreRequest, VaultInfo,
 };
 
 use crate::cloud::SimCloud;
 use crate::err;
+use crate::identity;
 use crate::items::ITEM_BYTES;
 use crate::model::JobKind;
 use crate::realism;
-use crate::world::{Point, TableEvent, Work};
+use crate::world::{Point, TableEvent, Work, World};
 
 #[async_trait]
 impl BackupService for SimCloud {
     async fn start_backup_job(&self, req: &BackupRequest) -> CloudResult<String> {
         const OP: &str = "StartBackupJob";
         self.op(OP, &req.region, |w, now| {
-            let account = w.account.clone();
+            may_pass(w, OP, &req.region, &req.iam_role_arn)?;
+            let account = w.account_of(&req.region).to_owned();
             let point_id = w.rng.new_id();
             let realism = w.realism.clone();
             let r = w.region(OP, &req.region)?;
@@ -72,6 +75,7 @@ impl BackupService for SimCloud {
                 items,
                 deleting_until: None,
                 tags,
+                delete_after_days: req.delete_after_days,
             };
             let resource = Some(t.arn.clone());
             for _ in 0..missed {
@@ -91,14 +95,20 @@ impl BackupService for SimCloud {
     async fn start_copy_job(&self, req: &CopyRequest) -> CloudResult<String> {
         const OP: &str = "StartCopyJob";
         self.op(OP, &req.region, |w, now| {
-            let (dest_region, dest_vault) = parse_vault_arn(&req.destination_vault_arn)
-                .ok_or_else(|| {
+            may_pass(w, OP, &req.region, &req.iam_role_arn)?;
+            let (dest_region, dest_account, dest_vault) =
+                parse_vault_arn(&req.destination_vault_arn).ok_or_else(|| {
                     err(
                         ErrorKind::Fatal,
                         OP,
                         format!("Invalid destination vault ARN {}", req.destination_vault_arn),
                     )
                 })?;
+            // Into another account, the source account cannot see the vault: what AWS Backup
+            // finds there (or not) the job's end tells ([`crate::jobs`]).
+            let same_account = dest_account == w.account_of(&req.region);
+            let dest_found = w.account_of(&dest_region) == dest_account
+                && w.regions.get(&dest_region).is_some_and(|r| r.vaults.contains_key(&dest_vault));
             let r = w.region(OP, &req.region)?;
             let Some(point) =
                 r.vaults.get(&req.source_vault).and_then(|v| v.points.get(&req.recovery_point_arn))
@@ -114,7 +124,7 @@ impl BackupService for SimCloud {
             }
             let size = point.size;
             let resource = Some(point.resource_arn.clone());
-            if !w.regions.get(&dest_region).is_some_and(|r| r.vaults.contains_key(&dest_vault)) {
+            if same_account && !dest_found {
                 return Err(err(
                     ErrorKind::NotFound,
                     OP,
@@ -127,6 +137,9 @@ impl BackupService for SimCloud {
                 dest_region,
                 dest_vault,
                 dest_point: None,
+                dest_account: Some(dest_account),
+                delete_after_days: req.delete_after_days,
+                role: req.iam_role_arn.clone(),
             };
             w.start_job(OP, &req.region, &req.idempotency_token, size, now, resource, work)
         })
@@ -140,6 +153,7 @@ impl BackupService for SimCloud {
     async fn start_restore_job(&self, req: &RestoreRequest) -> CloudResult<String> {
         const OP: &str = "StartRestoreJob";
         self.op(OP, &req.region, |w, now| {
+            may_pass(w, OP, &req.region, &req.iam_role_arn)?;
             let r = w.region(OP, &req.region)?;
             let Some(point) = r.vaults.values().find_map(|v| v.points.get(&req.recovery_point_arn))
             else {
@@ -238,6 +252,11 @@ impl BackupService for SimCloud {
             let v = r.vaults.get_mut(vault).ok_or_else(|| {
                 err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
             })?;
+            // "Vault Lock ... preventing attempts to delete any recovery point stored in or
+            // created in a backup vault" (PutBackupVaultLockConfiguration).
+            if v.lock.is_some() && v.points.contains_key(arn) {
+                return Err(vault_locked(OP, vault, arn));
+            }
             let point = v.points.get_mut(arn).ok_or_else(|| {
                 err(ErrorKind::NotFound, OP, format!("Recovery point {arn} does not exist"))
             })?;
@@ -268,6 +287,52 @@ impl BackupService for SimCloud {
             r.vaults.get(vault).map(|v| v.arn.clone()).ok_or_else(|| {
                 err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
             })
+        })
+        .await
+    }
+
+    async fn describe_vault(&self, region: &str, vault: &str) -> CloudResult<VaultInfo> {
+        const OP: &str = "DescribeBackupVault";
+        self.op(OP, region, |w, _| {
+            let r = w.region(OP, region)?;
+            let v = r.vaults.get(vault).ok_or_else(|| {
+                err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
+            })?;
+            Ok(VaultInfo {
+                arn: v.arn.clone(),
+                encryption_key_arn: v.key_arn.clone(),
+                lock: v.lock,
+            })
+        })
+        .await
+    }
+
+    async fn vault_access_policy(&self, region: &str, vault: &str) -> CloudResult<Option<String>> {
+        const OP: &str = "GetBackupVaultAccessPolicy";
+        self.op(OP, region, |w, _| {
+            let r = w.region(OP, region)?;
+            r.vaults.get(vault).map(|v| v.access_policy.clone()).ok_or_else(|| {
+                err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
+            })
+        })
+        .await
+    }
+
+    async fn cross_account_backup(&self, region: &str) -> CloudResult<bool> {
+        const OP: &str = "DescribeGlobalSettings";
+        self.op(OP, region, |w, _| {
+            let account = w.account_of(region);
+            // "Returns an error if the account is not a member of an Organizations
+            // organization" (DescribeGlobalSettings; its one client error is
+            // InvalidRequestException).
+            match &w.organization {
+                Some(org) if org.has(account) => Ok(org.cross_account_backup),
+                _ => Err(err(
+                    ErrorKind::InvalidState,
+                    OP,
+                    "InvalidRequestException: Your account is not a member of an organization.",
+                )),
+            }
         })
         .await
     }
@@ -341,9 +406,41 @@ impl SimCloud {
     }
 }
 
-/// The region and name a backup vault ARN names.
-fn parse_vault_arn(arn: &str) -> Option<(String, String)> {
+/// Refuses a role of another account than `region`'s: "You can only use the PassRole
+/// permission to pass an IAM role to a service that shares the same AWS account" (IAM User
+/// Guide, passing a role), answered as a denial, as the emulator does.
+fn may_pass(w: &World, op: &str, region: &str, role: &str) -> CloudResult<()> {
+    let account = w.account_of(region);
+    match drover_plan::arn_account(role) {
+        "" => Ok(()),
+        of_role if of_role == account => Ok(()),
+        _ => Err(err(
+            ErrorKind::AccessDenied,
+            op,
+            format!(
+                "AccessDeniedException: User: {} is not authorized to perform: iam:PassRole on \
+                 resource: {role}",
+                identity::session_arn(account)
+            ),
+        )),
+    }
+}
+
+/// What DeleteRecoveryPoint answers in a vault under Vault Lock.
+fn vault_locked(op: &str, vault: &str, arn: &str) -> drover_engine::CloudError {
+    err(
+        ErrorKind::InvalidState,
+        op,
+        format!(
+            "InvalidRequestException: Recovery point {arn} cannot be deleted: backup vault \
+             {vault} is protected by AWS Backup Vault Lock."
+        ),
+    )
+}
+
+/// The region, account and name a backup vault ARN names.
+fn parse_vault_arn(arn: &str) -> Option<(String, String, String)> {
     let parts: Vec<&str> = arn.splitn(7, ':').collect();
     (parts.len() == 7 && parts[2] == "backup" && parts[5] == "backup-vault")
-        .then(|| (parts[3].to_owned(), parts[6].to_owned()))
+        .then(|| (parts[3].to_owned(), parts[4].to_owned(), parts[6].to_owned()))
 }

@@ -6,8 +6,9 @@
 //! tokens, the restore counter) are [`Tracked`] maps: after a call only the entries they handed
 //! out mutably are serialized, and an entry is written only when the hash of its serialized
 //! form differs from the one last written ([`Written`]), so a `DescribeTable` that reached a
-//! table mutably writes nothing. The small state (account, faults, realism, the duration
-//! model, jobs started, the regions' own settings) is compared with what was last written.
+//! table mutably writes nothing. The small state (account, Organization, faults, realism, the
+//! duration model, jobs started, the regions' own settings and accounts) is compared with what
+//! was last written.
 //! The lazy state — the generator, the call and effect counters, the world's time — changes
 //! on every call, reads too: it rides along with the next record that has a real change (or
 //! the next snapshot), so read-only calls write nothing. After a crash a reloaded world may
@@ -17,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash as _, Hasher as _};
 
-use drover_engine::ports::Millis;
+use drover_engine::ports::{Millis, VaultLock};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::Faults;
@@ -25,7 +26,7 @@ use crate::model::{DurationModel, JobKind};
 use crate::realism::Realism;
 use crate::rng::Rng;
 use crate::tracked::Tracked;
-use crate::world::{Vault, World};
+use crate::world::{Organization, Vault, World};
 
 /// Where an entry of the world lives: the key of a change.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -52,6 +53,9 @@ pub(crate) enum Key {
 struct RegionHeader {
     advanced_backup: bool,
     down: bool,
+    /// Absent in records written before regions had accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
 }
 
 /// A vault's own settings (its points are entries of their own).
@@ -59,6 +63,11 @@ struct RegionHeader {
 struct VaultHeader {
     arn: String,
     key_arn: Option<String>,
+    /// Absent in records written before vaults had policies and locks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lock: Option<VaultLock>,
 }
 
 /// What the change log last wrote of the world: a hash of every entry's serialized form, the
@@ -68,6 +77,7 @@ pub(crate) struct Written {
     hashes: BTreeMap<Key, u64>,
     points: BTreeMap<(String, String), usize>,
     account: String,
+    organization: Option<Organization>,
     model: DurationModel,
     faults: Faults,
     realism: Realism,
@@ -86,6 +96,9 @@ struct Record {
     time: Option<Millis>,
     rng: Option<Rng>,
     account: Option<String>,
+    /// Present when the Organization changed: the new one, or `null` when there is none.
+    #[serde(deserialize_with = "present")]
+    organization: Option<Option<Organization>>,
     model: Option<DurationModel>,
     faults: Option<Faults>,
     realism: Option<Realism>,
@@ -98,6 +111,15 @@ struct Record {
     del: Vec<Key>,
 }
 
+/// A field that is present (its value may be `null`): `Some` of it.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// The hash an entry's serialized form is compared by (within one process only).
 fn hash(bytes: &[u8]) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
@@ -106,11 +128,16 @@ fn hash(bytes: &[u8]) -> u64 {
 }
 
 fn header(r: &crate::world::RegionState) -> RegionHeader {
-    RegionHeader { advanced_backup: r.advanced_backup, down: r.down }
+    RegionHeader { advanced_backup: r.advanced_backup, down: r.down, account: r.account.clone() }
 }
 
 fn vault_header(v: &Vault) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(&VaultHeader { arn: v.arn.clone(), key_arn: v.key_arn.clone() })
+    serde_json::to_vec(&VaultHeader {
+        arn: v.arn.clone(),
+        key_arn: v.key_arn.clone(),
+        access_policy: v.access_policy.clone(),
+        lock: v.lock,
+    })
 }
 
 /// The entries changed since the last record: `(key, serialized form)` to put, keys to delete.
@@ -128,6 +155,7 @@ impl Written {
             hashes: BTreeMap::new(),
             points: BTreeMap::new(),
             account: w.account.clone(),
+            organization: w.organization.clone(),
             model: w.model,
             faults: w.faults.clone(),
             realism: w.realism.clone(),
@@ -307,6 +335,7 @@ impl Written {
 
         let mut line = LineWriter::default();
         let account = (w.account != self.account).then(|| w.account.clone());
+        let organization = (w.organization != self.organization).then(|| w.organization.clone());
         let model = (w.model != self.model).then_some(w.model);
         let faults = (w.faults != self.faults).then(|| w.faults.clone());
         let realism = (w.realism != self.realism).then(|| w.realism.clone());
@@ -315,6 +344,7 @@ impl Written {
             || !delta.del.is_empty()
             || !regions.is_empty()
             || account.is_some()
+            || organization.is_some()
             || model.is_some()
             || faults.is_some()
             || realism.is_some()
@@ -339,6 +369,9 @@ impl Written {
         }
         if let Some(account) = &account {
             line.field("account", account)?;
+        }
+        if let Some(organization) = &organization {
+            line.field("organization", organization)?;
         }
         if let Some(model) = &model {
             line.field("model", model)?;
@@ -375,6 +408,7 @@ impl Written {
     /// snapshot).
     pub(crate) fn snapshotted(&mut self, w: &World) {
         w.account.clone_into(&mut self.account);
+        self.organization.clone_from(&w.organization);
         self.model = w.model;
         self.faults.clone_from(&w.faults);
         self.realism.clone_from(&w.realism);
@@ -465,6 +499,9 @@ pub(crate) fn apply(w: &mut World, line: &[u8]) -> Result<(), serde_json::Error>
     if let Some(account) = r.account {
         w.account = account;
     }
+    if let Some(organization) = r.organization {
+        w.organization = organization;
+    }
     if let Some(model) = r.model {
         w.model = model;
     }
@@ -483,6 +520,7 @@ pub(crate) fn apply(w: &mut World, line: &[u8]) -> Result<(), serde_json::Error>
                 let region = w.regions.entry(name).or_default();
                 region.advanced_backup = h.advanced_backup;
                 region.down = h.down;
+                region.account = h.account;
             }
             None => {
                 w.regions.remove(&name);
@@ -500,17 +538,14 @@ pub(crate) fn apply(w: &mut World, line: &[u8]) -> Result<(), serde_json::Error>
                 w.regions.entry(region).or_default().keys.untracked().insert(arn, k);
             }
             Key::Vault(region, name) => {
-                let VaultHeader { arn, key_arn } = serde_json::from_value(value)?;
+                let VaultHeader { arn, key_arn, access_policy, lock } =
+                    serde_json::from_value(value)?;
                 let vaults = w.regions.entry(region).or_default().vaults.untracked();
-                match vaults.get_mut(&name) {
-                    Some(v) => {
-                        v.arn = arn;
-                        v.key_arn = key_arn;
-                    }
-                    None => {
-                        vaults.insert(name, Vault { arn, key_arn, points: Tracked::default() });
-                    }
-                }
+                let v = vaults.entry(name).or_insert_with(|| Vault::new(String::new(), None));
+                v.arn = arn;
+                v.key_arn = key_arn;
+                v.access_policy = access_policy;
+                v.lock = lock;
             }
             Key::Point(region, vault, arn) => {
                 let p = serde_json::from_value(value)?;

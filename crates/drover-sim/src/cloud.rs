@@ -1,7 +1,8 @@
 //! [`SimCloud`]: the world and its change log behind a lock, the clock; its set-up helpers
-//! (regions, vaults, keys, tables, a plan's world, seeded copies) and the wrapper every API
-//! call goes through ([`SimCloud::op`]). The ports' implementations are in [`crate::backup`],
-//! [`crate::tables`] and [`crate::keys`].
+//! (regions and their accounts, the Organization, vaults with their policies and locks, keys,
+//! tables, a plan's world, seeded copies) and the wrapper every API call goes through
+//! ([`SimCloud::op`]). The ports' implementations are in [`crate::backup`],
+//! [`crate::tables`], [`crate::keys`] and [`crate::identity`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drover_engine::ports::{
-    CloudResult, Item, KeyAttribute, KeyType, Millis, TableSettings, Value,
+    CloudResult, Item, KeyAttribute, KeyType, Millis, TableSettings, Value, VaultLock,
 };
 use drover_engine::{Clock, ErrorKind};
 
@@ -18,9 +19,9 @@ use crate::faults::Faults;
 use crate::items::{ITEM_BYTES, Items, Schema, key_part};
 use crate::model::DurationModel;
 use crate::persist::{ChangeLog, SimError};
+use crate::policy;
 use crate::realism::{Realism, TableRealism};
-use crate::tracked::Tracked;
-use crate::world::{Key, Point, RegionState, SimTable, Vault, World};
+use crate::world::{Key, Organization, Point, RegionState, SimTable, Vault, World};
 
 /// The simulated cloud: a [`World`] and its change log behind a lock, and a clock. Clones
 /// share the world (and its persistence).
@@ -123,6 +124,7 @@ impl SimCloud {
             backup: Arc::new(self.clone()),
             tables: Arc::new(self.clone()),
             keys: Arc::new(self.clone()),
+            identity: Arc::new(self.clone()),
             clock: self.clock.clone(),
         }
     }
@@ -196,32 +198,99 @@ impl SimCloud {
         });
     }
 
-    /// Adds a backup vault, encrypted with `key_arn`.
-    pub fn add_vault(&self, region: &str, name: &str, key_arn: Option<&str>) {
+    /// Puts a region (added, as [`SimCloud::add_region`] does, when missing) in `account`.
+    /// Set it before adding the region's resources: their ARNs name the account they were
+    /// made in.
+    pub fn set_account(&self, region: &str, account: &str) {
+        self.add_region(region);
         self.with(|w| {
-            let account = w.account.clone();
-            let r = w.regions.entry(region.to_owned()).or_default();
-            if !r.vaults.contains_key(name) {
-                r.vaults.insert(
-                    name.to_owned(),
-                    Vault {
-                        arn: format!("arn:aws:backup:{region}:{account}:backup-vault:{name}"),
-                        key_arn: key_arn.map(str::to_owned),
-                        points: Tracked::default(),
-                    },
-                );
+            let own = (account != w.account).then(|| account.to_owned());
+            if let Some(r) = w.regions.get_mut(region) {
+                r.account = own;
             }
         });
     }
 
-    /// Adds a KMS key (`Enabled`).
+    /// Sets the AWS Organization the accounts are in (`None`: none is).
+    pub fn set_organization(&self, organization: Option<Organization>) {
+        self.with(|w| w.organization = organization);
+    }
+
+    /// Adds a backup vault, encrypted with `key_arn` (`None`: with the account's AWS managed
+    /// key `aws/backup`, as AWS Backup encrypts a vault made without a key of its own).
+    pub fn add_vault(&self, region: &str, name: &str, key_arn: Option<&str>) {
+        self.with(|w| {
+            let account = w.account_of(region).to_owned();
+            if w.regions.get(region).is_some_and(|r| r.vaults.contains_key(name)) {
+                return;
+            }
+            let key = match key_arn {
+                Some(key) => key.to_owned(),
+                None => w.aws_backup_key(region),
+            };
+            let arn = format!("arn:aws:backup:{region}:{account}:backup-vault:{name}");
+            let r = w.regions.entry(region.to_owned()).or_default();
+            r.vaults.insert(name.to_owned(), Vault::new(arn, Some(key)));
+        });
+    }
+
+    /// Sets a vault's access policy (JSON; `None`: none).
+    pub fn set_vault_access_policy(&self, region: &str, vault: &str, policy: Option<&str>) {
+        self.with(|w| {
+            if let Some(v) = w.regions.get_mut(region).and_then(|r| r.vaults.get_mut(vault)) {
+                v.access_policy = policy.map(str::to_owned);
+            }
+        });
+    }
+
+    /// Gives a vault an access policy that lets each of `accounts` copy into it
+    /// (`backup:CopyIntoBackupVault` for the account's root).
+    pub fn allow_copies_from(&self, region: &str, vault: &str, accounts: &[&str]) {
+        self.set_vault_access_policy(region, vault, Some(&policy::copy_from(accounts)));
+    }
+
+    /// Puts a vault under Vault Lock (`None`: lifts it): copies and backups into it must be
+    /// kept between its minimum and maximum retention, and its points cannot be deleted.
+    pub fn set_vault_lock(&self, region: &str, vault: &str, lock: Option<VaultLock>) {
+        self.with(|w| {
+            if let Some(v) = w.regions.get_mut(region).and_then(|r| r.vaults.get_mut(vault)) {
+                v.lock = lock;
+            }
+        });
+    }
+
+    /// Adds a KMS key (`Enabled`, customer managed, with KMS's default key policy).
     pub fn add_key(&self, region: &str, key_arn: &str) {
         self.with(|w| {
             w.regions
                 .entry(region.to_owned())
                 .or_default()
                 .keys
-                .insert(key_arn.to_owned(), Key { state: "Enabled".to_owned() });
+                .insert(key_arn.to_owned(), Key::new("Enabled"));
+        });
+    }
+
+    /// Adds a KMS key that AWS manages (`Enabled`), such as `aws/backup`: it cannot be shared
+    /// with another account.
+    pub fn add_aws_managed_key(&self, region: &str, key_arn: &str) {
+        self.with(|w| {
+            let key = Key { aws_managed: true, ..Key::new("Enabled") };
+            w.regions.entry(region.to_owned()).or_default().keys.insert(key_arn.to_owned(), key);
+        });
+    }
+
+    /// The ARN of the account's AWS managed key `aws/backup` in `region`, made on first use
+    /// (as AWS makes it): what a vault made without a key of its own is encrypted with.
+    pub fn aws_backup_key(&self, region: &str) -> String {
+        self.with(|w| w.aws_backup_key(region))
+    }
+
+    /// Sets a key's policy (JSON).
+    pub fn set_key_policy(&self, region: &str, key_arn: &str, policy: &str) {
+        self.with(|w| {
+            if let Some(k) = w.regions.get_mut(region).and_then(|r| r.keys.get_mut(key_arn)) {
+                k.policy = Some(policy.to_owned());
+            }
         });
     }
 
@@ -262,7 +331,7 @@ impl SimCloud {
     ) {
         let now = self.clock.now();
         self.with(|w| {
-            let account = w.account.clone();
+            let account = w.account_of(region).to_owned();
             let schema = Schema {
                 partition_key,
                 sort_key,
@@ -292,17 +361,50 @@ impl SimCloud {
         });
     }
 
-    /// Sets up the world a plan expects: its regions, vaults and keys, and its source tables
-    /// with `items` generated items each plus every canary item. A table's key attributes
-    /// are those its canary keys name (`pk`, and `sk` for two-attribute keys, otherwise).
+    /// Sets up the world a plan expects: its regions, each in the account the plan puts it
+    /// in, vaults and keys, and its source tables with `items` generated items each plus every
+    /// canary item. When targets are in other accounts than the source, what copies there
+    /// need: an Organization of the plan's accounts (the source's its management account) with
+    /// cross-account backup on, target vaults whose access policy lets the source account copy
+    /// in, and a source vault encrypted with a customer managed key shared with their accounts. A table's key attributes are those its canary keys name (`pk`, and `sk` for
+    /// two-attribute keys, otherwise).
     pub fn seed_from_plan(&self, plan: &drover_plan::Plan, items: u64) {
+        for (region, account) in plan.regions_and_accounts() {
+            self.add_region(region.as_str());
+            if !account.is_empty() {
+                self.set_account(region.as_str(), account);
+            }
+        }
         let src = plan.source.region.as_str();
-        self.add_region(src);
-        self.add_vault(src, &plan.source.backup_vault, None);
+        let source_account = plan.source_account();
+        let away: Vec<&str> = plan
+            .targets
+            .iter()
+            .filter(|t| plan.crosses_accounts(t))
+            .map(|t| plan.target_account(t))
+            .collect();
+        if away.is_empty() {
+            self.add_vault(src, &plan.source.backup_vault, None);
+        } else {
+            // Copies into other accounts: the source vault's key is customer managed and
+            // shared with them (AWS Backup's guidance; an AWS managed key cannot be shared).
+            let key = self.with(|w| {
+                crate::world::derived_key_arn(src, w.account_of(src), "drover source vault")
+            });
+            self.add_key(src, &key);
+            self.set_key_policy(src, &key, &policy::shared_key(source_account, &away));
+            self.add_vault(src, &plan.source.backup_vault, Some(&key));
+        }
         for t in &plan.targets {
-            self.add_region(t.region.as_str());
             self.add_key(t.region.as_str(), &t.kms_key_arn);
             self.add_vault(t.region.as_str(), &t.backup_vault, Some(&t.kms_key_arn));
+            if plan.crosses_accounts(t) {
+                self.allow_copies_from(t.region.as_str(), &t.backup_vault, &[source_account]);
+            }
+        }
+        if !away.is_empty() {
+            let members = plan.regions_and_accounts().map(|(_, a)| a);
+            self.set_organization(Some(Organization::new(source_account, members, true)));
         }
         for t in &plan.tables {
             // The key attributes (and their types) are those of the canary key that names the
@@ -356,7 +458,6 @@ impl SimCloud {
         let now = self.clock.now();
         let Some((_, t)) = plan.table_by_name(table) else { return };
         self.with(|w| {
-            let account = w.account.clone();
             let src = plan.source.region.to_string();
             let Some(source) = w.regions.get(&src).and_then(|r| r.tables.get(table)).cloned()
             else {
@@ -365,6 +466,7 @@ impl SimCloud {
             for region in &t.targets {
                 let Some(target) = plan.target(region) else { continue };
                 let id = w.rng.new_id();
+                let account = w.account_of(region.as_str()).to_owned();
                 let Some(vault) = w
                     .regions
                     .get_mut(region.as_str())
@@ -387,6 +489,7 @@ impl SimCloud {
                         items: source.items.clone(),
                         deleting_until: None,
                         tags: BTreeMap::new(),
+                        delete_after_days: None,
                     },
                 );
             }

@@ -2,17 +2,35 @@
 //! noise, a doom decided by the faults, the restore quota, a wait for the job's resource or in
 //! the copy queue as the realism layer says), finish in completion order as time advances (a
 //! backup adds its recovery point, a copy puts one in the destination vault, a restore
-//! creates the table, each refusing what AWS refuses; a finished job hands its resource to the
-//! next one waiting), and report their status as `Describe*Job` does. The job records themselves ([`Job`], [`Work`]) are part of the
-//! world's state in [`crate::world`].
+//! creates the table, each refusing what AWS refuses: a copy into another account without the
+//! Organization's leave, the vault's policy or a key that can be shared, a backup or copy
+//! whose lifecycle a vault's lock forbids; a finished job hands its resource to the next one
+//! waiting), and report their status as `Describe*Job` does. The job records themselves
+//! ([`Job`], [`Work`]) are part of the world's state in [`crate::world`].
 
 use std::collections::BTreeMap;
 
-use drover_engine::ports::{CloudResult, JobState, JobStatus, Millis, TableSettings};
+use drover_engine::ports::{CloudResult, JobState, JobStatus, Millis, TableSettings, VaultLock};
 
 use crate::model::JobKind;
+use crate::policy;
 use crate::realism::TableRealism;
-use crate::world::{Job, Point, SimTable, Work, World};
+use crate::world::{Job, Point, SimTable, Vault, Work, World};
+
+/// The StatusMessages of cross-account copies that fail, as the emulator words them
+/// (`tests/emulator/drover_moto.py`, with its sources): accounts not in one organization (the
+/// AWS Knowledge Center's wording), cross-account backup off (the emulator's), a destination
+/// vault whose access policy does not let the source in (the Knowledge Center's), and a
+/// destination vault encrypted with an AWS managed key (the emulator's).
+pub(crate) const NOT_SAME_ORGANIZATION: &str = "Access denied: Copy job failed. Both source and \
+     destination account must be a member of the same organization";
+pub(crate) const CROSS_ACCOUNT_DISABLED: &str = "Access denied: Copy job failed. Cross-account \
+     backup is not enabled for the organization (AWS Backup global setting \
+     isCrossAccountBackupEnabled).";
+pub(crate) const COPY_ACCESS_DENIED: &str = "Access Denied trying to call AWS Backup service";
+pub(crate) const AWS_MANAGED_DESTINATION_KEY: &str = "Copy job failed. The destination backup \
+     vault is encrypted with an AWS managed key (aws/backup), which cannot be used across \
+     accounts: encrypt the destination vault with a customer managed key.";
 
 impl World {
     /// Every job: id to (kind, start, end) in the simulator's time, where start is when its
@@ -112,6 +130,11 @@ impl World {
                 let arn = point.arn.clone();
                 match self.regions.get_mut(&region).and_then(|r| r.vaults.get_mut(&vault)) {
                     Some(v) => {
+                        if let Some(refused) =
+                            lock_refuses(v.lock, "backup", point.delete_after_days, &vault)
+                        {
+                            return ("FAILED".to_owned(), Some(refused));
+                        }
                         v.points.insert(arn, *point);
                         ("COMPLETED".to_owned(), None)
                     }
@@ -120,7 +143,16 @@ impl World {
                     }
                 }
             }
-            Work::Copy { source_point, source_vault, dest_region, dest_vault, .. } => {
+            Work::Copy {
+                source_point,
+                source_vault,
+                dest_region,
+                dest_vault,
+                dest_account,
+                delete_after_days,
+                role,
+                ..
+            } => {
                 let Some(src) = self
                     .regions
                     .get(&region)
@@ -143,14 +175,45 @@ impl World {
                     );
                 }
                 let new_id = self.rng.new_id();
-                let account = self.account.clone();
-                let Some(vault) =
-                    self.regions.get_mut(&dest_region).and_then(|r| r.vaults.get_mut(&dest_vault))
+                let account = dest_account.unwrap_or_else(|| self.account.clone());
+                let source_account = self.account_of(&region).to_owned();
+                let cross = account != source_account;
+                // Into another account, the Organization first: AWS looks no further.
+                if cross && let Some(refused) = self.organization_refuses(&source_account, &account)
+                {
+                    return ("FAILED".to_owned(), Some(refused.to_owned()));
+                }
+                let in_account = self.account_of(&dest_region) == account;
+                let Some(vault) = self
+                    .regions
+                    .get(&dest_region)
+                    .filter(|_| in_account)
+                    .and_then(|r| r.vaults.get(&dest_vault))
                 else {
                     return (
                         "FAILED".to_owned(),
-                        Some(format!("Destination vault {dest_vault} not found")),
+                        Some(format!(
+                            "Destination backup vault \
+                             arn:aws:backup:{dest_region}:{account}:backup-vault:{dest_vault} does \
+                             not exist."
+                        )),
                     );
+                };
+                if cross
+                    && let Some(refused) =
+                        self.vault_refuses(&source_account, &role, &dest_region, vault)
+                {
+                    return ("FAILED".to_owned(), Some(refused.to_owned()));
+                }
+                // A copy given no lifecycle keeps its source's.
+                let days = delete_after_days.or(src.delete_after_days);
+                if let Some(refused) = lock_refuses(vault.lock, "copy", days, &dest_vault) {
+                    return ("FAILED".to_owned(), Some(refused));
+                }
+                let Some(vault) =
+                    self.regions.get_mut(&dest_region).and_then(|r| r.vaults.get_mut(&dest_vault))
+                else {
+                    return ("FAILED".to_owned(), None);
                 };
                 let arn = format!("arn:aws:backup:{dest_region}:{account}:recovery-point:{new_id}");
                 vault.points.insert(
@@ -160,6 +223,7 @@ impl World {
                         vault: dest_vault.clone(),
                         key_arn: vault.key_arn.clone(),
                         deleting_until: None,
+                        delete_after_days: days,
                         ..src
                     },
                 );
@@ -176,7 +240,7 @@ impl World {
                 {
                     return ("FAILED".to_owned(), Some(format!("Invalid table name {table}")));
                 }
-                let account = self.account.clone();
+                let account = self.account_of(&region).to_owned();
                 let restored = TableRealism::restored(&self.realism, at);
                 let Some(r) = self.regions.get_mut(&region) else {
                     return ("FAILED".to_owned(), Some("region unavailable".to_owned()));
@@ -238,6 +302,43 @@ impl World {
                 ("COMPLETED".to_owned(), None)
             }
         }
+    }
+
+    /// Why the Organization stops a copy from `source` into `dest` (another account), if it
+    /// does: they are not both in it, or it has not turned cross-account backup on.
+    fn organization_refuses(&self, source: &str, dest: &str) -> Option<&'static str> {
+        match &self.organization {
+            Some(o) if o.has(source) && o.has(dest) => {
+                (!o.cross_account_backup).then_some(CROSS_ACCOUNT_DISABLED)
+            }
+            _ => Some(NOT_SAME_ORGANIZATION),
+        }
+    }
+
+    /// Why `vault` (in another account than `source`) refuses a copy that `role` of `source`
+    /// makes, if it does: its access policy does not let the role copy in, or it is encrypted
+    /// with an AWS managed key (which cannot be shared with another account; a vault made
+    /// without a key has AWS Backup's own, `aws/backup`).
+    fn vault_refuses(
+        &self,
+        source: &str,
+        role: &str,
+        dest_region: &str,
+        vault: &Vault,
+    ) -> Option<&'static str> {
+        let org_id = self.organization.as_ref().filter(|o| o.has(source)).map(|o| o.id.as_str());
+        let caller = policy::Caller::role(source, role, org_id);
+        let let_in = vault
+            .access_policy
+            .as_deref()
+            .is_some_and(|p| policy::allows(p, policy::COPY_INTO_VAULT, &caller));
+        if !let_in {
+            return Some(COPY_ACCESS_DENIED);
+        }
+        let aws_managed = vault.key_arn.as_ref().is_none_or(|k| {
+            self.regions.get(dest_region).and_then(|r| r.keys.get(k)).is_some_and(|k| k.aws_managed)
+        });
+        aws_managed.then_some(AWS_MANAGED_DESTINATION_KEY)
     }
 
     /// The job's status at `now`, as `Describe*Job` reports it: CREATED (PENDING for
@@ -365,4 +466,39 @@ impl World {
         *self.jobs_started.entry(kind).or_default() += 1;
         Ok(id)
     }
+}
+
+/// Why a vault under `lock` refuses a `kind` (`backup`, `copy`) job whose point is kept
+/// `days` (`None`: no lifecycle, kept for ever), if it does: "any backup or copy job to the
+/// vault must have a lifecycle policy with a retention period equal to or longer than the
+/// minimum retention period ... the vault fails that backup or copy job", and likewise "equal to
+/// or shorter than the maximum" (AWS Backup, PutBackupVaultLockConfiguration). As the emulator
+/// reads it (and words it): a job without a lifecycle fails a minimum and a maximum both.
+fn lock_refuses(
+    lock: Option<VaultLock>,
+    kind: &str,
+    days: Option<u32>,
+    vault: &str,
+) -> Option<String> {
+    let lock = lock?;
+    let short = lock.min_retention_days.is_some_and(|min| days.is_none_or(|d| d < min));
+    let long = lock.max_retention_days.is_some_and(|max| days.is_none_or(|d| d > max));
+    (short || long).then(|| {
+        let kept = days.map_or_else(
+            || "no retention period (no Lifecycle DeleteAfterDays)".to_owned(),
+            |d| format!("a retention period of {d} days"),
+        );
+        let bounds: Vec<String> = [
+            ("MinRetentionDays", lock.min_retention_days),
+            ("MaxRetentionDays", lock.max_retention_days),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.map(|v| format!("{name} {v}")))
+        .collect();
+        format!(
+            "The {kind} job's recovery point has {kept}, outside what the Vault Lock of backup \
+             vault {vault} allows ({}): the vault fails the {kind} job.",
+            bounds.join(", ")
+        )
+    })
 }

@@ -29,6 +29,11 @@
 //!   the rest of the world.
 //! - **Items** are stored compactly: `N` generated items (`pk = "ITEM#<i>"`) plus explicit
 //!   ones (canaries, markers), so large tables cost nothing.
+//! - **Accounts.** Each region is in one account (the world's unless set, as a plan puts
+//!   it), and its resources' ARNs say so. Copies into another account's vault need what AWS
+//!   needs (an [`Organization`] with cross-account backup on, the vault's access policy, a
+//!   customer managed key) and otherwise fail as jobs; Vault Lock keeps a vault's points and
+//!   fails jobs outside its retention; a role of another account cannot be passed.
 //!
 //! One module per concern: [`DurationModel`] and [`JobKind`] (`model`), [`Faults`] and the
 //! decisions they make (`faults`), [`Realism`] and what AWS does (`realism`), the seeded
@@ -36,18 +41,22 @@
 //! world's state and lookups ([`World`], `world`), what jobs do (`jobs`), maps that note what
 //! was changed ([`Tracked`], `tracked`), change records (`changes`), the files on disk
 //! (`persist`), [`SimCloud`] and its set-up helpers (`cloud`), one module per port
-//! (`backup`, `tables`, `keys`), and [`estimate`].
+//! (`backup`, `tables`, `keys`, `identity`), resource policies (`policy`), and [`estimate`].
 
+#[cfg(test)]
+mod accounts_tests;
 mod backup;
 mod changes;
 mod cloud;
 pub mod estimate;
 mod faults;
+mod identity;
 mod items;
 mod jobs;
 mod keys;
 mod model;
 mod persist;
+mod policy;
 mod realism;
 mod rng;
 mod tables;
@@ -64,7 +73,7 @@ pub use model::{DurationModel, JobKind};
 pub use persist::SimError;
 pub use realism::Realism;
 pub use tracked::Tracked;
-pub use world::World;
+pub use world::{Organization, World};
 
 /// The error an API call answers with.
 fn err(kind: ErrorKind, op: &str, message: impl Into<String>) -> CloudError {

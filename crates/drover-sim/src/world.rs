@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use drover_engine::ErrorKind;
-use drover_engine::ports::{CloudResult, Millis, TableSettings};
+use drover_engine::ports::{CloudResult, Millis, TableSettings, VaultLock};
 use serde::{Deserialize, Serialize};
 
 use crate::err;
@@ -70,20 +70,115 @@ pub(crate) struct Point {
     /// simulator kept them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) tags: BTreeMap<String, String>,
+    /// Its lifecycle's `DeleteAfterDays` (`None`: kept for ever). A copy given none keeps its
+    /// source's. `None` in worlds saved before the simulator kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) delete_after_days: Option<u32>,
 }
 
 /// An AWS Backup vault and its recovery points, by ARN.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Vault {
     pub(crate) arn: String,
+    /// The key its points are encrypted with (a vault made without one has the account's AWS
+    /// managed `aws/backup`); `None` only in worlds saved before the simulator made that key,
+    /// and read as it.
     pub(crate) key_arn: Option<String>,
     pub(crate) points: Tracked<String, Point>,
+    /// Its access policy (JSON), if it has one: who else may copy into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) access_policy: Option<String>,
+    /// Its Vault Lock, if one is in effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) lock: Option<VaultLock>,
+}
+
+impl Vault {
+    /// A vault without points, policy or lock.
+    pub(crate) fn new(arn: String, key_arn: Option<String>) -> Vault {
+        Vault { arn, key_arn, points: Tracked::default(), access_policy: None, lock: None }
+    }
 }
 
 /// A KMS key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Key {
     pub(crate) state: String,
+    /// Whether AWS manages it (`KeyManager` `AWS`: `aws/backup`, `aws/dynamodb`, ...).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) aws_managed: bool,
+    /// Its key policy (JSON); `None`: the default policy KMS gives a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) policy: Option<String>,
+}
+
+impl Key {
+    /// A customer managed key in `state`, with the default key policy.
+    pub(crate) fn new(state: &str) -> Key {
+        Key { state: state.to_owned(), aws_managed: false, policy: None }
+    }
+}
+
+/// The ARN of a KMS key the simulator makes itself (AWS managed keys, a plan's source vault
+/// key), its id derived from its region, account and `what` (UUID-shaped, so that the same
+/// world always has the same keys).
+pub(crate) fn derived_key_arn(region: &str, account: &str, what: &str) -> String {
+    let fnv = |text: &str| {
+        text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    let a = fnv(&format!("{what} {account} {region}"));
+    let b = fnv(&format!("{region} {account} {what}"));
+    format!(
+        "arn:aws:kms:{region}:{account}:key/{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// An AWS Organization: its accounts, and whether they may copy backups to each other.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Organization {
+    /// Its id (`o-` and 10 characters): what `aws:PrincipalOrgID` conditions compare.
+    pub id: String,
+    /// The management account.
+    pub management: String,
+    /// The member accounts (the management account is one whether listed or not).
+    pub members: BTreeSet<String>,
+    /// AWS Backup's cross-account backup (`isCrossAccountBackupEnabled`), which the
+    /// management account turns on for the whole organization.
+    pub cross_account_backup: bool,
+}
+
+impl Organization {
+    /// An organization of `management` and `members`, its id derived from the management
+    /// account, cross-account backup as given.
+    #[must_use]
+    pub fn new<'a>(
+        management: &str,
+        members: impl IntoIterator<Item = &'a str>,
+        cross_account_backup: bool,
+    ) -> Organization {
+        let hash = management.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Organization {
+            id: format!("o-{:010x}", hash & 0xff_ffff_ffff),
+            management: management.to_owned(),
+            members: members.into_iter().filter(|m| *m != management).map(str::to_owned).collect(),
+            cross_account_backup,
+        }
+    }
+
+    /// Whether `account` is in it.
+    #[must_use]
+    pub fn has(&self, account: &str) -> bool {
+        self.management == account || self.members.contains(account)
+    }
 }
 
 /// What one region holds, and whether it answers.
@@ -94,6 +189,10 @@ pub(crate) struct RegionState {
     pub(crate) keys: Tracked<String, Key>,
     pub(crate) advanced_backup: bool,
     pub(crate) down: bool,
+    /// The account the region is in (`None`: the world's). Each region of a world is in
+    /// exactly one account, as each region of a plan is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) account: Option<String>,
 }
 
 /// What a job does when it finishes, and what it produced.
@@ -110,6 +209,17 @@ pub(crate) enum Work {
         dest_region: String,
         dest_vault: String,
         dest_point: Option<String>,
+        /// The destination vault's account (from its ARN); `None` in worlds saved before
+        /// the simulator had accounts (the world's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dest_account: Option<String>,
+        /// The copy's `DeleteAfterDays`, when the request gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delete_after_days: Option<u32>,
+        /// The role AWS Backup copies as (the principal a destination vault's policy must let
+        /// in).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        role: String,
     },
     Restore {
         point: String,
@@ -159,7 +269,11 @@ pub(crate) enum TableEvent {
 /// The whole simulated world. Serializable, so that it can persist across processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct World {
+    /// The account of every region that names none.
     pub(crate) account: String,
+    /// The Organization the accounts are in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) organization: Option<Organization>,
     pub(crate) rng: Rng,
     pub(crate) regions: BTreeMap<String, RegionState>,
     pub(crate) jobs: Tracked<String, Job>,
@@ -207,6 +321,7 @@ impl World {
     pub(crate) fn new(account: &str, seed: u64) -> World {
         World {
             account: account.to_owned(),
+            organization: None,
             rng: Rng::new(seed),
             regions: BTreeMap::new(),
             jobs: Tracked::default(),
@@ -224,6 +339,23 @@ impl World {
             table_events: BTreeSet::new(),
             indexed: true,
         }
+    }
+
+    /// The account `region` is in (the world's, unless the region names its own).
+    #[must_use]
+    pub fn account_of(&self, region: &str) -> &str {
+        self.regions.get(region).and_then(|r| r.account.as_deref()).unwrap_or(&self.account)
+    }
+
+    /// The ARN of the account's AWS managed key `aws/backup` in `region`, made (`Enabled`) on
+    /// first use.
+    pub(crate) fn aws_backup_key(&mut self, region: &str) -> String {
+        let arn = derived_key_arn(region, self.account_of(region), "aws/backup");
+        let keys = &mut self.regions.entry(region.to_owned()).or_default().keys;
+        if !keys.contains_key(&arn) {
+            keys.insert(arn.clone(), Key { aws_managed: true, ..Key::new("Enabled") });
+        }
+        arn
     }
 
     /// Counts an effect of the realism behaviour `field` ([`World::effects`]).

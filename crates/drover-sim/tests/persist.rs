@@ -83,9 +83,11 @@ async fn drill(plan: &Plan, text: &str, sim: &SimCloud, dir: &Path) {
     assert!(failed.is_empty(), "{failed:?}");
 }
 
-/// Bytes this process has written so far (`wchar` of /proc/self/io; 0 elsewhere).
+/// Bytes this thread has written so far (`wchar` of /proc/thread-self/io; 0 elsewhere): the
+/// drill runs on the test's own thread (a current-thread runtime, every write synchronous), and
+/// the other tests of this binary, which run meanwhile on threads of their own, do not count.
 fn written() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
+    std::fs::read_to_string("/proc/thread-self/io")
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("wchar: ")?.trim().parse().ok()))
         .unwrap_or(0)
