@@ -63,6 +63,8 @@ pub enum Code {
     AwsManagedKey,
     /// Two entries in one account name different roles for drover to assume there.
     RoleConflict,
+    /// Two accounts name no role: drover's own credentials can be in only one of them.
+    MissingRoleArn,
     /// A duration is invalid.
     Duration,
     /// The RTO objective is shorter than the RPO objective.
@@ -134,6 +136,7 @@ impl Code {
             Code::MissingRestoreRole => "missing-restore-role",
             Code::AwsManagedKey => "aws-managed-key",
             Code::RoleConflict => "role-conflict",
+            Code::MissingRoleArn => "missing-role-arn",
             Code::Duration => "duration",
             Code::RtoBelowRpo => "rto-below-rpo",
             Code::NoTargets => "no-targets",

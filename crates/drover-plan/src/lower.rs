@@ -978,10 +978,13 @@ fn lower_targets(
     }
     // The roles drover assumes, with their accounts, for the one-role-per-account check.
     let mut roles: Vec<(String, Entry, AssumeRole)> = Vec::new();
-    if let (Some(role), Some(account)) =
-        (source.and_then(|s| s.role.as_ref()), accounts.effective.valid())
-    {
-        roles.push((account.id.clone(), Entry::Source, role.clone()));
+    // Every entry's account, for the one-account-without-a-role check.
+    let mut places: Vec<(String, Entry)> = Vec::new();
+    if let Some(account) = accounts.effective.valid() {
+        places.push((account.id.clone(), Entry::Source));
+        if let Some(role) = source.and_then(|s| s.role.as_ref()) {
+            roles.push((account.id.clone(), Entry::Source, role.clone()));
+        }
     }
     let mut targets: Vec<Target> = Vec::new();
     let mut seen: HashMap<Region, usize> = HashMap::new();
@@ -1001,8 +1004,11 @@ fn lower_targets(
             _ => None,
         };
         let restore_role = lower_restore_role(cx, &f, &p, region.as_ref(), &account, crossing);
-        if let (Some(account), Some(role)) = (account.valid(), role.valid()) {
-            roles.push((account.id.clone(), entry, role.clone()));
+        if let Some(account) = account.valid() {
+            places.push((account.id.clone(), entry));
+            if let Some(role) = role.valid() {
+                roles.push((account.id.clone(), entry, role.clone()));
+            }
         }
         let vault = cx.required(&f, "backup_vault", &p).and_then(|v| {
             cx.checked(v, &p.key("backup_vault"), Code::VaultName, rules::check_vault_name)
@@ -1067,7 +1073,42 @@ fn lower_targets(
         }
     }
     check_role_conflicts(cx, &roles);
+    check_roleless_accounts(cx, &places, &roles);
     targets
+}
+
+/// drover acts with the operator's own credentials in at most one account: every other
+/// account of the plan needs a role to assume there. Reported at the first entry of each
+/// further account without one.
+fn check_roleless_accounts(
+    cx: &mut Cx,
+    places: &[(String, Entry)],
+    roles: &[(String, Entry, AssumeRole)],
+) {
+    let mut roleless: Vec<(&str, Entry)> = Vec::new();
+    for (account, entry) in places {
+        let has_role = roles.iter().any(|(a, _, _)| a == account);
+        if has_role || roleless.iter().any(|(a, _)| a == account) {
+            continue;
+        }
+        roleless.push((account, *entry));
+    }
+    let Some(((first, first_entry), rest)) = roleless.split_first() else { return };
+    for (account, entry) in rest {
+        let key = if matches!(entry, Entry::Target(_)) { "account_id" } else { "region" };
+        cx.error(
+            Code::MissingRoleArn,
+            At::Value(entry.path(key)),
+            format!(
+                "accounts {first} and {account} both name no `role_arn`: drover acts with its own credentials in one account only"
+            ),
+        )
+        .label(format!("account {account}, without a role"))
+        .related(At::Value(first_entry.path("region")), format!("account {first}, without a role"))
+        .help(format!(
+            "name the role drover assumes in account {account} (`role_arn`, with `external_id` if its trust policy requires one)"
+        ));
+    }
 }
 
 /// A target's `iam_role_arn`: the AWS Backup role that restores in the target's account. A
