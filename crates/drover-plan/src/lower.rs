@@ -1004,7 +1004,8 @@ fn lower_targets(
             _ => None,
         };
         let restore_role = lower_restore_role(cx, &f, &p, region.as_ref(), &account, crossing);
-        if let Some(account) = account.valid() {
+        // A role the plan names but that is invalid was reported already.
+        if let Some(account) = account.valid().filter(|_| !matches!(role, Given::Invalid)) {
             places.push((account.id.clone(), entry));
             if let Some(role) = role.valid() {
                 roles.push((account.id.clone(), entry, role.clone()));
@@ -1874,6 +1875,7 @@ targets:
         "missing-restore-role",
         "aws-managed-key",
         "role-conflict",
+        "missing-role-arn",
     ];
 
     /// The last line holding `needle` (the entries under test come last).
@@ -1970,7 +1972,12 @@ targets:
     #[test]
     fn a_target_in_another_account_restores_with_a_role_of_that_account() {
         let text = plan("", &euw1("    account_id: \"222222222222\"\n", "222222222222"));
-        one(&text, "missing-restore-role", "account_id");
+        let line = line_of(&text, "account_id");
+        // (Without a role there either, drover could not act in both accounts.)
+        assert_eq!(
+            codes(&text),
+            [("missing-restore-role".to_owned(), line), ("missing-role-arn".to_owned(), line)]
+        );
         // The target's account may come from its role alone.
         let text =
             plan("", &euw1("    role_arn: arn:aws:iam::222222222222:role/r\n", "222222222222"));
