@@ -1986,7 +1986,12 @@ targets:
         let restore = "    iam_role_arn: arn:aws:iam::111111111111:role/drover-restore\n";
         let text = plan(
             "",
-            &euw1(&format!("    account_id: \"222222222222\"\n{restore}"), "222222222222"),
+            &euw1(
+                &format!(
+                    "    account_id: \"222222222222\"\n    role_arn: arn:aws:iam::222222222222:role/r\n{restore}"
+                ),
+                "222222222222",
+            ),
         );
         one(&text, "iam-role-arn", "role/drover-restore");
         // A target in the source account with a restore role of another account.
