@@ -389,6 +389,16 @@ fn sigkill_and_resume_of_a_cross_account_drill_starts_no_job_twice() {
     let mut kills = 0;
     let mut finished = None;
     let mut assumed = Vec::new();
+    // Kill mid-run, never during its preflight: a run that has no journal yet is not one to
+    // resume.
+    let journal = Path::new(&state).join("runs").join(id).join("journal.jsonl");
+    for _ in 0..600 {
+        if journal.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(journal.exists(), "the drill never began");
     for _ in 0..6 {
         seed ^= seed << 13;
         seed ^= seed >> 7;

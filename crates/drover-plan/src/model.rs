@@ -87,6 +87,14 @@ impl Plan {
             .unwrap_or_else(|| self.source_account())
     }
 
+    /// Whether the plan reaches beyond the operator's own account: a role to assume, or a
+    /// target in another account than the source.
+    #[must_use]
+    pub fn spans_accounts(&self) -> bool {
+        self.source.role.is_some()
+            || self.targets.iter().any(|t| t.role.is_some() || self.crosses_accounts(t))
+    }
+
     /// Whether copies into `target` cross accounts.
     #[must_use]
     pub fn crosses_accounts(&self, target: &Target) -> bool {

@@ -108,6 +108,9 @@ pub struct TargetOutline {
     pub region: String,
     /// Vault receiving copies.
     pub backup_vault: String,
+    /// The account the target is in, for plans that span accounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Number of tables restored here.
     pub tables: usize,
     /// Restore waves: tables whose dependencies are all in earlier waves.
@@ -133,6 +136,7 @@ impl Outline {
                 TargetOutline {
                     region: t.region.to_string(),
                     backup_vault: t.backup_vault.clone(),
+                    account: plan.spans_accounts().then(|| plan.target_account(t).to_owned()),
                     tables: waves.iter().map(Vec::len).sum(),
                     waves: waves.iter().map(|w| names(w)).collect(),
                     critical_path: names(&plan.graph.critical_path(plan, &t.region, |_| 1)),
@@ -165,9 +169,10 @@ impl Outline {
         let steps: Vec<&str> = self.steps.iter().map(|s| s.as_str()).collect();
         let _ = writeln!(out, "steps per table and target: {}", steps.join(" -> "));
         for t in &self.targets {
+            let account = t.account.as_ref().map(|a| format!(", account {a}")).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "\ntarget {} (vault {}): {} {} in {} {}",
+                "\ntarget {} (vault {}{account}): {} {} in {} {}",
                 t.region,
                 t.backup_vault,
                 t.tables,

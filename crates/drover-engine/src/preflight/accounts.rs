@@ -15,13 +15,6 @@ use super::{Finding, Status, fail, pass, patient};
 use crate::ports::Ports;
 use crate::resource_policy::{COPY_INTO_VAULT, Caller, allows};
 
-/// Whether the plan reaches beyond the operator's own account: a role to assume, or a target
-/// in another account.
-pub(super) fn spans_accounts(plan: &Plan) -> bool {
-    plan.source.role.is_some()
-        || plan.targets.iter().any(|t| t.role.is_some() || plan.crosses_accounts(t))
-}
-
 /// The checks of every account a `mode` run acts in, and the accounts drover cannot act in
 /// (their other checks would only repeat that).
 pub(super) async fn accounts(
@@ -31,7 +24,7 @@ pub(super) async fn accounts(
 ) -> (Vec<Finding>, BTreeSet<String>) {
     let mut out = Vec::new();
     let mut failed = BTreeSet::new();
-    if !spans_accounts(plan) {
+    if !plan.spans_accounts() {
         return (out, failed);
     }
     let mut seen = BTreeSet::new();
