@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{Emulator, aws_command, drover_aws, wait};
+use crate::common::{Emulator, aws_command, drover_aws, kill_and_resume, wait};
 
 pub(crate) const SRC: &str = "us-east-1";
 /// Polls of runs against the emulator, whose jobs take a fraction of a second.
@@ -392,7 +392,7 @@ fn sigkill_mid_run_then_resume_starts_no_job_twice() {
     let spawn = |args: &[&str]| {
         aws_command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
     };
-    let mut child = spawn(&[
+    let child = spawn(&[
         "drill",
         &plan,
         "--cloud",
@@ -404,26 +404,15 @@ fn sigkill_mid_run_then_resume_starts_no_job_twice() {
         "--state-dir",
         &state,
     ]);
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut kills = 0;
-    let mut finished = None;
-    for _ in 0..8 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(700 + seed % 1500));
-        if let Some(status) = child.try_wait().unwrap() {
-            finished = status.code();
-            break;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        kills += 1;
-        child = spawn(&["resume", id, "--state-dir", &state]);
-    }
-    if finished.is_none() {
-        finished = wait(&mut child, Duration::from_secs(180));
-    }
+    let journal = Path::new(&state).join("runs").join(id).join("journal.jsonl");
+    let (finished, kills) = kill_and_resume(
+        child,
+        &journal,
+        0x9E37_79B9_7F4A_7C15,
+        (8, 700, Duration::from_secs(180)),
+        || {},
+        || spawn(&["resume", id, "--state-dir", &state]),
+    );
     assert_eq!(
         finished,
         Some(0),

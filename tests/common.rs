@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The repository root (the root package's manifest directory).
@@ -372,4 +372,42 @@ pub(crate) fn wait(child: &mut std::process::Child, limit: std::time::Duration) 
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Once the run has begun (`journal` exists: a run killed before it has no journal to resume,
+/// and `resume` rightly refuses it), SIGKILLs `child` after seeded random pauses (`pause_ms`
+/// plus up to 1.5 s), at most `rounds` times, calling `after_kill` after each kill and going on
+/// with the process `resume` starts; then waits up to `limit` for the last one. Returns its
+/// exit code (`None`: killed at the limit) and how many kills landed.
+pub(crate) fn kill_and_resume(
+    mut child: std::process::Child,
+    journal: &Path,
+    mut seed: u64,
+    (rounds, pause_ms, limit): (usize, u64, std::time::Duration),
+    mut after_kill: impl FnMut(),
+    mut resume: impl FnMut() -> std::process::Child,
+) -> (Option<i32>, usize) {
+    let began = std::time::Instant::now();
+    while !journal.exists() && began.elapsed() < std::time::Duration::from_secs(60) {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), 0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut kills = 0;
+    for _ in 0..rounds {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms + seed % 1500));
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), kills);
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        after_kill();
+        child = resume();
+    }
+    (wait(&mut child, limit), kills)
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::aws::FAST_POLLS;
-use crate::common::{Emulator, aws_command, drover_aws, wait};
+use crate::common::{Emulator, aws_command, drover_aws, kill_and_resume};
 
 /// The account of the operator's own credentials (the emulator's default).
 const OPERATOR: &str = "123456789012";
@@ -371,7 +371,7 @@ fn sigkill_and_resume_of_a_cross_account_drill_starts_no_job_twice() {
     let spawn = |args: &[&str]| {
         aws_command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
     };
-    let mut child = spawn(&[
+    let child = spawn(&[
         "drill",
         &plan,
         "--cloud",
@@ -385,38 +385,16 @@ fn sigkill_and_resume_of_a_cross_account_drill_starts_no_job_twice() {
         "--poll-interval",
         "500ms",
     ]);
-    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut kills = 0;
-    let mut finished = None;
-    let mut assumed = Vec::new();
-    // Kill mid-run, never during its preflight: a run that has no journal yet is not one to
-    // resume.
     let journal = Path::new(&state).join("runs").join(id).join("journal.jsonl");
-    for _ in 0..600 {
-        if journal.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(journal.exists(), "the drill never began");
-    for _ in 0..6 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(900 + seed % 1500));
-        if let Some(status) = child.try_wait().unwrap() {
-            finished = status.code();
-            break;
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        kills += 1;
-        assumed.push(s.emu.calls()["by_operation"]["sts:AssumeRole"].as_u64().unwrap_or(0));
-        child = spawn(&["resume", id, "--state", &state]);
-    }
-    if finished.is_none() {
-        finished = wait(&mut child, Duration::from_secs(240));
-    }
+    let mut assumed = Vec::new();
+    let (finished, kills) = kill_and_resume(
+        child,
+        &journal,
+        0x2545_F491_4F6C_DD1D,
+        (6, 900, Duration::from_secs(240)),
+        || assumed.push(s.emu.calls()["by_operation"]["sts:AssumeRole"].as_u64().unwrap_or(0)),
+        || spawn(&["resume", id, "--state", &state]),
+    );
     assert_eq!(finished, Some(0), "after {kills} kills");
     assert!(kills >= 2, "only {kills} kills landed");
     // Each resumed process assumed the roles again.

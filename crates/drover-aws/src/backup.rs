@@ -280,20 +280,6 @@ impl BackupService for AwsCloud {
         Ok(())
     }
 
-    async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String> {
-        const OP: &str = "DescribeBackupVault";
-        let out = self
-            .clients(region)
-            .await
-            .backup
-            .describe_backup_vault()
-            .backup_vault_name(vault)
-            .send()
-            .await
-            .map_err(|e| errors::map(OP, &e))?;
-        out.backup_vault_arn().map(str::to_owned).ok_or_else(|| missing(OP, "BackupVaultArn"))
-    }
-
     async fn describe_vault(&self, region: &str, vault: &str) -> CloudResult<VaultInfo> {
         const OP: &str = "DescribeBackupVault";
         let out = self

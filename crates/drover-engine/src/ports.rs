@@ -219,8 +219,10 @@ pub trait BackupService: Send + Sync {
     /// Deletes a recovery point from a vault (DeleteRecoveryPoint). Deleting is asynchronous
     /// (the point shows `DELETING` for a while); a point already gone is `NotFound`.
     async fn delete_recovery_point(&self, region: &str, vault: &str, arn: &str) -> CloudResult<()>;
-    /// The ARN of a vault (to name a copy's destination).
-    async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String>;
+    /// The ARN of a vault (DescribeBackupVault).
+    async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String> {
+        Ok(self.describe_vault(region, vault).await?.arn)
+    }
     /// Whether advanced DynamoDB backup is on in `region` (DescribeRegionSettings: `DynamoDB`
     /// opted in and fully managed). Only backups taken while it is on can be copied.
     async fn advanced_dynamodb_backup(&self, region: &str) -> CloudResult<bool>;

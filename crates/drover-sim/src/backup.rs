@@ -280,17 +280,6 @@ impl BackupService for SimCloud {
         .await
     }
 
-    async fn vault_arn(&self, region: &str, vault: &str) -> CloudResult<String> {
-        const OP: &str = "DescribeBackupVault";
-        self.op(OP, region, |w, _| {
-            let r = w.region(OP, region)?;
-            r.vaults.get(vault).map(|v| v.arn.clone()).ok_or_else(|| {
-                err(ErrorKind::NotFound, OP, format!("Backup vault {vault} does not exist"))
-            })
-        })
-        .await
-    }
-
     async fn describe_vault(&self, region: &str, vault: &str) -> CloudResult<VaultInfo> {
         const OP: &str = "DescribeBackupVault";
         self.op(OP, region, |w, _| {
