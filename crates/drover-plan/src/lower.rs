@@ -815,20 +815,7 @@ fn lower_assume_role(
     if let Some(region) = region
         && arn.partition != region.partition()
     {
-        cx.error(
-            Code::PartitionMismatch,
-            rp.at_value(),
-            format!(
-                "the role is in partition `{}` but the region `{region}` is in `{}`",
-                arn.partition,
-                region.partition()
-            ),
-        )
-        .help(format!(
-            "use a role of partition `{}` (`arn:{}:iam::...`)",
-            region.partition(),
-            region.partition()
-        ));
+        role_partition_mismatch(cx, &rp, arn.partition, "region", region);
         return Given::Invalid;
     }
     if let Given::Valid(id) = account_id
@@ -1155,20 +1142,7 @@ fn lower_restore_role(
     if let Some(region) = region
         && arn.partition != region.partition()
     {
-        cx.error(
-            Code::PartitionMismatch,
-            rp.at_value(),
-            format!(
-                "the role is in partition `{}` but the target region `{region}` is in `{}`",
-                arn.partition,
-                region.partition()
-            ),
-        )
-        .help(format!(
-            "use a role of partition `{}` (`arn:{}:iam::...`)",
-            region.partition(),
-            region.partition()
-        ));
+        role_partition_mismatch(cx, &rp, arn.partition, "target region", region);
         return None;
     }
     if let Some(account) = account.valid()
@@ -1285,6 +1259,24 @@ fn check_target_key(cx: &mut Cx, key: &str, place: &KeyPlace<'_>, p: &P<'_>) -> 
         return None;
     }
     Some(key.to_owned())
+}
+
+/// A role ARN (at `rp`) in `partition`, for an entry whose `what` (`region`, `target region`)
+/// `region` is in another partition.
+fn role_partition_mismatch(cx: &mut Cx, rp: &P<'_>, partition: &str, what: &str, region: &Region) {
+    cx.error(
+        Code::PartitionMismatch,
+        rp.at_value(),
+        format!(
+            "the role is in partition `{partition}` but the {what} `{region}` is in `{}`",
+            region.partition()
+        ),
+    )
+    .help(format!(
+        "use a role of partition `{}` (`arn:{}:iam::...`)",
+        region.partition(),
+        region.partition()
+    ));
 }
 
 /// One account, one role: every entry of an account that names a role names the one the
