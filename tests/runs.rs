@@ -59,6 +59,24 @@ fn a_sim_drill_runs_end_to_end_and_reports() {
 }
 
 #[test]
+fn a_sim_drill_into_a_recovery_account_restores_there() {
+    let dir = state_dir();
+    let d = dir.path().to_str().unwrap();
+    let id = "shop-dr-account-20261201t000000z-aaaa0002";
+    let plan = "plans/shop-dr-account.yaml";
+    let run = drover(&["drill", plan, "--cloud", "sim", "--run-id", id, "--state-dir", d]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let journal =
+        std::fs::read_to_string(dir.path().join("runs").join(id).join("journal.jsonl")).unwrap();
+    // The recovery account's target restores in that account, the other in production's.
+    assert!(journal.contains("arn:aws:dynamodb:eu-west-1:210987654321:table/orders-drill-"));
+    assert!(journal.contains("arn:aws:dynamodb:us-west-2:123456789012:table/orders-drill-"));
+    assert!(!journal.contains("arn:aws:dynamodb:eu-west-1:123456789012:table/"), "{journal}");
+    let status = status_json(dir.path(), id);
+    assert_eq!(status["state"], "succeeded");
+}
+
+#[test]
 fn a_sim_failover_needs_confirmation_and_restores_under_own_names() {
     let dir = state_dir();
     let d = dir.path().to_str().unwrap();
