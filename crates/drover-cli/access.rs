@@ -86,7 +86,20 @@ pub(crate) fn message(
     let profile = options
         .and_then(|o| o.profile.clone())
         .or_else(|| std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()));
+    let assuming = e.message.starts_with(drover_aws::ASSUME_ROLE_FAILED);
     let (cause, fix) = match e.kind {
+        ErrorKind::Credentials | ErrorKind::AccessDenied | ErrorKind::Unauthenticated
+            if assuming =>
+        {
+            (
+                format!("drover {} to act in {region}", e.message),
+                "let your credentials assume it: the role's trust policy must allow \
+                 sts:AssumeRole to their account (with the plan's external_id, if it names one), \
+                 and their own policy must allow sts:AssumeRole on the role (`drover iam-policy \
+                 PLAN` prints both)"
+                    .to_owned(),
+            )
+        }
         ErrorKind::Credentials => (
             match &profile {
                 Some(p) => format!("no AWS credentials found for {region} in profile `{p}`"),
@@ -173,5 +186,18 @@ mod tests {
         let sentence = message(&denied, "us-west-2", &to_aws, Instead::Sim).unwrap();
         assert!(sentence.starts_with("AWS denied DescribeBackupVault in us-west-2 (nope); "));
         assert!(sentence.contains("drover iam-policy PLAN"), "{sentence}");
+        let role = "arn:aws:iam::222222222222:role/drover";
+        let assume = CloudError::new(
+            ErrorKind::AccessDenied,
+            "DescribeTable",
+            format!("{} {role} (AccessDenied: not authorized)", drover_aws::ASSUME_ROLE_FAILED),
+        );
+        let sentence = message(&assume, "eu-west-1", &to_aws, Instead::Sim).unwrap();
+        assert!(
+            sentence.starts_with(&format!("drover could not assume role {role} (AccessDenied")),
+            "{sentence}"
+        );
+        assert!(sentence.contains("to act in eu-west-1; let your credentials assume it"));
+        assert!(sentence.contains("sts:AssumeRole on the role"), "{sentence}");
     }
 }

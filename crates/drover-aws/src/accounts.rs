@@ -29,6 +29,11 @@ use crate::errors::classify;
 /// How long before its expiry an assumed session is renewed.
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 
+/// How the message of a call that failed because its account's role could not be assumed
+/// begins (so that commands can say what to fix: the role's trust, or the operator's
+/// `sts:AssumeRole`).
+pub const ASSUME_ROLE_FAILED: &str = "could not assume role";
+
 /// The longest session name STS accepts (`RoleSessionName`, 2 to 64 of `[\w+=,.@-]`).
 const SESSION_NAME_MAX: usize = 64;
 
@@ -206,7 +211,7 @@ impl RoleCredentials {
                 let message = message.map(|m| format!(": {m}")).unwrap_or_default();
                 AssumeRoleFailed {
                     kind,
-                    message: format!("could not assume role {role} ({code}{message})"),
+                    message: format!("{ASSUME_ROLE_FAILED} {role} ({code}{message})"),
                 }
             }
             None => AssumeRoleFailed {

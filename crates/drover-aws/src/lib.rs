@@ -59,7 +59,7 @@ use std::sync::Arc;
 
 use clients::{ClientFactory, Clients};
 
-pub use accounts::{Accounts, REFRESH_BEFORE, session_name};
+pub use accounts::{ASSUME_ROLE_FAILED, Accounts, REFRESH_BEFORE, session_name};
 pub use errors::classify;
 pub use state_store::{S3Store, S3StoreConfig};
 
