@@ -409,3 +409,25 @@ fn sigkill_and_resume_of_a_cross_account_drill_starts_no_job_twice() {
     assert_eq!(world[SAME]["jobs"]["restore"], 3, "{world}");
     assert_eq!(s.points_left(), json!({}), "{world}");
 }
+
+#[test]
+fn a_source_role_that_cannot_be_assumed_is_one_sentence_with_its_fix() {
+    // The production role trusts another account than the operator's.
+    let s = setup(&json!({
+        "roles": [
+            {"account": PROD, "name": "drover-prod", "trusts": "999999999999", "external_id": EXTERNAL_ID},
+            {"account": RECOVERY, "name": "drover-recovery", "trusts": OPERATOR, "external_id": EXTERNAL_ID},
+        ],
+    }));
+    let run = s.cli(&["preflight", s.plan.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let role = format!("arn:aws:iam::{PROD}:role/drover-prod");
+    assert!(
+        run.stderr.contains(&format!("drover could not assume role {role} (AccessDenied")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("to act in us-east-1; let your credentials assume it"));
+    assert!(run.stderr.contains("drover iam-policy PLAN"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "one sentence: {}", run.stderr);
+}
