@@ -68,6 +68,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.serving import make_server
 
 import cross_account  # STS enforcement, IAM policies, the organization (this directory)
+import pitr  # DynamoDB point-in-time recovery: item history, RestoreTableToPointInTime (this directory)
 import realism  # the realism layer (this directory); it never imports this module
 
 HOST = "127.0.0.1"  # never anything else
@@ -1046,8 +1047,7 @@ class DroverBackupResponse(BackupResponse):
                 doom = ("FAILED", "An encryption type (encryptionType) must be specified when restoring a "
                                   "DynamoDB backup into a different Region.")
             limit = REALISM["max_restores"]  # realism.RestoresAreLimited
-            if limit and sum(1 for j in PENDING if j.kind == "restore" and (j.account, j.region) == (
-                    self.current_account, self.region)) >= limit:
+            if limit and restores_in_progress(self.current_account, self.region, time.time()) >= limit:
                 raise BackupError("LimitExceededException", realism.RestoresAreLimited.MESSAGE)
             fields = {
                 "RecoveryPointArn": point["RecoveryPointArn"], "SourceResourceArn": point["ResourceArn"],
@@ -1275,6 +1275,19 @@ for _route in list(backup_urls.url_paths) + list(NEW_ROUTES):
 realism.install(REALISM, LOCK, dynamodb_backends)
 # STS AssumeRole as AWS enforces it (the role exists, its trust policy allows the caller).
 cross_account.install(LOCK)
+
+
+def restores_in_progress(account, region, now):
+    """Restores of any type still running in an account and Region (realism.RestoresAreLimited):
+    unfinished StartRestoreJob jobs, and point-in-time restores whose table is still restoring."""
+    jobs = sum(1 for j in PENDING if j.kind == "restore" and (j.account, j.region) == (account, region))
+    tables = dynamodb_backends[account][region].tables.values() if account in dynamodb_backends else ()
+    return jobs + sum(1 for t in tables if isinstance(t, pitr.PointInTimeRestoredTable)
+                      and now < (t.__dict__.get("_drover_settle") or (0, 0))[1])
+
+
+# DynamoDB point-in-time recovery (issue 15): item history while PITR is on, RestoreTableToPointInTime.
+pitr.install(REALISM, dynamodb_backends, restores_in_progress)
 
 
 # ---------------------------------------------------------------- S3 conditional writes

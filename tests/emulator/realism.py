@@ -30,6 +30,8 @@ from datetime import timezone
 KNOBS = {
     "tag_delay": ("seconds", 1.0),
     "pitr_unavailable": ("seconds", 1.0),
+    # pitr.py: LatestRestorableDateTime is this long before now ([BC-d]: "typically 5 minutes")
+    "pitr_latest_lag": ("seconds", 2.0),
     "update_seconds": ("seconds", 0.5),
     "ttl_enabling": ("seconds", 0.5),
     "ttl_change_window": ("seconds", 3.0),

@@ -9,11 +9,11 @@ import pytest
 from harness import (ACCOUNT, DST, ROLE, SRC, Emulator, backup_job, completed_point, error_code, make_table,
                      make_vault, start_server, stop_server, wait_backup, wait_copy, wait_for, wait_restore)
 
-KNOBS = ("tag_delay", "pitr_unavailable", "update_seconds", "ttl_enabling", "ttl_change_window", "delete_seconds",
-         "restore_settle", "backup_lag", "unseen_jobs", "page_size", "max_restores", "one_job_per_resource",
+KNOBS = ("tag_delay", "pitr_unavailable", "pitr_latest_lag", "update_seconds", "ttl_enabling", "ttl_change_window",
+         "delete_seconds", "restore_settle", "backup_lag", "unseen_jobs", "page_size", "max_restores", "one_job_per_resource",
          "copy_queue", "fault_rate", "idempotent_replay_without_id")
-DEFAULTS = {"tag_delay": 1.0, "pitr_unavailable": 1.0, "update_seconds": 0.5, "ttl_enabling": 0.5,
-            "ttl_change_window": 3.0, "delete_seconds": 1.0, "restore_settle": 1.0, "backup_lag": 1.0,
+DEFAULTS = {"tag_delay": 1.0, "pitr_unavailable": 1.0, "pitr_latest_lag": 2.0, "update_seconds": 0.5,
+            "ttl_enabling": 0.5, "ttl_change_window": 3.0, "delete_seconds": 1.0, "restore_settle": 1.0, "backup_lag": 1.0,
             "unseen_jobs": 0.5, "page_size": 2, "max_restores": 4, "one_job_per_resource": True,
             "copy_queue": 1.0, "fault_rate": 0.02, "idempotent_replay_without_id": True}
 DR_VAULT = f"arn:aws:backup:{DST}:{ACCOUNT}:backup-vault:dr"
