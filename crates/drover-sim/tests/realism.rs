@@ -204,7 +204,10 @@ fn the_emulator_preset_matches_the_emulators_knobs() {
     ]);
     // What the ports cannot show: list pages and replays without a job id (the adapter's),
     // and the emulator's S3 debug delay (the simulator has no S3).
-    let adapter_only = ["page_size", "idempotent_replay_without_id", "s3_write_delay_ms"];
+    // And the restorable window of point-in-time recovery, which no port reads yet (issue 15
+    // adds the port, and this knob to the simulator's realism).
+    let adapter_only =
+        ["page_size", "idempotent_replay_without_id", "s3_write_delay_ms", "pitr_latest_lag"];
     for (name, (_, value)) in &emulator {
         if adapter_only.contains(&name.as_str()) {
             continue;
