@@ -137,17 +137,7 @@ def install(realism, dynamodb_backends, restores_in_progress):
     PointInTimeRestoredTable.__qualname__ = "PointInTimeRestoredTable"
     globals()["PointInTimeRestoredTable"] = PointInTimeRestoredTable
 
-    def patch(cls, name):
-        def deco(fn):
-            orig = getattr(cls, name)
-
-            def wrapper(self, *args, **kwargs):
-                return fn(self, orig, *args, **kwargs)
-            wrapper.__name__ = name
-            wrapper.__wrapped__ = orig
-            setattr(cls, name, wrapper)
-            return fn
-        return deco
+    patch = realism_mod.patch_method
 
     # -- the item history: every write API goes through these three backend methods
     def kept(name, key_of):

@@ -500,6 +500,21 @@ def _tables_named(op, body):
     return [body.get("TableName")]
 
 
+def patch_method(cls, name):
+    """Replaces `cls.name` with `fn(self, orig, *args, **kwargs)` (a decorator), keeping the
+    original as `__wrapped__`: how the emulator extends moto from outside its package."""
+    def deco(fn):
+        orig = getattr(cls, name)
+
+        def wrapper(self, *args, **kwargs):
+            return fn(self, orig, *args, **kwargs)
+        wrapper.__name__ = name
+        wrapper.__wrapped__ = orig
+        setattr(cls, name, wrapper)
+        return fn
+    return deco
+
+
 def install(realism, lock, dynamodb_backends):
     """Wraps moto's DynamoDB handler, backend and Table from outside moto. With every knob off
     (and no lingering state) each wrapper calls moto's own method unchanged."""
@@ -523,17 +538,7 @@ def install(realism, lock, dynamodb_backends):
         except Exception:
             return None
 
-    def patch(cls, name):
-        def deco(fn):
-            orig = getattr(cls, name)
-
-            def wrapper(self, *args, **kwargs):
-                return fn(self, orig, *args, **kwargs)
-            wrapper.__name__ = name
-            wrapper.__wrapped__ = orig
-            setattr(cls, name, wrapper)
-            return fn
-        return deco
+    patch = patch_method
 
     # -- one DynamoDB call at a time, like the Backup calls (realism state is read and written)
     @patch(DynamoHandler, "call_action")
