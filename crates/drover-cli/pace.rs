@@ -94,7 +94,10 @@ pub(crate) fn lower_bound(
     limits: &Limits,
     backup_settle: Duration,
 ) -> u64 {
-    let graph = StepGraph::with_weights(plan, mode, false, &|k| expected.get(k).copied());
+    let graph =
+        StepGraph::with_weights(plan, drover_engine::graph::Shape::new(mode, false), &|k| {
+            expected.get(k).copied()
+        });
     let chain = (0..graph.len()).map(|i| graph.priority(i)).max().unwrap_or(0);
     let mut work: std::collections::BTreeMap<(Option<&str>, StepKind), u64> =
         std::collections::BTreeMap::new();

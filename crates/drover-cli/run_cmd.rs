@@ -183,6 +183,7 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
                 backup_settle_ms: args.backup_settle,
                 poll_interval_ms: args.poll_interval,
                 source_read_units: args.source_read_units,
+                pitr: None,
             },
         };
         let (journal, state) = match store.create(header, cloud.ports.clock.now()).await {

@@ -24,6 +24,23 @@ use crate::scan;
 
 #[async_trait]
 impl TableService for AwsCloud {
+    async fn continuous_backups(
+        &self,
+        _region: &str,
+        _name: &str,
+    ) -> CloudResult<drover_engine::ports::ContinuousBackups> {
+        // Issue 15, in progress: replaced by the real call in the next commits.
+        Err(CloudError::new(ErrorKind::Fatal, "DescribeContinuousBackups", "not yet"))
+    }
+
+    async fn restore_to_point_in_time(
+        &self,
+        _req: &drover_engine::ports::PointInTimeRestore,
+    ) -> CloudResult<String> {
+        // Issue 15, in progress: replaced by the real call in the next commits.
+        Err(CloudError::new(ErrorKind::Fatal, "RestoreTableToPointInTime", "not yet"))
+    }
+
     async fn describe_table(&self, region: &str, name: &str) -> CloudResult<Option<TableInfo>> {
         let ddb = self.clients(region).await.dynamodb;
         let out = match ddb.describe_table().table_name(name).send().await {
@@ -101,6 +118,7 @@ impl TableService for AwsCloud {
             stream,
             deletion_protection: t.deletion_protection_enabled().unwrap_or(false),
             created_at: t.creation_date_time().and_then(|d| d.to_millis().ok()),
+            restored_from: None,
         }))
     }
 

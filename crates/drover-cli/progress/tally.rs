@@ -467,6 +467,7 @@ drill: {table_name: \"{table}-drill-{run}\"}
                 backup_settle_ms: None,
                 poll_interval_ms: None,
                 source_read_units: None,
+                pitr: None,
             },
         };
         RunState::new(header, 0)

@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) plan: Plan,
     pub(crate) run_id: String,
     pub(crate) short_id: String,
+    /// A point-in-time run's instant and names (the header's, which never changes).
+    pub(crate) pitr: Option<crate::state::Pitr>,
     pub(crate) ports: Ports,
     pub(crate) settings: Settings,
     pub(crate) book: Mutex<Book>,

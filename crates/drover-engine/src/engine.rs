@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::{Book, Shared, lock, scope_of};
 use crate::error::EngineError;
-use crate::graph::{StepGraph, Wait};
+use crate::graph::{Shape, StepGraph, Wait};
 use crate::journal::Journal;
 use crate::limits::{Class, Limiter, class_name};
 use crate::observer::Observer;
@@ -75,11 +75,10 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
     let Execution { plan, journal, state, ports, settings, cancel, observer } = exec;
     let mode = state.header.mode;
     let teardown = mode == Mode::Drill && (!state.header.options.keep || state.teardown_requested);
+    let shape = Shape::of(&state.header, teardown);
     let graph = Arc::new(match &settings.expected_ms {
-        Some(expected) => {
-            StepGraph::with_weights(&plan, mode, teardown, &|k| expected.get(k).copied())
-        }
-        None => StepGraph::new(&plan, mode, teardown),
+        Some(expected) => StepGraph::with_weights(&plan, shape, &|k| expected.get(k).copied()),
+        None => StepGraph::shaped(&plan, shape),
     });
     let mut journal = journal;
     journal.set_durable(!settings.volatile_journal);
@@ -89,6 +88,7 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
         plan,
         run_id,
         short_id,
+        pitr: state.header.options.pitr.clone(),
         ports,
         settings,
         book: Mutex::new(Book { journal, state }),

@@ -13,7 +13,66 @@ use std::collections::HashMap;
 
 use drover_plan::{Mode, Plan, StepKind, TableId};
 
-use crate::state::StepKey;
+use crate::state::{Header, StepKey};
+
+/// What a run does, as far as its steps go: its mode, whether a drill tears down, and where
+/// its data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// The run's mode.
+    pub mode: Mode,
+    /// A drill's teardown steps.
+    pub teardown: bool,
+    /// Restores from point-in-time recovery (`recover`, `drill --pitr`): no recovery point and
+    /// no copy.
+    pub pitr: bool,
+    /// A point-in-time run into the source region (`--into-source`) instead of the targets.
+    pub into_source: bool,
+}
+
+impl Shape {
+    /// A run of `mode` (point-in-time for `recover`, into the targets).
+    #[must_use]
+    pub fn new(mode: Mode, teardown: bool) -> Shape {
+        Shape { mode, teardown, pitr: mode == Mode::Recover, into_source: false }
+    }
+
+    /// The shape of the run `header` starts; `teardown` as the engine decides it.
+    #[must_use]
+    pub fn of(header: &Header, teardown: bool) -> Shape {
+        let pitr = header.options.pitr.as_ref();
+        Shape {
+            mode: header.mode,
+            teardown: teardown && header.mode == Mode::Drill,
+            pitr: pitr.is_some() || header.mode == Mode::Recover,
+            into_source: pitr.is_some_and(|p| p.into_source),
+        }
+    }
+
+    /// The steps each (table, target) goes through, in order.
+    #[must_use]
+    pub fn steps(self) -> &'static [StepKind] {
+        if self.pitr { self.mode.pitr_steps() } else { self.mode.steps() }
+    }
+
+    /// The regions tables are restored into, each with its tables (plan order): the plan's
+    /// targets, or the source region for a point-in-time run `--into-source`.
+    #[must_use]
+    pub fn places(self, plan: &Plan) -> Vec<(String, Vec<TableId>)> {
+        let ids = |region: Option<&drover_plan::Region>| -> Vec<TableId> {
+            plan.tables
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| region.is_none_or(|r| t.targets.contains(r)))
+                .map(|(i, _)| TableId(i))
+                .collect()
+        };
+        if self.pitr && self.into_source {
+            return vec![(plan.source.region.to_string(), ids(None))];
+        }
+        plan.targets.iter().map(|t| (t.region.to_string(), ids(Some(&t.region)))).collect()
+    }
+}
 
 /// How a step waits for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,10 +121,17 @@ fn weight(kind: StepKind) -> u64 {
 }
 
 impl StepGraph {
-    /// The steps of a `mode` run of `plan`; `teardown` adds a drill's teardown steps.
+    /// The steps of a `mode` run of `plan` from recovery points (point-in-time for
+    /// `recover`); `teardown` adds a drill's teardown steps.
     #[must_use]
     pub fn new(plan: &Plan, mode: Mode, teardown: bool) -> StepGraph {
-        StepGraph::with_weights(plan, mode, teardown, &|_| None)
+        StepGraph::with_weights(plan, Shape::new(mode, teardown), &|_| None)
+    }
+
+    /// The steps of a run of this shape.
+    #[must_use]
+    pub fn shaped(plan: &Plan, shape: Shape) -> StepGraph {
+        StepGraph::with_weights(plan, shape, &|_| None)
     }
 
     /// As [`StepGraph::new`], with expected durations (ms) of steps for priorities; steps
@@ -73,10 +139,10 @@ impl StepGraph {
     #[must_use]
     pub fn with_weights(
         plan: &Plan,
-        mode: Mode,
-        teardown: bool,
+        shape: Shape,
         expected: &dyn Fn(&StepKey) -> Option<u64>,
     ) -> StepGraph {
+        let Shape { mode, teardown, pitr, .. } = shape;
         let mut g = StepGraph {
             steps: Vec::new(),
             index: HashMap::new(),
@@ -92,20 +158,20 @@ impl StepGraph {
             target: r.map(str::to_owned),
             kind,
         };
-        if mode != Mode::Failover {
+        if mode != Mode::Failover && !pitr {
             for t in &plan.tables {
                 g.add(key(&t.name, None, StepKind::RecoveryPoint), Vec::new());
             }
         }
         // Tables in dependency order, so that every step comes after what it waits for.
         let order = plan.graph.topological_order();
-        for target in &plan.targets {
-            let r = Some(target.region.as_str());
-            let ids: Vec<TableId> = order
-                .iter()
-                .copied()
-                .filter(|id| plan.table(*id).targets.contains(&target.region))
-                .collect();
+        for (region, here) in shape.places(plan) {
+            let r = Some(region.as_str());
+            let mut member = vec![false; plan.tables.len()];
+            for id in here {
+                member[id.0] = true;
+            }
+            let ids: Vec<TableId> = order.iter().copied().filter(|id| member[id.0]).collect();
             for &id in &ids {
                 let t = plan.table(id);
                 if mode == Mode::Backup {
@@ -116,19 +182,21 @@ impl StepGraph {
                     continue;
                 }
                 let source_step = match mode {
+                    _ if pitr => None,
                     Mode::Drill | Mode::Backup => {
                         g.add(
                             key(&t.name, r, StepKind::Copy),
                             vec![(key(&t.name, None, StepKind::RecoveryPoint), Wait::Success)],
                         );
-                        key(&t.name, r, StepKind::Copy)
+                        Some(key(&t.name, r, StepKind::Copy))
                     }
-                    Mode::Failover => {
+                    Mode::Failover | Mode::Recover => {
                         g.add(key(&t.name, r, StepKind::RecoveryPoint), Vec::new());
-                        key(&t.name, r, StepKind::RecoveryPoint)
+                        Some(key(&t.name, r, StepKind::RecoveryPoint))
                     }
                 };
-                let mut restore_waits = vec![(source_step, Wait::Success)];
+                let mut restore_waits: Vec<(StepKey, Wait)> =
+                    source_step.into_iter().map(|s| (s, Wait::Success)).collect();
                 for dep in &t.depends_on {
                     restore_waits
                         .push((key(&plan.table(*dep).name, r, StepKind::Validate), Wait::Success));

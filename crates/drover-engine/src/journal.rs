@@ -712,6 +712,7 @@ mod tests {
                 backup_settle_ms: None,
                 poll_interval_ms: None,
                 source_read_units: None,
+                pitr: None,
             },
         }
     }
@@ -776,6 +777,7 @@ mod tests {
                 event: StepEvent::Succeeded(StepOutput::Restore {
                     table_name: "n".into(),
                     table_arn: "a".into(),
+                    pitr: None,
                 }),
             },
             Record::Step {

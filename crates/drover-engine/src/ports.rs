@@ -315,6 +315,66 @@ pub struct TableInfo {
     /// created it), when the service says.
     #[serde(default)]
     pub created_at: Option<Millis>,
+    /// Where the table was restored from (DescribeTable's `RestoreSummary`), for a restored
+    /// table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<RestoreSummary>,
+}
+
+/// What a restored table was restored from (DescribeTable's `RestoreSummary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreSummary {
+    /// The source table (`SourceTableArn`), for a point-in-time restore (and some restores
+    /// from a backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_table_arn: Option<String>,
+    /// The backup (`SourceBackupArn`), for a restore from a backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_backup_arn: Option<String>,
+    /// The instant restored to (`RestoreDateTime`): for a point-in-time restore, the time the
+    /// table's data is from.
+    pub restore_time: Millis,
+}
+
+/// A table's point-in-time recovery, as DescribeContinuousBackups reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContinuousBackups {
+    /// `PointInTimeRecoveryStatus` is `ENABLED`.
+    pub enabled: bool,
+    /// `EarliestRestorableDateTime`, when enabled.
+    pub earliest: Option<Millis>,
+    /// `LatestRestorableDateTime` (typically about five minutes before now), when enabled.
+    pub latest: Option<Millis>,
+    /// `RecoveryPeriodInDays` (1 to 35), when the service says.
+    pub recovery_period_days: Option<u32>,
+}
+
+impl ContinuousBackups {
+    /// Whether `at` is inside the restorable window.
+    #[must_use]
+    pub fn covers(&self, at: Millis) -> bool {
+        self.enabled
+            && self.earliest.is_some_and(|e| e <= at)
+            && self.latest.is_some_and(|l| at <= l)
+    }
+}
+
+/// A point-in-time restore (RestoreTableToPointInTime), called in the destination region.
+/// It has no client token: a caller that may have made it already finds the table it created
+/// by its `RestoreSummary`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PointInTimeRestore {
+    /// Region the restore runs in (the new table's).
+    pub region: String,
+    /// The source table (`SourceTableArn`; in another region for a cross-region restore).
+    pub source_table_arn: String,
+    /// The new table's name.
+    pub table_name: String,
+    /// The instant to restore to (`RestoreDateTime`), inside the source's window.
+    pub restore_time: Millis,
+    /// The KMS key the new table is encrypted with (`SSESpecificationOverride`, KMS); `None`
+    /// keeps the source table's current encryption (not allowed across regions).
+    pub kms_key_arn: Option<String>,
 }
 
 impl TableInfo {
@@ -377,7 +437,19 @@ pub trait TableService: Send + Sync {
     /// Describes a table (DescribeTable alone); `None` when it does not exist.
     async fn describe_table(&self, region: &str, name: &str) -> CloudResult<Option<TableInfo>>;
     /// Whether point-in-time recovery is enabled (DescribeContinuousBackups).
-    async fn point_in_time_recovery(&self, region: &str, name: &str) -> CloudResult<bool>;
+    async fn point_in_time_recovery(&self, region: &str, name: &str) -> CloudResult<bool> {
+        Ok(self.continuous_backups(region, name).await?.enabled)
+    }
+    /// The table's point-in-time recovery and its restorable window
+    /// (DescribeContinuousBackups); a table that does not exist is `NotFound`.
+    async fn continuous_backups(&self, region: &str, name: &str) -> CloudResult<ContinuousBackups>;
+    /// Restores a table to a point in time (RestoreTableToPointInTime) into a new table in
+    /// `req.region`; returns the new table's ARN once the service accepted it (the table is
+    /// then `CREATING`).
+    /// Errors: the name taken (`AlreadyExists`, or `InvalidState` while that table is being
+    /// created or deleted), the time outside the window or PITR off (`InvalidState`), too many
+    /// restores in progress (`Throttled`), the source missing (`NotFound`).
+    async fn restore_to_point_in_time(&self, req: &PointInTimeRestore) -> CloudResult<String>;
     /// The table's time to live (DescribeTimeToLive).
     async fn time_to_live(&self, region: &str, name: &str) -> CloudResult<TimeToLive>;
     /// The table's tags (ListTagsOfResource, every page). Tagging is asynchronous: right after

@@ -108,6 +108,13 @@ pub fn format_time(ms: Millis) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
 }
 
+/// Formats epoch milliseconds as `YYYYMMDDTHHMMSSZ`, as table names may carry an instant
+/// (`[a-zA-Z0-9_.-]`).
+#[must_use]
+pub fn compact_time(ms: Millis) -> String {
+    format_time(ms).replace(['-', ':'], "")
+}
+
 /// Parses `YYYY-MM-DDTHH:MM[:SS]Z` (UTC) into epoch milliseconds.
 ///
 /// # Errors

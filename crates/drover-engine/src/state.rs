@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
 use crate::journal::{Entry, Record};
-use crate::ports::{Item, Millis, VaultLock};
+use crate::ports::{Item, Millis, TableSchema, VaultLock};
 
 /// Which step: a table, the target region (none for a drill's backup, which happens once in
 /// the source region), and the kind.
@@ -90,6 +90,89 @@ pub struct RunOptions {
     /// The read budget of scans of source tables, over the plan's (`--source-read-units`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_read_units: Option<u32>,
+    /// A run restoring from point-in-time recovery (`recover`, `drill --pitr`): the instant,
+    /// chosen once before the run started, and where the tables go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitr: Option<Pitr>,
+}
+
+/// What a point-in-time restore restored from, for validation and the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PitrRestored {
+    /// The source table.
+    pub source_table_arn: String,
+    /// The instant its data is from (the restored table's `RestoreSummary`).
+    pub restore_time: Millis,
+    /// The source table's key schema and indexes when it was restored (a point-in-time
+    /// restore takes them from the source's current settings).
+    pub schema: TableSchema,
+    /// The key the restored table must be encrypted with: the target's, or, restored beside
+    /// the source, the source table's (`None`: an AWS-owned key).
+    pub kms_key_arn: Option<String>,
+}
+
+/// How a run restores from point-in-time recovery (journaled in the header: a resumed run
+/// restores to the same instant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pitr {
+    /// The instant every table is restored to (whole seconds), inside every source table's
+    /// restorable window when it was chosen.
+    pub at: Millis,
+    /// How the instant was asked for.
+    pub requested: PitrTime,
+    /// When the instant was chosen: the run's RPO is `chosen_at - at`.
+    pub chosen_at: Millis,
+    /// Restore beside the damaged tables, in the source region, instead of into the targets.
+    #[serde(default)]
+    pub into_source: bool,
+    /// The new tables' names.
+    pub names: PitrNames,
+}
+
+/// How the instant of a point-in-time run was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PitrTime {
+    /// `--to TIME`.
+    To,
+    /// `--before-minutes N`: N minutes before it was chosen.
+    BeforeMinutes {
+        /// N.
+        minutes: u32,
+    },
+    /// `--latest`: the latest instant every table can be restored to.
+    Latest,
+}
+
+/// The names of the tables a point-in-time run restores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "template", rename_all = "kebab-case")]
+pub enum PitrNames {
+    /// A template of `{table}`, `{time}` (the instant, `20261124T103000Z`), `{run}` and
+    /// `{region}`.
+    Template(String),
+    /// The plan's own table names (`--names-from-plan`: a cut-over, once the damaged tables are
+    /// gone or renamed).
+    Plan,
+}
+
+/// The default template of `drover recover`'s table names.
+pub const DEFAULT_PITR_TEMPLATE: &str = "{table}-at-{time}";
+
+impl Pitr {
+    /// The name `table` is restored under in `region` by run `short_id` (a recover's; a
+    /// drill's names come from the plan's drill template).
+    #[must_use]
+    pub fn table_name(&self, table: &str, region: &str, short_id: &str) -> String {
+        match &self.names {
+            PitrNames::Plan => table.to_owned(),
+            PitrNames::Template(t) => t
+                .replace("{table}", table)
+                .replace("{time}", &crate::run::compact_time(self.at))
+                .replace("{run}", short_id)
+                .replace("{region}", region),
+        }
+    }
 }
 
 impl RunOptions {
@@ -161,6 +244,9 @@ pub enum StepOutput {
         table_name: String,
         /// Its ARN.
         table_arn: String,
+        /// For a point-in-time restore: what it was restored from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pitr: Option<Box<PitrRestored>>,
     },
     /// Settings applied.
     Configure {

@@ -29,6 +29,8 @@ pub const MARKER_ATTRIBUTE: &str = "drover_marker";
 
 type StepResult = Result<StepOutput, StepError>;
 
+mod pitr;
+
 /// Drives one step from its journaled phase to a terminal phase.
 pub(crate) async fn drive(shared: &Shared, key: &StepKey) -> Result<(), EngineError> {
     if matches!(shared.phase(key), Phase::Pending) {
@@ -76,10 +78,14 @@ fn target<'a>(shared: &'a Shared, region: &str) -> Result<&'a Target, StepError>
 }
 
 /// The name a table is restored under in `region`: its own on failover, the drill template's
-/// in a drill.
+/// in a drill, the recover's template (or its own) in a recover.
 pub(crate) fn restored_name(shared: &Shared, table: &str, region: &str) -> String {
     match shared.mode() {
         Mode::Failover => table.to_owned(),
+        Mode::Recover => match &shared.pitr {
+            Some(p) => p.table_name(table, region, &shared.short_id),
+            None => table.to_owned(),
+        },
         Mode::Drill | Mode::Backup => {
             let region = drover_plan::Region::parse(region)
                 .unwrap_or_else(|_| shared.plan.source.region.clone());
@@ -624,6 +630,9 @@ async fn has_tags(
 }
 
 async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
+    if let Some(pitr) = &shared.pitr {
+        return pitr::restore(shared, key, region, pitr).await;
+    }
     let plan = &shared.plan;
     let ports = &shared.ports;
     let scope = scope_of(plan, key);
@@ -631,7 +640,7 @@ async fn restore(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let name = restored_name(shared, &key.table, region);
     let source = match shared.mode() {
         Mode::Drill | Mode::Backup => other(key, StepKind::Copy, Some(region)),
-        Mode::Failover => other(key, StepKind::RecoveryPoint, Some(region)),
+        Mode::Failover | Mode::Recover => other(key, StepKind::RecoveryPoint, Some(region)),
     };
     let point = match shared.with_state(|s| s.output(&source).cloned()) {
         Some(StepOutput::Copy { arn, .. } | StepOutput::RecoveryPoint { arn, .. }) => arn,
@@ -718,7 +727,7 @@ async fn finish_restore(shared: &Shared, key: &StepKey, region: &str, name: &str
             .call(key, &scope, || shared.ports.tables.tag_table(region, &info.arn, &tags))
             .await?;
     }
-    Ok(StepOutput::Restore { table_name: name.to_owned(), table_arn: info.arn })
+    Ok(StepOutput::Restore { table_name: name.to_owned(), table_arn: info.arn, pitr: None })
 }
 
 async fn configure(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
@@ -842,9 +851,20 @@ fn on_off(b: bool) -> &'static str {
 async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let ports = &shared.ports;
     let t = table(shared, key)?;
-    let target = target(shared, region)?;
     let name = restored_name(shared, &key.table, region);
     let scope = scope_of(&shared.plan, key);
+    let pitr = match shared
+        .with_state(|s| s.output(&other(key, StepKind::Restore, Some(region))).cloned())
+    {
+        Some(StepOutput::Restore { pitr: Some(p), .. }) => Some(*p),
+        _ => None,
+    };
+    // The key the table must be encrypted with: the target's, or the source table's when a
+    // point-in-time restore put it beside the source.
+    let want_key = match &pitr {
+        Some(p) => p.kms_key_arn.clone(),
+        None => Some(target(shared, region)?.kms_key_arn.clone()),
+    };
     let rp_key = match shared.mode() {
         Mode::Failover => other(key, StepKind::RecoveryPoint, Some(region)),
         _ => other(key, StepKind::RecoveryPoint, None),
@@ -854,7 +874,7 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
             Some(StepOutput::RecoveryPoint { schema, marker, source_digest, arn, .. }) => {
                 (schema.clone(), marker.clone(), source_digest.as_deref().copied(), arn.clone())
             }
-            _ => (None, None, None, String::new()),
+            _ => (pitr.as_ref().map(|p| Box::new(p.schema.clone())), None, None, String::new()),
         };
     let tags = wanted_tags(shared, t);
     let (now, wrong) = settled(shared, key, region, &name, t, &tags).await?;
@@ -864,13 +884,15 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
     let mut problems = Vec::new();
 
     // 1. Structure.
+    let at = if pitr.is_some() { "the source's" } else { "at backup time" };
     match &schema {
         Some(schema) if **schema == info.schema() => checks.push(format!(
-            "structure: key schema and {} index(es) as at backup time",
+            "structure: key schema and {} index(es) as {at}",
             schema.global_indexes.len() + schema.local_indexes.len()
         )),
         Some(schema) => problems.push(format!(
-            "key schema or indexes differ from the backup's: {schema:?} vs {:?}",
+            "key schema or indexes differ from {}: {schema:?} vs {:?}",
+            if pitr.is_some() { "the source's" } else { "the backup's" },
             info.schema()
         )),
         None => checks.push(
@@ -878,15 +900,41 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
                 .to_owned(),
         ),
     }
-    match &info.kms_key_arn {
-        Some(k) if k == &target.kms_key_arn => {
-            checks.push("structure: encrypted with the target's KMS key".to_owned())
+    let whose = if pitr.is_some() && region == shared.plan.source.region.as_str() {
+        "the source table's"
+    } else {
+        "the target's"
+    };
+    if info.kms_key_arn == want_key {
+        checks.push(match &want_key {
+            Some(_) => format!("structure: encrypted with {whose} KMS key"),
+            None => format!("structure: encrypted as {whose}, with an AWS-owned key"),
+        });
+    } else {
+        problems.push(format!(
+            "encrypted with {} instead of {whose} key {}",
+            info.kms_key_arn.as_deref().unwrap_or("an AWS-owned key"),
+            want_key.as_deref().unwrap_or("(AWS-owned)")
+        ));
+    }
+    if let Some(p) = &pitr {
+        let from = info.restored_from.as_ref();
+        if from.is_some_and(|r| {
+            r.source_table_arn.as_deref() == Some(p.source_table_arn.as_str())
+                && r.restore_time.div_euclid(1000) == p.restore_time.div_euclid(1000)
+        }) {
+            checks.push(format!(
+                "content: restored from `{}` as it was at {} (RestoreSummary)",
+                p.source_table_arn,
+                crate::run::format_time(p.restore_time)
+            ));
+        } else {
+            problems.push(format!(
+                "its RestoreSummary does not name `{}` at {}",
+                p.source_table_arn,
+                crate::run::format_time(p.restore_time)
+            ));
         }
-        other => problems.push(format!(
-            "encrypted with {} instead of the target's key {}",
-            other.as_deref().unwrap_or("an AWS-owned key"),
-            target.kms_key_arn
-        )),
     }
     if wrong.is_empty() {
         checks.push("structure: the plan's settings and tags are in effect".to_owned());

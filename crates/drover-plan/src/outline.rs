@@ -17,6 +17,9 @@ pub enum Mode {
     Failover,
     /// Back up every table and copy it to every target vault; no restore.
     Backup,
+    /// Restore every table from point-in-time recovery to one instant, under new names
+    /// (`drover recover`): no recovery point, no copy.
+    Recover,
 }
 
 impl Mode {
@@ -39,16 +42,31 @@ impl Mode {
                 StepKind::Validate,
             ],
             Mode::Backup => &[StepKind::RecoveryPoint, StepKind::Copy],
+            Mode::Recover => &[StepKind::Restore, StepKind::Configure, StepKind::Validate],
         }
     }
 
-    /// `drill`, `failover` or `backup`.
+    /// The steps of a run of this mode restoring from point-in-time recovery (`recover`, and
+    /// `drill --pitr`): no recovery point and no copy.
+    #[must_use]
+    pub fn pitr_steps(self) -> &'static [StepKind] {
+        match self {
+            Mode::Drill => {
+                &[StepKind::Restore, StepKind::Configure, StepKind::Validate, StepKind::Teardown]
+            }
+            Mode::Failover | Mode::Recover => Mode::Recover.steps(),
+            Mode::Backup => &[],
+        }
+    }
+
+    /// `drill`, `failover`, `backup` or `recover`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Drill => "drill",
             Mode::Failover => "failover",
             Mode::Backup => "backup",
+            Mode::Recover => "recover",
         }
     }
 }

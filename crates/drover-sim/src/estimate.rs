@@ -276,6 +276,7 @@ impl Simulation {
                 backup_settle_ms: None,
                 poll_interval_ms: None,
                 source_read_units: None,
+                pitr: None,
             },
         };
         let result = async {

@@ -42,6 +42,7 @@ fn table_info(t: &SimTable, now: Millis) -> TableInfo {
         stream: t.settings.stream.clone(),
         deletion_protection: t.settings.deletion_protection,
         created_at: t.created_at,
+        restored_from: None,
     }
 }
 
@@ -112,6 +113,31 @@ fn updating(w: &mut World, region: &str, name: &str, now: Millis) {
 
 #[async_trait]
 impl TableService for SimCloud {
+    async fn continuous_backups(
+        &self,
+        _region: &str,
+        _name: &str,
+    ) -> CloudResult<drover_engine::ports::ContinuousBackups> {
+        // Issue 15, in progress: replaced by the real call in the next commits.
+        Err(drover_engine::CloudError::new(
+            drover_engine::ErrorKind::Fatal,
+            "DescribeContinuousBackups",
+            "not yet",
+        ))
+    }
+
+    async fn restore_to_point_in_time(
+        &self,
+        _req: &drover_engine::ports::PointInTimeRestore,
+    ) -> CloudResult<String> {
+        // Issue 15, in progress: replaced by the real call in the next commits.
+        Err(drover_engine::CloudError::new(
+            drover_engine::ErrorKind::Fatal,
+            "RestoreTableToPointInTime",
+            "not yet",
+        ))
+    }
+
     async fn list_tables(&self, region: &str) -> CloudResult<Vec<String>> {
         const OP: &str = "ListTables";
         self.op(OP, region, |w, _| Ok(w.region(OP, region)?.tables.keys().cloned().collect())).await

@@ -59,6 +59,7 @@ async fn drill(plan: &Plan, text: &str, sim: &SimCloud, dir: &Path) {
             backup_settle_ms: None,
             poll_interval_ms: None,
             source_read_units: None,
+            pitr: None,
         },
     };
     let (journal, state) = run::create(dir, header, T0).unwrap();

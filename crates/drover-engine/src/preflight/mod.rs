@@ -114,34 +114,7 @@ pub async fn preflight(
             Err(e) => fail("advanced-backup", subject, e.to_string(), "allow backup:DescribeRegionSettings"),
         });
         for t in &plan.tables {
-            let subject = format!("{} in {src}", t.name);
-            out.push(match patient(ports, || ports.tables.describe_table(src, &t.name)).await {
-                Ok(Some(info)) if info.status == "DELETING" => fail(
-                    "source-table",
-                    subject,
-                    "is being deleted",
-                    "restore the table first (for example from its newest recovery point), or remove it from the plan",
-                ),
-                Ok(Some(info)) if info.status == "ACTIVE" => {
-                    pass("source-table", subject, "exists and is ACTIVE")
-                }
-                Ok(Some(info)) => Finding {
-                    check: "source-table",
-                    subject,
-                    status: Status::Warn,
-                    detail: format!("exists but is {}", info.status),
-                    fix: Some("wait for the table to be ACTIVE".to_owned()),
-                },
-                Ok(None) => fail(
-                    "source-table",
-                    subject,
-                    "does not exist",
-                    "create the table, or remove it from the plan",
-                ),
-                Err(e) => {
-                    fail("source-table", subject, e.to_string(), "allow dynamodb:DescribeTable")
-                }
-            });
+            out.push(source_table(ports, src, &t.name).await);
         }
         let subject = format!("vault {} in {src}", plan.source.backup_vault);
         out.push(
@@ -171,74 +144,113 @@ pub async fn preflight(
                 "create the vault with a customer-managed key, or fix the target's backup_vault",
             ),
         });
-        let subject = format!("key {} in {r}", target.kms_key_arn);
-        out.push(match patient(ports, || ports.keys.describe_key(r, &target.kms_key_arn)).await {
-            Ok(k) if k.region != r => fail(
-                "target-key",
-                subject,
-                format!("the key is in {}", k.region),
-                "use a key (or a multi-Region replica) in the target region",
-            ),
-            Ok(k) if k.aws_managed && plan.crosses_accounts(target) => fail(
-                "target-key",
-                subject,
-                "the key is AWS managed: a recovery in another account needs a customer-managed key",
-                "create a customer-managed key in the target's account and region, and name it in kms_key_arn",
-            ),
-            Ok(k) if drover_plan::arn_account(&k.arn) != plan.target_account(target) => fail(
-                "target-key",
-                subject,
-                format!(
-                    "the key is in account {}, the target in {}",
-                    drover_plan::arn_account(&k.arn),
-                    plan.target_account(target)
-                ),
-                "use a key of the target's account (restores there encrypt with it)",
-            ),
-            Ok(k) if k.state == "Enabled" => pass("target-key", subject, "exists and is Enabled"),
-            Ok(k) => fail(
-                "target-key",
-                subject,
-                format!("the key is {}", k.state),
-                "enable the key (aws kms enable-key), or cancel its deletion",
-            ),
-            Err(e) => fail(
-                "target-key",
-                subject,
-                e.to_string(),
-                "create the key, or grant kms:DescribeKey on it",
-            ),
-        });
+        out.push(target_key(plan, target, ports).await);
         for id in plan.tables_in(&target.region) {
             let t = plan.table(id);
             let name = match mode {
                 Mode::Failover => t.name.clone(),
                 Mode::Drill => plan.drill.table_name(&t.name, drill_short_id, &target.region),
-                Mode::Backup => continue,
+                Mode::Backup | Mode::Recover => continue,
             };
             let check = if mode == Mode::Failover { "target-name" } else { "drill-name" };
-            let subject = format!("{name} in {r}");
-            out.push(match patient(ports, || ports.tables.describe_table(r, &name)).await {
-                Ok(None) => pass(check, subject, "the name is free"),
-                Ok(Some(_)) => fail(
-                    check,
-                    subject,
-                    "a table with this name exists; drover never overwrites a table",
-                    "rename or delete that table (after checking what it is)",
-                ),
-                Err(e) => fail(
-                    check,
-                    subject,
-                    e.to_string(),
-                    "allow dynamodb:DescribeTable in the target region",
-                ),
-            });
+            out.push(name_free(ports, check, r, &name).await);
         }
     }
     if mode == Mode::Failover {
         out.extend(readiness(plan, ports).await);
     }
     out
+}
+
+/// The source table exists and is ACTIVE.
+async fn source_table(ports: &Ports, src: &str, name: &str) -> Finding {
+    let subject = format!("{name} in {src}");
+    match patient(ports, || ports.tables.describe_table(src, name)).await {
+        Ok(Some(info)) if info.status == "DELETING" => fail(
+            "source-table",
+            subject,
+            "is being deleted",
+            "restore the table first (for example from its newest recovery point), or remove it from the plan",
+        ),
+        Ok(Some(info)) if info.status == "ACTIVE" => {
+            pass("source-table", subject, "exists and is ACTIVE")
+        }
+        Ok(Some(info)) => Finding {
+            check: "source-table",
+            subject,
+            status: Status::Warn,
+            detail: format!("exists but is {}", info.status),
+            fix: Some("wait for the table to be ACTIVE".to_owned()),
+        },
+        Ok(None) => fail(
+            "source-table",
+            subject,
+            "does not exist",
+            "create the table, or remove it from the plan",
+        ),
+        Err(e) => fail("source-table", subject, e.to_string(), "allow dynamodb:DescribeTable"),
+    }
+}
+
+/// The target's KMS key: in the target's region and account, customer managed across
+/// accounts, enabled.
+async fn target_key(plan: &Plan, target: &drover_plan::Target, ports: &Ports) -> Finding {
+    let r = target.region.as_str();
+    let subject = format!("key {} in {r}", target.kms_key_arn);
+    match patient(ports, || ports.keys.describe_key(r, &target.kms_key_arn)).await {
+        Ok(k) if k.region != r => fail(
+            "target-key",
+            subject,
+            format!("the key is in {}", k.region),
+            "use a key (or a multi-Region replica) in the target region",
+        ),
+        Ok(k) if k.aws_managed && plan.crosses_accounts(target) => fail(
+            "target-key",
+            subject,
+            "the key is AWS managed: a recovery in another account needs a customer-managed key",
+            "create a customer-managed key in the target's account and region, and name it in kms_key_arn",
+        ),
+        Ok(k) if drover_plan::arn_account(&k.arn) != plan.target_account(target) => fail(
+            "target-key",
+            subject,
+            format!(
+                "the key is in account {}, the target in {}",
+                drover_plan::arn_account(&k.arn),
+                plan.target_account(target)
+            ),
+            "use a key of the target's account (restores there encrypt with it)",
+        ),
+        Ok(k) if k.state == "Enabled" => pass("target-key", subject, "exists and is Enabled"),
+        Ok(k) => fail(
+            "target-key",
+            subject,
+            format!("the key is {}", k.state),
+            "enable the key (aws kms enable-key), or cancel its deletion",
+        ),
+        Err(e) => fail(
+            "target-key",
+            subject,
+            e.to_string(),
+            "create the key, or grant kms:DescribeKey on it",
+        ),
+    }
+}
+
+/// A table name the run restores into is free.
+async fn name_free(ports: &Ports, check: &'static str, r: &str, name: &str) -> Finding {
+    let subject = format!("{name} in {r}");
+    match patient(ports, || ports.tables.describe_table(r, name)).await {
+        Ok(None) => pass(check, subject, "the name is free"),
+        Ok(Some(_)) => fail(
+            check,
+            subject,
+            "a table with this name exists; drover never overwrites a table",
+            "rename or delete that table (after checking what it is)",
+        ),
+        Err(e) => {
+            fail(check, subject, e.to_string(), format!("allow dynamodb:DescribeTable in {r}"))
+        }
+    }
 }
 
 /// For each table and target, the newest recovery point in the target vault against the RPO.

@@ -149,6 +149,7 @@ impl Harness {
                 backup_settle_ms: None,
                 poll_interval_ms: None,
                 source_read_units: None,
+                pitr: None,
             },
         }
     }

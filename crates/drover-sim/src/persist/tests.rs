@@ -66,6 +66,7 @@ async fn run_plan(plan: &Plan, mode: Mode, sim: &SimCloud, dir: &Path) {
             backup_settle_ms: None,
             poll_interval_ms: None,
             source_read_units: None,
+            pitr: None,
         },
     };
     let (journal, state) = run::create(dir, header, T0).unwrap();
