@@ -81,7 +81,11 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         | "ResourceInUseException"
         | "InvalidRequestException"
         | "ConditionalCheckFailedException"
-        | "TableInUseException" => ErrorKind::InvalidState,
+        | "TableInUseException"
+        // RestoreTableToPointInTime: an instant outside the source's restorable window, or a
+        // source without point-in-time recovery (the model's "not yet been enabled").
+        | "InvalidRestoreTimeException"
+        | "PointInTimeRecoveryUnavailableException" => ErrorKind::InvalidState,
         // Faults (`"fault": true`): Backup, DynamoDB and KMS.
         "ServiceUnavailableException"
         | "DependencyFailureException"
@@ -253,6 +257,29 @@ mod tests {
         ("LimitExceededException", ErrorKind::Throttled),
     ];
 
+    /// RestoreTableToPointInTime's errors (`dynamodb/2012-08-10/service-2.json`): the target
+    /// name taken, or being created or deleted; the instant outside the window or PITR off; too
+    /// many restores at once ("up to 50 concurrent restores"); the source missing.
+    const DYNAMODB_PITR_RESTORE: &[(&str, ErrorKind)] = &[
+        ("TableAlreadyExistsException", ErrorKind::AlreadyExists),
+        ("TableInUseException", ErrorKind::InvalidState),
+        ("InvalidRestoreTimeException", ErrorKind::InvalidState),
+        ("PointInTimeRecoveryUnavailableException", ErrorKind::InvalidState),
+        ("LimitExceededException", ErrorKind::Throttled),
+        ("TableNotFoundException", ErrorKind::NotFound),
+        ("InternalServerError", ErrorKind::Transient),
+        // A cross-region restore without `SSESpecificationOverride`, among others.
+        ("ValidationException", ErrorKind::Fatal),
+    ];
+
+    #[test]
+    fn point_in_time_restore_errors_map_to_what_the_engine_expects() {
+        for (code, kind) in DYNAMODB_PITR_RESTORE {
+            assert_eq!(classify(Some(code), Some(400)), *kind, "{code}");
+            assert_eq!(classify(Some(code), None), *kind, "{code}");
+        }
+    }
+
     /// Likewise for `kms/2014-11-01/service-2.json`.
     const KMS_MODEL: &[(&str, ErrorKind)] = &[
         ("DependencyTimeoutException", ErrorKind::Transient), // fault, "You can retry"
@@ -316,6 +343,9 @@ mod tests {
             ("ProvisionedThroughputExceededException", ErrorKind::Throttled),
             ("ResourceNotFoundException", ErrorKind::NotFound),
             ("TableAlreadyExistsException", ErrorKind::AlreadyExists),
+            ("TableInUseException", ErrorKind::InvalidState),
+            ("InvalidRestoreTimeException", ErrorKind::InvalidState),
+            ("PointInTimeRecoveryUnavailableException", ErrorKind::InvalidState),
             // A table CREATING or UPDATING: the engine waits for ACTIVE instead.
             ("ResourceInUseException", ErrorKind::InvalidState),
             ("DisabledException", ErrorKind::InvalidState),

@@ -18,9 +18,11 @@
 //! - `jobs.rs` (AWS Backup): ListBackupJobs / ListCopyJobs / ListRestoreJobs, paged, to find
 //!   the job of an idempotent replay that answered without a job id;
 //! - `tables.rs` (DynamoDB): ListTables (paged), DescribeTable (alone: polling a table costs
-//!   one call), DescribeContinuousBackups, DescribeTimeToLive, ListTagsOfResource (paged),
-//!   UpdateContinuousBackups, UpdateTimeToLive, UpdateTable, TagResource, DeleteTable, GetItem,
-//!   PutItem, DeleteItem;
+//!   one call), DescribeTimeToLive, ListTagsOfResource (paged), UpdateContinuousBackups,
+//!   UpdateTimeToLive, UpdateTable, TagResource, DeleteTable, GetItem, PutItem, DeleteItem;
+//! - `pitr.rs` (DynamoDB): DescribeContinuousBackups (point-in-time recovery and its window),
+//!   RestoreTableToPointInTime in the new table's region, by the source's ARN, with the target
+//!   key as `SSESpecificationOverride`;
 //! - `scan.rs` (DynamoDB): parallel segmented `Scan`, with `Select=COUNT` for item counts and
 //!   consistent reads for digests;
 //! - `keys.rs` (KMS): DescribeKey, GetKeyPolicy;
@@ -50,6 +52,7 @@ mod identity;
 mod items;
 mod jobs;
 mod keys;
+mod pitr;
 mod scan;
 mod state_store;
 mod tables;

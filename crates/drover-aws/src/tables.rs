@@ -1,8 +1,8 @@
 //! DynamoDB tables: the names in a region (ListTables, paged), describe (DescribeTable alone,
-//! so that polling a table costs one call), the settings a restore drops
-//! (DescribeContinuousBackups, DescribeTimeToLive) and tags (ListTagsOfResource, paged) read on
-//! their own, settings updates (PITR, TTL, streams, deletion protection), tags, delete, item
-//! counts and digests (by parallel scan), and single items.
+//! so that polling a table costs one call), the settings a restore drops (point-in-time
+//! recovery, `pitr.rs`; DescribeTimeToLive) and tags (ListTagsOfResource, paged) read on their
+//! own, point-in-time restores (`pitr.rs`), settings updates (PITR, TTL, streams, deletion
+//! protection), tags, delete, item counts and digests (by parallel scan), and single items.
 
 use std::collections::BTreeMap;
 
@@ -12,33 +12,24 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, Tag, TimeToLiveSpecification,
 };
 use drover_engine::ports::{
-    CloudResult, Item, KeyAttribute, KeyType, ScanOptions, TableDigest, TableInfo, TableService,
-    TimeToLive,
+    CloudResult, ContinuousBackups, Item, KeyAttribute, KeyType, PointInTimeRestore, ScanOptions,
+    TableDigest, TableInfo, TableService, TimeToLive,
 };
 use drover_engine::{CloudError, ErrorKind};
 
 use crate::AwsCloud;
 use crate::errors::{self, missing};
 use crate::items::{from_item, key_map};
-use crate::scan;
+use crate::{pitr, scan};
 
 #[async_trait]
 impl TableService for AwsCloud {
-    async fn continuous_backups(
-        &self,
-        _region: &str,
-        _name: &str,
-    ) -> CloudResult<drover_engine::ports::ContinuousBackups> {
-        // Issue 15, in progress: replaced by the real call in the next commits.
-        Err(CloudError::new(ErrorKind::Fatal, "DescribeContinuousBackups", "not yet"))
+    async fn continuous_backups(&self, region: &str, name: &str) -> CloudResult<ContinuousBackups> {
+        self.describe_continuous_backups(region, name).await
     }
 
-    async fn restore_to_point_in_time(
-        &self,
-        _req: &drover_engine::ports::PointInTimeRestore,
-    ) -> CloudResult<String> {
-        // Issue 15, in progress: replaced by the real call in the next commits.
-        Err(CloudError::new(ErrorKind::Fatal, "RestoreTableToPointInTime", "not yet"))
+    async fn restore_to_point_in_time(&self, req: &PointInTimeRestore) -> CloudResult<String> {
+        self.restore_table_to_point_in_time(req).await
     }
 
     async fn describe_table(&self, region: &str, name: &str) -> CloudResult<Option<TableInfo>> {
@@ -118,7 +109,7 @@ impl TableService for AwsCloud {
             stream,
             deletion_protection: t.deletion_protection_enabled().unwrap_or(false),
             created_at: t.creation_date_time().and_then(|d| d.to_millis().ok()),
-            restored_from: None,
+            restored_from: t.restore_summary().and_then(pitr::restore_summary),
         }))
     }
 
@@ -132,24 +123,6 @@ impl TableService for AwsCloud {
             names.extend(page.table_names().iter().cloned());
         }
         Ok(names)
-    }
-
-    async fn point_in_time_recovery(&self, region: &str, name: &str) -> CloudResult<bool> {
-        const OP: &str = "DescribeContinuousBackups";
-        let out = self
-            .clients(region)
-            .await
-            .dynamodb
-            .describe_continuous_backups()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(|e| errors::map(OP, &e))?;
-        Ok(out
-            .continuous_backups_description()
-            .and_then(|d| d.point_in_time_recovery_description())
-            .and_then(|p| p.point_in_time_recovery_status())
-            .is_some_and(|s| s.as_str() == "ENABLED"))
     }
 
     async fn time_to_live(&self, region: &str, name: &str) -> CloudResult<TimeToLive> {
