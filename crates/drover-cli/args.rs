@@ -44,6 +44,9 @@ pub(crate) enum Command {
     Drill(DrillArgs),
     /// Recover for real from copies already in the target vaults (never calls the source region)
     Failover(FailoverArgs),
+    /// Restore every table to one instant from point-in-time recovery, under new names, in
+    /// dependency order, then configure and validate (bad data: before a corruption)
+    Recover(RecoverArgs),
     /// Continue an interrupted or failed run where it stopped
     Resume(ResumeArgs),
     /// Show the state of a run (the latest one by default)
@@ -229,6 +232,10 @@ pub(crate) struct CheckArgs {
     /// Plan file
     #[arg(value_name = "PLAN")]
     pub(crate) plan: PathBuf,
+    /// Check point-in-time recovery instead: per table, whether PITR is on and its restorable
+    /// window against the RPO
+    #[arg(long)]
+    pub(crate) pitr: bool,
     /// Output format
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub(crate) format: CheckFormat,
@@ -363,6 +370,66 @@ pub(crate) struct DrillArgs {
     /// Keep the drill tables (no teardown; `drover teardown RUN_ID` later)
     #[arg(long)]
     pub(crate) keep: bool,
+    /// Rehearse a point-in-time recovery (`drover recover`) instead of a backup, copy and
+    /// restore: every table restored to one instant (default --latest) under drill names
+    #[arg(long)]
+    pub(crate) pitr: bool,
+    #[command(flatten)]
+    pub(crate) instant: InstantArgs,
+    /// With --pitr: restore beside the source tables, in the source region
+    #[arg(long)]
+    pub(crate) into_source: bool,
+}
+
+/// The instant of a point-in-time recovery.
+#[derive(Debug, Clone, Default, Args)]
+#[group(multiple = false)]
+pub(crate) struct InstantArgs {
+    /// Restore every table as it was at this UTC time (just before the damage), e.g.
+    /// 2026-11-24T10:30:00Z
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
+    pub(crate) to: Option<i64>,
+    /// Restore every table as it was N minutes ago
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=50_400))]
+    pub(crate) before_minutes: Option<u32>,
+    /// Restore every table to the latest instant all of them can be restored to (about five
+    /// minutes ago)
+    #[arg(long)]
+    pub(crate) latest: bool,
+}
+
+impl InstantArgs {
+    /// Whether an instant was named.
+    pub(crate) fn given(&self) -> bool {
+        self.to.is_some() || self.before_minutes.is_some() || self.latest
+    }
+}
+
+/// `drover recover`: a point-in-time recovery of every table of the plan.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RecoverArgs {
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    #[command(flatten)]
+    pub(crate) instant: InstantArgs,
+    /// Restore beside the damaged tables, in the source region, instead of into the targets
+    #[arg(long)]
+    pub(crate) into_source: bool,
+    /// Names of the restored tables, of `{table}`, `{time}` (the instant, 20261124T103000Z),
+    /// `{run}` and `{region}` [default: {table}-at-{time}]
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "names_from_plan", value_parser = parse_recover_template)]
+    pub(crate) name_template: Option<String>,
+    /// Restore under the plan's own table names: a cut-over, once the damaged tables are
+    /// deleted or renamed (asks for confirmation, or --yes)
+    #[arg(long)]
+    pub(crate) names_from_plan: bool,
+    /// Do not ask for confirmation (--names-from-plan)
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
+fn parse_recover_template(s: &str) -> Result<String, String> {
+    drover_plan::check_recover_template(s).map(|()| s.to_owned())
 }
 
 /// How a simulated run is paced against the wall clock.
@@ -722,6 +789,9 @@ pub(crate) enum ModeArg {
     Failover,
     /// Back up and copy to the target vaults, no restore
     Backup,
+    /// Restore every table to one instant from point-in-time recovery (`drover recover`)
+    #[value(alias = "recover")]
+    Pitr,
 }
 
 impl From<ModeArg> for drover_plan::Mode {
@@ -730,6 +800,7 @@ impl From<ModeArg> for drover_plan::Mode {
             ModeArg::Drill => drover_plan::Mode::Drill,
             ModeArg::Failover => drover_plan::Mode::Failover,
             ModeArg::Backup => drover_plan::Mode::Backup,
+            ModeArg::Pitr => drover_plan::Mode::Recover,
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
+use drover_engine::graph::Shape;
 use drover_engine::preflight::{self, Finding, Status};
+use drover_engine::state::{DEFAULT_PITR_TEMPLATE, Pitr, PitrNames, PitrTime};
 use drover_plan::{Mode, Plan};
 use serde_json::json;
 
@@ -190,7 +192,11 @@ pub(crate) fn preflight_cmd(args: &PreflightArgs) -> Result<Exit, CliError> {
     // Drill names depend on the run id; check them for a placeholder short id.
     let findings = runtime()?.block_on(async {
         access::check(&plan, side(mode), &cloud, Instead::Sim).await?;
-        let mut findings = preflight::preflight(&plan, mode, &cloud.ports, "preflight").await;
+        let mut findings = if mode == Mode::Recover {
+            latest_pitr_preflight(&plan, &cloud).await
+        } else {
+            preflight::preflight(&plan, mode, &cloud.ports, "preflight").await
+        };
         findings.extend(objective_finding(&plan, mode, &cloud).await);
         // The state store a run would use, when one is named.
         if args.state.state.is_some() || args.state.state_dir.is_some() {
@@ -220,10 +226,16 @@ pub(crate) fn preflight_cmd(args: &PreflightArgs) -> Result<Exit, CliError> {
 
 pub(crate) fn check_cmd(args: &CheckArgs) -> Result<Exit, CliError> {
     let Some((plan, _)) = load_plan(&args.plan) else { return Ok(Exit::Failure) };
-    let Some(cloud) = cloud_for(&args.cloud, &plan, Mode::Failover, "check") else {
+    let mode = if args.pitr { Mode::Recover } else { Mode::Failover };
+    let Some(cloud) = cloud_for(&args.cloud, &plan, mode, "check") else {
         return Ok(Exit::Failure);
     };
     let findings = runtime()?.block_on(async {
+        if args.pitr {
+            // Point-in-time recovery lives in the source region.
+            access::check(&plan, Side::Source, &cloud, Instead::Sim).await?;
+            return Ok(preflight::pitr::readiness(&plan, &cloud.ports).await);
+        }
         access::check(&plan, Side::Target(None), &cloud, Instead::Sim).await?;
         Ok::<_, String>(preflight::readiness(&plan, &cloud.ports).await)
     });
@@ -267,6 +279,63 @@ pub(crate) async fn before_run(
         return false;
     }
     true
+}
+
+/// The preflight before a point-in-time run (`recover`, `drill --pitr`), with the RTO
+/// objective against a point-in-time estimate; prints the findings when any is not a pass;
+/// `false` when the run must not start.
+pub(crate) async fn before_pitr_run(
+    plan: &Plan,
+    shape: Shape,
+    pitr: &Pitr,
+    cloud: &Cloud,
+    store: &drover_engine::store::Store,
+    short_id: &str,
+) -> bool {
+    let mut findings = preflight::pitr::preflight(plan, shape, pitr, &cloud.ports, short_id).await;
+    findings.extend(objective_finding(plan, Mode::Recover, cloud).await);
+    findings.extend(preflight::state_store(plan, store).await);
+    if findings.iter().any(|f| f.status != Status::Pass) {
+        output::stderr(&render(&findings));
+    }
+    if failed(&findings) {
+        output::error("preflight failed; nothing was started (fix the above, or --skip-preflight)");
+        return false;
+    }
+    true
+}
+
+/// `drover preflight --mode pitr`: a recover to the latest instant every table can be restored
+/// to, under the default names.
+async fn latest_pitr_preflight(plan: &Plan, cloud: &Cloud) -> Vec<Finding> {
+    let windows = preflight::pitr::windows(plan, &cloud.ports).await;
+    let at = match preflight::pitr::latest_common(&windows) {
+        Ok(at) => at,
+        Err(e) => {
+            return vec![Finding {
+                check: "pitr-window",
+                subject: format!("plan {}", plan.name),
+                status: Status::Fail,
+                detail: format!("no instant every table can be restored to: {e}"),
+                fix: Some("`drover check PLAN --pitr` shows each table's window".to_owned()),
+            }];
+        }
+    };
+    let pitr = Pitr {
+        at,
+        requested: PitrTime::Latest,
+        chosen_at: cloud.ports.clock.now(),
+        into_source: false,
+        names: PitrNames::Template(DEFAULT_PITR_TEMPLATE.to_owned()),
+    };
+    preflight::pitr::preflight(
+        plan,
+        Shape::new(Mode::Recover, false),
+        &pitr,
+        &cloud.ports,
+        "preflight",
+    )
+    .await
 }
 
 /// The side of the plan a `mode` run reads first: a failover never calls the source.

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => run_cmd::backup(args, log),
         Command::Points(args) => checks::points_cmd(args),
         Command::Failover(args) => run_cmd::failover(args, log),
+        Command::Recover(args) => run_cmd::recover(args, log),
         Command::Resume(args) => run_cmd::resume(args, log),
         Command::Teardown(args) => run_cmd::teardown(args, log),
         Command::Sweep(args) => sweep::run(args),
@@ -77,6 +78,7 @@ fn init_logging(format: LogFormat, level: Option<&str>, command: &Command) {
         command,
         Command::Drill(_)
             | Command::Failover(_)
+            | Command::Recover(_)
             | Command::Backup(_)
             | Command::Resume(_)
             | Command::Teardown(_)

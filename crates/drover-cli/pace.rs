@@ -89,15 +89,16 @@ pub(crate) async fn run(clock: Arc<dyn Clock>, pacing: Pacing) {
 /// longer; plus a drill's wait before its backups.
 pub(crate) fn lower_bound(
     plan: &Plan,
-    mode: Mode,
+    shape: drover_engine::graph::Shape,
     expected: &std::collections::BTreeMap<StepKey, u64>,
     limits: &Limits,
     backup_settle: Duration,
 ) -> u64 {
-    let graph =
-        StepGraph::with_weights(plan, drover_engine::graph::Shape::new(mode, false), &|k| {
-            expected.get(k).copied()
-        });
+    let graph = StepGraph::with_weights(
+        plan,
+        drover_engine::graph::Shape { teardown: false, ..shape },
+        &|k| expected.get(k).copied(),
+    );
     let chain = (0..graph.len()).map(|i| graph.priority(i)).max().unwrap_or(0);
     let mut work: std::collections::BTreeMap<(Option<&str>, StepKind), u64> =
         std::collections::BTreeMap::new();
@@ -117,7 +118,7 @@ pub(crate) fn lower_bound(
         })
         .max()
         .unwrap_or(0);
-    let settle = if mode == Mode::Drill {
+    let settle = if shape.mode == Mode::Drill && !shape.pitr {
         u64::try_from(backup_settle.as_millis()).unwrap_or(u64::MAX)
     } else {
         0

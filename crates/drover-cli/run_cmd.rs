@@ -4,8 +4,12 @@
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::sync::Arc;
 
+use drover_engine::graph::Shape;
 use drover_engine::journal::{JournalError, Record};
-use drover_engine::state::{Header, Limits, RunEvent, RunOptions, RunState};
+use drover_engine::state::{
+    DEFAULT_PITR_TEMPLATE, Header, Limits, Pitr, PitrNames, PitrTime, RunEvent, RunOptions,
+    RunState,
+};
 use drover_engine::store::lease::Taking;
 use drover_engine::store::{Location, Store};
 use drover_engine::{Clock, Execution, Outcome, Settings, SystemClock, execute, run};
@@ -13,8 +17,8 @@ use drover_plan::{Mode, Plan};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{
-    AwsArgs, CloudArg, DrillArgs, FailoverArgs, LogFormat, ResumeArgs, RunArgs, SimSpeed,
-    StateArgs, TeardownArgs,
+    AwsArgs, CloudArg, DrillArgs, FailoverArgs, InstantArgs, LogFormat, RecoverArgs, ResumeArgs,
+    RunArgs, SimSpeed, StateArgs, TeardownArgs,
 };
 use crate::cloud::Cloud;
 use crate::exit::{CliError, Exit};
@@ -52,7 +56,60 @@ fn limits(args: &RunArgs) -> Limits {
 }
 
 pub(crate) fn drill(args: &DrillArgs, log: LogFormat) -> Result<Exit, CliError> {
-    start(&args.run, Mode::Drill, Started { keep: args.keep, cut_at: None }, log)
+    if !args.pitr && (args.instant.given() || args.into_source) {
+        output::error(
+            "--to, --before-minutes, --latest and --into-source rehearse a point-in-time recovery: add --pitr",
+        );
+        return Ok(Exit::Usage);
+    }
+    let pitr = args.pitr.then(|| Ask {
+        instant: args.instant.clone(),
+        into_source: args.into_source,
+        // A drill's tables carry the plan's drill names.
+        names: PitrNames::Template(DEFAULT_PITR_TEMPLATE.to_owned()),
+    });
+    start(&args.run, Mode::Drill, Started { keep: args.keep, cut_at: None, pitr }, log)
+}
+
+/// `drover recover`: asks before restoring under the plan's own names.
+pub(crate) fn recover(args: &RecoverArgs, log: LogFormat) -> Result<Exit, CliError> {
+    if !args.instant.given() {
+        output::error(
+            "name the instant to recover to: --to TIME (UTC, just before the damage), --before-minutes N or --latest",
+        );
+        return Ok(Exit::Usage);
+    }
+    if args.names_from_plan && !args.yes {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            output::error(
+                "--names-from-plan restores the tables under their production names; confirm with --yes",
+            );
+            return Ok(Exit::Usage);
+        }
+        let Some((plan, _)) = load_plan(&args.run.plan) else { return Ok(Exit::Failure) };
+        output::stderr(&format!(
+            "This recovers plan `{}` ({} tables) under the tables' own names.\n\
+             Type the plan name to continue:",
+            plan.name,
+            plan.tables.len(),
+        ));
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        if stdin.lock().read_line(&mut answer).is_err() || answer.trim() != plan.name {
+            output::error("recovery not confirmed; nothing was done");
+            return Ok(Exit::Failure);
+        }
+    }
+    let names = if args.names_from_plan {
+        PitrNames::Plan
+    } else {
+        PitrNames::Template(
+            args.name_template.clone().unwrap_or_else(|| DEFAULT_PITR_TEMPLATE.to_owned()),
+        )
+    };
+    let pitr = Some(Ask { instant: args.instant.clone(), into_source: args.into_source, names });
+    start(&args.run, Mode::Recover, Started { keep: false, cut_at: None, pitr }, log)
 }
 
 pub(crate) fn backup(args: &RunArgs, log: LogFormat) -> Result<Exit, CliError> {
@@ -60,12 +117,83 @@ pub(crate) fn backup(args: &RunArgs, log: LogFormat) -> Result<Exit, CliError> {
 }
 
 /// What only some modes of run are started with.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Started {
     /// A drill's `--keep`.
     keep: bool,
     /// A failover's `--at`.
     cut_at: Option<i64>,
+    /// A point-in-time run's instant, names and place.
+    pitr: Option<Ask>,
+}
+
+/// A point-in-time recovery as asked for on the command line.
+#[derive(Debug, Clone)]
+struct Ask {
+    instant: InstantArgs,
+    into_source: bool,
+    names: PitrNames,
+}
+
+/// The instant asked for, in whole seconds: `--to`, `--before-minutes` from now, or (by
+/// default) the latest instant every table can be restored to (DescribeContinuousBackups).
+async fn choose_instant(ask: &Ask, plan: &Plan, cloud: &Cloud, now: i64) -> Result<Pitr, String> {
+    let second = |ms: i64| ms.div_euclid(1000) * 1000;
+    let (at, requested) = match (ask.instant.to, ask.instant.before_minutes) {
+        (Some(to), _) => (second(to), PitrTime::To),
+        (None, Some(m)) => {
+            (second(now - i64::from(m) * 60_000), PitrTime::BeforeMinutes { minutes: m })
+        }
+        (None, None) => {
+            let windows = drover_engine::preflight::pitr::windows(plan, &cloud.ports).await;
+            let at = drover_engine::preflight::pitr::latest_common(&windows)
+                .map_err(|e| format!("no instant for --latest: {e}"))?;
+            (at, PitrTime::Latest)
+        }
+    };
+    if at > now {
+        return Err(format!(
+            "{} is in the future: recover to an instant before now",
+            run::format_time(at)
+        ));
+    }
+    Ok(Pitr {
+        at,
+        requested,
+        chosen_at: now,
+        into_source: ask.into_source,
+        names: ask.names.clone(),
+    })
+}
+
+/// Every name a point-in-time run restores into is a table name, and no two tables of a
+/// region share one.
+fn check_pitr_names(plan: &Plan, shape: Shape, pitr: &Pitr, short_id: &str) -> Result<(), String> {
+    let src = plan.source.region.as_str();
+    for (region, ids) in shape.places(plan) {
+        let mut seen = std::collections::BTreeMap::new();
+        for id in ids {
+            let table = &plan.table(id).name;
+            let name = drover_engine::preflight::pitr::restored_name(
+                plan, shape, pitr, table, &region, short_id,
+            );
+            drover_plan::check_table_name(&name).map_err(|e| {
+                format!("`{table}` would be restored as {e}: change --name-template")
+            })?;
+            if region == src && pitr.names != PitrNames::Plan && plan.table_by_name(&name).is_some()
+            {
+                return Err(format!(
+                    "`{table}` would be restored beside the source as `{name}`, a table of the plan: change --name-template"
+                ));
+            }
+            if let Some(other) = seen.insert(name.clone(), table) {
+                return Err(format!(
+                    "`{other}` and `{table}` would both be restored as `{name}` in {region}: change --name-template"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliError> {
@@ -93,7 +221,7 @@ pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliE
             return Ok(Exit::Failure);
         }
     }
-    start(&args.run, Mode::Failover, Started { keep: false, cut_at: args.at }, log)
+    start(&args.run, Mode::Failover, Started { keep: false, cut_at: args.at, pitr: None }, log)
 }
 
 fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result<Exit, CliError> {
@@ -134,7 +262,7 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
             return Ok(Exit::Usage);
         }
     };
-    let Started { keep, cut_at } = started;
+    let Started { keep, cut_at, pitr: ask } = started;
     rt.block_on(async {
         let store = match state_store::open(&args.state, &cloud.aws_options(), args.lease.lease_ttl)
             .await
@@ -153,9 +281,42 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
                 return Ok(Exit::Failure);
             }
         };
+        let short_id = run::short_id(&run_id);
+        let pitr = match &ask {
+            None => None,
+            Some(ask) => {
+                if !crate::checks::reachable(&plan, mode, &cloud).await {
+                    hold.release().await;
+                    return Ok(Exit::Failure);
+                }
+                let chosen = choose_instant(ask, &plan, &cloud, cloud.ports.clock.now()).await;
+                let pitr = match chosen {
+                    Ok(pitr) => pitr,
+                    Err(e) => {
+                        output::error(&e);
+                        hold.release().await;
+                        return Ok(Exit::Failure);
+                    }
+                };
+                let shape =
+                    Shape { mode, teardown: false, pitr: true, into_source: pitr.into_source };
+                if let Err(e) = check_pitr_names(&plan, shape, &pitr, &short_id) {
+                    output::error(&e);
+                    hold.release().await;
+                    return Ok(Exit::Usage);
+                }
+                Some((shape, pitr))
+            }
+        };
         if !args.skip_preflight {
-            let short_id = run::short_id(&run_id);
-            if !crate::checks::before_run(&plan, mode, &cloud, &store, &short_id).await {
+            let ok = match &pitr {
+                Some((shape, pitr)) => {
+                    crate::checks::before_pitr_run(&plan, *shape, pitr, &cloud, &store, &short_id)
+                        .await
+                }
+                None => crate::checks::before_run(&plan, mode, &cloud, &store, &short_id).await,
+            };
+            if !ok {
                 hold.release().await;
                 return Ok(Exit::Failure);
             }
@@ -183,7 +344,7 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
                 backup_settle_ms: args.backup_settle,
                 poll_interval_ms: args.poll_interval,
                 source_read_units: args.source_read_units,
-                pitr: None,
+                pitr: pitr.map(|(_, p)| p),
             },
         };
         let (journal, state) = match store.create(header, cloud.ports.clock.now()).await {
@@ -206,7 +367,14 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
             mode.as_str(),
             store.location()
         ));
-        let expected = expected_durations(&plan, mode, &cloud, &store).await;
+        if let Some(p) = &state.header.options.pitr {
+            output::stderr(&format!(
+                "every table is restored to {} (point-in-time recovery)",
+                run::format_time(p.at)
+            ));
+        }
+        let estimate_mode = if state.header.options.pitr.is_some() { Mode::Recover } else { mode };
+        let expected = expected_durations(&plan, estimate_mode, &cloud, &store).await;
         let settings = Settings {
             limits: limits(args),
             scan_segments: 4,
@@ -504,7 +672,7 @@ async fn execute_run(
         let bound = settings.expected_ms.as_deref().map_or(0, |expected| {
             pace::lower_bound(
                 &plan,
-                state.header.mode,
+                Shape::of(&state.header, false),
                 expected,
                 &settings.limits,
                 settings.backup_settle,

@@ -63,8 +63,7 @@ pub(crate) fn render(state: &RunState) -> String {
     }
     out.push('\n');
     // Teardown shows only when the run has (or had) teardown steps (not with --keep).
-    let kinds: Vec<StepKind> = h
-        .mode
+    let kinds: Vec<StepKind> = drover_engine::graph::Shape::of(h, true)
         .steps()
         .iter()
         .copied()

@@ -128,7 +128,8 @@ impl Tally {
         let mode = state.header.mode;
         let teardown =
             mode == Mode::Drill && (!state.header.options.keep || state.teardown_requested);
-        let graph = StepGraph::new(plan, mode, teardown);
+        let graph =
+            StepGraph::shaped(plan, drover_engine::graph::Shape::of(&state.header, teardown));
         let expected_ms = graph
             .steps()
             .iter()

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use drover_plan::{Mode, Plan, StepKind};
 use serde::Serialize;
 
-use crate::graph::StepGraph;
+use crate::graph::{Shape, StepGraph};
 use crate::ports::Millis;
 use crate::run::format_time;
 use crate::state::{Phase, RunState, StepKey, StepOutput};
@@ -47,7 +47,8 @@ pub struct TableReport {
     pub recovery_point: Option<String>,
     /// When it was taken.
     pub recovery_point_at: Option<Millis>,
-    /// How old it was when its restore began: the data loss a real recovery would have had.
+    /// How old it was when its restore began (point-in-time recovery: how long before the
+    /// instant was chosen it lies): the data loss a real recovery would have had.
     pub rpo_achieved_ms: Option<Millis>,
     /// Steps in order.
     pub steps: Vec<StepReport>,
@@ -75,6 +76,9 @@ pub struct RunReport {
     pub simulated: bool,
     /// Last record.
     pub ended_at: Millis,
+    /// A point-in-time run's instant: every table restored to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_to: Option<Millis>,
     /// RPO objective.
     pub rpo_objective_ms: Option<Millis>,
     /// RTO objective.
@@ -134,12 +138,14 @@ impl RunReport {
         let h = &state.header;
         let mode = h.mode;
         let mut tables = Vec::new();
-        for target in &plan.targets {
-            for id in plan.tables_in(&target.region) {
+        let shape = Shape::of(h, true);
+        let pitr = h.options.pitr.as_ref();
+        for (region, ids) in shape.places(plan) {
+            for id in ids {
                 let t = plan.table(id);
-                let r = target.region.to_string();
+                let r = region.clone();
                 let mut steps = Vec::new();
-                for kind in mode.steps() {
+                for kind in shape.steps() {
                     let key = StepKey {
                         table: t.name.clone(),
                         target: if *kind == StepKind::RecoveryPoint && mode != Mode::Failover {
@@ -191,10 +197,11 @@ impl RunReport {
                     target: r,
                     recovery_point: point.as_ref().map(|p| p.0.clone()),
                     recovery_point_at: point.as_ref().map(|p| p.1),
-                    rpo_achieved_ms: point
-                        .as_ref()
-                        .zip(restore_began)
-                        .map(|(p, b)| (b - p.1).max(0)),
+                    rpo_achieved_ms: match pitr {
+                        // The data a recovery to that instant loses: what was written since.
+                        Some(p) => Some((p.chosen_at - p.at).max(0)),
+                        None => point.as_ref().zip(restore_began).map(|(p, b)| (b - p.1).max(0)),
+                    },
                     steps,
                     checks,
                     ok,
@@ -251,6 +258,7 @@ impl RunReport {
             started_at: state.started_at,
             simulated: h.options.simulated(),
             ended_at: state.last_at,
+            restored_to: pitr.map(|p| p.at),
             rpo_objective_ms: plan.objectives.rpo.map(ms),
             rto_objective_ms: plan.objectives.rto.map(ms),
             recovery_time_ms,
@@ -290,6 +298,13 @@ impl RunReport {
             format_time(self.ended_at),
             if self.simulated { " (simulated time)" } else { "" }
         );
+        if let Some(at) = self.restored_to {
+            let _ = writeln!(
+                out,
+                "- point-in-time recovery: every table restored to **{}**",
+                format_time(at)
+            );
+        }
         let _ = writeln!(out, "\n| objective | target | achieved | met |\n|---|---|---|---|");
         let met = |m: Option<bool>| m.map_or("-", |m| if m { "yes" } else { "**no**" });
         let opt = |v: Option<Millis>| v.map_or("-".to_owned(), human);
@@ -596,8 +611,7 @@ pub fn critical_path(
     state: &RunState,
     target: Option<&str>,
 ) -> Vec<(StepKey, Millis)> {
-    let mode = state.header.mode;
-    let graph = StepGraph::new(plan, mode, false);
+    let graph = StepGraph::shaped(plan, Shape::of(&state.header, false));
     // Only steps that ran (began and ended): blocked steps never started.
     let ended = |i: usize| {
         state.steps.get(&graph.steps()[i]).filter(|s| s.began_at.is_some()).and_then(|s| s.ended_at)

@@ -43,7 +43,7 @@ pub use model::{
     Target, Validation, arn_account, format_duration,
 };
 pub use outline::{Mode, Outline, StepKind, TargetOutline};
-pub use rules::parse_duration;
+pub use rules::{RECOVER_PLACEHOLDERS, check_recover_template, check_table_name, parse_duration};
 pub use schema::JSON_SCHEMA;
 
 use lower::{At, Issue};

@@ -80,7 +80,10 @@ pub(crate) fn check_plan_name(s: &str) -> Result<(), String> {
 }
 
 /// DynamoDB table names: 3 to 255 of `[a-zA-Z0-9_.-]`.
-pub(crate) fn check_table_name(s: &str) -> Result<(), String> {
+///
+/// # Errors
+/// A sentence saying what is wrong with the name.
+pub fn check_table_name(s: &str) -> Result<(), String> {
     if s.len() < 3 || s.len() > 255 {
         return Err(format!("table name `{s}` must be 3 to 255 characters long"));
     }
@@ -292,8 +295,40 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Placeholders a drill table name template may use.
 pub(crate) const TEMPLATE_PLACEHOLDERS: &[&str] = &["table", "run", "region"];
 
+/// Placeholders a recover's table name template may use (`drover recover --name-template`).
+pub const RECOVER_PLACEHOLDERS: &[&str] = &["table", "time", "run", "region"];
+
 /// The literal parts and placeholders of a template, or what is wrong with it.
 pub(crate) fn split_template(s: &str) -> Result<Vec<TemplatePart<'_>>, String> {
+    split_template_of(s, TEMPLATE_PLACEHOLDERS)
+}
+
+/// Checks a recover's table name template: the placeholders of [`RECOVER_PLACEHOLDERS`],
+/// `{table}` among them (else every table would get the same name), and literal parts of the
+/// characters table names allow.
+///
+/// # Errors
+/// A sentence saying what is wrong with the template.
+pub fn check_recover_template(s: &str) -> Result<(), String> {
+    let parts = split_template_of(s, RECOVER_PLACEHOLDERS)?;
+    if !parts.contains(&TemplatePart::Placeholder("table")) {
+        return Err(format!(
+            "template `{s}` has no `{{table}}`: every table would get the same name"
+        ));
+    }
+    for p in &parts {
+        if let TemplatePart::Text(t) = p
+            && let Some(c) = t.chars().find(|c| !is_table_name_char(*c))
+        {
+            return Err(format!(
+                "template `{s}` contains `{c}`: table names allow only letters, digits, `_`, `.` and `-`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn split_template_of<'a>(s: &'a str, allowed: &[&str]) -> Result<Vec<TemplatePart<'a>>, String> {
     let mut parts = Vec::new();
     let mut rest = s;
     while !rest.is_empty() {
@@ -313,12 +348,14 @@ pub(crate) fn split_template(s: &str) -> Result<Vec<TemplatePart<'_>>, String> {
                 let end =
                     after.find('}').ok_or_else(|| format!("unclosed `{{` in template `{s}`"))?;
                 let name = &after[..end];
-                if !TEMPLATE_PLACEHOLDERS.contains(&name) {
-                    let hint = did_you_mean(name, TEMPLATE_PLACEHOLDERS.iter().copied())
+                if !allowed.contains(&name) {
+                    let hint = did_you_mean(name, allowed.iter().copied())
                         .map(|m| format!(" (did you mean `{{{m}}}`?)"))
                         .unwrap_or_default();
+                    let all: Vec<String> = allowed.iter().map(|a| format!("`{{{a}}}`")).collect();
                     return Err(format!(
-                        "unknown placeholder `{{{name}}}`{hint}; use `{{table}}`, `{{run}}` and `{{region}}`"
+                        "unknown placeholder `{{{name}}}`{hint}; use {}",
+                        join_and(&all)
                     ));
                 }
                 parts.push(TemplatePart::Placeholder(name));
@@ -327,6 +364,15 @@ pub(crate) fn split_template(s: &str) -> Result<Vec<TemplatePart<'_>>, String> {
         }
     }
     Ok(parts)
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 /// One piece of a drill name template.
@@ -560,6 +606,17 @@ mod tests {
         ] {
             assert!(!is_aws_managed_alias(other), "{other}");
         }
+    }
+
+    #[test]
+    fn recover_templates() {
+        assert!(check_recover_template("{table}-at-{time}").is_ok());
+        assert!(check_recover_template("{table}.{region}.{run}").is_ok());
+        assert!(check_recover_template("x-{time}").unwrap_err().contains("no `{table}`"));
+        assert!(check_recover_template("{table} {time}").unwrap_err().contains("contains ` `"));
+        let e = check_recover_template("{table}-{tme}").unwrap_err();
+        assert!(e.contains("did you mean `{time}`"), "{e}");
+        assert!(e.contains("`{table}`, `{time}`, `{run}` and `{region}`"), "{e}");
     }
 
     #[test]

@@ -64,6 +64,15 @@ pub(super) async fn accounts(
     (out, failed)
 }
 
+/// The identity check of a point-in-time run, which acts in the source's account only (it
+/// cannot restore across accounts): none for a plan in one account.
+pub(super) async fn identities(plan: &Plan, ports: &Ports) -> Vec<Finding> {
+    if !plan.spans_accounts() {
+        return Vec::new();
+    }
+    vec![identity(plan, ports, plan.source.region.as_str(), plan.source_account()).await]
+}
+
 /// The role drover assumes in `account` is assumable, and acts in that account.
 async fn identity(plan: &Plan, ports: &Ports, region: &str, account: &str) -> Finding {
     let role = plan.role_in(account);

@@ -5,6 +5,7 @@
 //! would only repeat that.
 
 mod accounts;
+pub mod pitr;
 
 use std::future::Future;
 use std::time::Duration;
