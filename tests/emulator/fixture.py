@@ -171,6 +171,8 @@ def seed(port, spec):
     for t in spec["tables"]:
         key_type = t.get("key_type", "S")  # the partition key's type: S, or N (numbers)
         create_table(ddb, t["name"], t.get("sort_key", False), t.get("gsi", False), out["source_key"], key_type)
+        if t.get("pitr"):
+            enable_pitr(ddb, t["name"])  # before the items: their writes are in the table's history
         items = []
         for i in range(t.get("items", 0)):
             pk = {"N": str(1000 + i)} if key_type == "N" else {"S": f"ITEM#{i}"}
@@ -187,6 +189,30 @@ def seed(port, spec):
         create_table(client("dynamodb", t["region"], port, t.get("account") or acct(t["region"])), t["name"])
     settle(port)
     return out
+
+
+def enable_pitr(ddb, name):
+    """Turns point-in-time recovery on, riding out realism's ContinuousBackupsUnavailableException
+    on a table created moments ago (pitr_unavailable)."""
+    for _ in range(100):
+        try:
+            ddb.update_continuous_backups(
+                TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+            return
+        except ddb.exceptions.ContinuousBackupsUnavailableException:
+            time.sleep(0.1)
+    raise RuntimeError(f"point-in-time recovery could not be enabled on {name}")
+
+
+def write(port, spec):
+    """Item writes through the DynamoDB API, as an application makes them: `put` (items in
+    DynamoDB JSON) and `delete` (keys) on `spec["table"]` in `spec["region"]` (and account)."""
+    ddb = client("dynamodb", spec["region"], port, spec.get("account"))
+    for item in spec.get("put", []):
+        ddb.put_item(TableName=spec["table"], Item=item)
+    for key in spec.get("delete", []):
+        ddb.delete_item(TableName=spec["table"], Key=key)
+    return {"time": time.time()}
 
 
 def settle(port):
@@ -306,7 +332,7 @@ def inspect(port, query):
 def main():
     command, port = sys.argv[1], int(sys.argv[2])
     arg = json.load(sys.stdin)
-    result = {"seed": seed, "inspect": inspect, "break": break_things}[command](port, arg)
+    result = {"seed": seed, "inspect": inspect, "break": break_things, "write": write}[command](port, arg)
     json.dump(result, sys.stdout)
 
 
