@@ -488,7 +488,13 @@ fn the_operator_account_is_the_one_drover_acts_in_with_its_own_credentials() {
     let path = plan.path().to_str().unwrap();
     let run = drover(&["iam-policy", path]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(run.stderr.is_empty(), "{}", run.transcript());
+    // No warning but the size of the production account's operator policy (its point-in-time
+    // restores, beside the source and into us-west-2, make it larger than a managed policy).
+    assert!(
+        run.stderr.lines().all(|l| l.contains("more than a managed policy holds")),
+        "{}",
+        run.transcript()
+    );
     let all: Value = serde_json::from_str(&run.stdout).unwrap();
     assert!(account(&all, PROD).get("operator_role").is_none());
     assert_eq!(

@@ -6,7 +6,9 @@
 //! - the **operator** policy, for the principal that runs drover: exactly the actions of the
 //!   SDK operations this crate calls (a unit test scans every other source file of the crate
 //!   so that the two cannot drift), plus `iam:PassRole` on the backup role, which the
-//!   `Start*Job` calls need;
+//!   `Start*Job` calls need, and what DynamoDB checks with the caller's permissions in a
+//!   point-in-time restore (item reads and writes on the new table, the use of its key:
+//!   [`PITR_TARGET_ACTIONS`], [`PITR_KEY_ACTIONS`]);
 //! - the **backup role** policy, for the role AWS Backup assumes (`iam_role_arn`): the DynamoDB,
 //!   AWS Backup and KMS statements of the AWS managed policies
 //!   `AWSBackupServiceRolePolicyForBackup` and `AWSBackupServiceRolePolicyForRestores`,
@@ -35,6 +37,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use drover_engine::state::DEFAULT_PITR_TEMPLATE;
 use drover_plan::{Plan, Region, Table, Target};
 use serde::{Serialize, Serializer};
 
@@ -523,6 +526,42 @@ impl<'a> Arns<'a> {
         self.plan.tables.iter().flat_map(|t| self.restored(t, regions, failover, drill)).collect()
     }
 
+    /// The names `drover recover`'s default template ([`DEFAULT_PITR_TEMPLATE`], `{time}` as
+    /// `*`) gives a table in `region`.
+    fn pitr_default(&self, t: &Table, region: &Region) -> String {
+        let name = DEFAULT_PITR_TEMPLATE
+            .replace("{table}", &t.name)
+            .replace("{time}", "*")
+            .replace("{run}", "*")
+            .replace("{region}", region.as_str());
+        self.table(region, &name)
+    }
+
+    /// The tables a point-in-time restore may create: in each of `regions` (targets in the
+    /// source account) the default template's names, the plan's own (`--names-from-plan`) and
+    /// the drill's (`drill --pitr`), and with `into_source` the default template's names in the
+    /// source region (`--into-source`). `template_only`: the default template's names alone.
+    fn pitr_restored(
+        &self,
+        regions: &BTreeSet<&Region>,
+        into_source: bool,
+        template_only: bool,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.plan.tables {
+            for region in t.targets.iter().filter(|r| regions.contains(r)) {
+                out.push(self.pitr_default(t, region));
+            }
+            if !template_only {
+                out.extend(self.restored(t, regions, true, true));
+            }
+            if into_source {
+                out.push(self.pitr_default(t, self.source()));
+            }
+        }
+        out
+    }
+
     /// The drill names of every table in the source region (`{run}` as `*`): `drover sweep`
     /// also looks there, for drill tables left from before the plan's regions were swapped.
     fn source_drill_names(&self) -> Vec<String> {
@@ -567,6 +606,38 @@ const DESCRIBE_TABLE: &[&str] = &[
 /// What DynamoDB does with a restored table's key, and AWS Backup with a vault's key, in a
 /// restore (`AWSBackupServiceRolePolicyForRestores`, `KMSPermissions`).
 const RESTORE_KEY_ACTIONS: &[&str] = &[
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+];
+
+/// What DynamoDB checks on the new table of a point-in-time restore, with the caller's
+/// permissions ("RestoreTableToPointInTime permissions are necessary on the source table, and
+/// DynamoDB read and write permissions on the target table are necessary for restore
+/// functionality", DynamoDB Developer Guide, `backuprestore_IAM.html`): not SDK calls of
+/// drover's.
+pub(crate) const PITR_TARGET_ACTIONS: &[&str] = &[
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:UpdateItem",
+];
+
+/// What DynamoDB does with a customer managed key on behalf of the principal that restores a
+/// table under it (the target key of `SSESpecificationOverride`, or the source table's key
+/// beside the source): the permissions "Authorizing use of your customer managed key" (AWS KMS
+/// Developer Guide, `services-dynamodb.html`) lists, `kms:ReEncrypt*` and
+/// `kms:GenerateDataKey*` spelled out as in [`RESTORE_KEY_ACTIONS`]; held to DynamoDB by
+/// `kms:ViaService`.
+pub(crate) const PITR_KEY_ACTIONS: &[&str] = &[
+    "kms:CreateGrant",
     "kms:Decrypt",
     "kms:DescribeKey",
     "kms:Encrypt",
@@ -706,11 +777,13 @@ fn operator(a: &Arns<'_>, scope: &Scope<'_>) -> PolicyDocument {
         "dynamodb:UpdateTable",
         "dynamodb:UpdateTimeToLive",
     ]);
-    b.push(Statement::allow(
-        "ConfigureAndValidateRestoredTables",
-        &configure,
-        a.restored_all(&here, true, true),
-    ));
+    // Point-in-time restores (`drover recover`, `drill --pitr`) stay in their account: into
+    // the targets in the source account, and beside the source (`--into-source`). DynamoDB
+    // checks the item reads and writes of the new tables against the caller's permissions.
+    let pitr_here: BTreeSet<&Region> =
+        scope.targets.iter().filter(|t| !a.crosses(t)).map(|t| &t.region).collect();
+    let mut restored_tables = a.restored_all(&here, true, true);
+    restored_tables.extend(a.pitr_restored(&pitr_here, src, true));
     let mut canaries: Vec<String> = plan
         .tables
         .iter()
@@ -720,7 +793,20 @@ fn operator(a: &Arns<'_>, scope: &Scope<'_>) -> PolicyDocument {
     if plan.drill.write_marker {
         canaries.extend(a.restored_all(&here, false, true));
     }
-    b.push(Statement::allow("ReadCanaryItems", &["dynamodb:GetItem"], canaries));
+    if pitr_here == here {
+        // Every restored table of the scope may be a point-in-time restore's: one statement,
+        // whose `GetItem` also reads the canaries and markers.
+        configure.extend(PITR_TARGET_ACTIONS);
+        b.push(Statement::allow("ConfigureAndValidateRestoredTables", &configure, restored_tables));
+    } else {
+        b.push(Statement::allow("ConfigureAndValidateRestoredTables", &configure, restored_tables));
+        b.push(Statement::allow("ReadCanaryItems", &["dynamodb:GetItem"], canaries));
+        b.push(Statement::allow(
+            "WriteItemsOfPointInTimeRestores",
+            PITR_TARGET_ACTIONS,
+            a.pitr_restored(&pitr_here, src, false),
+        ));
+    }
     b.push(Statement::allow(
         "TearDownDrillTables",
         &["dynamodb:DeleteTable"],
@@ -737,6 +823,30 @@ fn operator(a: &Arns<'_>, scope: &Scope<'_>) -> PolicyDocument {
         ],
         if src { a.source_drill_names() } else { Vec::new() },
     ));
+
+    b.push(Statement::allow(
+        "RestoreSourceTablesToPointInTime",
+        &["dynamodb:RestoreTableToPointInTime"],
+        a.source_tables(names()),
+    ));
+    // The key of each new table: the target's (the SSE override), or beside the source the
+    // source table's (the plan does not name it: the account's keys in the source region).
+    let mut pitr_keys: Vec<String> =
+        scope.targets.iter().filter(|t| !a.crosses(t)).map(|t| t.kms_key_arn.clone()).collect();
+    let mut pitr_key_regions = pitr_here.clone();
+    if src {
+        pitr_keys.push(a.keys(a.source()));
+        pitr_key_regions.insert(a.source());
+    }
+    let (op, via) = a.via_dynamodb(pitr_key_regions.iter().copied());
+    b.push(
+        Statement::allow(
+            "UseKeysThroughDynamoDBForPointInTimeRestores",
+            PITR_KEY_ACTIONS,
+            pitr_keys,
+        )
+        .when(op, "kms:ViaService", via),
+    );
 
     // The backup role of the source's jobs, the restore roles of the targets'.
     b.push(
@@ -1317,6 +1427,8 @@ drill:
                 .map(String::as_str)
                 .filter(|a| !NO_PERMISSION.contains(a))
                 .chain(["iam:PassRole", "sts:AssumeRole"])
+                // What DynamoDB checks on behalf of a point-in-time restore's caller.
+                .chain(PITR_TARGET_ACTIONS.iter().chain(PITR_KEY_ACTIONS).copied())
                 .collect();
             let extra: Vec<_> = granted(&operator_docs(&d))
                 .into_iter()
@@ -1433,9 +1545,22 @@ drill:
             "validate: {digest: true, canary_keys: [{pk: \"C#1\"}]}",
             "validate: {min_items: 1}",
         ));
-        let granted = actions(&policies(&plan, "123456789012").operator);
-        for absent in ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem"] {
-            assert!(!granted.contains(absent), "{absent} granted without a use");
+        // Item writes and reads only on the tables restores create (DynamoDB checks those of a
+        // point-in-time restore there), never on the source tables.
+        let operator = policies(&plan, "123456789012").operator;
+        for s in &operator.statements {
+            if s.sid == "ConfigureAndValidateRestoredTables" {
+                let source =
+                    ["customers", "orders"].map(|t| format!(":us-east-1:123456789012:table/{t}"));
+                assert!(
+                    s.resources.iter().all(|r| !source.iter().any(|t| r.ends_with(t))),
+                    "{s:?}"
+                );
+                continue;
+            }
+            for absent in ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:GetItem"] {
+                assert!(!s.actions.iter().any(|a| a == absent), "{absent} in {}", s.sid);
+            }
         }
         let sids: Vec<_> = policies(&plan, "123456789012")
             .operator

@@ -682,6 +682,92 @@ mod tests {
     }
 
     #[test]
+    fn point_in_time_restores_are_granted_where_source_and_destination_share_the_account() {
+        // One account: the source tables, and the new tables in every target and beside the
+        // source, under the default template's names, the plan's and the drill's.
+        let single = policies(&load(FULL_PLAN), SOURCE).operator;
+        assert_eq!(
+            statement(&single, "RestoreSourceTablesToPointInTime").resources,
+            ["customers", "orders"]
+                .map(|t| format!("arn:aws:dynamodb:us-east-1:{SOURCE}:table/{t}"))
+        );
+        let restored = statement(&single, "ConfigureAndValidateRestoredTables");
+        for action in super::super::PITR_TARGET_ACTIONS {
+            assert!(restored.actions.iter().any(|a| a == action), "{action}");
+        }
+        for name in [
+            "us-west-2:123456789012:table/orders-at-*",
+            "us-west-2:123456789012:table/orders",
+            "us-west-2:123456789012:table/orders-drill-*-us-west-2",
+            "eu-west-1:123456789012:table/customers-at-*",
+            "us-east-1:123456789012:table/customers-at-*",
+            "us-east-1:123456789012:table/orders-at-*",
+        ] {
+            let arn = format!("arn:aws:dynamodb:{name}");
+            assert!(restored.resources.contains(&arn), "{arn} not in {:?}", restored.resources);
+        }
+        assert!(
+            !restored.resources.iter().any(|r| r.contains("eu-west-1:123456789012:table/orders"))
+        );
+        assert!(!sids(&single).contains(&"ReadCanaryItems"), "covered by the restored tables'");
+        let keys = statement(&single, "UseKeysThroughDynamoDBForPointInTimeRestores");
+        assert!(keys.actions.contains(&"kms:CreateGrant".to_owned()), "{:?}", keys.actions);
+        assert_eq!(
+            keys.resources,
+            [
+                "arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef",
+                "arn:aws:kms:us-east-1:123456789012:key/*",
+                "arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee",
+            ]
+        );
+        assert_eq!(
+            serde_json::to_value(&keys.condition).unwrap(),
+            json!({"StringEquals": {"kms:ViaService": [
+                "dynamodb.eu-west-1.amazonaws.com",
+                "dynamodb.us-east-1.amazonaws.com",
+                "dynamodb.us-west-2.amazonaws.com"
+            ]}})
+        );
+
+        // Across accounts: nothing in the recovery account (a restore cannot leave the source
+        // account); the source account's restores go beside the source and into eu-west-1.
+        let p = per_account(&cross_account_plan(), None);
+        let source = account(&p, SOURCE).operator.as_ref().unwrap();
+        let recovery = account(&p, RECOVERY).operator.as_ref().unwrap();
+        for sid in [
+            "RestoreSourceTablesToPointInTime",
+            "UseKeysThroughDynamoDBForPointInTimeRestores",
+            "WriteItemsOfPointInTimeRestores",
+        ] {
+            assert!(!sids(recovery).contains(&sid), "{sid} in the recovery account");
+        }
+        let restored = statement(recovery, "ConfigureAndValidateRestoredTables");
+        assert!(
+            !restored.actions.iter().any(|a| a == "dynamodb:PutItem"),
+            "{:?}",
+            restored.actions
+        );
+        assert!(!restored.resources.iter().any(|r| r.contains("-at-")), "{:?}", restored.resources);
+        assert!(sids(recovery).contains(&"ReadCanaryItems"));
+        assert!(sids(source).contains(&"RestoreSourceTablesToPointInTime"));
+        let restored = statement(source, "ConfigureAndValidateRestoredTables");
+        assert!(restored.actions.iter().any(|a| a == "dynamodb:PutItem"));
+        assert!(
+            restored
+                .resources
+                .contains(&format!("arn:aws:dynamodb:us-east-1:{SOURCE}:table/customers-at-*"))
+        );
+        assert!(!restored.resources.iter().any(|r| r.contains(":us-west-2:")));
+        assert_eq!(
+            statement(source, "UseKeysThroughDynamoDBForPointInTimeRestores").resources,
+            [
+                "arn:aws:kms:eu-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef",
+                "arn:aws:kms:us-east-1:123456789012:key/*",
+            ]
+        );
+    }
+
+    #[test]
     fn a_plan_in_one_account_prints_the_three_documents_as_before() {
         let plan = load(FULL_PLAN);
         assert_eq!(documents(&plan, SOURCE, None), Documents::Single(policies(&plan, SOURCE)));
