@@ -356,6 +356,8 @@ impl SimCloud {
                     deleting_until: None,
                     realism: TableRealism::created(now),
                     created_at: Some(now),
+                    pitr: None,
+                    restored_from: None,
                 },
             );
         });
@@ -367,7 +369,8 @@ impl SimCloud {
     /// need: an Organization of the plan's accounts (the source's its management account) with
     /// cross-account backup on, target vaults whose access policy lets the source account copy
     /// in, and a source vault encrypted with a customer managed key shared with their accounts. A table's key attributes are those its canary keys name (`pk`, and `sk` for
-    /// two-attribute keys, otherwise).
+    /// two-attribute keys, otherwise). A table whose plan turns point-in-time recovery on has it on
+    /// as for its whole recovery period ([`SimCloud::seed_point_in_time_recovery`]).
     pub fn seed_from_plan(&self, plan: &drover_plan::Plan, items: u64) {
         for (region, account) in plan.regions_and_accounts() {
             self.add_region(region.as_str());
@@ -440,7 +443,33 @@ impl SimCloud {
             let mut key = key.into_iter();
             let Some(partition) = key.next() else { continue };
             self.add_keyed_table(src, &t.name, partition, key.next(), items, &canaries);
+            if t.point_in_time_recovery {
+                self.seed_point_in_time_recovery(src, &t.name);
+            }
         }
+    }
+
+    /// Turns point-in-time recovery on for a table as if it had been on for its whole recovery
+    /// period (35 days: enabled that long before now), so that any instant of the period can be
+    /// restored (test set-up; a world seeded from a plan has it on for the tables whose plan
+    /// says so).
+    pub fn seed_point_in_time_recovery(&self, region: &str, name: &str) {
+        let since = self.clock.now().saturating_sub(
+            Millis::from(crate::pitr::RECOVERY_PERIOD_DAYS).saturating_mul(crate::pitr::DAY_MS),
+        );
+        self.enable_point_in_time_recovery_since(region, name, since);
+    }
+
+    /// Turns point-in-time recovery on for a table, enabled at `since` (test set-up), with an
+    /// empty history: the writes before now are not known, so the table's items are what it
+    /// held at every instant before now.
+    pub fn enable_point_in_time_recovery_since(&self, region: &str, name: &str, since: Millis) {
+        self.with(|w| {
+            if let Some(t) = w.regions.get_mut(region).and_then(|r| r.tables.get_mut(name)) {
+                t.settings.point_in_time_recovery = true;
+                t.pitr = Some(crate::pitr::PitrState::enabled(since));
+            }
+        });
     }
 
     /// Puts, in every target vault, a completed copy of each of the plan's source tables as

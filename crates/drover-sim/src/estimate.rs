@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use drover_engine::journal::Journal;
 use drover_engine::ports::Millis;
-use drover_engine::state::{Header, Limits, Phase, RunOptions, RunState, StepKey, StepOutput};
+use drover_engine::state::{
+    DEFAULT_PITR_TEMPLATE, Header, Limits, Phase, Pitr, PitrNames, PitrTime, RunOptions, RunState,
+    StepKey, StepOutput,
+};
 use drover_engine::{Execution, Settings, Silent, SystemClock, execute, report, run};
 use drover_plan::{Mode, Plan, StepKind};
 use serde::Serialize;
@@ -18,6 +21,9 @@ use crate::{DurationModel, ITEM_BYTES, JobKind, Realism, SimCloud};
 
 /// When estimated runs start (any fixed time: estimates are durations).
 const T0: Millis = 1_767_225_600_000;
+
+/// How long before the run an estimated recovery restores to (`--before-minutes 10`).
+const RECOVER_BEFORE_MS: Millis = 10 * 60_000;
 
 /// The estimate of one target region.
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +105,7 @@ pub fn expected_durations(
                 StepKind::RecoveryPoint if mode == Mode::Failover => 0,
                 StepKind::RecoveryPoint => model.expected_ms(JobKind::Backup, bytes),
                 StepKind::Copy => model.expected_ms(JobKind::Copy, bytes),
+                StepKind::Restore if mode == Mode::Recover => model.pitr_restore_ms(bytes),
                 StepKind::Restore => model.expected_ms(JobKind::Restore, bytes),
                 StepKind::Validate => model.scan_ms(bytes, 4),
                 StepKind::Configure | StepKind::Teardown => 0,
@@ -254,6 +261,20 @@ impl Simulation {
         if mode == Mode::Failover {
             sim.seed_copies(plan, 0);
         }
+        // A recovery restores every source table (each with PITR on for its whole recovery
+        // period) to one instant ten minutes before the run: inside every window.
+        let pitr = (mode == Mode::Recover).then(|| {
+            for t in &plan.tables {
+                sim.seed_point_in_time_recovery(plan.source.region.as_str(), &t.name);
+            }
+            Pitr {
+                at: T0 - RECOVER_BEFORE_MS,
+                requested: PitrTime::BeforeMinutes { minutes: 10 },
+                chosen_at: T0,
+                into_source: false,
+                names: PitrNames::Template(DEFAULT_PITR_TEMPLATE.to_owned()),
+            }
+        });
         let dir = std::env::temp_dir().join(format!(
             "drover-estimate-{}-{seed}-{}",
             std::process::id(),
@@ -276,7 +297,7 @@ impl Simulation {
                 backup_settle_ms: None,
                 poll_interval_ms: None,
                 source_read_units: None,
-                pitr: None,
+                pitr,
             },
         };
         let result = async {
@@ -322,7 +343,9 @@ fn nonce() -> u64 {
 
 /// A duration model fitted to past runs: for each kind of job, `duration = base + bytes /
 /// rate` by least squares over the succeeded steps of the given runs (sizes from their
-/// recovery points); kinds without at least two sizes keep `defaults`. Returns the model and
+/// recovery points); kinds without at least two sizes keep `defaults`. Point-in-time restores
+/// (`pitr-restore`) are fitted the same way from the restore steps of recover runs, but such
+/// runs take no recovery point, so their journals hold no size yet and they keep `defaults`. Returns the model and
 /// how many samples each kind had.
 #[must_use]
 #[allow(clippy::cast_precision_loss)]
@@ -345,9 +368,16 @@ pub fn calibrate(
             else {
                 continue;
             };
+            let pitr = matches!(
+                &s.phase,
+                Phase::Succeeded { output: StepOutput::Restore { pitr: Some(_), .. } }
+            );
             let kind = match k.kind {
                 StepKind::RecoveryPoint if k.target.is_none() => "backup",
                 StepKind::Copy => "copy",
+                // A point-in-time restore has no job: the step's own time, from the call to
+                // the table ready (its describes before the call take no time to speak of).
+                StepKind::Restore if pitr => "pitr-restore",
                 StepKind::Restore => "restore",
                 _ => continue,
             };
@@ -368,6 +398,7 @@ pub fn calibrate(
         match *kind {
             "backup" => (model.backup_base_s, model.backup_mb_s) = (base, rate),
             "copy" => (model.copy_base_s, model.copy_mb_s) = (base, rate),
+            "pitr-restore" => (model.pitr_restore_base_s, model.pitr_restore_mb_s) = (base, rate),
             _ => (model.restore_base_s, model.restore_mb_s) = (base, rate),
         }
     }

@@ -10,7 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use drover_engine::ports::{CloudResult, JobState, JobStatus, Millis, TableSettings, VaultLock};
+use drover_engine::ports::{
+    CloudResult, JobState, JobStatus, Millis, RestoreSummary, TableSettings, VaultLock,
+};
 
 use crate::model::JobKind;
 use crate::policy;
@@ -292,6 +294,12 @@ impl World {
                         deleting_until: None,
                         realism: restored,
                         created_at: Some(at),
+                        pitr: None,
+                        restored_from: Some(RestoreSummary {
+                            source_table_arn: Some(p.resource_arn.clone()),
+                            source_backup_arn: Some(point.clone()),
+                            restore_time: p.created_at,
+                        }),
                     },
                 );
                 *self.tables_restored.or_insert_with(format!("{region}/{table}"), || 0) += 1;
@@ -411,10 +419,12 @@ impl World {
             return Ok(id.clone());
         }
         if kind == JobKind::Restore {
+            // Any type of restore: point-in-time restores in progress count too.
             let unfinished = self
                 .unfinished_jobs()
                 .filter(|j| j.kind == JobKind::Restore && j.region == region)
-                .count();
+                .count()
+                + self.pitr_restores_in_progress(region, now);
             if let Err(e) = self.realism.restore_quota(op, unfinished) {
                 self.saw("max_restores");
                 return Err(e);

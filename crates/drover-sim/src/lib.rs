@@ -34,10 +34,14 @@
 //!   needs (an [`Organization`] with cross-account backup on, the vault's access policy, a
 //!   customer managed key) and otherwise fail as jobs; Vault Lock keeps a vault's points and
 //!   fails jobs outside its retention; a role of another account cannot be passed.
+//! - **Point-in-time recovery**, as the emulator's `pitr.py` has it: while PITR is on, a
+//!   table keeps its item writes of the recovery period; RestoreTableToPointInTime undoes
+//!   the later ones, refuses what the emulator refuses in its order, and takes (CREATING) as
+//!   long as the duration model's `pitr_restore_*` say (AWS: at least 20 minutes).
 //!
 //! One module per concern: [`DurationModel`] and [`JobKind`] (`model`), [`Faults`] and the
 //! decisions they make (`faults`), [`Realism`] and what AWS does (`realism`), the seeded
-//! generator (`rng`), compact items (`items`), the
+//! generator (`rng`), compact items (`items`), point-in-time recovery (`pitr`), the
 //! world's state and lookups ([`World`], `world`), what jobs do (`jobs`), maps that note what
 //! was changed ([`Tracked`], `tracked`), change records (`changes`), the files on disk
 //! (`persist`), [`SimCloud`] and its set-up helpers (`cloud`), one module per port
@@ -56,6 +60,7 @@ mod jobs;
 mod keys;
 mod model;
 mod persist;
+mod pitr;
 mod policy;
 mod realism;
 mod rng;

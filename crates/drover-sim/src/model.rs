@@ -23,9 +23,24 @@ pub struct DurationModel {
     /// Scan throughput per segment, MB/s (validation's counts and digests).
     #[serde(default = "default_scan_mb_s")]
     pub scan_mb_s: f64,
+    /// Fixed part of a point-in-time restore (RestoreTableToPointInTime), seconds: "PITR
+    /// restores take at least 20 min at any size" (aws-dr-facts.md §6).
+    #[serde(default = "default_pitr_restore_base_s")]
+    pub pitr_restore_base_s: f64,
+    /// Point-in-time restore throughput, MB/s (the time is roughly proportional to the size).
+    #[serde(default = "default_pitr_restore_mb_s")]
+    pub pitr_restore_mb_s: f64,
 }
 
 fn default_scan_mb_s() -> f64 {
+    25.0
+}
+
+fn default_pitr_restore_base_s() -> f64 {
+    1200.0
+}
+
+fn default_pitr_restore_mb_s() -> f64 {
     25.0
 }
 
@@ -42,6 +57,8 @@ impl Default for DurationModel {
             restore_mb_s: 25.0,
             noise: 0.1,
             scan_mb_s: default_scan_mb_s(),
+            pitr_restore_base_s: default_pitr_restore_base_s(),
+            pitr_restore_mb_s: default_pitr_restore_mb_s(),
         }
     }
 }
@@ -59,6 +76,8 @@ impl DurationModel {
             restore_mb_s: f64::INFINITY,
             noise: 0.0,
             scan_mb_s: f64::INFINITY,
+            pitr_restore_base_s: 0.0,
+            pitr_restore_mb_s: f64::INFINITY,
         }
     }
 
@@ -68,6 +87,15 @@ impl DurationModel {
     pub fn scan_ms(&self, bytes: u64, segments: u32) -> Millis {
         let secs = bytes as f64 / 1e6 / (self.scan_mb_s * f64::from(segments.max(1)));
         if secs.is_finite() { (secs * 1000.0) as Millis } else { 0 }
+    }
+
+    /// Expected duration of a point-in-time restore of `bytes` (without noise), in
+    /// milliseconds: from RestoreTableToPointInTime until the new table leaves CREATING.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    pub fn pitr_restore_ms(&self, bytes: u64) -> Millis {
+        let secs = self.pitr_restore_base_s + bytes as f64 / 1e6 / self.pitr_restore_mb_s;
+        if secs.is_finite() { (secs * 1000.0).max(0.0) as Millis } else { 0 }
     }
 
     /// Expected duration of a job of `kind` on `bytes` (without noise), in milliseconds.

@@ -43,6 +43,12 @@ pub struct Realism {
     /// tables"). For this long after a table became ACTIVE (created, or restored and out of
     /// CREATING), `set_point_in_time_recovery` fails `Transient` with that exception.
     pub pitr_unavailable_ms: u64,
+    /// **The latest restorable time lags.** \[BC-d\] DescribeContinuousBackups:
+    /// "`LatestRestorableDateTime` is typically 5 minutes before the current time." A table's
+    /// `continuous_backups` reports its latest restorable time this long before now (never
+    /// before its earliest), and a point-in-time restore to a later instant is refused
+    /// (InvalidRestoreTimeException). Off: the latest restorable time is now.
+    pub pitr_latest_lag_ms: u64,
     /// **UpdateTable is asynchronous.** \[BC-d\] UpdateTable: "while it's executing, the table
     /// status changes from ACTIVE to UPDATING. While it's UPDATING, you can't issue another
     /// UpdateTable request" (ResourceInUseException). After `set_stream` or
@@ -144,6 +150,7 @@ impl Realism {
         Realism {
             tag_delay_ms: 0,
             pitr_unavailable_ms: 0,
+            pitr_latest_lag_ms: 0,
             update_ms: LEGACY_STATE_MS,
             ttl_enabling_ms: 0,
             ttl_change_window_ms: 0,
@@ -161,7 +168,8 @@ impl Realism {
     }
 
     /// Every behaviour on, with AWS-like durations and quotas: tags visible 5 s after a change;
-    /// PITR unavailable for 60 s after a table becomes ACTIVE; UPDATING 5 s; TTL ENABLING 60 s
+    /// PITR unavailable for 60 s after a table becomes ACTIVE; the latest restorable time 5
+    /// minutes before now; UPDATING 5 s; TTL ENABLING 60 s
     /// and one TTL change an hour; DELETING 5 s; a restored table settling for 60 s after its
     /// job; backups missing the writes of the minute before them; jobs unseen for 5 s; 50
     /// concurrent restores a region; one backup or copy job per table; copy jobs CREATED for up
@@ -171,6 +179,7 @@ impl Realism {
         Realism {
             tag_delay_ms: 5_000,
             pitr_unavailable_ms: 60_000,
+            pitr_latest_lag_ms: 300_000,
             update_ms: 5_000,
             ttl_enabling_ms: 60_000,
             ttl_change_window_ms: 3_600_000,
@@ -197,6 +206,7 @@ impl Realism {
         Realism {
             tag_delay_ms: 1_000,
             pitr_unavailable_ms: 1_000,
+            pitr_latest_lag_ms: 2_000,
             update_ms: 500,
             ttl_enabling_ms: 500,
             ttl_change_window_ms: 3_000,
@@ -425,6 +435,22 @@ impl TableRealism {
         TableRealism {
             active_at: Some(active),
             settle: Some((active, at.saturating_add(settle))),
+            ..TableRealism::default()
+        }
+    }
+
+    /// A table a point-in-time restore created at `now`, CREATING until `done` (the restore's
+    /// own duration), then settling as a table a restore job created at `done` does
+    /// ([`Realism::restore_settle_ms`]). Ready at once when both are zero.
+    pub(crate) fn restoring_until(realism: &Realism, now: Millis, done: Millis) -> TableRealism {
+        let settle = ms(realism.restore_settle_ms);
+        if settle == 0 && done <= now {
+            return TableRealism::created(now);
+        }
+        let active = done.saturating_add(settle / 2);
+        TableRealism {
+            active_at: Some(active),
+            settle: Some((active, done.saturating_add(settle))),
             ..TableRealism::default()
         }
     }

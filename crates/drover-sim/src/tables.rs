@@ -8,12 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use drover_engine::ErrorKind;
 use drover_engine::ports::{
-    CloudResult, Item, Millis, ScanOptions, TableDigest, TableInfo, TableService, TimeToLive,
+    CloudResult, ContinuousBackups, Item, Millis, PointInTimeRestore, ScanOptions, TableDigest,
+    TableInfo, TableService, TimeToLive,
 };
 
 use crate::cloud::SimCloud;
 use crate::err;
 use crate::items::{ITEM_BYTES, Items, key_part};
+use crate::pitr::PitrState;
 use crate::realism::Status;
 use crate::world::{SimTable, TableEvent, World};
 
@@ -42,7 +44,7 @@ fn table_info(t: &SimTable, now: Millis) -> TableInfo {
         stream: t.settings.stream.clone(),
         deletion_protection: t.settings.deletion_protection,
         created_at: t.created_at,
-        restored_from: None,
+        restored_from: t.restored_from.clone(),
     }
 }
 
@@ -113,29 +115,14 @@ fn updating(w: &mut World, region: &str, name: &str, now: Millis) {
 
 #[async_trait]
 impl TableService for SimCloud {
-    async fn continuous_backups(
-        &self,
-        _region: &str,
-        _name: &str,
-    ) -> CloudResult<drover_engine::ports::ContinuousBackups> {
-        // Issue 15, in progress: replaced by the real call in the next commits.
-        Err(drover_engine::CloudError::new(
-            drover_engine::ErrorKind::Fatal,
-            "DescribeContinuousBackups",
-            "not yet",
-        ))
+    async fn continuous_backups(&self, region: &str, name: &str) -> CloudResult<ContinuousBackups> {
+        const OP: &str = "DescribeContinuousBackups";
+        self.op(OP, region, |w, now| w.continuous_backups(OP, region, name, now)).await
     }
 
-    async fn restore_to_point_in_time(
-        &self,
-        _req: &drover_engine::ports::PointInTimeRestore,
-    ) -> CloudResult<String> {
-        // Issue 15, in progress: replaced by the real call in the next commits.
-        Err(drover_engine::CloudError::new(
-            drover_engine::ErrorKind::Fatal,
-            "RestoreTableToPointInTime",
-            "not yet",
-        ))
+    async fn restore_to_point_in_time(&self, req: &PointInTimeRestore) -> CloudResult<String> {
+        const OP: &str = "RestoreTableToPointInTime";
+        self.op(OP, &req.region, |w, now| w.restore_to_point_in_time(OP, req, now)).await
     }
 
     async fn list_tables(&self, region: &str) -> CloudResult<Vec<String>> {
@@ -213,6 +200,12 @@ impl TableService for SimCloud {
                 return Err(e);
             }
             t.settings.point_in_time_recovery = on;
+            // Enabling starts a history (an enabled table keeps its own); disabling drops it.
+            if !on {
+                t.pitr = None;
+            } else if t.pitr.is_none() {
+                t.pitr = Some(PitrState::enabled(now));
+            }
             Ok(())
         })
         .await
@@ -374,6 +367,9 @@ impl TableService for SimCloud {
             }
             let key = Items::canonical(&key);
             let before = t.items.explicit.insert(key.clone(), item.clone());
+            if let Some(p) = &mut t.pitr {
+                p.wrote(key.clone(), before.clone(), now);
+            }
             if let Some(at) = t.realism.wrote(&realism, key, before, now) {
                 w.table_event(at, TableEvent::Table(region.to_owned(), name.to_owned()));
             }
@@ -388,6 +384,9 @@ impl TableService for SimCloud {
             let t = data_table(w, "DeleteItem", region, name, now)?;
             let key = Items::canonical(key);
             let before = t.items.explicit.remove(&key);
+            if let Some(p) = &mut t.pitr {
+                p.wrote(key.clone(), before.clone(), now);
+            }
             if let Some(at) = t.realism.wrote(&realism, key, before, now) {
                 w.table_event(at, TableEvent::Table(region.to_owned(), name.to_owned()));
             }

@@ -8,13 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use drover_engine::ErrorKind;
-use drover_engine::ports::{CloudResult, Millis, TableSettings, VaultLock};
+use drover_engine::ports::{CloudResult, Millis, RestoreSummary, TableSettings, VaultLock};
 use serde::{Deserialize, Serialize};
 
 use crate::err;
 use crate::faults::Faults;
 use crate::items::{Items, Schema};
 use crate::model::{DurationModel, JobKind};
+use crate::pitr::PitrState;
 use crate::realism::{Realism, Status, TableRealism};
 use crate::rng::Rng;
 use crate::tracked::Tracked;
@@ -41,6 +42,14 @@ pub(crate) struct SimTable {
     /// the simulator kept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) created_at: Option<Millis>,
+    /// Its point-in-time recovery history while PITR is on ([`crate::pitr`]); `None` while it
+    /// is off (and in worlds saved before the simulator kept it: a table with PITR on then
+    /// starts its history when it is next asked about).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pitr: Option<PitrState>,
+    /// What it was restored from (DescribeTable's `RestoreSummary`), for a restored table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) restored_from: Option<RestoreSummary>,
 }
 
 impl SimTable {
@@ -311,6 +320,11 @@ pub struct World {
     /// may be stale: it is checked when due).
     #[serde(skip)]
     pub(crate) table_events: BTreeSet<(Millis, TableEvent)>,
+    /// Point-in-time restores in progress: when each one's table settles, its region and name
+    /// (an index of the tables, rebuilt after loading; an entry may be stale: it is checked
+    /// when counted).
+    #[serde(skip)]
+    pub(crate) pitr_restoring: BTreeSet<(Millis, String, String)>,
     /// Whether the indexes above are built.
     #[serde(skip)]
     pub(crate) indexed: bool,
@@ -337,6 +351,7 @@ impl World {
             due: BTreeSet::new(),
             unfinished: BTreeSet::new(),
             table_events: BTreeSet::new(),
+            pitr_restoring: BTreeSet::new(),
             indexed: true,
         }
     }
@@ -542,8 +557,16 @@ impl World {
         self.unfinished =
             self.jobs.values().filter(|j| j.outcome.is_none()).map(|j| j.id.clone()).collect();
         let mut events = BTreeSet::new();
+        let mut pitr_restoring = BTreeSet::new();
         for (region, r) in &self.regions {
             for (name, t) in r.tables.iter() {
+                let pitr_restore = t
+                    .restored_from
+                    .as_ref()
+                    .is_some_and(|f| f.source_backup_arn.is_none() && f.source_table_arn.is_some());
+                if let Some(at) = t.realism.settled_at().filter(|_| pitr_restore) {
+                    pitr_restoring.insert((at, region.clone(), name.clone()));
+                }
                 let forget = t.realism.forget_at(&self.realism);
                 if let Some(at) =
                     [t.busy_until, t.deleting_until, forget].into_iter().flatten().min()
@@ -561,6 +584,7 @@ impl World {
             }
         }
         self.table_events = events;
+        self.pitr_restoring = pitr_restoring;
         self.indexed = true;
     }
 

@@ -118,3 +118,50 @@ fn calibration_recovers_the_model_of_past_runs() {
     assert!((extra - settle_s).abs() < 15.0, "{extra} s more, settling takes {settle_s} s");
     assert!((settled.restore_mb_s - 40.0).abs() / 40.0 < 0.05, "{settled:?}");
 }
+
+/// A point-in-time recovery (`plan --estimate --mode pitr`): the engine's recover run against
+/// source tables with PITR on; every restore takes at least the 20 minutes AWS's take at any
+/// size, then settles and is validated.
+#[test]
+fn a_point_in_time_recovery_takes_at_least_twenty_minutes() {
+    let p = plan("  - name: alpha\n  - name: bravo\n    depends_on: [alpha]\n");
+    let mb = 1_000_000;
+    let sizes = Sizes::from([("alpha".to_owned(), mb), ("bravo".to_owned(), 1000 * mb)]);
+    let e =
+        estimate_with(&p, Mode::Recover, &sizes, model(), Limits::default(), &default_realism())
+            .unwrap();
+    let m = model();
+    let twenty = 20 * 60 * 1000;
+    // Two restores in a row (bravo waits for alpha's validation).
+    let restores = m.pitr_restore_ms(mb) + m.pitr_restore_ms(1000 * mb);
+    assert!(m.pitr_restore_ms(mb) >= twenty);
+    assert!(e.rto_ms >= restores, "{} vs {restores}", e.rto_ms);
+    assert!(e.rto_ms <= restores + restores / 10, "{} vs {restores}: within 10%", e.rto_ms);
+    assert!(
+        e.targets[0]
+            .critical_path
+            .iter()
+            .any(|(k, d)| k == "bravo us-west-2 restore" && *d >= twenty),
+        "{:?}",
+        e.targets[0].critical_path
+    );
+    // An instant model makes it instant (but for polling and the realism's settling).
+    let off = Realism { update_ms: 0, delete_ms: 0, ..Realism::off() };
+    let e =
+        estimate_with(&p, Mode::Recover, &sizes, DurationModel::instant(), Limits::default(), &off)
+            .unwrap();
+    assert!(e.rto_ms < 60_000, "{}", e.rto_ms);
+}
+
+/// Duration models saved before point-in-time restores were timed load with AWS's 20 minutes.
+#[test]
+fn older_duration_models_load_with_the_pitr_defaults() {
+    let mut old = serde_json::to_value(DurationModel::default()).unwrap();
+    let obj = old.as_object_mut().unwrap();
+    obj.remove("pitr_restore_base_s");
+    obj.remove("pitr_restore_mb_s");
+    let m: DurationModel = serde_json::from_value(old).unwrap();
+    assert_eq!(m, DurationModel::default());
+    assert_eq!(m.pitr_restore_base_s, 1200.0);
+    assert_eq!(DurationModel::instant().pitr_restore_ms(1 << 40), 0);
+}

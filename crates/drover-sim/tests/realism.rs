@@ -190,6 +190,7 @@ fn the_emulator_preset_matches_the_emulators_knobs() {
     let ours: BTreeMap<&str, String> = BTreeMap::from([
         ("tag_delay", ms(r.tag_delay_ms)),
         ("pitr_unavailable", ms(r.pitr_unavailable_ms)),
+        ("pitr_latest_lag", ms(r.pitr_latest_lag_ms)),
         ("update_seconds", ms(r.update_ms)),
         ("ttl_enabling", ms(r.ttl_enabling_ms)),
         ("ttl_change_window", ms(r.ttl_change_window_ms)),
@@ -204,10 +205,7 @@ fn the_emulator_preset_matches_the_emulators_knobs() {
     ]);
     // What the ports cannot show: list pages and replays without a job id (the adapter's),
     // and the emulator's S3 debug delay (the simulator has no S3).
-    // And the restorable window of point-in-time recovery, which no port reads yet (issue 15
-    // adds the port, and this knob to the simulator's realism).
-    let adapter_only =
-        ["page_size", "idempotent_replay_without_id", "s3_write_delay_ms", "pitr_latest_lag"];
+    let adapter_only = ["page_size", "idempotent_replay_without_id", "s3_write_delay_ms"];
     for (name, (_, value)) in &emulator {
         if adapter_only.contains(&name.as_str()) {
             continue;

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use drover_engine::ports::Millis;
-use drover_engine::state::{Header, Limits, RunOptions};
+use drover_engine::state::{
+    DEFAULT_PITR_TEMPLATE, Header, Limits, Pitr, PitrNames, PitrTime, RunOptions,
+};
 use drover_engine::{Execution, Settings, Silent, SystemClock, execute, run};
 use drover_plan::{Mode, Plan};
 use tokio_util::sync::CancellationToken;
@@ -66,7 +68,14 @@ async fn run_plan(plan: &Plan, mode: Mode, sim: &SimCloud, dir: &Path) {
             backup_settle_ms: None,
             poll_interval_ms: None,
             source_read_units: None,
-            pitr: None,
+            // A recovery restores to ten minutes before the run.
+            pitr: (mode == Mode::Recover).then(|| Pitr {
+                at: T0 - 600_000,
+                requested: PitrTime::BeforeMinutes { minutes: 10 },
+                chosen_at: T0,
+                into_source: false,
+                names: PitrNames::Template(DEFAULT_PITR_TEMPLATE.to_owned()),
+            }),
         },
     };
     let (journal, state) = run::create(dir, header, T0).unwrap();
@@ -105,6 +114,16 @@ async fn checked(
     let sim = sim.persist_to(&path).unwrap();
     sim.verify_persistence(compact_min);
     sim.set_faults(faults);
+    if mode == Mode::Recover {
+        // Writes since the instant restored to: in the history, undone by the restores.
+        let item = drover_engine::ports::Item::from([
+            ("pk".to_owned(), drover_engine::ports::Value::S("LATE#1".to_owned())),
+            ("payload".to_owned(), drover_engine::ports::Value::S("after".to_owned())),
+        ]);
+        drover_engine::ports::TableService::put_item(&sim, "us-east-1", "events", &item)
+            .await
+            .unwrap();
+    }
     run_plan(&plan, mode, &sim, dir.path()).await;
     // The world as the run left it is in the files once the last handle went.
     let live = sim.with(|w| serde_json::to_value(&*w).unwrap());
@@ -147,6 +166,21 @@ async fn a_drill_with_the_emulators_realism_is_on_disk_after_every_call() {
 #[tokio::test(start_paused = true)]
 async fn a_failover_with_faults_is_on_disk_after_every_call() {
     checked(Realism::aws(), faults(), Mode::Failover, 1 << 20).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_point_in_time_recovery_is_on_disk_after_every_call() {
+    let world = checked(Realism::aws(), Faults::default(), Mode::Recover, 0).await;
+    // Every table restored to the instant, in both targets, from its PITR history.
+    let restored = world["tables_restored"].as_object().unwrap();
+    assert_eq!(restored.len(), 8, "{restored:?}");
+    let events = &world["regions"]["us-east-1"]["tables"]["events"];
+    assert!(events["pitr"]["enabled_at"].as_i64().unwrap() < T0 - 30 * 86_400_000, "{events}");
+    assert_eq!(events["pitr"]["writes"].as_array().unwrap().len(), 1, "{events}");
+    let name = format!("events-at-{}", drover_engine::run::compact_time(T0 - 600_000));
+    let copy = &world["regions"]["us-west-2"]["tables"][name.as_str()];
+    assert_eq!(copy["restored_from"]["restore_time"].as_i64(), Some(T0 - 600_000), "{copy}");
+    assert!(copy["items"]["explicit"].as_object().unwrap().is_empty(), "the late write undone");
 }
 
 #[tokio::test(start_paused = true)]
