@@ -13,6 +13,7 @@ mod corpus;
 mod cross_account;
 mod faults;
 mod iam;
+mod pitr;
 mod pitr_contract;
 mod progress;
 mod report;

@@ -221,7 +221,7 @@ async fn wait_restored(
             }
             Some(info) if waited.saturating_sub(logged) >= Duration::from_secs(600) => {
                 logged = waited;
-                tracing::info!(step = %key, table = %name, status = %info.status, waited_s = waited.as_secs(), "point-in-time restore still in progress (it takes at least 20 minutes)");
+                tracing::debug!(step = %key, table = %name, status = %info.status, waited_s = waited.as_secs(), "point-in-time restore still in progress (it takes at least 20 minutes)");
             }
             _ => {}
         }
