@@ -8,7 +8,7 @@
 //!   so that the two cannot drift), plus `iam:PassRole` on the backup role, which the
 //!   `Start*Job` calls need, and what DynamoDB checks with the caller's permissions in a
 //!   point-in-time restore (item reads and writes on the new table, the use of its key:
-//!   [`PITR_TARGET_ACTIONS`], [`PITR_KEY_ACTIONS`]);
+//!   `PITR_TARGET_ACTIONS`, `PITR_KEY_ACTIONS`);
 //! - the **backup role** policy, for the role AWS Backup assumes (`iam_role_arn`): the DynamoDB,
 //!   AWS Backup and KMS statements of the AWS managed policies
 //!   `AWSBackupServiceRolePolicyForBackup` and `AWSBackupServiceRolePolicyForRestores`,
