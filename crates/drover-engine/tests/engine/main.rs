@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use drover_engine::journal::{CrashPoint, Journal, Record};
 use drover_engine::ports::{Millis, Value};
-use drover_engine::state::{Header, Limits, Phase, RunOptions, StepEvent, StepKey, StepOutput};
+use drover_engine::state::{
+    DEFAULT_PITR_TEMPLATE, Header, Limits, Phase, Pitr, PitrNames, PitrTime, RunOptions, StepEvent,
+    StepKey, StepOutput,
+};
 use drover_engine::store::{Bucket, Store};
 use drover_engine::{
     Execution, Outcome, Ports, Report, Settings, Silent, SystemClock, execute, run,
@@ -21,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 mod bucket;
 mod faults;
 mod objects;
+mod pitr;
 mod props;
 mod realism;
 mod sweep;
@@ -149,7 +153,14 @@ impl Harness {
                 backup_settle_ms: None,
                 poll_interval_ms: None,
                 source_read_units: None,
-                pitr: None,
+                // A recover restores every table as it was ten minutes before the run.
+                pitr: (mode == Mode::Recover).then(|| Pitr {
+                    at: T0 - 600_000,
+                    requested: PitrTime::BeforeMinutes { minutes: 10 },
+                    chosen_at: T0,
+                    into_source: false,
+                    names: PitrNames::Template(DEFAULT_PITR_TEMPLATE.to_owned()),
+                }),
             },
         }
     }
@@ -616,6 +627,18 @@ async fn crash_point_sweep_of_a_drill() {
 async fn crash_point_sweep_of_a_drill_on_a_bucket() {
     let runs = sweep(Mode::Drill, true).await;
     assert!(runs > 100, "{runs} crash points");
+}
+
+#[tokio::test(start_paused = true)]
+async fn crash_point_sweep_of_a_recover() {
+    let runs = sweep(Mode::Recover, false).await;
+    assert!(runs > 40, "{runs} crash points");
+}
+
+#[tokio::test(start_paused = true)]
+async fn crash_point_sweep_of_a_recover_on_a_bucket() {
+    let runs = sweep(Mode::Recover, true).await;
+    assert!(runs > 40, "{runs} crash points");
 }
 
 #[tokio::test(start_paused = true)]
