@@ -38,7 +38,7 @@ async fn assert_refused(h: &Harness, name: &str) {
     let report = h.start(Mode::Recover, RUN_ID, Limits::default(), None).await.unwrap();
     let Outcome::Failed { failed, .. } = report.outcome else { panic!("{:?}", report.outcome) };
     let restore = key("customers", Some("us-west-2"), StepKind::Restore);
-    assert_eq!(failed, [restore.clone()]);
+    assert_eq!(failed, std::slice::from_ref(&restore));
     let Phase::Failed { message } = report.state.phase(&restore) else { panic!() };
     assert!(
         message.contains(&format!("`{name}` already exists"))
