@@ -325,7 +325,13 @@ impl World {
             None => src.items.clone(),
         };
         let schema = src.schema.clone();
-        let kms_key_arn = req.kms_key_arn.clone().or_else(|| src.kms_key_arn.clone());
+        // `Faults::restore_with_key` overrides the key as it does for restore jobs.
+        let kms_key_arn = self
+            .faults
+            .restore_with_key
+            .clone()
+            .or_else(|| req.kms_key_arn.clone())
+            .or_else(|| src.kms_key_arn.clone());
         let bytes = items.count(&schema).saturating_mul(ITEM_BYTES);
         let done = now.saturating_add(self.pitr_duration(bytes));
         let realism = TableRealism::restoring_until(&self.realism, now, done);

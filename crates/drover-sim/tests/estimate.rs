@@ -165,3 +165,21 @@ fn older_duration_models_load_with_the_pitr_defaults() {
     assert_eq!(m.pitr_restore_base_s, 1200.0);
     assert_eq!(DurationModel::instant().pitr_restore_ms(1 << 40), 0);
 }
+
+/// A recover run's restore steps are point-in-time restores, never samples of restore jobs;
+/// their journals hold no sizes (no recovery point), so they leave the model's PITR defaults.
+#[test]
+fn calibration_counts_point_in_time_restores_apart() {
+    let p = plan("  - name: alpha\n  - name: bravo\n");
+    let sizes = Sizes::from([("alpha".to_owned(), 1_000_000), ("bravo".to_owned(), 2_000_000)]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let sim = Simulation::new(model(), Limits::default());
+    let (state, _) = rt.block_on(sim.run(&p, Mode::Recover, &sizes)).unwrap();
+    let (fitted, counts) = calibrate(&[state], model());
+    assert!(counts.is_empty(), "{counts:?}");
+    assert_eq!(fitted, model());
+}

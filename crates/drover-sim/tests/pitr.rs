@@ -165,6 +165,16 @@ async fn a_restore_between_two_writes_has_exactly_the_first_ones_items() {
     assert_eq!(sim.digest_items(SRC, "orders-beside", &scan).await.unwrap(), now);
     let info = sim.describe_table(SRC, "orders-beside").await.unwrap().unwrap();
     assert_eq!(info.kms_key_arn, None);
+
+    // A misbehaving service (a fault) encrypts with another key: validation must notice.
+    let other = DST_KEY.replace("1111aaaa", "2222bbbb");
+    sim.set_faults(drover_sim::Faults {
+        restore_with_key: Some(other.clone()),
+        ..drover_sim::Faults::default()
+    });
+    sim.restore_to_point_in_time(&restore("orders-wrong-key", t)).await.unwrap();
+    let info = sim.describe_table(DST, "orders-wrong-key").await.unwrap().unwrap();
+    assert_eq!(info.kms_key_arn, Some(other));
 }
 
 #[tokio::test(start_paused = true)]
