@@ -580,7 +580,15 @@ impl SimCloud {
                 w.saw("fault_rate");
                 return Err(e);
             }
-            f(w, now)
+            let answer = f(w, now)?;
+            if w.faults.answer_lost(op) {
+                return Err(err(
+                    ErrorKind::Transient,
+                    op,
+                    "timeout: no answer within the call timeout (the request was served)",
+                ));
+            }
+            Ok(answer)
         })();
         if let Err(e) = state.persist() {
             return Err(err(

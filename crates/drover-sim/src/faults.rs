@@ -41,9 +41,24 @@ pub struct Faults {
     /// `Describe*Job` answers not-found for a job this many milliseconds (simulator clock)
     /// after it started: an eventually consistent read.
     pub unseen_jobs_ms: u64,
+    /// The next N calls of these operations (e.g. `RestoreTableToPointInTime`) take effect,
+    /// then answer a timeout: the answer lost on the way back, so that a retry meets the
+    /// effect of the first call.
+    pub lose_answers: BTreeMap<String, u32>,
 }
 
 impl Faults {
+    /// Whether the answer of this call, which took effect, is lost (`lose_answers`).
+    pub(crate) fn answer_lost(&mut self, op: &str) -> bool {
+        match self.lose_answers.get_mut(op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The fault a call meets before the service acts on it, if any, checked in this order:
     /// the next N calls throttled, the listed operations throttled, throttling by rate, then a
     /// passing fault (the next N calls, or by rate). Draws from `rng` only for rates in force.

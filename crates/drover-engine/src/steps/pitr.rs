@@ -99,24 +99,32 @@ pub(super) async fn restore(
         .await
     {
         Ok(arn) => arn,
-        // A call whose answer was lost (a timeout, retried) may have created it.
-        Err(e) if e.kind == ErrorKind::AlreadyExists => {
-            match shared.call(key, &scope, || ports.tables.describe_table(region, &name)).await? {
-                Some(t) if restored_from(&t, &restored) => t.arn,
-                _ => return Err(taken(&name, region)),
-            }
-        }
         Err(e) => {
-            return Err(StepFailure {
-                kind: Some(e.kind),
-                message: format!(
-                    "point-in-time restore of `{}` to {} into `{name}` in {region} failed: {e}. {}",
-                    key.table,
-                    format_time(pitr.at),
-                    fix_for(e.kind)
-                ),
+            // A call whose answer was lost (a timeout, retried) may have created the table: the
+            // retry is then answered TableAlreadyExists, or TableInUse while it is CREATING.
+            let lost = matches!(e.kind, ErrorKind::AlreadyExists | ErrorKind::InvalidState);
+            let existing = if lost {
+                shared.call(key, &scope, || ports.tables.describe_table(region, &name)).await?
+            } else {
+                None
+            };
+            match existing {
+                Some(t) if restored_from(&t, &restored) => t.arn,
+                Some(_) => return Err(taken(&name, region)),
+                None if e.kind == ErrorKind::AlreadyExists => return Err(taken(&name, region)),
+                None => {
+                    return Err(StepFailure {
+                        kind: Some(e.kind),
+                        message: format!(
+                            "point-in-time restore of `{}` to {} into `{name}` in {region} failed: {e}. {}",
+                            key.table,
+                            format_time(pitr.at),
+                            fix_for(e.kind)
+                        ),
+                    }
+                    .into());
+                }
             }
-            .into());
         }
     };
     shared.record(key, StepEvent::JobStarted { job_id: arn }).await?;

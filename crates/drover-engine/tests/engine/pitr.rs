@@ -98,3 +98,25 @@ async fn a_recover_restores_every_table_to_the_instant_in_dependency_order() {
     let text = format!("{validate:?}");
     assert!(text.contains("(RestoreSummary)") && text.contains("as the source's"), "{text}");
 }
+
+/// A restore whose answer is lost (a timeout after the service created the table) is retried;
+/// the retry is answered TableInUse while the table is CREATING: the step finds the table its
+/// first call created by its `RestoreSummary`, and restores nothing twice.
+#[tokio::test(start_paused = true)]
+async fn a_restore_whose_answer_was_lost_is_found_by_its_restore_summary() {
+    let h = Harness::new(plan(DEMO), DEMO);
+    h.sim.set_faults(drover_sim::Faults {
+        lose_answers: std::collections::BTreeMap::from([(
+            "RestoreTableToPointInTime".to_owned(),
+            3,
+        )]),
+        ..drover_sim::Faults::default()
+    });
+    let report = h.start(Mode::Recover, RUN_ID, Limits::default(), None).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.state.steps);
+    let restored = h.sim.with(|w| w.tables_restored.clone());
+    assert_eq!(restored.len(), 3, "{restored:?}");
+    assert!(restored.values().all(|n| *n == 1), "a table was restored twice: {restored:?}");
+    let calls = h.sim.with(|w| w.calls.get("RestoreTableToPointInTime").copied());
+    assert!(calls.unwrap_or(0) > 3, "no retry met a lost answer: {calls:?}");
+}
