@@ -198,6 +198,9 @@ fn plan_outlines_in_every_format() {
     let run = drover(&["plan", "plans/demo.yaml", "--mode", "failover"]);
     assert_eq!(run.code, 0);
     snapshot!("plan-demo-failover", run.transcript());
+    let run = drover(&["plan", "plans/demo.yaml", "--mode", "pitr"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    snapshot!("plan-demo-pitr", run.transcript());
     // A plan across accounts names each target's account.
     let run = drover(&["plan", "plans/shop-dr-account.yaml"]);
     assert_eq!(run.code, 0, "{}", run.transcript());

@@ -109,6 +109,169 @@ fn a_sim_failover_needs_confirmation_and_restores_under_own_names() {
 }
 
 #[test]
+fn a_sim_recover_restores_every_table_to_one_instant() {
+    let dir = state_dir();
+    let d = dir.path().to_str().unwrap();
+    let id = "demo-20261124t000000z-cccc0001";
+    let to = "2025-12-31T23:30:00Z";
+    let args = [
+        "recover",
+        "plans/demo.yaml",
+        "--cloud",
+        "sim",
+        "--to",
+        to,
+        "--run-id",
+        id,
+        "--state-dir",
+        d,
+    ];
+    let run = drover(&args);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stderr.contains(&format!("every table is restored to {to}")), "{}", run.stderr);
+    let status = status_json(dir.path(), id);
+    assert_eq!(status["state"], "succeeded");
+    assert_eq!(status["mode"], "recover");
+    let steps = status["steps"].as_array().unwrap();
+    // 4 tables, each restored, configured and validated: no backup, copy or restore job.
+    assert_eq!(steps.len(), 4 * 3, "{steps:?}");
+    let names: Vec<&str> = steps
+        .iter()
+        .filter(|s| s["step"] == "restore")
+        .map(|s| s["output"]["table_name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"orders-at-20251231T233000Z"), "{names:?}");
+    let w = world(dir.path(), id);
+    assert_eq!(w["jobs_started"], serde_json::json!({}));
+    let report = drover(&["report", id, "--state-dir", d]);
+    assert!(
+        report.stdout.contains("every table restored to **2025-12-31T23:30:00Z**"),
+        "{}",
+        report.stdout
+    );
+}
+
+/// `--latest` is chosen once: a recover killed mid-run resumes to the instant it chose, however
+/// much later the resume comes.
+#[test]
+fn a_killed_sim_recover_resumes_to_the_instant_it_chose() {
+    let dir = state_dir();
+    let d = dir.path().to_str().unwrap();
+    let id = "demo-20261124t000000z-cccc0002";
+    let mut child = bin()
+        .args(["recover", "plans/demo.yaml", "--cloud", "sim", "--latest", "--sim-speed", "600"])
+        .args(["--run-id", id, "--state-dir", d])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = status_json(dir.path(), id);
+    assert_ne!(before["state"], "succeeded", "the run ended before the kill");
+    let resumed = drover(&["resume", id, "--state-dir", d]);
+    assert_eq!(resumed.code, 0, "{}", resumed.transcript());
+    let status = status_json(dir.path(), id);
+    assert_eq!(status["state"], "succeeded");
+    // The simulated world starts at 2026-01-01T00:00:00Z; its latest restorable time is five
+    // minutes before.
+    let names: Vec<&str> = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "restore")
+        .map(|s| s["output"]["table_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with("-at-20251231T235500Z")), "{names:?}");
+    let w = world(dir.path(), id);
+    let restored = w["tables_restored"].as_object().unwrap();
+    assert!(restored.values().all(|n| n == 1), "a table was restored twice: {restored:?}");
+}
+
+#[test]
+fn recover_flags_are_checked_before_anything_starts() {
+    for (args, says) in [
+        (&["recover", "plans/demo.yaml", "--cloud", "sim"][..], "name the instant"),
+        (&["drill", "plans/demo.yaml", "--cloud", "sim", "--latest"], "add --pitr"),
+        (
+            &[
+                "recover",
+                "plans/demo.yaml",
+                "--cloud",
+                "sim",
+                "--latest",
+                "--name-template",
+                "{tabel}-x",
+            ],
+            "did you mean `{table}`",
+        ),
+        (
+            &[
+                "recover",
+                "plans/demo.yaml",
+                "--cloud",
+                "sim",
+                "--latest",
+                "--name-template",
+                "restored",
+            ],
+            "no `{table}`",
+        ),
+        (
+            &[
+                "recover",
+                "plans/demo.yaml",
+                "--cloud",
+                "sim",
+                "--latest",
+                "--to",
+                "2026-01-01T00:00:00Z",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["recover", "plans/demo.yaml", "--cloud", "sim", "--latest", "--names-from-plan"],
+            "--yes",
+        ),
+        (
+            &[
+                "recover",
+                "plans/demo.yaml",
+                "--cloud",
+                "sim",
+                "--latest",
+                "--into-source",
+                "--name-template",
+                "{table}",
+            ],
+            "a table of the plan",
+        ),
+    ] {
+        let run = drover(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.transcript());
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    // An instant the simulated world's windows do not reach fails preflight with the fix.
+    let dir = state_dir();
+    let d = dir.path().to_str().unwrap();
+    let run = drover(&[
+        "recover",
+        "plans/demo.yaml",
+        "--cloud",
+        "sim",
+        "--to",
+        "2025-01-01T00:00:00Z",
+        "--state-dir",
+        d,
+    ]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("is before its restorable window"), "{}", run.stderr);
+    assert!(run.stderr.contains("preflight failed; nothing was started"), "{}", run.stderr);
+}
+
+#[test]
 fn bad_run_flags_are_usage_errors() {
     for args in [
         &["drill", "plans/demo.yaml", "--cloud", "sim", "--run-id", "Not Valid"][..],
