@@ -109,6 +109,10 @@ pub struct PitrRestored {
     /// The key the restored table must be encrypted with: the target's, or, restored beside
     /// the source, the source table's (`None`: an AWS-owned key).
     pub kms_key_arn: Option<String>,
+    /// The source table's size when it was restored (DescribeTable's, hours old at worst): what
+    /// calibration fits point-in-time restore durations to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
 }
 
 /// How a run restores from point-in-time recovery (journaled in the header: a resumed run

@@ -344,9 +344,8 @@ fn nonce() -> u64 {
 /// A duration model fitted to past runs: for each kind of job, `duration = base + bytes /
 /// rate` by least squares over the succeeded steps of the given runs (sizes from their
 /// recovery points); kinds without at least two sizes keep `defaults`. Point-in-time restores
-/// (`pitr-restore`) are fitted the same way from the restore steps of recover runs, but such
-/// runs take no recovery point, so their journals hold no size yet and they keep `defaults`. Returns the model and
-/// how many samples each kind had.
+/// (`pitr-restore`) are fitted the same way from the restore steps of point-in-time runs (the
+/// source's size journaled with each). Returns the model and how many samples each kind had.
 #[must_use]
 #[allow(clippy::cast_precision_loss)]
 pub fn calibrate(
@@ -381,7 +380,13 @@ pub fn calibrate(
                 StepKind::Restore => "restore",
                 _ => continue,
             };
-            if let Some(bytes) = size_of(&k.table) {
+            let size = match &s.phase {
+                Phase::Succeeded { output: StepOutput::Restore { pitr: Some(p), .. } } => {
+                    p.size_bytes
+                }
+                _ => size_of(&k.table),
+            };
+            if let Some(bytes) = size {
                 samples
                     .entry(kind)
                     .or_default()

@@ -166,8 +166,8 @@ fn older_duration_models_load_with_the_pitr_defaults() {
     assert_eq!(DurationModel::instant().pitr_restore_ms(1 << 40), 0);
 }
 
-/// A recover run's restore steps are point-in-time restores, never samples of restore jobs;
-/// their journals hold no sizes (no recovery point), so they leave the model's PITR defaults.
+/// A recover run's restore steps are point-in-time restores, never samples of restore jobs:
+/// they calibrate `pitr-restore` from the sizes journaled with them, and only that.
 #[test]
 fn calibration_counts_point_in_time_restores_apart() {
     let p = plan("  - name: alpha\n  - name: bravo\n");
@@ -180,6 +180,13 @@ fn calibration_counts_point_in_time_restores_apart() {
     let sim = Simulation::new(model(), Limits::default());
     let (state, _) = rt.block_on(sim.run(&p, Mode::Recover, &sizes)).unwrap();
     let (fitted, counts) = calibrate(&[state], model());
-    assert!(counts.is_empty(), "{counts:?}");
-    assert_eq!(fitted, model());
+    assert_eq!(counts, std::collections::BTreeMap::from([("pitr-restore", 2)]), "{counts:?}");
+    let m = model();
+    assert_eq!(
+        (fitted.restore_base_s, fitted.restore_mb_s, fitted.backup_base_s),
+        (m.restore_base_s, m.restore_mb_s, m.backup_base_s)
+    );
+    // Fitted to the simulated restores' own durations: at least the 20-minute floor.
+    assert!(fitted.pitr_restore_base_s >= 1100.0, "{fitted:?}");
+    assert!(fitted.pitr_restore_ms(1_000_000) >= 1_190_000, "{fitted:?}");
 }

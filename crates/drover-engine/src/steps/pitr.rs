@@ -61,6 +61,7 @@ pub(super) async fn restore(
         restore_time: pitr.at,
         schema: source.schema(),
         kms_key_arn: expected_key,
+        size_bytes: Some(source.size_bytes),
     };
     let step = shared.with_state(|s| s.steps.get(key).cloned().unwrap_or_default());
     let may_have_restored = step.jobs_requested > 0;
