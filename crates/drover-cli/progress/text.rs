@@ -116,6 +116,11 @@ fn has_job(mode: Mode, kind: StepKind) -> bool {
 pub(crate) fn event_text(mode: Mode, key: &StepKey, event: &StepEvent) -> Option<String> {
     Some(match event {
         StepEvent::Began if !has_job(mode, key.kind) => "started".to_owned(),
+        // A point-in-time restore has no job: its "job" is the new table.
+        StepEvent::JobStarted { job_id } if job_id.contains(":dynamodb:") => {
+            let table = job_id.rsplit_once("table/").map_or(job_id.as_str(), |(_, t)| t);
+            format!("point-in-time restore into {table} running")
+        }
         StepEvent::JobStarted { job_id } => format!("job {job_id} running"),
         StepEvent::Succeeded(_) => "succeeded".to_owned(),
         StepEvent::Failed { message, .. } => format!("failed: {}", one_line(message)),
@@ -156,6 +161,16 @@ mod tests {
                 key(StepKind::Restore, w),
                 StepEvent::JobStarted { job_id: "j-1".into() },
                 Some("job j-1 running"),
+            ),
+            (
+                Mode::Recover,
+                key(StepKind::Restore, w),
+                StepEvent::JobStarted {
+                    job_id:
+                        "arn:aws:dynamodb:us-west-2:123456789012:table/orders-at-20261124T103000Z"
+                            .into(),
+                },
+                Some("point-in-time restore into orders-at-20261124T103000Z running"),
             ),
             (
                 Mode::Drill,
