@@ -302,3 +302,34 @@ def test_the_history_survives_a_restart(tmp_path):
                                              key=lambda i: json.dumps(i, sort_keys=True, default=str))
     finally:
         stop_server(proc, tmp)
+
+
+def test_the_fixture_seeds_tables_with_pitr_and_writes_items(emulator):
+    """fixture.py's `"pitr": true` turns PITR on before the seeded writes (so they are in the
+    history), and `write` makes an application's writes through PutItem and DeleteItem."""
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    port = emulator.endpoint.rsplit(":", 1)[1]
+
+    def fixture(command, arg):
+        out = subprocess.run([sys.executable, f"{here}/fixture.py", command, port], input=json.dumps(arg),
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    fixture("seed", {"source": SRC, "targets": [DST], "source_vault": "prod", "target_vaults": {DST: "dr"},
+                     "tables": [{"name": "ledger", "items": 3, "pitr": True}, {"name": "plain", "items": 1}]})
+    ddb = emulator.client("dynamodb")
+    assert pitr(ddb, "ledger")["PointInTimeRecoveryStatus"] == "ENABLED"
+    assert pitr(ddb, "plain")["PointInTimeRecoveryStatus"] == "DISABLED"
+    seeded = items(ddb, "ledger")
+    at = instant()
+    answer = fixture("write", {"region": SRC, "table": "ledger", "put": [{"pk": {"S": "ITEM#9"}}],
+                               "delete": [{"pk": {"S": "ITEM#0"}}]})
+    assert answer["time"] > at
+    now = items(ddb, "ledger")
+    assert {"pk": {"S": "ITEM#9"}} in now and all(i["pk"] != {"S": "ITEM#0"} for i in now)
+    ddb.restore_table_to_point_in_time(SourceTableName="ledger", TargetTableName="ledger-then",
+                                       RestoreDateTime=at)
+    assert items(ddb, "ledger-then") == seeded
