@@ -173,8 +173,16 @@ enum Printed {
 }
 
 fn warn_if_too_large(name: &str, doc: &PolicyDocument) {
+    /// What a role's inline policies hold, together (IAM quotas).
+    const INLINE_MAX_CHARS: usize = 10_240;
     let size = doc.size();
-    if size > MANAGED_POLICY_MAX_CHARS {
+    if size > INLINE_MAX_CHARS {
+        output::stderr(&format!(
+            "warning: the {name} policy is {size} characters (whitespace not counted), more \
+             than a role's inline policies hold ({INLINE_MAX_CHARS}): print it with --split as \
+             several managed policies (docs/iam.md)"
+        ));
+    } else if size > MANAGED_POLICY_MAX_CHARS {
         output::stderr(&format!(
             "warning: the {name} policy is {size} characters (whitespace not counted), more \
              than a managed policy holds ({MANAGED_POLICY_MAX_CHARS}): attach it inline to a role \

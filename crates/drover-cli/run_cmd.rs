@@ -79,27 +79,17 @@ pub(crate) fn recover(args: &RecoverArgs, log: LogFormat) -> Result<Exit, CliErr
         );
         return Ok(Exit::Usage);
     }
-    if args.names_from_plan && !args.yes {
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            output::error(
-                "--names-from-plan restores the tables under their production names; confirm with --yes",
-            );
-            return Ok(Exit::Usage);
-        }
-        let Some((plan, _)) = load_plan(&args.run.plan) else { return Ok(Exit::Failure) };
-        output::stderr(&format!(
-            "This recovers plan `{}` ({} tables) under the tables' own names.\n\
-             Type the plan name to continue:",
-            plan.name,
-            plan.tables.len(),
-        ));
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        if stdin.lock().read_line(&mut answer).is_err() || answer.trim() != plan.name {
-            output::error("recovery not confirmed; nothing was done");
-            return Ok(Exit::Failure);
-        }
+    if args.names_from_plan
+        && !args.yes
+        && let Some(exit) = confirm(&args.run.plan, "--names-from-plan", "recovery", &|plan| {
+            format!(
+                "This recovers plan `{}` ({} tables) under the tables' own names.",
+                plan.name,
+                plan.tables.len()
+            )
+        })
+    {
+        return Ok(exit);
     }
     let names = if args.names_from_plan {
         PitrNames::Plan
@@ -196,30 +186,46 @@ fn check_pitr_names(plan: &Plan, shape: Shape, pitr: &Pitr, short_id: &str) -> R
     Ok(())
 }
 
-pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliError> {
-    if !args.yes {
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() {
-            output::error(
-                "a failover restores tables under their production names; confirm with --yes",
-            );
-            return Ok(Exit::Usage);
-        }
-        let Some((plan, _)) = load_plan(&args.run.plan) else { return Ok(Exit::Failure) };
-        let regions: Vec<&str> = plan.targets.iter().map(|t| t.region.as_str()).collect();
-        output::stderr(&format!(
-            "This fails over plan `{}` ({} tables) into {}, restoring the tables under their own names.\n\
-             Type the plan name to continue:",
-            plan.name,
-            plan.tables.len(),
-            regions.join(", ")
+/// Asks, on a terminal, for the plan name before a run that restores under production names
+/// (`what` needs it: a failover, `--names-from-plan`): `None` when confirmed, else how to exit
+/// (usage off a terminal, which must pass --yes; failure when not confirmed).
+fn confirm(
+    plan_path: &std::path::Path,
+    what: &str,
+    run: &str,
+    says: &dyn Fn(&Plan) -> String,
+) -> Option<Exit> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        output::error(&format!(
+            "{what} restores the tables under their production names; confirm with --yes"
         ));
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        if stdin.lock().read_line(&mut answer).is_err() || answer.trim() != plan.name {
-            output::error("failover not confirmed; nothing was done");
-            return Ok(Exit::Failure);
-        }
+        return Some(Exit::Usage);
+    }
+    let Some((plan, _)) = load_plan(plan_path) else { return Some(Exit::Failure) };
+    output::stderr(&format!("{}\nType the plan name to continue:", says(&plan)));
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if stdin.lock().read_line(&mut answer).is_err() || answer.trim() != plan.name {
+        output::error(&format!("{run} not confirmed; nothing was done"));
+        return Some(Exit::Failure);
+    }
+    None
+}
+
+pub(crate) fn failover(args: &FailoverArgs, log: LogFormat) -> Result<Exit, CliError> {
+    if !args.yes
+        && let Some(exit) = confirm(&args.run.plan, "a failover", "failover", &|plan| {
+            let regions: Vec<&str> = plan.targets.iter().map(|t| t.region.as_str()).collect();
+            format!(
+                "This fails over plan `{}` ({} tables) into {}, restoring the tables under their own names.",
+                plan.name,
+                plan.tables.len(),
+                regions.join(", ")
+            )
+        })
+    {
+        return Ok(exit);
     }
     start(&args.run, Mode::Failover, Started { keep: false, cut_at: args.at, pitr: None }, log)
 }
