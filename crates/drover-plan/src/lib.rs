@@ -38,8 +38,9 @@ mod schema;
 pub use diag::{Code, Diagnostic, Diagnostics, Location, Related, Report, Severity};
 pub use graph::PlanGraph;
 pub use model::{
-    AssumeRole, BackupJobs, DEFAULT_DRILL_RETENTION_DAYS, DEFAULT_DRILL_TEMPLATE, Drill, KeyValue,
-    Objectives, Plan, RUN_SHORT_ID_LEN, Region, Source, SourceReads, StreamView, Table, TableId,
+    AssumeRole, BackupJobs, DEFAULT_DRILL_RETENTION_DAYS, DEFAULT_DRILL_TEMPLATE,
+    DEFAULT_HOOK_TIMEOUT, Drill, EventBridge, Hook, KeyValue, Notify, Objectives, Plan,
+    RUN_SHORT_ID_LEN, Region, RunHooks, Sns, Source, SourceReads, StreamView, Table, TableId,
     Target, Validation, arn_account, format_duration,
 };
 pub use outline::{Mode, Outline, StepKind, TargetOutline};

@@ -571,6 +571,8 @@ pub(crate) fn lower(root: &Value) -> (Option<Plan>, Vec<Issue>) {
             tables,
             drill,
             backup_jobs,
+            hooks: crate::model::RunHooks::default(),
+            notify: crate::model::Notify::default(),
             graph,
         }),
         _ => None,
@@ -1708,6 +1710,7 @@ fn resolve_tables(
                     .or_else(|| defaults.canary_keys.clone())
                     .unwrap_or_default(),
                 digest: s.digest.or(defaults.digest).unwrap_or(false),
+                hooks: Vec::new(),
             },
         });
     }

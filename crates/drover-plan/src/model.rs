@@ -41,6 +41,10 @@ pub struct Plan {
     pub drill: Drill,
     /// AWS Backup's windows for the backup jobs drover starts (drills and backups).
     pub backup_jobs: BackupJobs,
+    /// Hooks of the whole run.
+    pub hooks: RunHooks,
+    /// Where events of runs and checks go.
+    pub notify: Notify,
     /// The dependency graph of `tables`.
     #[serde(skip)]
     pub graph: PlanGraph,
@@ -250,7 +254,61 @@ pub struct Validation {
     pub canary_keys: Vec<BTreeMap<String, KeyValue>>,
     /// Compare an order-independent hash of every item (a full parallel scan).
     pub digest: bool,
+    /// Commands run after the built-in checks of this table pass (`validate.hooks`).
+    pub hooks: Vec<Hook>,
 }
+
+/// A validation hook: a command drover runs (argv, no shell) against the restored tables, with
+/// their names, region, run id and mode in its environment. A non-zero exit, or no exit
+/// within `timeout`, fails the step it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hook {
+    /// Its name in the journal and the report, `[A-Za-z0-9_.-]{1,64}`, unique where it is.
+    pub name: String,
+    /// The program and its arguments (no shell); a relative program is found from the plan
+    /// file's directory.
+    pub run: Vec<String>,
+    /// How long it may run before it is killed (default 5m).
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+}
+
+/// Hooks of the whole run (`hooks:`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunHooks {
+    /// Once per target, after every table there is validated (`after_target`).
+    pub after_target: Vec<Hook>,
+    /// Once, at the end of the run, whatever its outcome (`after_run`).
+    pub after_run: Vec<Hook>,
+}
+
+/// Where a run's events go (`notify:`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Notify {
+    /// Amazon EventBridge: `PutEvents` to this bus in this region.
+    pub eventbridge: Option<EventBridge>,
+    /// Amazon SNS: `Publish` to this topic.
+    pub sns: Option<Sns>,
+}
+
+/// An EventBridge event bus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventBridge {
+    /// Its region.
+    pub region: Region,
+    /// Its name or ARN (`default` unless set).
+    pub event_bus: String,
+}
+
+/// An SNS topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sns {
+    /// Its ARN (`arn:aws:sns:REGION:ACCOUNT:NAME`).
+    pub topic_arn: String,
+}
+
+/// The default timeout of a hook.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// DynamoDB stream view type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
