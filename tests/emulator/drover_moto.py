@@ -67,6 +67,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.datastructures import Headers
 from werkzeug.serving import make_server
 
+import cbor_front  # CloudWatch over Smithy RPC v2 CBOR (this directory)
 import cross_account  # STS enforcement, IAM policies, the organization (this directory)
 import pitr  # DynamoDB point-in-time recovery: item history, RestoreTableToPointInTime (this directory)
 import realism  # the realism layer (this directory); it never imports this module
@@ -1428,6 +1429,10 @@ def _realism_fault_response(environ, start_response, service, fault):
         start_response("503 Service Unavailable", [("Content-Length", "0")])
         return [b""]
     return _fault_response(environ, start_response, service, {"code": code, "status": status, "message": message})
+
+
+# CloudWatch over Smithy RPC v2 CBOR (issue 16): the route, `cloudwatch:` call names, CBOR faults.
+_operation, _fault_response = cbor_front.install(LOCK, _operation, _fault_response)
 
 
 # Default messages of injected faults (POST /_drover/throttle), by code; the emulator's wording.
