@@ -11,6 +11,7 @@ mod cloud;
 mod estimate;
 mod exit;
 mod iam;
+mod hooks;
 mod output;
 mod pace;
 mod plan_cmd;

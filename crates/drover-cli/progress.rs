@@ -119,6 +119,12 @@ fn trace(key: &StepKey, event: &StepEvent) {
             tracing::warn!(step = %key, error = %message, "failed");
         }
         StepEvent::Blocked { by } => tracing::warn!(step = %key, blocked_by = %by, "blocked"),
+        StepEvent::HookFinished(o) if o.passed() => {
+            tracing::info!(step = %key, hook = %o.name, duration_ms = o.duration_ms, "hook passed");
+        }
+        StepEvent::HookFinished(o) => {
+            tracing::warn!(step = %key, hook = %o.name, exit_code = ?o.exit_code, timed_out = o.timed_out, "hook failed");
+        }
         StepEvent::JobRequested { .. } | StepEvent::Retried => {}
     }
 }

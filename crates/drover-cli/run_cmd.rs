@@ -698,6 +698,7 @@ async fn execute_run(
     let held = hold.keep(&cancel);
     let progress = Arc::new(Progress::new(log, &plan, &state, &settings));
     let run_id = state.header.run_id.clone();
+    let hooks = crate::hooks::ProcessHooks::new(std::path::Path::new(&state.header.plan_path));
     let result = execute(Execution {
         plan,
         journal,
@@ -706,6 +707,7 @@ async fn execute_run(
         settings,
         cancel,
         observer: progress.clone(),
+        hooks: Some(Arc::new(hooks)),
     })
     .await;
     let lost = held.lost();

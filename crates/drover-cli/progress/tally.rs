@@ -97,7 +97,7 @@ fn fallback_ms(kind: StepKind) -> u64 {
             StepKind::RecoveryPoint => 3,
             StepKind::Copy => 6,
             StepKind::Restore => 10,
-            StepKind::Configure | StepKind::Validate | StepKind::Teardown => 1,
+            StepKind::Configure | StepKind::Validate | StepKind::Teardown | StepKind::Hooks => 1,
         }
 }
 

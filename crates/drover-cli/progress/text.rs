@@ -107,7 +107,7 @@ fn has_job(mode: Mode, kind: StepKind) -> bool {
     match kind {
         StepKind::RecoveryPoint => mode != Mode::Failover,
         StepKind::Copy | StepKind::Restore => true,
-        StepKind::Configure | StepKind::Validate | StepKind::Teardown => false,
+        StepKind::Configure | StepKind::Validate | StepKind::Teardown | StepKind::Hooks => false,
     }
 }
 
@@ -125,6 +125,8 @@ pub(crate) fn event_text(mode: Mode, key: &StepKey, event: &StepEvent) -> Option
         StepEvent::Succeeded(_) => "succeeded".to_owned(),
         StepEvent::Failed { message, .. } => format!("failed: {}", one_line(message)),
         StepEvent::Blocked { by } => format!("blocked by {}", step_name(by)),
+        StepEvent::HookFinished(o) if o.passed() => format!("hook {} passed", o.name),
+        StepEvent::HookFinished(o) => format!("hook {} failed", o.name),
         StepEvent::Began | StepEvent::JobRequested { .. } | StepEvent::Retried => return None,
     })
 }

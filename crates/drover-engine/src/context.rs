@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) short_id: String,
     /// A point-in-time run's instant and names (the header's, which never changes).
     pub(crate) pitr: Option<crate::state::Pitr>,
+    /// Runs the plan's validation hooks.
+    pub(crate) hooks: Option<Arc<dyn crate::hooks::HookRunner>>,
     pub(crate) ports: Ports,
     pub(crate) settings: Settings,
     pub(crate) book: Mutex<Book>,

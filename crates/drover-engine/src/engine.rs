@@ -50,6 +50,8 @@ pub struct Execution {
     pub cancel: CancellationToken,
     /// Progress.
     pub observer: Arc<dyn Observer>,
+    /// Runs the plan's validation hooks (`None`: they are not run, and say so: an estimate).
+    pub hooks: Option<Arc<dyn crate::hooks::HookRunner>>,
 }
 
 /// What a finished (or stopped) execution reports.
@@ -72,7 +74,7 @@ pub struct Report {
 /// # Cancel safety
 /// Not cancel safe: cancel through `Execution::cancel`, which journals the interruption.
 pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
-    let Execution { plan, journal, state, ports, settings, cancel, observer } = exec;
+    let Execution { plan, journal, state, ports, settings, cancel, observer, hooks } = exec;
     let mode = state.header.mode;
     let teardown = mode == Mode::Drill && (!state.header.options.keep || state.teardown_requested);
     let shape = Shape::of(&state.header, teardown);
@@ -89,6 +91,7 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
         run_id,
         short_id,
         pitr: state.header.options.pitr.clone(),
+        hooks,
         ports,
         settings,
         book: Mutex::new(Book { journal, state }),
@@ -133,9 +136,9 @@ async fn run_to_end(
             }
         }
         if !shared.settings.teardown_only {
-            shared
-                .record_run(RunEvent::Finished { success: outcome == Outcome::Succeeded })
-                .await?;
+            let success = outcome == Outcome::Succeeded;
+            crate::steps::after_run(shared, success).await?;
+            shared.record_run(RunEvent::Finished { success }).await?;
         } else if let Some(success) = ended(&shared.state()) {
             // A teardown-only pass leaves the run's outcome as it was: a run that had ended
             // (every step besides teardown finished) ends again, now with its teardown; an

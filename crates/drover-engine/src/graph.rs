@@ -15,6 +15,9 @@ use drover_plan::{Mode, Plan, StepKind, TableId};
 
 use crate::state::{Header, StepKey};
 
+/// The table of a target's `after_target` hooks step: all of them.
+pub const ALL_TABLES: &str = "*";
+
 /// What a run does, as far as its steps go: its mode, whether a drill tears down, and where
 /// its data comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +119,7 @@ fn weight(kind: StepKind) -> u64 {
         StepKind::RecoveryPoint => 3,
         StepKind::Copy => 6,
         StepKind::Restore => 10,
-        StepKind::Configure | StepKind::Validate | StepKind::Teardown => 1,
+        StepKind::Configure | StepKind::Validate | StepKind::Teardown | StepKind::Hooks => 1,
     }
 }
 
@@ -211,6 +214,14 @@ impl StepGraph {
                     vec![(key(&t.name, r, StepKind::Configure), Wait::Success)],
                 );
             }
+            // The plan's after_target hooks, once every table here is validated.
+            let hooks = (mode != Mode::Backup && !plan.hooks.after_target.is_empty()).then(|| {
+                let waits = ids
+                    .iter()
+                    .map(|id| (key(&plan.table(*id).name, r, StepKind::Validate), Wait::Success))
+                    .collect();
+                g.add(key(ALL_TABLES, r, StepKind::Hooks), waits)
+            });
             if mode == Mode::Drill && teardown {
                 let b = g.barriers.len();
                 let mut barrier = Barrier::default();
@@ -221,6 +232,11 @@ impl StepGraph {
                         g.member_of[v] = Some(b);
                         barrier.members.push(v);
                     }
+                }
+                // Teardown also waits for the hooks that read the tables.
+                if let Some(h) = hooks {
+                    g.member_of[h] = Some(b);
+                    barrier.members.push(h);
                 }
                 for &id in &ids {
                     let t = plan.table(id);

@@ -15,13 +15,15 @@
 //! - [`run`]: run ids and the state directory;
 //! - [`preflight`]: read-only checks before a run, and failover readiness;
 //! - [`report`]: reports of a run (JSON, Markdown, JUnit, HTML);
-//! - [`sweep`]: what abandoned drills left behind (`drover sweep`), found by ownership tags.
+//! - [`sweep`]: what abandoned drills left behind (`drover sweep`), found by ownership tags;
+//! - [`hooks`]: the plan's validation hooks, and the port that runs them.
 
 pub mod clock;
 mod context;
 pub mod engine;
 mod error;
 pub mod graph;
+pub mod hooks;
 pub mod journal;
 mod limits;
 pub mod observer;

@@ -313,6 +313,9 @@ pub enum StepEvent {
     },
     /// Reset to pending for another attempt (on resume of a failed run).
     Retried,
+    /// A validation hook of the step ended (the step goes on running); a resumed attempt
+    /// skips the hooks that passed.
+    HookFinished(crate::hooks::HookOutcome),
 }
 
 /// A run-level event.
@@ -351,6 +354,8 @@ pub enum RunEvent {
         /// Who broke it.
         by: String,
     },
+    /// An `after_run` hook ended.
+    HookRan(crate::hooks::HookOutcome),
     /// Every step is finished.
     Finished {
         /// Whether every step succeeded.
@@ -487,6 +492,8 @@ pub struct StepState {
     pub jobs_requested: u32,
     /// Ids of every job started for this step, over all attempts.
     pub job_ids: Vec<String>,
+    /// The hooks that ended in the current attempt, in order.
+    pub hooks: Vec<crate::hooks::HookOutcome>,
 }
 
 impl Default for StepState {
@@ -498,6 +505,7 @@ impl Default for StepState {
             ended_at: None,
             jobs_requested: 0,
             job_ids: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 }
@@ -512,6 +520,11 @@ impl StepState {
             (Phase::Pending, StepEvent::Began) => {
                 self.attempt += 1;
                 self.began_at = Some(at);
+                self.hooks.clear();
+                Phase::Running
+            }
+            (Phase::Running, StepEvent::HookFinished(outcome)) => {
+                self.hooks.push(outcome.clone());
                 Phase::Running
             }
             (Phase::Running, StepEvent::JobRequested { token }) => {
@@ -571,6 +584,7 @@ fn event_name(e: &StepEvent) -> &'static str {
         StepEvent::Failed { .. } => "failed",
         StepEvent::Blocked { .. } => "blocked",
         StepEvent::Retried => "retried",
+        StepEvent::HookFinished(_) => "hook-finished",
     }
 }
 
@@ -596,6 +610,8 @@ pub struct RunState {
     pub source_points: Option<(Vec<String>, BTreeMap<String, String>)>,
     /// Failover cuts, by target region.
     pub cuts: BTreeMap<String, Cut>,
+    /// The `after_run` hooks that ended, in order.
+    pub after_run: Vec<crate::hooks::HookOutcome>,
     /// The outcome, when every step is finished.
     pub finished: Option<bool>,
     /// Records in the journal.
@@ -616,6 +632,7 @@ impl RunState {
             markers_removed: false,
             source_points: None,
             cuts: BTreeMap::new(),
+            after_run: Vec::new(),
             finished: None,
             records: 1,
         }
@@ -666,6 +683,7 @@ impl RunState {
                     }
                     self.cuts.insert(cut.target.clone(), cut.clone());
                 }
+                RunEvent::HookRan(outcome) => self.after_run.push(outcome.clone()),
                 RunEvent::Finished { success } => self.finished = Some(*success),
                 RunEvent::LeaseBroken { .. } => {}
             },

@@ -29,7 +29,10 @@ pub const MARKER_ATTRIBUTE: &str = "drover_marker";
 
 type StepResult = Result<StepOutput, StepError>;
 
+mod hooks;
 mod pitr;
+
+pub(crate) use hooks::after_run;
 
 /// Drives one step from its journaled phase to a terminal phase.
 pub(crate) async fn drive(shared: &Shared, key: &StepKey) -> Result<(), EngineError> {
@@ -44,6 +47,7 @@ pub(crate) async fn drive(shared: &Shared, key: &StepKey) -> Result<(), EngineEr
         (StepKind::Configure, Some(r)) => configure(shared, key, r).await,
         (StepKind::Validate, Some(r)) => validate(shared, key, r).await,
         (StepKind::Teardown, Some(r)) => teardown(shared, key, r).await,
+        (StepKind::Hooks, Some(r)) => hooks::after_target(shared, key, r).await,
         (kind, None) => Err(StepFailure::new(format!(
             "internal error: {} step without a target",
             kind.as_str()
@@ -1052,6 +1056,8 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         }
     }
     if problems.is_empty() {
+        // The plan's own checks, once drover's pass.
+        checks.extend(hooks::run_for_step(shared, key, region, &t.validate.hooks).await?);
         Ok(StepOutput::Validate { checks, digest })
     } else {
         Err(StepFailure::new(format!("validation of `{name}` failed: {}", problems.join("; ")))

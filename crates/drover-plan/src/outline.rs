@@ -87,6 +87,9 @@ pub enum StepKind {
     Validate,
     /// Delete the drill table.
     Teardown,
+    /// The plan's `hooks.after_target`, once per target after every table there is validated
+    /// (its table is `*`).
+    Hooks,
 }
 
 impl StepKind {
@@ -100,6 +103,7 @@ impl StepKind {
             StepKind::Configure => "configure",
             StepKind::Validate => "validate",
             StepKind::Teardown => "teardown",
+            StepKind::Hooks => "hooks",
         }
     }
 }

@@ -108,7 +108,7 @@ pub fn expected_durations(
                 StepKind::Restore if mode == Mode::Recover => model.pitr_restore_ms(bytes),
                 StepKind::Restore => model.expected_ms(JobKind::Restore, bytes),
                 StepKind::Validate => model.scan_ms(bytes, 4),
-                StepKind::Configure | StepKind::Teardown => 0,
+                StepKind::Configure | StepKind::Teardown | StepKind::Hooks => 0,
             };
             (k.clone(), u64::try_from(ms).unwrap_or(0))
         })
@@ -319,6 +319,7 @@ impl Simulation {
                 settings,
                 cancel: tokio_util::sync::CancellationToken::new(),
                 observer: Arc::new(Silent),
+                hooks: None,
             })
             .await
             .map_err(|e| e.to_string())?;

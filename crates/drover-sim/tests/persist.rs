@@ -72,6 +72,7 @@ async fn drill(plan: &Plan, text: &str, sim: &SimCloud, dir: &Path) {
         settings: Settings { scan_segments: 4, volatile_journal: true, ..Settings::default() },
         cancel: CancellationToken::new(),
         observer: Arc::new(Silent),
+        hooks: None,
     })
     .await
     .unwrap();

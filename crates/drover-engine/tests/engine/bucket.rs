@@ -776,6 +776,7 @@ async fn a_run_whose_lease_is_broken_stops_and_resumes() {
         settings: Settings { scan_segments: 4, ..Settings::default() },
         cancel: cancel.clone(),
         observer: Arc::new(Silent),
+        hooks: None,
     })
     .await
     .unwrap();

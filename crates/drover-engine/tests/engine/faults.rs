@@ -261,6 +261,7 @@ async fn the_clock_jumping_neither_ends_retries_early_nor_breaks_the_journal() {
         settings: Settings { scan_segments: 4, ..Settings::default() },
         cancel: CancellationToken::new(),
         observer: Arc::new(Silent),
+        hooks: None,
     })
     .await
     .unwrap();

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 mod bucket;
 mod faults;
+mod hooks;
 mod objects;
 mod pitr;
 mod props;
@@ -96,6 +97,8 @@ struct Harness {
     store: Store,
     /// The bucket behind `store`, for a bucket harness.
     bucket: Option<Arc<objects::MemStore>>,
+    /// The hook runner runs get.
+    hooks: Option<Arc<dyn drover_engine::hooks::HookRunner>>,
 }
 
 impl Harness {
@@ -105,7 +108,7 @@ impl Harness {
         sim.seed_from_plan(&plan, 20);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::Dir(dir.path().to_owned());
-        Harness { plan, text: text.to_owned(), sim, clock, dir, store, bucket: None }
+        Harness { plan, text: text.to_owned(), sim, clock, dir, store, bucket: None, hooks: None }
     }
 
     /// A harness whose runs' state lives in a bucket (in memory).
@@ -203,6 +206,7 @@ impl Harness {
             settings: Settings { limits, scan_segments: 4, ..Settings::default() },
             cancel: CancellationToken::new(),
             observer: Arc::new(Silent),
+            hooks: self.hooks.clone(),
         })
         .await
     }
@@ -1067,6 +1071,7 @@ async fn teardown_keeps_a_table_that_lost_its_ownership_tag() {
         settings: Settings { teardown_only: true, scan_segments: 4, ..Settings::default() },
         cancel: CancellationToken::new(),
         observer: Arc::new(Silent),
+        hooks: None,
     })
     .await
     .unwrap();

@@ -80,6 +80,7 @@ async fn exec_with(
         settings,
         cancel: CancellationToken::new(),
         observer: Arc::new(Silent),
+        hooks: None,
     })
     .await
     .unwrap()

@@ -322,6 +322,7 @@ async fn a_teardown_leaves_the_runs_outcome_as_it_was() {
             settings,
             cancel: CancellationToken::new(),
             observer: Arc::new(Silent),
+            hooks: None,
         })
         .await
         .unwrap();

@@ -88,6 +88,7 @@ async fn run_plan(plan: &Plan, mode: Mode, sim: &SimCloud, dir: &Path) {
         settings: Settings { scan_segments: 4, volatile_journal: true, ..Settings::default() },
         cancel: CancellationToken::new(),
         observer: Arc::new(Silent),
+        hooks: None,
     })
     .await
     .unwrap();
