@@ -103,6 +103,18 @@ pub enum Code {
     CanaryKey,
     /// The drill table name template is invalid.
     DrillTemplate,
+    /// A hook's `name` is invalid.
+    HookName,
+    /// The same hook name twice in one list of hooks.
+    DuplicateHook,
+    /// A hook's `run` is not a non-empty list of non-empty arguments.
+    HookRun,
+    /// A hook's `timeout` is out of its range (1s to 24h).
+    HookTimeout,
+    /// `notify.eventbridge.event_bus` is neither an event bus name nor its ARN.
+    EventBus,
+    /// `notify.sns.topic_arn` is not an SNS topic ARN.
+    TopicArn,
 }
 
 impl Code {
@@ -156,6 +168,12 @@ impl Code {
             Code::Tag => "tag",
             Code::CanaryKey => "canary-key",
             Code::DrillTemplate => "drill-template",
+            Code::HookName => "hook-name",
+            Code::DuplicateHook => "duplicate-hook",
+            Code::HookRun => "hook-run",
+            Code::HookTimeout => "hook-timeout",
+            Code::EventBus => "event-bus",
+            Code::TopicArn => "topic-arn",
         }
     }
 }

@@ -18,6 +18,8 @@ use crate::model::{
 use crate::parse::{Path, Seg};
 use crate::rules;
 
+mod hooks;
+
 /// Keys of each mapping in the format. The JSON Schema must list the same keys (a test checks).
 pub(crate) mod keys {
     pub(crate) const TOP: &[&str] = &[
@@ -31,6 +33,8 @@ pub(crate) mod keys {
         "tables",
         "drill",
         "backup_jobs",
+        "hooks",
+        "notify",
     ];
     pub(crate) const SOURCE: &[&str] =
         &["region", "account_id", "backup_vault", "role_arn", "external_id", "session_duration"];
@@ -65,7 +69,13 @@ pub(crate) mod keys {
         "tags",
         "validate",
     ];
-    pub(crate) const VALIDATE: &[&str] = &["min_items", "canary_keys", "digest"];
+    /// A table's `validate`; `defaults.validate` reads the same keys and refuses `hooks`.
+    pub(crate) const VALIDATE: &[&str] = &["min_items", "canary_keys", "digest", "hooks"];
+    pub(crate) const HOOK: &[&str] = &["name", "run", "timeout"];
+    pub(crate) const HOOKS: &[&str] = &["after_target", "after_run"];
+    pub(crate) const NOTIFY: &[&str] = &["eventbridge", "sns"];
+    pub(crate) const EVENTBRIDGE: &[&str] = &["region", "event_bus"];
+    pub(crate) const SNS: &[&str] = &["topic_arn"];
     pub(crate) const DRILL: &[&str] =
         &["table_name", "write_marker", "recovery_point_retention", "source_reads"];
     pub(crate) const SOURCE_READS: &[&str] = &["provisioned_share", "on_demand_units"];
@@ -226,6 +236,8 @@ struct Settings {
     min_items: Option<u64>,
     canary_keys: Option<Vec<BTreeMap<String, KeyValue>>>,
     digest: Option<bool>,
+    /// `validate.hooks`, in tables only.
+    hooks: Option<Vec<crate::model::Hook>>,
 }
 
 /// A dependency: (dependent, dependency, index of the entry in the dependent's `depends_on`).
@@ -545,6 +557,10 @@ pub(crate) fn lower(root: &Value) -> (Option<Plan>, Vec<Issue>) {
         }
     }
 
+    let run_hooks =
+        top.get("hooks").map(|v| hooks::lower_run_hooks(&mut cx, v)).unwrap_or_default();
+    let notify = top.get("notify").map(|v| hooks::lower_notify(&mut cx, v)).unwrap_or_default();
+
     let tables = resolve_tables(&mut cx, raw_tables, &defaults, &targets);
     let graph = tables.as_ref().map(|(tables, edges)| check_graph(&mut cx, tables, edges));
     if let Some((tables, _)) = &tables {
@@ -571,8 +587,8 @@ pub(crate) fn lower(root: &Value) -> (Option<Plan>, Vec<Issue>) {
             tables,
             drill,
             backup_jobs,
-            hooks: crate::model::RunHooks::default(),
-            notify: crate::model::Notify::default(),
+            hooks: run_hooks,
+            notify,
             graph,
         }),
         _ => None,
@@ -1412,6 +1428,20 @@ fn lower_settings(cx: &mut Cx, f: &Fields<'_>, p: &P<'_>, targets: &[Target]) ->
             if let Some(v) = vf.get("digest") {
                 s.digest = cx.boolean(v, &vp.key("digest"));
             }
+            if let Some(v) = vf.get("hooks") {
+                let hp = vp.key("hooks");
+                // `defaults` is the only settings mapping under a key; tables are list items.
+                if matches!(p.seg, S::Key("defaults")) {
+                    cx.error(
+                        Code::UnknownKey,
+                        hp.at_key(),
+                        "`defaults.validate` takes no `hooks`: hooks are per table",
+                    )
+                    .help("move them to the `validate.hooks` of each table they check");
+                } else {
+                    s.hooks = Some(hooks::lower_hooks(cx, v, &hp));
+                }
+            }
         }
     }
     s
@@ -1710,7 +1740,7 @@ fn resolve_tables(
                     .or_else(|| defaults.canary_keys.clone())
                     .unwrap_or_default(),
                 digest: s.digest.or(defaults.digest).unwrap_or(false),
-                hooks: Vec::new(),
+                hooks: s.hooks.clone().unwrap_or_default(),
             },
         });
     }

@@ -250,6 +250,113 @@ fn is_mrk_id(s: &str) -> bool {
         .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Hook names: `[A-Za-z0-9_.-]{1,64}`.
+pub(crate) fn check_hook_name(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 64 {
+        return Err(format!("hook name `{s}` must be 1 to 64 characters long"));
+    }
+    if let Some(c) = s.chars().find(|c| !is_table_name_char(*c)) {
+        return Err(format!(
+            "hook name `{s}` contains `{c}`: only letters, digits, `_`, `.` and `-` are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// EventBridge event bus names (`PutEvents`' `EventBusName`): 1 to 256 of `[A-Za-z0-9._/-]`.
+fn is_event_bus_name(s: &str) -> bool {
+    (1..=256).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+}
+
+/// An EventBridge event bus: its name, or its ARN
+/// `arn:<partition>:events:<region>:<account>:event-bus/<name>` in `region` (the region drover
+/// sends the events in) when that is known.
+pub(crate) fn check_event_bus(s: &str, region: Option<&str>) -> Result<(), String> {
+    if !s.starts_with("arn:") {
+        return if is_event_bus_name(s) {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{s}` is not an event bus name: 1 to 256 letters, digits, `.`, `_`, `-` or `/` \
+                 (or the bus's ARN)"
+            ))
+        };
+    }
+    let bad = || {
+        format!(
+            "`{s}` is not an event bus ARN: expected \
+             `arn:aws:events:<region>:<account>:event-bus/<name>`"
+        )
+    };
+    let arn = split_arn(s).ok_or_else(bad)?;
+    let name = arn.resource.strip_prefix("event-bus/").ok_or_else(bad)?;
+    if arn.service != "events" || check_account_id(arn.account).is_err() {
+        return Err(bad());
+    }
+    check_region(arn.region).map_err(|_| bad())?;
+    if !is_event_bus_name(name) {
+        return Err(format!(
+            "`{s}` has an invalid event bus name `{name}`: 1 to 256 letters, digits, `.`, `_`, \
+             `-` or `/`"
+        ));
+    }
+    if arn.partition != partition_of(arn.region) {
+        return Err(format!(
+            "`{s}` is in partition `{}`, but its region `{}` is in `{}`",
+            arn.partition,
+            arn.region,
+            partition_of(arn.region)
+        ));
+    }
+    if let Some(region) = region.filter(|r| *r != arn.region) {
+        return Err(format!(
+            "the event bus `{s}` is in {}, but drover sends its events in {region} \
+             (`notify.eventbridge.region`)",
+            arn.region
+        ));
+    }
+    Ok(())
+}
+
+/// SNS topic ARNs: `arn:<partition>:sns:<region>:<account>:<name>`, the name 1 to 256 of
+/// `[A-Za-z0-9_-]`.
+pub(crate) fn check_topic_arn(s: &str) -> Result<Arn<'_>, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not an SNS topic ARN: expected \
+             `arn:aws:sns:<region>:<account>:<topic name>`"
+        )
+    };
+    let arn = split_arn(s).ok_or_else(bad)?;
+    if arn.service != "sns" || check_account_id(arn.account).is_err() {
+        return Err(bad());
+    }
+    check_region(arn.region).map_err(|_| bad())?;
+    if arn.partition != partition_of(arn.region) {
+        return Err(format!(
+            "`{s}` is in partition `{}`, but its region `{}` is in `{}`",
+            arn.partition,
+            arn.region,
+            partition_of(arn.region)
+        ));
+    }
+    let name = arn.resource;
+    if name.contains(':') {
+        return Err(format!(
+            "`{s}` is a subscription ARN, not a topic's: the topic's ARN ends at its name"
+        ));
+    }
+    let name_ok = (1..=256).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    if !name_ok {
+        return Err(format!(
+            "`{s}` has an invalid topic name `{name}`: 1 to 256 letters, digits, `_` or `-`"
+        ));
+    }
+    Ok(arn)
+}
+
 /// Durations: one or more `<number><unit>` with units `s`, `m`, `h`, `d` (`90m`, `1h30m`).
 ///
 /// # Errors
@@ -580,6 +687,64 @@ mod tests {
         assert!(check_role_arn("arn:aws:iam::123456789012:role/svc/drover-backup").is_ok());
         assert!(check_role_arn("arn:aws:iam:us-east-1:123456789012:role/x").is_err());
         assert!(check_role_arn("arn:aws:iam::123456789012:user/x").is_err());
+    }
+
+    #[test]
+    fn hook_names() {
+        for ok in ["a", "read-an-order", "app_smoke.v2", &"x".repeat(64)] {
+            assert_eq!(check_hook_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "has space", "a/b", "é", &"x".repeat(65)] {
+            assert!(check_hook_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn event_buses() {
+        let arn = "arn:aws:events:us-east-1:123456789012:event-bus/dr";
+        for (ok, region) in [
+            ("default", Some("us-east-1")),
+            ("aws.partner/acme.com/123/dr", None),
+            (arn, Some("us-east-1")),
+            (arn, None),
+            ("arn:aws-cn:events:cn-north-1:123456789012:event-bus/x", Some("cn-north-1")),
+        ] {
+            assert_eq!(check_event_bus(ok, region), Ok(()), "{ok}");
+        }
+        for (bad, region) in [
+            ("", None),
+            ("has space", None),
+            (&"x".repeat(257), None),
+            (arn, Some("us-west-2")),
+            ("arn:aws:events:us-east-1:123456789012:rule/dr", None),
+            ("arn:aws:sns:us-east-1:123456789012:event-bus/dr", None),
+            ("arn:aws:events:us-east-1:1234:event-bus/dr", None),
+            ("arn:aws:events:us-east1:123456789012:event-bus/dr", None),
+            ("arn:aws:events:us-east-1:123456789012:event-bus/", None),
+            ("arn:aws:events:cn-north-1:123456789012:event-bus/dr", None),
+        ] {
+            assert!(check_event_bus(bad, region).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn topic_arns() {
+        let ok = "arn:aws:sns:us-east-1:123456789012:dr-alerts";
+        assert_eq!(check_topic_arn(ok).map(|a| a.region), Ok("us-east-1"));
+        assert!(check_topic_arn("arn:aws-us-gov:sns:us-gov-west-1:123456789012:a_b").is_ok());
+        for bad in [
+            "dr-alerts",
+            "arn:aws:sns:us-east-1:123456789012:",
+            "arn:aws:sns:us-east-1:123456789012:dr-alerts:6f8e1c2a-1111-2222-3333-444455556666",
+            "arn:aws:sns:us-east-1:123456789012:dr.alerts",
+            "arn:aws:sqs:us-east-1:123456789012:dr-alerts",
+            "arn:aws:sns::123456789012:dr-alerts",
+            "arn:aws:sns:us-east-1:12345678901:dr-alerts",
+            "arn:aws-cn:sns:us-east-1:123456789012:dr-alerts",
+            &format!("arn:aws:sns:us-east-1:123456789012:{}", "x".repeat(257)),
+        ] {
+            assert!(check_topic_arn(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -43,6 +43,19 @@ mod tests {
             props(&s, "/properties/drill/properties/source_reads/properties"),
             set(keys::SOURCE_READS)
         );
+        assert_eq!(props(&s, "/properties/hooks/properties"), set(keys::HOOKS));
+        assert_eq!(props(&s, "/$defs/hook/properties"), set(keys::HOOK));
+        assert_eq!(props(&s, "/properties/notify/properties"), set(keys::NOTIFY));
+        assert_eq!(
+            props(&s, "/properties/notify/properties/eventbridge/properties"),
+            set(keys::EVENTBRIDGE)
+        );
+        assert_eq!(props(&s, "/properties/notify/properties/sns/properties"), set(keys::SNS));
+        // Hooks are per table: `defaults.validate` refuses them.
+        assert_eq!(
+            s.pointer("/properties/defaults/properties/validate/properties/hooks"),
+            Some(&Value::Bool(false))
+        );
     }
 
     fn patterns<'a>(v: &'a Value, at: &str, out: &mut Vec<(String, &'a str)>) {
