@@ -6,6 +6,7 @@
 
 mod architecture;
 mod aws;
+mod ci;
 mod cli;
 mod common;
 mod contract;

@@ -221,6 +221,7 @@ pub(crate) fn preflight_cmd(args: &PreflightArgs) -> Result<Exit, CliError> {
         StatusFormat::Text => output::stdout_line(&render(&findings))?,
         StatusFormat::Json => output::stdout_line(&as_json(&findings).to_string())?,
     }
+    crate::ci::after_check("preflight", &plan.name, &findings);
     Ok(if failed(&findings) { Exit::Failure } else { Exit::Success })
 }
 
@@ -253,6 +254,7 @@ pub(crate) fn check_cmd(args: &CheckArgs) -> Result<Exit, CliError> {
             output::stdout_line(&junit(&format!("drover check {}", plan.name), &findings))?
         }
     }
+    crate::ci::after_readiness(args.pitr, &plan.name, &findings);
     Ok(if failed(&findings) { Exit::Failure } else { Exit::Success })
 }
 

@@ -7,6 +7,7 @@
 mod access;
 mod args;
 mod checks;
+mod ci;
 mod cloud;
 mod estimate;
 mod exit;

@@ -744,6 +744,7 @@ async fn execute_run(
     };
     progress.finish(&report.state);
     output::stdout_line(&status::render(&report.state))?;
+    crate::ci::after_run(&report.state);
     if simulated {
         output::stderr(&format!("simulated in {:.1}s of real time", wall.elapsed().as_secs_f64()));
     }
