@@ -28,6 +28,8 @@ pub(crate) fn drover(args: &[&str]) -> Run {
         .args(args)
         .current_dir(repo_root())
         .env("NO_COLOR", "1")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .stdin(Stdio::null())
         .output()
         .expect("run drover");
@@ -345,6 +347,8 @@ pub(crate) fn aws_command(args: &[&str]) -> Command {
     c.args(args)
         .current_dir(repo_root())
         .env("NO_COLOR", "1")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
         .env_remove("AWS_SESSION_TOKEN")

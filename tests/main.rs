@@ -13,6 +13,7 @@ mod contract;
 mod corpus;
 mod cross_account;
 mod faults;
+mod hooks;
 mod iam;
 mod pitr;
 mod pitr_contract;

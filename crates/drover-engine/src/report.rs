@@ -97,6 +97,25 @@ pub struct RunReport {
     /// The drill's recovery points kept, and why (their lifecycle deletes them).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub points_kept: BTreeMap<String, String>,
+    /// The run's own hooks (`after_target` per target, `after_run`) and how they ended; a
+    /// table's hooks are among its validation's checks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookReport>,
+}
+
+/// How one of the run's hooks ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct HookReport {
+    /// `after_target <region>` or `after_run`.
+    pub when: String,
+    /// The hook's name.
+    pub name: String,
+    /// Exited 0 within its timeout.
+    pub passed: bool,
+    /// How it ended (`exit 0 in 1.2s`, ...).
+    pub result: String,
+    /// Its output, bounded.
+    pub output: String,
 }
 
 fn ms(d: std::time::Duration) -> Millis {
@@ -250,6 +269,35 @@ impl RunReport {
             points_deleted.extend(deleted.iter().cloned());
             points_kept.extend(kept.iter().map(|(p, why)| (p.clone(), why.clone())));
         }
+        let timeout_of = |list: &[drover_plan::Hook], name: &str| {
+            list.iter()
+                .find(|x| x.name == name)
+                .map_or(drover_plan::DEFAULT_HOOK_TIMEOUT, |x| x.timeout)
+        };
+        let mut hooks = Vec::new();
+        for (key, step) in &state.steps {
+            if key.kind != StepKind::Hooks {
+                continue;
+            }
+            for o in &step.hooks {
+                hooks.push(HookReport {
+                    when: format!("after_target {}", key.target.as_deref().unwrap_or_default()),
+                    name: o.name.clone(),
+                    passed: o.passed(),
+                    result: o.summary(timeout_of(&plan.hooks.after_target, &o.name)),
+                    output: o.output.clone(),
+                });
+            }
+        }
+        for o in &state.after_run {
+            hooks.push(HookReport {
+                when: "after_run".to_owned(),
+                name: o.name.clone(),
+                passed: o.passed(),
+                result: o.summary(timeout_of(&plan.hooks.after_run, &o.name)),
+                output: o.output.clone(),
+            });
+        }
         RunReport {
             run_id: h.run_id.clone(),
             mode,
@@ -270,6 +318,7 @@ impl RunReport {
             tables,
             points_deleted,
             points_kept,
+            hooks,
         }
     }
 
@@ -336,6 +385,13 @@ impl RunReport {
             }
             for (p, why) in &self.points_kept {
                 let _ = writeln!(out, "- kept `{p}`: {why}");
+            }
+        }
+        if !self.hooks.is_empty() {
+            out.push_str("\n## Hooks\n\n");
+            for hk in &self.hooks {
+                let mark = if hk.passed { "passed" } else { "**failed**" };
+                let _ = writeln!(out, "- {} `{}`: {mark}, {}", hk.when, hk.name, hk.result);
             }
         }
         out.push_str("\n## Tables\n");

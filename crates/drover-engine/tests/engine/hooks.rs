@@ -104,7 +104,18 @@ async fn hooks_run_in_order_with_the_restored_names_and_after_run_last() {
     assert!(hooks_end <= teardown_began, "teardown began before the after_target hooks ended");
     assert_eq!(calls[4].env["DROVER_OUTCOME"], "succeeded");
     assert_eq!(report.state.after_run.len(), 1);
-    // The validation's checks name the hooks.
+    // The report lists the run's own hooks; the validation's checks name the table's.
+    let rr = drover_engine::report::RunReport::new(&h.plan, &report.state);
+    let listed: Vec<(String, String, bool)> =
+        rr.hooks.iter().map(|x| (x.when.clone(), x.name.clone(), x.passed)).collect();
+    assert_eq!(
+        listed,
+        [
+            ("after_target us-west-2".to_owned(), "app-smoke".to_owned(), true),
+            ("after_run".to_owned(), "ticket".to_owned(), true)
+        ]
+    );
+    assert!(rr.to_markdown().contains("- after_run `ticket`: passed, exit 0"));
     let validate =
         report.state.output(&key("orders", Some("us-west-2"), StepKind::Validate)).unwrap();
     let text = format!("{validate:?}");
