@@ -10,6 +10,9 @@
 //!                     └───────retried (on resume)──► Pending ◄── Failed / Succeeded (teardown)
 //! ```
 //!
+//! A running step may also journal `hook-finished` (one of its validation hooks ended), which
+//! leaves it running.
+//!
 //! A transition the table does not allow is a replay error: the journal and the code
 //! disagree, and the run stops rather than guess (Temporal's non-determinism check).
 
