@@ -154,6 +154,11 @@ fn a_passing_hook_sees_the_restored_tables_and_a_failing_one_blocks_its_dependen
         "{why}"
     );
     assert_eq!(step(&report, "invoices", "restore")["phase"], "blocked");
+    // `status` shows the target's hooks step (table `*`), blocked.
+    let status = drover(&["status", id, "--state-dir", &h.state()]);
+    assert!(status.stdout.contains("HOOKS"), "{}", status.stdout);
+    let row = status.stdout.lines().find(|l| l.starts_with("* ")).unwrap_or_default();
+    assert!(row.contains("us-west-2") && row.trim_end().ends_with("blocked"), "{}", status.stdout);
     // The after_target hook needs every table validated: it did not run; after_run did.
     assert!(!h.calls().iter().any(|c| c.starts_with("app smoke")), "{:?}", h.calls());
     assert!(h.calls().contains(&"ticket failed".to_owned()), "{:?}", h.calls());

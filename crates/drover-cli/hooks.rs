@@ -10,6 +10,7 @@ use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,11 @@ impl HookRunner for ProcessHooks {
         let call = call.clone();
         let dir = self.dir.clone();
         let name = call.name.clone();
-        match tokio::task::spawn_blocking(move || run_blocking(&call, &dir)).await {
+        // When the run stops (Ctrl-C drops this future), the hook is killed too: it runs in a
+        // process group of its own, which the terminal's SIGINT does not reach.
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
+        match tokio::task::spawn_blocking(move || run_blocking(&call, &dir, &stop)).await {
             Ok(outcome) => outcome,
             Err(e) => HookOutcome {
                 name,
@@ -55,7 +60,20 @@ impl HookRunner for ProcessHooks {
     }
 }
 
-fn run_blocking(call: &HookCall, dir: &std::path::Path) -> HookOutcome {
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long the output of a hook that ended is waited for: a process that left the hook's
+/// group may hold its pipes open for ever.
+const DRAIN: Duration = Duration::from_secs(2);
+
+fn run_blocking(call: &HookCall, dir: &std::path::Path, stop: &AtomicBool) -> HookOutcome {
     let started = Instant::now();
     let failed = |error: String| HookOutcome {
         name: call.name.clone(),
@@ -97,9 +115,12 @@ fn run_blocking(call: &HookCall, dir: &std::path::Path) -> HookOutcome {
     }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
-        Err(e) => return failed(format!("`{program}` (from {}): {e}", dir.display())),
+        Err(e) => {
+            return failed(format!("`{program}` could not be started in {}: {e}", dir.display()));
+        }
     };
     let output = Arc::new(Mutex::new(Bounded::new(OUTPUT_LIMIT)));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let readers: Vec<_> = [
         child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
@@ -108,6 +129,7 @@ fn run_blocking(call: &HookCall, dir: &std::path::Path) -> HookOutcome {
     .flatten()
     .map(|mut pipe| {
         let output = Arc::clone(&output);
+        let done = done_tx.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n) = pipe.read(&mut buf) {
@@ -118,15 +140,17 @@ fn run_blocking(call: &HookCall, dir: &std::path::Path) -> HookOutcome {
                     out.push(&buf[..n]);
                 }
             }
+            let _ = done.send(());
         })
     })
     .collect();
+    drop(done_tx);
     let mut timed_out = false;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() >= call.timeout => {
-                timed_out = true;
+            Ok(None) if started.elapsed() >= call.timeout || stop.load(Ordering::Relaxed) => {
+                timed_out = started.elapsed() >= call.timeout;
                 kill_group(child.id());
                 let _ = child.kill();
                 break child.wait().ok();
@@ -137,13 +161,25 @@ fn run_blocking(call: &HookCall, dir: &std::path::Path) -> HookOutcome {
     };
     // Whatever the hook left running holds the pipes: its group is killed once it exits.
     kill_group(child.id());
-    for r in readers {
-        let _ = r.join();
+    let deadline = Instant::now() + DRAIN;
+    let mut drained = 0;
+    while drained < readers.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            break;
+        }
+        drained += 1;
     }
-    let (text, dropped) = match Arc::try_unwrap(output) {
-        Ok(m) => m.into_inner().map(Bounded::finish).unwrap_or_default(),
-        Err(shared) => shared.lock().map(|b| b.clone().finish()).unwrap_or_default(),
-    };
+    let complete = drained == readers.len();
+    if complete {
+        for r in readers {
+            let _ = r.join();
+        }
+    }
+    let (mut text, dropped) = output.lock().map(|b| b.clone().finish()).unwrap_or_default();
+    if !complete {
+        text.push_str("\n[output incomplete: a process outside the hook's group holds it open]");
+    }
     HookOutcome {
         name: call.name.clone(),
         exit_code: status.and_then(|s| s.code()),

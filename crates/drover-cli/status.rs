@@ -63,7 +63,7 @@ pub(crate) fn render(state: &RunState) -> String {
     }
     out.push('\n');
     // Teardown shows only when the run has (or had) teardown steps (not with --keep).
-    let kinds: Vec<StepKind> = drover_engine::graph::Shape::of(h, true)
+    let mut kinds: Vec<StepKind> = drover_engine::graph::Shape::of(h, true)
         .steps()
         .iter()
         .copied()
@@ -71,6 +71,10 @@ pub(crate) fn render(state: &RunState) -> String {
             *k != StepKind::Teardown || state.steps.keys().any(|s| s.kind == StepKind::Teardown)
         })
         .collect();
+    // A target's after_target hooks (table `*`), when the plan has them.
+    if state.steps.keys().any(|s| s.kind == StepKind::Hooks) {
+        kinds.push(StepKind::Hooks);
+    }
     // Rows: (table, target) in journal order of first appearance.
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut seen = std::collections::HashSet::new();

@@ -87,7 +87,7 @@ impl HookOutcome {
         let text: String = self.output.split_whitespace().collect::<Vec<_>>().join(" ");
         let tail: String =
             text.chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
-        if tail.is_empty() { "no output".to_owned() } else { format!("output: …{tail}") }
+        format!("output: …{tail}")
     }
 }
 
@@ -131,9 +131,10 @@ impl Bounded {
         }
         let tail_max = self.limit - head_max;
         self.tail.extend(rest.iter().copied());
-        while self.tail.len() > tail_max {
-            self.tail.pop_front();
-            self.dropped += 1;
+        if self.tail.len() > tail_max {
+            let excess = self.tail.len() - tail_max;
+            self.tail.drain(..excess);
+            self.dropped += excess as u64;
         }
     }
 

@@ -670,7 +670,13 @@ impl RunState {
                 self.finished = None;
             }
             Record::Run { event } => match event {
-                RunEvent::Resumed { .. } => self.finished = None,
+                RunEvent::Resumed { .. } => {
+                    // A finished run that is resumed ends again: its after_run hooks run
+                    // again then, with the new outcome.
+                    if self.finished.take().is_some() {
+                        self.after_run.clear();
+                    }
+                }
                 RunEvent::Interrupted => self.interruptions += 1,
                 RunEvent::TeardownRequested => {
                     self.teardown_requested = true;

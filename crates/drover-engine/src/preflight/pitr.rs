@@ -80,7 +80,7 @@ fn window_finding(
     let subject = format!("{table} in {src}");
     let enable = format!(
         "aws dynamodb update-continuous-backups --region {src} --table-name {table} \
-         --point-in-time-recovery-specification PointInTimeRecoveryEnabled=true (it restores only to instants after it was enabled)"
+         --point-in-time-recovery-specification PointInTimeRecoveryEnabled=true"
     );
     let w = match w {
         Ok(w) => w,
@@ -94,7 +94,12 @@ fn window_finding(
         }
     };
     let (true, Some(e), Some(l)) = (w.enabled, w.earliest, w.latest) else {
-        return fail("pitr-window", subject, "point-in-time recovery is off", enable);
+        return fail(
+            "pitr-window",
+            subject,
+            "point-in-time recovery is off (once on, it restores only to instants after it was enabled)",
+            enable,
+        );
     };
     let window = format!("[{}, {}]", format_time(e), format_time(l));
     let when = format_time(at);

@@ -11,7 +11,7 @@ use crate::context::{Shared, StepError, StepFailure};
 use crate::error::EngineError;
 use crate::graph::Shape;
 use crate::hooks::{HookCall, HookOutcome};
-use crate::state::{Phase, RunEvent, StepEvent, StepKey, StepOutput};
+use crate::state::{RunEvent, StepEvent, StepKey, StepOutput};
 
 pub(crate) use crate::graph::ALL_TABLES;
 
@@ -97,20 +97,20 @@ pub(super) async fn run_for_step(
         };
         tracing::info!(step = %key, hook = %hook.name, "running hook");
         let outcome = runner.run(&call).await;
-        if matches!(shared.phase(key), Phase::Running) {
-            shared
-                .record(key, StepEvent::HookFinished(outcome.clone()))
-                .await
-                .map_err(StepError::Engine)?;
-        }
+        shared
+            .record(key, StepEvent::HookFinished(outcome.clone()))
+            .await
+            .map_err(StepError::Engine)?;
         let summary = outcome.summary(hook.timeout);
         if !outcome.passed() {
-            return Err(StepFailure::new(format!(
-                "hook `{}` failed: {summary}; {}",
-                hook.name,
-                outcome.output_tail()
-            ))
-            .into());
+            let tail = if outcome.output.trim().is_empty() {
+                String::new()
+            } else {
+                format!("; {}", outcome.output_tail())
+            };
+            return Err(
+                StepFailure::new(format!("hook `{}` failed: {summary}{tail}", hook.name)).into()
+            );
         }
         checks.push(format!("hook `{}`: {summary}", hook.name));
     }

@@ -41,7 +41,7 @@ pub(super) async fn restore(
         return Err(StepFailure {
             kind: Some(ErrorKind::NotFound),
             message: format!(
-                "source table `{}` does not exist in {src}: point-in-time recovery restores existing tables only (a deleted table with PITR leaves a system backup `{}$DeletedTableBackup`: restore it with AWS Backup or RestoreTableFromBackup)",
+                "source table `{}` does not exist in {src}; point-in-time recovery restores existing tables only, and a deleted table can be restored only from its `{}$DeletedTableBackup` system backup (RestoreTableFromBackup)",
                 key.table, key.table
             ),
         }
@@ -112,12 +112,16 @@ pub(super) async fn restore(
             match existing {
                 Some(t) if restored_from(&t, &restored) => t.arn,
                 Some(_) => return Err(taken(&name, region)),
-                None if e.kind == ErrorKind::AlreadyExists => return Err(taken(&name, region)),
+                // The table the first call created may not be seen yet (reads are eventually
+                // consistent): wait for it, within `unseen_grace`.
+                None if e.kind == ErrorKind::AlreadyExists || is_in_use(&e) => {
+                    return attach(shared, key, region, &name, restored).await;
+                }
                 None => {
                     return Err(StepFailure {
                         kind: Some(e.kind),
                         message: format!(
-                            "point-in-time restore of `{}` to {} into `{name}` in {region} failed: {e}. {}",
+                            "point-in-time restore of `{}` to {} into `{name}` in {region} failed: {e}; {}",
                             key.table,
                             format_time(pitr.at),
                             fix_for(e.kind)
@@ -132,17 +136,23 @@ pub(super) async fn restore(
     attach(shared, key, region, &name, restored).await
 }
 
+/// Whether the service answered that the name is in use (TableInUseException: a table of
+/// that name is being created or deleted).
+fn is_in_use(e: &crate::CloudError) -> bool {
+    e.kind == ErrorKind::InvalidState && e.message.contains("TableInUse")
+}
+
 /// What to do about a failed RestoreTableToPointInTime, by its kind.
 fn fix_for(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::InvalidState => {
-            "Check that point-in-time recovery is on and the instant is inside the source table's restorable window (`drover check PLAN --pitr`), then resume or recover to another instant"
+            "check that point-in-time recovery is on and the instant is inside the source table's restorable window (`drover check PLAN --pitr`), then resume or recover to another instant"
         }
-        ErrorKind::NotFound => "Check the source table's name and region in the plan",
+        ErrorKind::NotFound => "check the source table's name and region in the plan",
         ErrorKind::AccessDenied => {
-            "Grant dynamodb:RestoreTableToPointInTime and the item actions on the new table (`drover iam-policy`)"
+            "grant dynamodb:RestoreTableToPointInTime and the item actions on the new table (`drover iam-policy`)"
         }
-        _ => "Resume retries it",
+        _ => "resume retries it",
     }
 }
 

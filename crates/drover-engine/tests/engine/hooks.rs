@@ -20,14 +20,14 @@ use super::{DEMO, Harness, Limits, RUN_ID, key, plan};
 #[derive(Default)]
 struct Recorder {
     calls: Mutex<Vec<HookCall>>,
-    fail: Vec<String>,
+    fail: Mutex<Vec<String>>,
 }
 
 #[async_trait]
 impl HookRunner for Recorder {
     async fn run(&self, call: &HookCall) -> HookOutcome {
         self.calls.lock().unwrap().push(call.clone());
-        let failed = self.fail.contains(&call.name);
+        let failed = self.fail.lock().unwrap().contains(&call.name);
         HookOutcome {
             name: call.name.clone(),
             exit_code: Some(i32::from(failed)),
@@ -56,7 +56,7 @@ fn harness(fail: &[&str]) -> (Harness, Arc<Recorder>) {
     p.hooks.after_run = vec![hook("ticket")];
     let mut h = Harness::new(p, DEMO);
     let recorder = Arc::new(Recorder {
-        fail: fail.iter().map(|s| (*s).to_owned()).collect(),
+        fail: Mutex::new(fail.iter().map(|s| (*s).to_owned()).collect()),
         ..Recorder::default()
     });
     h.hooks = Some(recorder.clone());
@@ -185,4 +185,26 @@ async fn a_resumed_run_skips_the_hooks_that_passed_and_runs_the_interrupted_one(
             .contains("hook `read-an-order`: passed (before the run was resumed)")
     );
     let _ = BTreeMap::<(), ()>::new();
+}
+
+/// A failed run that is resumed and succeeds tells its after_run hooks so: they run again with
+/// the new outcome. (A recover: a failed drill's teardown takes its tables away.)
+#[tokio::test(start_paused = true)]
+async fn after_run_hooks_run_again_when_a_failed_run_is_resumed() {
+    let (h, r) = harness(&["read-an-order"]);
+    let report = h.start(Mode::Recover, RUN_ID, Limits::default(), None).await.unwrap();
+    assert!(matches!(report.outcome, Outcome::Failed { .. }));
+    r.fail.lock().unwrap().clear();
+    let report = h.resume(RUN_ID, Limits::default()).await;
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.state.steps);
+    let outcomes: Vec<String> = r
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.name == "ticket")
+        .map(|c| c.env["DROVER_OUTCOME"].clone())
+        .collect();
+    assert_eq!(outcomes, ["failed", "succeeded"]);
+    assert_eq!(report.state.after_run.len(), 1);
 }
