@@ -304,8 +304,7 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
                         return Ok(Exit::Failure);
                     }
                 };
-                let shape =
-                    Shape { mode, teardown: false, pitr: true, into_source: pitr.into_source };
+                let shape = Shape::pitr(mode, pitr.into_source);
                 if let Err(e) = check_pitr_names(&plan, shape, &pitr, &short_id) {
                     output::error(&e);
                     hold.release().await;

@@ -40,6 +40,13 @@ impl Shape {
         Shape { mode, teardown, pitr: mode == Mode::Recover, into_source: false }
     }
 
+    /// A point-in-time run of `mode` (`recover`, `drill --pitr`), into the targets or the
+    /// source region; without teardown.
+    #[must_use]
+    pub fn pitr(mode: Mode, into_source: bool) -> Shape {
+        Shape { mode, teardown: false, pitr: true, into_source }
+    }
+
     /// The shape of the run `header` starts; `teardown` as the engine decides it.
     #[must_use]
     pub fn of(header: &Header, teardown: bool) -> Shape {

@@ -922,11 +922,7 @@ async fn validate(shared: &Shared, key: &StepKey, region: &str) -> StepResult {
         ));
     }
     if let Some(p) = &pitr {
-        let from = info.restored_from.as_ref();
-        if from.is_some_and(|r| {
-            r.source_table_arn.as_deref() == Some(p.source_table_arn.as_str())
-                && r.restore_time.div_euclid(1000) == p.restore_time.div_euclid(1000)
-        }) {
+        if pitr::restored_from(&info, p) {
             checks.push(format!(
                 "content: restored from `{}` as it was at {} (RestoreSummary)",
                 p.source_table_arn,

@@ -168,7 +168,7 @@ fn taken(name: &str, region: &str) -> StepError {
 
 /// Whether `t` is a point-in-time restore of `want`'s source to `want`'s instant (to the
 /// second: the service may keep the instant to the second).
-fn restored_from(t: &TableInfo, want: &PitrRestored) -> bool {
+pub(super) fn restored_from(t: &TableInfo, want: &PitrRestored) -> bool {
     t.restored_from.as_ref().is_some_and(|r| {
         r.source_table_arn.as_deref() == Some(want.source_table_arn.as_str())
             && r.restore_time.div_euclid(1000) == want.restore_time.div_euclid(1000)
