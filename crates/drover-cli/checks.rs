@@ -273,10 +273,15 @@ pub(crate) async fn before_run(
     let mut findings = preflight::preflight(plan, mode, &cloud.ports, short_id).await;
     findings.extend(objective_finding(plan, mode, cloud).await);
     findings.extend(preflight::state_store(plan, store).await);
+    may_start(&findings)
+}
+
+/// Prints the findings of a run's preflight when any is not a pass; whether the run may start.
+fn may_start(findings: &[Finding]) -> bool {
     if findings.iter().any(|f| f.status != Status::Pass) {
-        output::stderr(&render(&findings));
+        output::stderr(&render(findings));
     }
-    if failed(&findings) {
+    if failed(findings) {
         output::error("preflight failed; nothing was started (fix the above, or --skip-preflight)");
         return false;
     }
@@ -297,14 +302,7 @@ pub(crate) async fn before_pitr_run(
     let mut findings = preflight::pitr::preflight(plan, shape, pitr, &cloud.ports, short_id).await;
     findings.extend(objective_finding(plan, Mode::Recover, cloud).await);
     findings.extend(preflight::state_store(plan, store).await);
-    if findings.iter().any(|f| f.status != Status::Pass) {
-        output::stderr(&render(&findings));
-    }
-    if failed(&findings) {
-        output::error("preflight failed; nothing was started (fix the above, or --skip-preflight)");
-        return false;
-    }
-    true
+    may_start(&findings)
 }
 
 /// `drover preflight --mode pitr`: a recover to the latest instant every table can be restored

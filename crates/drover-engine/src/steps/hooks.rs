@@ -58,6 +58,17 @@ fn tables_json(shared: &Shared, region: &str) -> String {
     serde_json::json!({"run_id": shared.run_id, "region": region, "tables": tables}).to_string()
 }
 
+/// The call of `hook` with `env` and the tables file.
+fn call_of(hook: &Hook, env: &BTreeMap<String, String>, tables_json: Option<String>) -> HookCall {
+    HookCall {
+        name: hook.name.clone(),
+        argv: hook.run.clone(),
+        timeout: hook.timeout,
+        env: env.clone(),
+        tables_json,
+    }
+}
+
 /// Runs `hooks` for step `key` (in order, each journaled as it ends), skipping those that
 /// passed earlier in the step's current attempt. The checks they add, or the failure of the
 /// first that does not pass.
@@ -88,13 +99,7 @@ pub(super) async fn run_for_step(
             checks.push(format!("hook `{}`: passed (before the run was resumed)", hook.name));
             continue;
         }
-        let call = HookCall {
-            name: hook.name.clone(),
-            argv: hook.run.clone(),
-            timeout: hook.timeout,
-            env: env.clone(),
-            tables_json: Some(tables_json(shared, region)),
-        };
+        let call = call_of(hook, &env, Some(tables_json(shared, region)));
         tracing::info!(step = %key, hook = %hook.name, "running hook");
         let outcome = runner.run(&call).await;
         shared
@@ -140,13 +145,7 @@ pub(crate) async fn after_run(shared: &Shared, success: bool) -> Result<(), Engi
         if done.iter().any(|o| o.name == hook.name) {
             continue;
         }
-        let call = HookCall {
-            name: hook.name.clone(),
-            argv: hook.run.clone(),
-            timeout: hook.timeout,
-            env: env.clone(),
-            tables_json: None,
-        };
+        let call = call_of(hook, &env, None);
         tracing::info!(hook = %hook.name, "running after_run hook");
         let outcome = runner.run(&call).await;
         if !outcome.passed() {
