@@ -164,9 +164,7 @@ fn check_pitr_names(plan: &Plan, shape: Shape, pitr: &Pitr, short_id: &str) -> R
         let mut seen = std::collections::BTreeMap::new();
         for id in ids {
             let table = &plan.table(id).name;
-            let name = drover_engine::preflight::pitr::restored_name(
-                plan, shape, pitr, table, &region, short_id,
-            );
+            let name = run::restored_name(plan, shape.mode, Some(pitr), table, &region, short_id);
             drover_plan::check_table_name(&name).map_err(|e| {
                 format!("`{table}` would be restored as {e}: change --name-template")
             })?;

@@ -108,6 +108,30 @@ pub fn format_time(ms: Millis) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
 }
 
+/// The name a `mode` run restores `table` under in `region`: its own in a failover, the
+/// plan's drill template in a drill (`--pitr` too), the recover's template (or its own name,
+/// `--names-from-plan`) in a recover.
+#[must_use]
+pub fn restored_name(
+    plan: &drover_plan::Plan,
+    mode: drover_plan::Mode,
+    pitr: Option<&crate::state::Pitr>,
+    table: &str,
+    region: &str,
+    short_id: &str,
+) -> String {
+    use drover_plan::Mode;
+    match (mode, pitr) {
+        (Mode::Failover, _) | (Mode::Recover, None) => table.to_owned(),
+        (Mode::Recover, Some(p)) => p.table_name(table, region, short_id),
+        (Mode::Drill | Mode::Backup, _) => {
+            let r =
+                drover_plan::Region::parse(region).unwrap_or_else(|_| plan.source.region.clone());
+            plan.drill.table_name(table, short_id, &r)
+        }
+    }
+}
+
 /// Formats epoch milliseconds as `YYYYMMDDTHHMMSSZ`, as table names may carry an instant
 /// (`[a-zA-Z0-9_.-]`).
 #[must_use]

@@ -84,18 +84,14 @@ fn target<'a>(shared: &'a Shared, region: &str) -> Result<&'a Target, StepError>
 /// The name a table is restored under in `region`: its own on failover, the drill template's
 /// in a drill, the recover's template (or its own) in a recover.
 pub(crate) fn restored_name(shared: &Shared, table: &str, region: &str) -> String {
-    match shared.mode() {
-        Mode::Failover => table.to_owned(),
-        Mode::Recover => match &shared.pitr {
-            Some(p) => p.table_name(table, region, &shared.short_id),
-            None => table.to_owned(),
-        },
-        Mode::Drill | Mode::Backup => {
-            let region = drover_plan::Region::parse(region)
-                .unwrap_or_else(|_| shared.plan.source.region.clone());
-            shared.plan.drill.table_name(table, &shared.short_id, &region)
-        }
-    }
+    crate::run::restored_name(
+        &shared.plan,
+        shared.mode(),
+        shared.pitr.as_ref(),
+        table,
+        region,
+        &shared.short_id,
+    )
 }
 
 fn other(key: &StepKey, kind: StepKind, target: Option<&str>) -> StepKey {

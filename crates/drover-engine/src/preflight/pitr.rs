@@ -130,26 +130,6 @@ fn window_finding(
     pass("pitr-window", subject, format!("{when} is inside its restorable window {window}"))
 }
 
-/// The name a point-in-time run restores `table` under in `region`.
-#[must_use]
-pub fn restored_name(
-    plan: &Plan,
-    shape: Shape,
-    pitr: &Pitr,
-    table: &str,
-    region: &str,
-    short_id: &str,
-) -> String {
-    match shape.mode {
-        Mode::Drill => {
-            let r =
-                drover_plan::Region::parse(region).unwrap_or_else(|_| plan.source.region.clone());
-            plan.drill.table_name(table, short_id, &r)
-        }
-        _ => pitr.table_name(table, region, short_id),
-    }
-}
-
 /// Every check a point-in-time run of `plan` needs to pass before it starts: the accounts, the
 /// source tables and their windows, the targets' keys and accounts, and the new names free.
 pub async fn preflight(
@@ -192,7 +172,14 @@ pub async fn preflight(
             out.push(target_key(plan, target, ports).await);
         }
         for id in ids {
-            let name = restored_name(plan, shape, pitr, &plan.table(id).name, &region, short_id);
+            let name = crate::run::restored_name(
+                plan,
+                shape.mode,
+                Some(pitr),
+                &plan.table(id).name,
+                &region,
+                short_id,
+            );
             out.push(name_free(ports, check, &region, &name).await);
         }
     }
