@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use drover_plan::{Mode, Plan, StepKind};
 use tokio::task::JoinSet;
@@ -13,6 +14,8 @@ use crate::error::EngineError;
 use crate::graph::{Shape, StepGraph, Wait};
 use crate::journal::Journal;
 use crate::limits::{Class, Limiter, class_name};
+use crate::metrics;
+use crate::notify::{self, Channels, Notifier};
 use crate::observer::Observer;
 use crate::policy::Settings;
 use crate::ports::Ports;
@@ -86,6 +89,19 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
     journal.set_durable(!settings.volatile_journal);
     let run_id = state.header.run_id.clone();
     let short_id = crate::run::short_id(&run_id);
+    // Events: the run's start now, each failed step from the observer, its end below.
+    let notifier = Notifier::start(
+        Channels::of(&plan, &state.header.options.notify),
+        ports.events.clone(),
+        settings.notify_retry,
+    );
+    let observer: Arc<dyn Observer> = match &notifier {
+        Some(n) => {
+            n.send(notify::run_started(&state, !state.steps.is_empty(), ports.clock.now()));
+            Arc::new(notify::Notifying::new(observer, plan.clone(), n))
+        }
+        None => observer,
+    };
     let shared = Arc::new(Shared {
         plan,
         run_id,
@@ -104,12 +120,31 @@ pub async fn execute(exec: Execution) -> Result<Report, EngineError> {
     // journal's last group is written or has failed).
     shared.durability().settle().await;
     let outcome = outcome?;
+    let state = shared.state();
+    if let Some(notifier) = notifier {
+        notifier.send(notify::run_finished(&shared.plan, &state, shared.ports.clock.now()));
+        // An interrupted run (Ctrl-C, a lost lease) does not wait long for its last event.
+        let within = if outcome == Outcome::Interrupted {
+            Duration::from_secs(10)
+        } else {
+            shared.settings.notify_retry.give_up_after + Duration::from_secs(30)
+        };
+        let delivery = notifier.close(within).await;
+        tracing::info!(delivered = delivery.delivered, failed = delivery.failed, "events");
+    }
+    if state.header.options.publish_metrics {
+        let data = metrics::run(&crate::report::RunReport::new(&shared.plan, &state));
+        let published = metrics::publish(shared.ports.metrics.as_ref(), &data).await;
+        for e in &published.errors {
+            tracing::warn!(error = %e, "the run's metrics were not put; the report has them");
+        }
+    }
     let peak_concurrency = shared
         .peaks()
         .into_iter()
         .map(|((region, class), n)| (format!("{region} {}", class_name(class)), n))
         .collect();
-    Ok(Report { outcome, state: shared.state(), peak_concurrency })
+    Ok(Report { outcome, state, peak_concurrency })
 }
 
 /// Chooses failover cuts, schedules the steps, and records how the run ended.

@@ -712,6 +712,8 @@ mod tests {
                 backup_settle_ms: None,
                 poll_interval_ms: None,
                 source_read_units: None,
+                notify: Default::default(),
+                publish_metrics: false,
                 pitr: None,
             },
         }

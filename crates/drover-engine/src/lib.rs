@@ -16,7 +16,9 @@
 //! - [`preflight`]: read-only checks before a run, and failover readiness;
 //! - [`report`]: reports of a run (JSON, Markdown, JUnit, HTML);
 //! - [`sweep`]: what abandoned drills left behind (`drover sweep`), found by ownership tags;
-//! - [`hooks`]: the plan's validation hooks, and the port that runs them.
+//! - [`hooks`]: the plan's validation hooks, and the port that runs them;
+//! - [`notify`]: events to EventBridge and SNS, delivered beside the run;
+//! - [`metrics`]: readiness and runs' results as CloudWatch metrics.
 
 pub mod clock;
 mod context;
@@ -26,6 +28,8 @@ pub mod graph;
 pub mod hooks;
 pub mod journal;
 mod limits;
+pub mod metrics;
+pub mod notify;
 pub mod observer;
 pub mod policy;
 pub mod ports;

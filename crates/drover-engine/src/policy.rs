@@ -135,6 +135,8 @@ pub struct Settings {
     /// Read capacity units per second for every scan of a source table, over the plan's
     /// `drill.source_reads` (`--source-read-units`).
     pub source_read_units: Option<u32>,
+    /// Retries of an event's delivery (`notify`): never the run's.
+    pub notify_retry: RetryPolicy,
 }
 
 /// The default [`Settings::backup_settle`]: the minute DynamoDB documents.
@@ -152,6 +154,7 @@ impl Default for Settings {
             teardown_only: false,
             backup_settle: BACKUP_SETTLE,
             source_read_units: None,
+            notify_retry: crate::notify::default_retry(),
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct Ports {
     pub keys: Arc<dyn KeyService>,
     /// Who the credentials of each region's account are (STS).
     pub identity: Arc<dyn IdentityService>,
+    /// EventBridge and SNS: where runs and checks say what happened.
+    pub events: Arc<dyn crate::notify::EventService>,
+    /// CloudWatch: readiness and runs' results as metrics.
+    pub metrics: Arc<dyn crate::metrics::MetricService>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }

@@ -97,6 +97,12 @@ pub struct RunOptions {
     /// chosen once before the run started, and where the tables go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pitr: Option<Pitr>,
+    /// Where events go besides the plan's `notify:` (`--event-bus`, `--sns-topic`).
+    #[serde(default, skip_serializing_if = "crate::notify::Channels::is_empty")]
+    pub notify: crate::notify::Channels,
+    /// Put the run's results as CloudWatch metrics at its end (`--publish-metrics`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish_metrics: bool,
 }
 
 /// What a point-in-time restore restored from, for validation and the report.

@@ -44,7 +44,10 @@ pub use model::{
     Target, Validation, arn_account, format_duration,
 };
 pub use outline::{Mode, Outline, StepKind, TargetOutline};
-pub use rules::{RECOVER_PLACEHOLDERS, check_recover_template, check_table_name, parse_duration};
+pub use rules::{
+    RECOVER_PLACEHOLDERS, check_event_bus_arn, check_recover_template, check_sns_topic_arn,
+    check_table_name, parse_duration,
+};
 pub use schema::JSON_SCHEMA;
 
 use lower::{At, Issue};

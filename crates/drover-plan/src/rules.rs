@@ -602,6 +602,29 @@ pub(crate) fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Checks an EventBridge bus ARN given on a command line (`--event-bus`); its region.
+///
+/// # Errors
+/// A sentence saying what is wrong with it.
+pub fn check_event_bus_arn(s: &str) -> Result<String, String> {
+    if !s.starts_with("arn:") {
+        return Err(format!(
+            "`{s}` is not an event bus ARN: expected \
+             `arn:aws:events:<region>:<account>:event-bus/<name>` (a bare name has no region)"
+        ));
+    }
+    check_event_bus(s, None)?;
+    split_arn(s).map(|a| a.region.to_owned()).ok_or_else(|| format!("`{s}` is not an ARN"))
+}
+
+/// Checks an SNS topic ARN given on a command line (`--sns-topic`).
+///
+/// # Errors
+/// A sentence saying what is wrong with it.
+pub fn check_sns_topic_arn(s: &str) -> Result<(), String> {
+    check_topic_arn(s).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,6 +125,8 @@ impl SimCloud {
             tables: Arc::new(self.clone()),
             keys: Arc::new(self.clone()),
             identity: Arc::new(self.clone()),
+            events: Arc::new(self.clone()),
+            metrics: Arc::new(self.clone()),
             clock: self.clock.clone(),
         }
     }
@@ -550,6 +552,28 @@ impl SimCloud {
         region: &str,
         f: impl FnOnce(&mut World, Millis) -> CloudResult<T>,
     ) -> CloudResult<T> {
+        self.op_in(op, Some(region), f).await
+    }
+
+    /// [`SimCloud::op`] for a service the world models in every region (EventBridge, SNS,
+    /// CloudWatch): a region the world does not hold is not an error; a region it holds that
+    /// is down still is.
+    pub(crate) async fn op_anywhere<T>(
+        &self,
+        op: &str,
+        region: &str,
+        f: impl FnOnce(&mut World, Millis) -> CloudResult<T>,
+    ) -> CloudResult<T> {
+        let known = self.with(|w| w.regions.contains_key(region));
+        self.op_in(op, known.then_some(region), f).await
+    }
+
+    async fn op_in<T>(
+        &self,
+        op: &str,
+        region: Option<&str>,
+        f: impl FnOnce(&mut World, Millis) -> CloudResult<T>,
+    ) -> CloudResult<T> {
         let latency = self.lock().world.faults.latency_ms;
         if latency > 0 {
             self.clock.sleep(Duration::from_millis(latency)).await;
@@ -561,19 +585,8 @@ impl SimCloud {
         w.advance(now);
         *w.calls.entry(op.to_owned()).or_default() += 1;
         let result = (|| {
-            let r = w.regions.get(region).ok_or_else(|| {
-                err(
-                    ErrorKind::Transient,
-                    op,
-                    format!("could not connect to the endpoint for region {region}"),
-                )
-            })?;
-            if r.down {
-                return Err(err(
-                    ErrorKind::Transient,
-                    op,
-                    format!("could not connect to the endpoint for region {region} (region down)"),
-                ));
+            if let Some(region) = region {
+                check_region(w, op, region)?;
             }
             w.faults.on_call(op, &mut w.rng)?;
             if let Err(e) = w.realism.passing_fault(op, &mut w.rng) {
@@ -599,4 +612,23 @@ impl SimCloud {
         }
         result
     }
+}
+
+/// A region the world holds answers; one it does not, or one that is down, cannot be reached.
+fn check_region(w: &World, op: &str, region: &str) -> CloudResult<()> {
+    let r = w.regions.get(region).ok_or_else(|| {
+        err(
+            ErrorKind::Transient,
+            op,
+            format!("could not connect to the endpoint for region {region}"),
+        )
+    })?;
+    if r.down {
+        return Err(err(
+            ErrorKind::Transient,
+            op,
+            format!("could not connect to the endpoint for region {region} (region down)"),
+        ));
+    }
+    Ok(())
 }

@@ -297,6 +297,8 @@ impl Simulation {
                 backup_settle_ms: None,
                 poll_interval_ms: None,
                 source_read_units: None,
+                notify: Default::default(),
+                publish_metrics: false,
                 pitr,
             },
         };

@@ -308,6 +308,10 @@ pub struct World {
     /// run's clock may start again. `None` in worlds saved before the simulator kept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) time: Option<Millis>,
+    /// Events and metrics the world was sent (EventBridge, SNS, CloudWatch), in order. Kept in
+    /// memory only: a saved world does not keep them.
+    #[serde(skip)]
+    pub sent: Vec<crate::notify::Sent>,
     /// Unfinished jobs by completion time (an index of `jobs`, rebuilt after loading).
     #[serde(skip)]
     pub(crate) due: BTreeSet<(Millis, String)>,
@@ -348,6 +352,7 @@ impl World {
             tables_restored: Tracked::default(),
             effects: BTreeMap::new(),
             time: None,
+            sent: Vec::new(),
             due: BTreeSet::new(),
             unfinished: BTreeSet::new(),
             table_events: BTreeSet::new(),

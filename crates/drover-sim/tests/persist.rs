@@ -59,6 +59,8 @@ async fn drill(plan: &Plan, text: &str, sim: &SimCloud, dir: &Path) {
             backup_settle_ms: None,
             poll_interval_ms: None,
             source_read_units: None,
+            notify: Default::default(),
+            publish_metrics: false,
             pitr: None,
         },
     };

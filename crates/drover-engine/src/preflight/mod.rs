@@ -256,8 +256,18 @@ async fn name_free(ports: &Ports, check: &'static str, r: &str, name: &str) -> F
 
 /// For each table and target, the newest recovery point in the target vault against the RPO.
 pub async fn readiness(plan: &Plan, ports: &Ports) -> Vec<Finding> {
+    readiness_points(plan, ports).await.0
+}
+
+/// [`readiness`], with the newest completed point found per table and target (none for a
+/// vault that could not be read): what `check --publish-metrics` puts.
+pub async fn readiness_points(
+    plan: &Plan,
+    ports: &Ports,
+) -> (Vec<Finding>, Vec<crate::metrics::PointAge>) {
     let now = ports.clock.now();
     let mut out = Vec::new();
+    let mut ages = Vec::new();
     for target in &plan.targets {
         let r = target.region.as_str();
         for id in plan.tables_in(&target.region) {
@@ -287,6 +297,11 @@ pub async fn readiness(plan: &Plan, ports: &Ports) -> Vec<Finding> {
                     continue;
                 }
             };
+            ages.push(crate::metrics::PointAge {
+                table: t.name.clone(),
+                target: r.to_owned(),
+                newest_at: newest.as_ref().map(|p| p.created_at),
+            });
             let Some(point) = newest else {
                 out.push(fail(
                     "recovery-point",
@@ -310,7 +325,7 @@ pub async fn readiness(plan: &Plan, ports: &Ports) -> Vec<Finding> {
             });
         }
     }
-    out
+    (out, ages)
 }
 
 /// Checks a state store before a run: a bucket is reachable, keeps versions (so that a

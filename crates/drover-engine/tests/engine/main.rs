@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 mod bucket;
 mod faults;
 mod hooks;
+mod notify;
 mod objects;
 mod pitr;
 mod props;
@@ -99,6 +100,8 @@ struct Harness {
     bucket: Option<Arc<objects::MemStore>>,
     /// The hook runner runs get.
     hooks: Option<Arc<dyn drover_engine::hooks::HookRunner>>,
+    /// Runs put their metrics (`--publish-metrics`).
+    publish_metrics: bool,
 }
 
 impl Harness {
@@ -108,7 +111,17 @@ impl Harness {
         sim.seed_from_plan(&plan, 20);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::Dir(dir.path().to_owned());
-        Harness { plan, text: text.to_owned(), sim, clock, dir, store, bucket: None, hooks: None }
+        Harness {
+            plan,
+            text: text.to_owned(),
+            sim,
+            clock,
+            dir,
+            store,
+            bucket: None,
+            hooks: None,
+            publish_metrics: false,
+        }
     }
 
     /// A harness whose runs' state lives in a bucket (in memory).
@@ -135,6 +148,8 @@ impl Harness {
             tables: Arc::new(self.sim.clone()),
             keys: Arc::new(self.sim.clone()),
             identity: Arc::new(self.sim.clone()),
+            events: Arc::new(self.sim.clone()),
+            metrics: Arc::new(self.sim.clone()),
             clock: self.clock.clone(),
         }
     }
@@ -156,6 +171,8 @@ impl Harness {
                 backup_settle_ms: None,
                 poll_interval_ms: None,
                 source_read_units: None,
+                notify: Default::default(),
+                publish_metrics: self.publish_metrics,
                 // A recover restores every table as it was ten minutes before the run.
                 pitr: (mode == Mode::Recover).then(|| Pitr {
                     at: T0 - 600_000,

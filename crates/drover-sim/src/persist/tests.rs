@@ -68,6 +68,8 @@ async fn run_plan(plan: &Plan, mode: Mode, sim: &SimCloud, dir: &Path) {
             backup_settle_ms: None,
             poll_interval_ms: None,
             source_read_units: None,
+            notify: Default::default(),
+            publish_metrics: false,
             // A recovery restores to ten minutes before the run.
             pitr: (mode == Mode::Recover).then(|| Pitr {
                 at: T0 - 600_000,
