@@ -292,6 +292,43 @@ mod tests {
     }
 
     #[test]
+    fn readiness_per_table_and_per_target() {
+        let yaml = "version: 1\nname: p\nsource: {region: us-east-1, account_id: \"123456789012\", backup_vault: vv}\niam_role_arn: arn:aws:iam::123456789012:role/r\nobjectives: {rpo: 1h}\ntargets:\n  - {region: us-west-2, backup_vault: dr, kms_key_arn: \"arn:aws:kms:us-west-2:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee\"}\ntables:\n  - name: aaa\n  - name: bbb\n";
+        let loaded = drover_plan::load("p.yaml", yaml.as_bytes());
+        let plan = loaded.plan.unwrap_or_else(|| panic!("{:?}", loaded.diagnostics.items()));
+        let now = 10_000_000;
+        let points = [
+            PointAge {
+                table: "aaa".into(),
+                target: "us-west-2".into(),
+                newest_at: Some(now - 90_000),
+            },
+            PointAge { table: "bbb".into(), target: "us-west-2".into(), newest_at: None },
+        ];
+        let data = readiness(&plan, &points, now);
+        let d = &data["us-west-2"];
+        let find = |name: &str, table: Option<&str>| {
+            d.iter()
+                .find(|x| {
+                    x.name == name
+                        && x.dimensions.iter().find(|(k, _)| *k == "Table").map(|(_, v)| v.as_str())
+                            == table
+                })
+                .map(|x| x.value)
+        };
+        assert_eq!(find(RECOVERY_POINT_AGE, Some("aaa")), Some(90.0));
+        assert_eq!(find(RECOVERY_POINT_AGE, Some("bbb")), None);
+        assert_eq!(find(MISSING_RECOVERY_POINTS, Some("aaa")), Some(0.0));
+        assert_eq!(find(MISSING_RECOVERY_POINTS, Some("bbb")), Some(1.0));
+        assert_eq!(find(RPO_OBJECTIVE, Some("bbb")), Some(3600.0));
+        assert_eq!(find(RECOVERY_POINT_AGE, None), Some(90.0));
+        assert_eq!(find(MISSING_RECOVERY_POINTS, None), Some(1.0));
+        assert!(
+            d.iter().all(|x| x.timestamp == now && x.dimensions[0] == ("Plan", "p".to_owned()))
+        );
+    }
+
+    #[test]
     fn batches_keep_to_the_count_limit() {
         let data: Vec<Datum> = (0..2500).map(|_| datum(10)).collect();
         let sizes: Vec<usize> = batches(&data).iter().map(|b| b.len()).collect();
