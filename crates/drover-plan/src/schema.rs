@@ -102,6 +102,131 @@ mod tests {
         }
     }
 
+    /// The keywords of JSON Schema draft 2020-12 (core, applicator, validation, meta-data,
+    /// format annotation and content vocabularies).
+    const KEYWORDS: &[&str] = &[
+        "$schema",
+        "$id",
+        "$ref",
+        "$anchor",
+        "$dynamicRef",
+        "$dynamicAnchor",
+        "$vocabulary",
+        "$comment",
+        "$defs",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "not",
+        "if",
+        "then",
+        "else",
+        "dependentSchemas",
+        "prefixItems",
+        "items",
+        "contains",
+        "properties",
+        "patternProperties",
+        "additionalProperties",
+        "propertyNames",
+        "unevaluatedItems",
+        "unevaluatedProperties",
+        "type",
+        "enum",
+        "const",
+        "multipleOf",
+        "maximum",
+        "exclusiveMaximum",
+        "minimum",
+        "exclusiveMinimum",
+        "maxLength",
+        "minLength",
+        "pattern",
+        "maxItems",
+        "minItems",
+        "uniqueItems",
+        "maxContains",
+        "minContains",
+        "maxProperties",
+        "minProperties",
+        "required",
+        "dependentRequired",
+        "title",
+        "description",
+        "default",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "examples",
+        "format",
+        "contentEncoding",
+        "contentMediaType",
+        "contentSchema",
+    ];
+
+    fn keywords(schema: &Value, at: &str, bad: &mut Vec<String>) {
+        let Value::Object(map) = schema else {
+            // A boolean schema; anything else is not a schema.
+            if !schema.is_boolean() {
+                bad.push(format!("{at}: not a schema"));
+            }
+            return;
+        };
+        for (k, v) in map {
+            let here = format!("{at}/{k}");
+            if !KEYWORDS.contains(&k.as_str()) {
+                bad.push(format!("{here}: not a draft 2020-12 keyword"));
+            }
+            match k.as_str() {
+                "$defs" | "properties" | "patternProperties" | "dependentSchemas" => {
+                    for (name, sub) in v.as_object().into_iter().flatten() {
+                        keywords(sub, &format!("{here}/{name}"), bad);
+                    }
+                }
+                "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
+                    for (i, sub) in v.as_array().into_iter().flatten().enumerate() {
+                        keywords(sub, &format!("{here}/{i}"), bad);
+                    }
+                }
+                "not"
+                | "if"
+                | "then"
+                | "else"
+                | "items"
+                | "contains"
+                | "additionalProperties"
+                | "propertyNames"
+                | "unevaluatedItems"
+                | "unevaluatedProperties"
+                | "contentSchema" => keywords(v, &here, bad),
+                _ => {}
+            }
+        }
+    }
+
+    /// Every keyword is a 2020-12 one (no `definitions`, `dependencies`, tuple `items` or
+    /// vendor keywords), so that validators in strict mode (ajv) compile the schema.
+    #[test]
+    fn keywords_are_draft_2020_12() {
+        let s: Value = serde_json::from_str(JSON_SCHEMA).unwrap();
+        let mut bad = Vec::new();
+        keywords(&s, "", &mut bad);
+        assert!(bad.is_empty(), "{bad:#?}");
+        // Tuple validation is `prefixItems` in 2020-12: `items` is one schema.
+        assert!(!JSON_SCHEMA.contains("\"items\": ["), "`items` is an array");
+    }
+
+    /// The schema's identity is part of the plan format's contract (docs/plan-reference.md):
+    /// editors' mappings and caches key on `$id`, which names the format version.
+    #[test]
+    fn id_and_version_are_stable() {
+        let s: Value = serde_json::from_str(JSON_SCHEMA).unwrap();
+        assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        assert_eq!(s["$id"], "https://drover.dev/schema/plan-v1.json");
+        assert_eq!(s["properties"]["version"]["const"], 1);
+        assert_eq!(s["title"], "drover DR plan, version 1");
+    }
+
     #[test]
     fn table_keys_are_settings_plus_name_and_dependencies() {
         let mut expected = set(keys::SETTINGS);
