@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::common::{drover, repo_root};
 use crate::snapshot;
 
-fn expectations(text: &str) -> BTreeSet<(String, usize)> {
+pub(crate) fn expectations(text: &str) -> BTreeSet<(String, usize)> {
     let mut out = BTreeSet::new();
     for (i, line) in text.lines().enumerate() {
         if let Some((_, codes)) = line.split_once("# expect: ") {

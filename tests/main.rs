@@ -12,6 +12,7 @@ mod common;
 mod contract;
 mod corpus;
 mod cross_account;
+mod editor;
 mod faults;
 mod hooks;
 mod iam;

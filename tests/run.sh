@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (`.ci/run` calls this script).
 #
-# On a fresh machine it needs only the Rust toolchain and python3; everything else (the AWS
-# emulator's virtualenv, when present) is installed by the scripts it calls. Build outputs go
+# On a fresh machine it needs only the Rust toolchain, python3 and Node 20 with npm; everything
+# else (the AWS emulator's virtualenv, the editor tests' npm packages) is installed by the
+# scripts it calls. Build outputs go
 # outside the clone so that reruns are fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,12 @@ if [ -f tests/emulator/run-tests.sh ]; then
   step "AWS emulator harness (pytest)"
   bash tests/emulator/run-tests.sh
 fi
+
+# The editor tests (tests/editor.rs) drive ajv, yaml-language-server (npm, pinned by
+# tests/editor/package-lock.json, in ~/.cache/drover/editor-tools) and Python's jsonschema (in
+# the emulator's venv); a second run only checks they are there.
+step "editor tools (tests/editor/setup.sh)"
+bash tests/editor/setup.sh >/dev/null
 
 step "fuzzing (bounded)"
 bash tests/fuzz/run.sh
