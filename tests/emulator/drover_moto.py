@@ -68,6 +68,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.serving import make_server
 
 import cbor_front  # CloudWatch over Smithy RPC v2 CBOR (this directory)
+import notify  # EventBridge PutEvents and SNS Publish, as AWS validates them (this directory)
 import cross_account  # STS enforcement, IAM policies, the organization (this directory)
 import pitr  # DynamoDB point-in-time recovery: item history, RestoreTableToPointInTime (this directory)
 import realism  # the realism layer (this directory); it never imports this module
@@ -134,6 +135,10 @@ class Control:
         self.cross_account_aws_managed_key = "fail_job"
         self.job_faults = {k: [] for k in KINDS}  # one (state, message) per future job
         self.call_faults = []  # [{"operation","remaining","code","status","message"}]
+        self.entry_faults = []  # [{"operation","remaining","code","message"}]: failed PutEvents entries
+        # PutEvents to an event bus that does not exist: "fail_entry" (the entry fails with
+        # ResourceNotFoundException) or "accept" (an EventId, delivered nowhere). README, "Events and SNS".
+        self.missing_event_bus = "fail_entry"
 
     def duration(self, kind):
         d = self.durations.get(kind)
@@ -143,10 +148,21 @@ class Control:
         return self.job_faults[kind].pop(0) if self.job_faults[kind] else None
 
     def take_call_fault(self, service, op):
+        # EventBridge and SNS calls are faulted only when named (`events:PutEvents`, `sns:*`, `PutEvents`):
+        # a `*` fault meant for Backup or DynamoDB calls must not be spent on drover's notifications.
+        anything = () if service in EXPLICIT_FAULT_SERVICES else ("*",)
         for f in self.call_faults:
-            if f["remaining"] > 0 and f["operation"] in ("*", f"{service}:*", op, f"{service}:{op}"):
+            if f["remaining"] > 0 and f["operation"] in (*anything, f"{service}:*", op, f"{service}:{op}"):
                 f["remaining"] -= 1
                 return f
+        return None
+
+    def take_entry_fault(self, service, op):
+        with LOCK:
+            for f in self.entry_faults:
+                if f["remaining"] > 0 and f["operation"] in (f"{service}:*", op, f"{service}:{op}"):
+                    f["remaining"] -= 1
+                    return f
         return None
 
     def describe(self):
@@ -158,9 +174,12 @@ class Control:
                 "realism": {**REALISM.describe(), "window_minute_seconds": self.window_minute_seconds},
                 "job_faults": {k: [{"state": s, "message": m} for s, m in v]
                                for k, v in self.job_faults.items()},
-                "call_faults": [f for f in self.call_faults if f["remaining"] > 0]}
+                "call_faults": [f for f in self.call_faults if f["remaining"] > 0],
+                "entry_faults": [f for f in self.__dict__.get("entry_faults", []) if f["remaining"] > 0],
+                "missing_event_bus": self.__dict__.get("missing_event_bus", "fail_entry")}
 
 
+EXPLICIT_FAULT_SERVICES = ("events", "sns")
 REALISM = realism.Realism()
 CONTROL = Control(1.0)
 ORG = cross_account.Organization()  # POST /_drover/organization; saved with --state-file
@@ -1433,6 +1452,8 @@ def _realism_fault_response(environ, start_response, service, fault):
 
 # CloudWatch over Smithy RPC v2 CBOR (issue 16): the route, `cloudwatch:` call names, CBOR faults.
 _operation, _fault_response = cbor_front.install(LOCK, _operation, _fault_response)
+# EventBridge PutEvents and SNS Publish (issue 16): validations, missing buses, entry faults, names, SNS faults.
+_operation, _fault_response = notify.install(LOCK, _operation, _fault_response, lambda: CONTROL)
 
 
 # Default messages of injected faults (POST /_drover/throttle), by code; the emulator's wording.
@@ -1486,6 +1507,10 @@ def _control(environ, start_response):
                 CONTROL.unseen_jobs = float(secs)
             if "window_minute_seconds" in body:
                 CONTROL.window_minute_seconds = _window_minute_seconds(body["window_minute_seconds"])
+            if "missing_event_bus" in body:
+                if body["missing_event_bus"] not in ("fail_entry", "accept"):
+                    raise ValueError("missing_event_bus must be fail_entry or accept")
+                CONTROL.missing_event_bus = body["missing_event_bus"]
         elif path == "/_drover/realism" and method == "POST":
             body = dict(body)
             wms = _window_minute_seconds(body.pop("window_minute_seconds")) if "window_minute_seconds" in body else None
@@ -1507,6 +1532,17 @@ def _control(environ, start_response):
             CONTROL.call_faults.append({"operation": body.get("operation", "*"), "remaining": count,
                                         "code": code, "status": status,
                                         "message": body.get("message") or FAULT_MESSAGES.get(code, "Rate exceeded")})
+        elif path == "/_drover/fail-entries" and method == "POST":
+            # The next `count` PutEvents entries that would succeed fail with that ErrorCode instead
+            # (the call answers 200 with FailedEntryCount), and are not delivered.
+            count, code = int(body.get("count", 1)), body.get("code", "ThrottlingException")
+            operation = body.get("operation", "events:PutEvents")
+            if not 0 < count <= 1000 or code not in notify.ENTRY_FAULT_CODES or \
+                    operation not in ("PutEvents", "events:PutEvents", "events:*"):
+                raise ValueError(f"need 0<count<=1000, code one of {notify.ENTRY_FAULT_CODES}, "
+                                 "operation events:PutEvents")
+            CONTROL.entry_faults.append({"operation": operation, "remaining": count, "code": code,
+                                         "message": body.get("message") or notify.ENTRY_FAULT_MESSAGES[code]})
         elif path == "/_drover/slow" and method == "POST":
             # The next `count` calls of `operation` are answered only after `delay` seconds
             # (then served normally): a client that times out first never sees the answer,

@@ -2,6 +2,11 @@
 
     python fixture.py seed PORT < spec.json     prints {"keys": {region: key_arn}, ...}
     python fixture.py inspect PORT < query.json  prints the tables and jobs of each region
+    python fixture.py notify-sinks PORT   {"region", "bus"?, "topic"} -> {"bus_arn", "topic_arn",
+                                          "events_queue_url", "sns_queue_url"}
+    python fixture.py drain-queue PORT    {"region", "queue_url", "wait_seconds"?} -> {"messages": [...]}
+    python fixture.py metric-values PORT  {"region", "namespace", "metric", "dimensions", "start", "end",
+                                          "period"?, "stat"?} -> {"timestamps": [...], "values": [...]}
 
 Only talks to 127.0.0.1:PORT. The spec:
     {"source": "us-east-1", "targets": ["us-west-2"], "source_vault": "prod-vault",
@@ -329,10 +334,119 @@ def inspect(port, query):
     return out
 
 
+def _queue(sqs, name, policy):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]  # the same URL when it exists already
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy(arn))})
+    return url, arn
+
+
+def _send_policy(service, source_arn):
+    """The queue policy AWS asks for: the service may send, for that source only (EventBridge:
+    eb-use-resource-based.html#eb-sqs-permissions; SNS: subscribe-sqs-queue-to-sns-topic.html)."""
+    return lambda queue_arn: {"Version": "2012-10-17", "Statement": [{
+        "Sid": f"Allow{service.split('.')[0].upper()}", "Effect": "Allow", "Principal": {"Service": service},
+        "Action": "sqs:SendMessage", "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}}}]}
+
+
+def notify_sinks(port, spec):
+    """Where drover's events and notifications can be read back: an SQS queue that a rule of the
+    event bus (source `drover`) targets, and an SQS queue subscribed (not raw: SNS's JSON envelope,
+    with Subject and MessageAttributes) to the topic, which is created. Idempotent."""
+    region = spec["region"]
+    bus = spec.get("bus") or "default"
+    bus = bus.rsplit("event-bus/", 1)[-1]  # a bus ARN names it
+    events, sqs, sns = (client(s, region, port) for s in ("events", "sqs", "sns"))
+    if bus != "default" and bus not in [b["Name"] for b in events.list_event_buses().get("EventBuses", [])]:
+        events.create_event_bus(Name=bus)
+    bus_arn = events.describe_event_bus(Name=bus)["Arn"]
+    rule_arn = events.put_rule(Name="drover-events", EventBusName=bus, State="ENABLED",
+                               EventPattern=json.dumps({"source": ["drover"]}))["RuleArn"]
+    events_url, events_queue = _queue(sqs, f"drover-events-{bus}", _send_policy("events.amazonaws.com", rule_arn))
+    events.put_targets(Rule="drover-events", EventBusName=bus, Targets=[{"Id": "drover-queue", "Arn": events_queue}])
+    topic_arn = sns.create_topic(Name=spec["topic"])["TopicArn"]
+    sns_url, sns_queue = _queue(sqs, f"drover-sns-{spec['topic']}", _send_policy("sns.amazonaws.com", topic_arn))
+    subscribed = [s for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+                  for s in page.get("Subscriptions", []) if s["Endpoint"] == sns_queue]
+    if not subscribed:
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=sns_queue,
+                      Attributes={"RawMessageDelivery": "false"})
+    return {"bus_arn": bus_arn, "topic_arn": topic_arn, "events_queue_url": events_url, "sns_queue_url": sns_url}
+
+
+def _parse(body):
+    """An SQS body: JSON when it is (an EventBridge event; SNS's envelope, whose "Message" is parsed
+    too when it is JSON), else the string."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(value, dict) and value.get("Type") == "Notification" and isinstance(value.get("Message"), str):
+        try:
+            value["Message"] = json.loads(value["Message"])
+        except ValueError:
+            pass
+    return value
+
+
+def drain_queue(port, spec):
+    """Receives and deletes every message of the queue available now (the first receive waits up to
+    `wait_seconds`, default 0, for one to arrive), in the order received."""
+    sqs = client("sqs", spec["region"], port)
+    url, wait, messages = spec["queue_url"], int(spec.get("wait_seconds") or 0), []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
+                                  VisibilityTimeout=30).get("Messages", [])
+        if not got:
+            break
+        wait = 0
+        for m in got:
+            messages.append(_parse(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return {"messages": messages}
+
+
+def _when(value):
+    """An instant: epoch seconds (a number, or a string of one) or ISO 8601 (naive means UTC)."""
+    import datetime
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
+        return datetime.datetime.fromtimestamp(float(value), datetime.timezone.utc)
+    t = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=datetime.timezone.utc)
+
+
+def metric_values(port, spec):
+    """GetMetricData (boto3, moto's cloudwatch backend) of one metric with exactly those dimensions:
+    oldest first, timestamps in ISO 8601 UTC ("2026-01-01T00:00:00Z"), one per period with data."""
+    import datetime
+    cw = client("cloudwatch", spec["region"], port)
+    query = {"Id": "m", "ReturnData": True, "MetricStat": {
+        "Metric": {"Namespace": spec["namespace"], "MetricName": spec["metric"],
+                   "Dimensions": [{"Name": k, "Value": str(v)} for k, v in (spec.get("dimensions") or {}).items()]},
+        "Period": int(spec.get("period") or 60), "Stat": spec.get("stat") or "Average"}}
+    points = []
+    args = dict(MetricDataQueries=[query], StartTime=_when(spec["start"]), EndTime=_when(spec["end"]),
+                ScanBy="TimestampAscending")
+    while True:
+        page = cw.get_metric_data(**args)
+        for r in page.get("MetricDataResults", []):
+            points.extend(zip(r.get("Timestamps", []), r.get("Values", [])))
+        if not page.get("NextToken"):
+            break
+        args["NextToken"] = page["NextToken"]
+    points.sort(key=lambda p: p[0])
+    utc = datetime.timezone.utc
+    return {"timestamps": [t.astimezone(utc).strftime("%Y-%m-%dT%H:%M:%SZ") for t, _ in points],
+            "values": [v for _, v in points]}
+
+
 def main():
     command, port = sys.argv[1], int(sys.argv[2])
     arg = json.load(sys.stdin)
-    result = {"seed": seed, "inspect": inspect, "break": break_things, "write": write}[command](port, arg)
+    result = {"seed": seed, "inspect": inspect, "break": break_things, "write": write,
+              "notify-sinks": notify_sinks, "drain-queue": drain_queue,
+              "metric-values": metric_values}[command](port, arg)
     json.dump(result, sys.stdout)
 
 
