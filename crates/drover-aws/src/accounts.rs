@@ -43,6 +43,9 @@ const SESSION_NAME_MAX: usize = 64;
 pub struct Accounts {
     /// Region name to the account it is in and the role drover assumes there.
     regions: BTreeMap<String, Access>,
+    /// The source account's: where drover acts outside the plan's regions and accounts (an
+    /// event bus, topic or metric elsewhere).
+    source: Option<Access>,
     /// The STS session name of assumed roles.
     session_name: String,
 }
@@ -69,12 +72,27 @@ impl Accounts {
                 (region.as_str().to_owned(), access)
             })
             .collect();
-        Accounts { regions, session_name: session_name(session) }
+        let account = plan.source_account().to_owned();
+        let source = Some(Access { role: plan.role_in(&account).cloned(), account });
+        Accounts { regions, source, session_name: session_name(session) }
     }
 
     /// How drover acts in `region`'s account, when the plan names it.
     pub(crate) fn access(&self, region: &str) -> Option<&Access> {
         self.regions.get(region)
+    }
+
+    /// How drover acts for a resource outside the plan's tables (an event bus, a topic, a
+    /// region's metrics) in `region`, of `account` when its ARN names one: that account's
+    /// access when the plan puts a region in it; else, for a resource named without an
+    /// account, `region`'s account when it is one of the plan's; else the source account's.
+    /// `None`: the operator's own credentials.
+    pub(crate) fn access_for(&self, region: &str, account: Option<&str>) -> Option<&Access> {
+        let of_account = |id: &str| self.regions.values().find(|a| a.account == id);
+        match account {
+            Some(id) => of_account(id).or(self.source.as_ref()),
+            None => self.regions.get(region).or(self.source.as_ref()),
+        }
     }
 
     /// The session name of assumed roles.

@@ -15,7 +15,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use tokio::sync::Mutex;
 
 use crate::AwsOptions;
-use crate::accounts::{Accounts, Sessions};
+use crate::accounts::{Access, Accounts, Sessions};
 
 /// The SDK clients of one region.
 #[derive(Clone)]
@@ -42,6 +42,21 @@ pub(crate) struct ClientFactory {
     sessions: Sessions,
     /// The clients built so far, by region (each region is in one account).
     clients: Mutex<HashMap<String, Clients>>,
+    /// The event and metric clients built so far, by (region, account: empty for the
+    /// operator's own credentials).
+    notify: Mutex<HashMap<(String, String), NotifyClients>>,
+}
+
+/// The clients of events and metrics in one region, with one account's credentials (a bus
+/// or topic may be outside the plan's regions: `Accounts::access_for`).
+#[derive(Clone)]
+pub(crate) struct NotifyClients {
+    /// EventBridge.
+    pub(crate) events: aws_sdk_eventbridge::Client,
+    /// SNS.
+    pub(crate) sns: aws_sdk_sns::Client,
+    /// CloudWatch (Smithy RPC v2 CBOR).
+    pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl ClientFactory {
@@ -52,7 +67,45 @@ impl ClientFactory {
             accounts,
             sessions: Sessions::default(),
             clients: Mutex::new(HashMap::new()),
+            notify: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The SDK configuration of `region` with the credentials of `access`'s account (the
+    /// operator's own when `None` or when the plan names no role there).
+    async fn config(&self, region: &str, access: Option<&Access>) -> SdkConfig {
+        // The engine retries throttling with backoff and lowers its concurrency; the SDK
+        // makes a few quick attempts first. Every attempt may time out, with the SDK's backoff
+        // between them.
+        let limits = CallLimits::new(&self.options, 3, |attempt| attempt * 4);
+        let config = sdk_config(&self.options, region, &limits).await;
+        if let Some(access) = access
+            && let Some(role) =
+                self.sessions.credentials(access, self.accounts.session_name(), &config).await
+        {
+            return config.into_builder().credentials_provider(role).build();
+        }
+        config
+    }
+
+    /// The event and metric clients of `region`, acting in the account `account` names
+    /// (an ARN's account, when there is one) as [`Accounts::access_for`] says; built on the
+    /// first call for them.
+    pub(crate) async fn notify(&self, region: &str, account: Option<&str>) -> NotifyClients {
+        let access = self.accounts.access_for(region, account);
+        let key = (region.to_owned(), access.map(|a| a.account.clone()).unwrap_or_default());
+        let mut clients = self.notify.lock().await;
+        if let Some(c) = clients.get(&key) {
+            return c.clone();
+        }
+        let config = self.config(region, access).await;
+        let c = NotifyClients {
+            events: aws_sdk_eventbridge::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+        };
+        clients.insert(key, c.clone());
+        c
     }
 
     /// The clients of `region`, built on the first call for it.
@@ -61,17 +114,7 @@ impl ClientFactory {
         if let Some(c) = clients.get(region) {
             return c.clone();
         }
-        // The engine retries throttling with backoff and lowers its concurrency; the SDK
-        // makes a few quick attempts first. Every attempt may time out, with the SDK's backoff
-        // between them.
-        let limits = CallLimits::new(&self.options, 3, |attempt| attempt * 4);
-        let mut config = sdk_config(&self.options, region, &limits).await;
-        if let Some(access) = self.accounts.access(region)
-            && let Some(role) =
-                self.sessions.credentials(access, self.accounts.session_name(), &config).await
-        {
-            config = config.into_builder().credentials_provider(role).build();
-        }
+        let config = self.config(region, self.accounts.access(region)).await;
         let c = Clients {
             backup: aws_sdk_backup::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),

@@ -44,7 +44,10 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         | "ProvisionedThroughputExceededException"
         | "LimitExceededException"
         | "SlowDown"
-        | "PriorRequestNotComplete" => ErrorKind::Throttled,
+        | "PriorRequestNotComplete"
+        // SNS (query codes of ThrottledException and KMSThrottlingException).
+        | "Throttled"
+        | "KMSThrottling" => ErrorKind::Throttled,
         "ResourceNotFoundException"
         | "NotFoundException"
         | "TableNotFoundException"
@@ -55,9 +58,14 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         | "NotFound" => ErrorKind::NotFound,
         "AlreadyExistsException" | "TableAlreadyExistsException" => ErrorKind::AlreadyExists,
         // Valid credentials, not allowed the call.
-        "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" | "NotAuthorized" => {
-            ErrorKind::AccessDenied
-        }
+        // SNS: `AuthorizationError`; EventBridge's entries: the NotAuthorizedFor* codes.
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnauthorizedOperation"
+        | "NotAuthorized"
+        | "AuthorizationError"
+        | "NotAuthorizedForSourceException"
+        | "NotAuthorizedForDetailTypeException" => ErrorKind::AccessDenied,
         // The credentials themselves refused: an expired session, an unknown key, a request
         // signed wrongly or too long ago (a clock far off).
         "ExpiredToken"
@@ -115,6 +123,11 @@ pub fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         | "InternalServerErrorException"
         | "InternalFailure"
         | "InternalServerException"
+        // EventBridge (`InternalException`, a fault), CloudWatch (`InternalServiceFault`,
+        // query code `InternalServiceError`).
+        | "InternalException"
+        | "InternalServiceError"
+        | "InternalServiceFault"
         | "RequestTimeout"
         | "RequestTimeoutException" => ErrorKind::Transient,
         _ => match status {

@@ -21,6 +21,10 @@
 //! policies copies across accounts need (destination vault access policies, key policy
 //! statements).
 //!
+//! [`Documents::add_notify_statements`] adds those of drover's events and metrics
+//! (`events:PutEvents`, `sns:Publish`, `cloudwatch:PutMetricData` in the namespace `Drover`),
+//! only for what the plan's `notify:` and the flags use (`iam/notify.rs`).
+//!
 //! [`state_statements`] are the state store's (a bucket and prefix for runs' state, `S3Store`),
 //! for the operator's policy when runs keep their state in S3.
 //!
@@ -42,12 +46,14 @@ use drover_plan::{Plan, Region, Table, Target};
 use serde::{Serialize, Serializer};
 
 mod accounts;
+mod notify;
 
 pub use accounts::{
     Account, BackupRole, Documents, InOrder, Kind, OPERATOR_ACCOUNT_PLACEHOLDER,
     OperatorAccountConflict, OperatorRole, PerAccount, Selected, documents,
     resolve_operator_account,
 };
+pub use notify::{NotifyUse, PUBLISH_SID, PUT_EVENTS_SID, PUT_METRICS_SID};
 
 /// The IAM policy language version every document uses.
 pub const POLICY_VERSION: &str = "2012-10-17";
@@ -1254,7 +1260,8 @@ drill:
     /// The service of a client receiver: a field of `Clients`, a variable bound to one, or a
     /// parameter of an SDK client type (`ddb: &aws_sdk_dynamodb::Client`), in the same file.
     fn service_of(src: &str, receiver: &str) -> BTreeSet<&'static str> {
-        const SERVICES: [&str; 5] = ["backup", "dynamodb", "kms", "s3", "sts"];
+        const SERVICES: [&str; 8] =
+            ["backup", "cloudwatch", "dynamodb", "events", "kms", "s3", "sns", "sts"];
         if let Some(s) = SERVICES.iter().find(|s| **s == receiver) {
             return BTreeSet::from([*s]);
         }
@@ -1346,6 +1353,9 @@ drill:
             "backup:GetBackupVaultAccessPolicy",
             "backup:DescribeGlobalSettings",
             "sts:GetCallerIdentity",
+            "events:PutEvents",
+            "sns:Publish",
+            "cloudwatch:PutMetricData",
         ] {
             assert!(sdk.contains(known), "{known} not found in {sdk:?}");
         }
@@ -1366,6 +1376,27 @@ drill:
     /// the destination vault's access policy, the keys' policies, the Organization's setting).
     const CROSS_ACCOUNT_ONLY: &[&str] =
         &["backup:DescribeGlobalSettings", "backup:GetBackupVaultAccessPolicy", "kms:GetKeyPolicy"];
+
+    /// SDK operations only a plan or flags that send events or metrics call.
+    const NOTIFY_ONLY: &[&str] = &["cloudwatch:PutMetricData", "events:PutEvents", "sns:Publish"];
+
+    /// Every channel and metrics: a bus by name in the source region, a bus ARN in
+    /// eu-west-1, a topic in us-west-2 (the recovery account's, in [`cross_account_plan`]).
+    pub(super) fn notify_everything(account: &str) -> NotifyUse {
+        NotifyUse {
+            channels: drover_engine::notify::Channels {
+                event_buses: vec![
+                    ("us-east-1".to_owned(), "default".to_owned()),
+                    (
+                        "eu-west-1".to_owned(),
+                        "arn:aws:events:eu-west-1:123456789012:event-bus/ops".to_owned(),
+                    ),
+                ],
+                sns_topics: vec![format!("arn:aws:sns:us-west-2:{account}:dr-alerts")],
+            },
+            publish_metrics: true,
+        }
+    }
 
     /// Every operator document of a plan: the single account's, or the operator's own and
     /// each account's.
@@ -1391,7 +1422,12 @@ drill:
             .into_iter()
             .filter(|a| !a.starts_with("s3:") && !NO_PERMISSION.contains(&a.as_str()))
             .collect();
-        let cross = documents(&cross_account_plan(), "123456789012", None);
+        let mut cross = documents(&cross_account_plan(), "123456789012", None);
+        cross.add_notify_statements(
+            &cross_account_plan(),
+            "123456789012",
+            &notify_everything(RECOVERY),
+        );
         let granted_cross = granted(&operator_docs(&cross));
         let missing: Vec<_> = needed.iter().filter(|a| !granted_cross.contains(*a)).collect();
         assert!(
@@ -1403,9 +1439,17 @@ drill:
         let granted_single = actions(&single.operator);
         let missing: Vec<_> = needed
             .iter()
-            .filter(|a| !CROSS_ACCOUNT_ONLY.contains(&a.as_str()) && !granted_single.contains(*a))
+            .filter(|a| {
+                !CROSS_ACCOUNT_ONLY.contains(&a.as_str())
+                    && !NOTIFY_ONLY.contains(&a.as_str())
+                    && !granted_single.contains(*a)
+            })
             .collect();
         assert!(missing.is_empty(), "the single-account policy lacks: {missing:?}");
+        for a in NOTIFY_ONLY {
+            assert!(needed.contains(*a), "{a} is no longer called: drop it from the list");
+            assert!(!granted_single.contains(*a), "{a} granted to a plan that sends nothing");
+        }
         for a in CROSS_ACCOUNT_ONLY {
             assert!(needed.contains(*a), "{a} is no longer called: drop it from the list");
             assert!(!granted_single.contains(*a), "{a} granted to a single-account plan");
@@ -1415,9 +1459,23 @@ drill:
     #[test]
     fn the_operator_policies_grant_nothing_the_adapter_does_not_call() {
         let sdk = sdk_actions();
+        let mut notifying = Documents::Single(policies(&load(FULL_PLAN), "123456789012"));
+        notifying.add_notify_statements(
+            &load(FULL_PLAN),
+            "123456789012",
+            &notify_everything("123456789012"),
+        );
+        let mut cross_notifying = documents(&cross_account_plan(), "123456789012", None);
+        cross_notifying.add_notify_statements(
+            &cross_account_plan(),
+            "123456789012",
+            &notify_everything(RECOVERY),
+        );
         for d in [
             Documents::Single(policies(&load(FULL_PLAN), "123456789012")),
             documents(&cross_account_plan(), "123456789012", None),
+            notifying,
+            cross_notifying,
         ] {
             // What the adapter calls that needs a permission, with passing the backup roles to
             // `Start*Job` and assuming the plan's roles (aws-config's credentials provider, not

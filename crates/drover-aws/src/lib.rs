@@ -26,6 +26,11 @@
 //! - `scan.rs` (DynamoDB): parallel segmented `Scan`, with `Select=COUNT` for item counts and
 //!   consistent reads for digests;
 //! - `keys.rs` (KMS): DescribeKey, GetKeyPolicy;
+//! - `events.rs` (EventBridge, SNS): the engine's
+//!   [`EventService`](drover_engine::notify::EventService): PutEvents of one entry to a bus
+//!   in the region the engine names, Publish to a topic in its ARN's region;
+//! - `metrics.rs` (CloudWatch, Smithy RPC v2 CBOR): the engine's
+//!   [`MetricService`](drover_engine::metrics::MetricService): PutMetricData;
 //! - `identity.rs` (STS): GetCallerIdentity, through the region's account's credentials;
 //! - `state_store.rs` (S3): [`S3Store`], the engine's
 //!   [`ObjectStore`](drover_engine::store::ObjectStore) for runs' state in a bucket:
@@ -47,11 +52,13 @@ mod accounts;
 mod backup;
 mod clients;
 mod errors;
+mod events;
 pub mod iam;
 mod identity;
 mod items;
 mod jobs;
 mod keys;
+mod metrics;
 mod pitr;
 mod scan;
 mod state_store;

@@ -120,7 +120,7 @@ impl<V> InOrder<V> {
         self.0.iter().map(|(k, _)| k.as_str())
     }
 
-    fn entry(&mut self, key: &str) -> &mut V
+    pub(super) fn entry(&mut self, key: &str) -> &mut V
     where
         V: Default,
     {
@@ -433,7 +433,7 @@ pub struct OperatorAccountConflict {
 
 /// The accounts of the plan's work, in plan order (the source's first), each with the role
 /// drover assumes there, if any.
-fn plan_accounts<'p>(a: &Arns<'p>) -> Vec<(&'p str, Option<&'p AssumeRole>)> {
+pub(super) fn plan_accounts<'p>(a: &Arns<'p>) -> Vec<(&'p str, Option<&'p AssumeRole>)> {
     let mut out: Vec<(&str, Option<&AssumeRole>)> = vec![(a.account, a.plan.source.role.as_ref())];
     for t in &a.plan.targets {
         let account = a.account_of(t);
