@@ -692,3 +692,127 @@ fn state_statements_go_to_the_operators_own_policy() {
         assert!(!account(&all, id)["operator"].to_string().contains("s3:"), "{id}");
     }
 }
+
+/// plans/demo.yaml with a `notify:` of both kinds.
+fn demo_notifying() -> tempfile::NamedTempFile {
+    let demo = std::fs::read_to_string(repo_root().join("plans/demo.yaml")).unwrap();
+    temp_plan(&format!(
+        "{demo}\nnotify:\n  eventbridge: {{region: us-east-1, event_bus: ops}}\n  sns: \
+         {{topic_arn: \"arn:aws:sns:us-east-1:123456789012:dr-alerts\"}}\n"
+    ))
+}
+
+fn statement<'d>(doc: &'d Value, sid: &str) -> Option<&'d Value> {
+    statements(doc).iter().find(|s| s["Sid"] == sid)
+}
+
+const NOTIFY_ACTIONS: [&str; 3] = ["events:PutEvents", "sns:Publish", "cloudwatch:PutMetricData"];
+
+#[test]
+fn events_and_metrics_are_granted_only_when_the_plan_or_the_flags_use_them() {
+    // The example plans send nothing: none of the actions.
+    for args in [
+        &["plans/shop-prod.yaml"][..],
+        &["plans/demo.yaml"],
+        &["plans/shop-dr-account.yaml", "--operator-account", OPERATOR],
+    ] {
+        let plan = args[0];
+        let run = drover(&[&["iam-policy"][..], args].concat());
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        for action in NOTIFY_ACTIONS {
+            assert!(!run.stdout.contains(action), "{plan}: {action}");
+        }
+    }
+    // The plan's `notify:`: the bus named (in its region and the plan's account) and the topic.
+    let plan = demo_notifying();
+    let path = plan.path().to_str().unwrap();
+    let all = printed(path, &[]);
+    let op = &all["operator"];
+    assert_eq!(
+        statement(op, "PutDroverEvents").unwrap()["Resource"],
+        serde_json::json!(["arn:aws:events:us-east-1:123456789012:event-bus/ops"])
+    );
+    assert_eq!(strings(&statement(op, "PutDroverEvents").unwrap()["Action"]), ["events:PutEvents"]);
+    assert_eq!(
+        statement(op, "PublishDroverEvents").unwrap()["Resource"],
+        serde_json::json!(["arn:aws:sns:us-east-1:123456789012:dr-alerts"])
+    );
+    assert!(statement(op, "PutDroverMetrics").is_none(), "metrics without --publish-metrics");
+    // The flags add to the plan's: another bus and topic, and metrics with the namespace
+    // condition, in the target's region.
+    let all = printed(
+        path,
+        &[
+            "--event-bus",
+            "arn:aws:events:eu-west-1:123456789012:event-bus/central",
+            "--sns-topic",
+            "arn:aws:sns:us-west-2:123456789012:oncall",
+            "--publish-metrics",
+        ],
+    );
+    let op = &all["operator"];
+    assert_eq!(
+        strings(&statement(op, "PutDroverEvents").unwrap()["Resource"]),
+        [
+            "arn:aws:events:eu-west-1:123456789012:event-bus/central",
+            "arn:aws:events:us-east-1:123456789012:event-bus/ops"
+        ]
+    );
+    assert_eq!(strings(&statement(op, "PublishDroverEvents").unwrap()["Resource"]).len(), 2);
+    assert_eq!(
+        statement(op, "PutDroverMetrics").unwrap(),
+        &serde_json::json!({
+            "Sid": "PutDroverMetrics",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {
+                "aws:RequestedRegion": "us-west-2",
+                "cloudwatch:namespace": "Drover",
+            }},
+        })
+    );
+    // Flags alone, on a plan without `notify:`.
+    let all = printed("plans/demo.yaml", &["--publish-metrics"]);
+    assert!(statement(&all["operator"], "PutDroverMetrics").is_some());
+    assert!(statement(&all["operator"], "PutDroverEvents").is_none());
+}
+
+#[test]
+fn events_and_metrics_are_granted_in_the_account_that_sends_them() {
+    let all = printed(
+        DR,
+        &[
+            "--operator-account",
+            OPERATOR,
+            "--event-bus",
+            &format!("arn:aws:events:eu-west-1:{RECOVERY}:event-bus/dr"),
+            "--sns-topic",
+            "arn:aws:sns:us-east-1:123456789012:dr-alerts",
+            "--publish-metrics",
+        ],
+    );
+    let source = &account(&all, "123456789012")["operator"];
+    let recovery = &account(&all, RECOVERY)["operator"];
+    assert!(statement(source, "PutDroverEvents").is_none());
+    assert_eq!(
+        strings(&statement(recovery, "PutDroverEvents").unwrap()["Resource"]),
+        [format!("arn:aws:events:eu-west-1:{RECOVERY}:event-bus/dr")]
+    );
+    assert!(statement(source, "PublishDroverEvents").is_some());
+    assert!(statement(recovery, "PublishDroverEvents").is_none());
+    // Metrics in each target's region, by the account it is in.
+    let regions = |doc: &Value| {
+        statement(doc, "PutDroverMetrics").unwrap()["Condition"]["StringEquals"]
+            ["aws:RequestedRegion"]
+            .clone()
+    };
+    assert_eq!(regions(source), "us-west-2");
+    assert_eq!(regions(recovery), "eu-west-1");
+    // The operator's own policy only assumes roles.
+    if let Some(own) = all.get("operator") {
+        for action in NOTIFY_ACTIONS {
+            assert!(!own.to_string().contains(action), "{action} in {own}");
+        }
+    }
+}

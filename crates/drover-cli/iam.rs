@@ -50,6 +50,15 @@ pub(crate) fn run(args: &IamPolicyArgs) -> Result<Exit, CliError> {
             }
         }
     }
+    // Events and metrics, only as the plan's `notify:` and the flags use them, in the
+    // operator policy of the account that sends them.
+    let used = drover_aws::iam::NotifyUse {
+        channels: drover_engine::notify::Channels::of(&plan, &args.notify.channels()),
+        publish_metrics: args.notify.publish_metrics,
+    };
+    if !used.is_empty() {
+        documents.add_notify_statements(&plan, &account, &used);
+    }
     let picked = match &documents {
         Documents::Single(p) => single(args, &account, p),
         Documents::PerAccount(p) => {
