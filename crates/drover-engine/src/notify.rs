@@ -244,7 +244,7 @@ pub struct Delivery {
 
 /// Sends events in the background, in order, with retries; never blocks nor fails its caller.
 pub struct Notifier {
-    tx: mpsc::UnboundedSender<Event>,
+    tx: mpsc::UnboundedSender<Queued>,
     task: tokio::task::JoinHandle<Delivery>,
 }
 
@@ -261,10 +261,11 @@ impl Notifier {
         if channels.is_empty() {
             return None;
         }
-        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
         let task = tokio::spawn(async move {
             let mut delivery = Delivery::default();
-            while let Some(event) = rx.recv().await {
+            while let Some(Queued::Event(event)) = rx.recv().await {
+                let event = *event;
                 for (region, bus) in &channels.event_buses {
                     let to = format!("event bus {bus} in {region}");
                     let ok = deliver(&to, &event, &retry, || events.put_event(region, bus, &event))
@@ -284,12 +285,12 @@ impl Notifier {
 
     /// Queues an event.
     pub fn send(&self, event: Event) {
-        // The task ends only once every sender is gone: this cannot fail while `self` lives.
-        let _ = self.tx.send(event);
+        // The task ends only at `close`: this cannot fail while `self` lives.
+        let _ = self.tx.send(Queued::Event(Box::new(event)));
     }
 
     /// A sender for an observer.
-    fn sender(&self) -> mpsc::UnboundedSender<Event> {
+    fn sender(&self) -> mpsc::UnboundedSender<Queued> {
         self.tx.clone()
     }
 
@@ -297,7 +298,9 @@ impl Notifier {
     /// logged as not delivered.
     pub async fn close(self, within: Duration) -> Delivery {
         let Notifier { tx, mut task } = self;
-        drop(tx);
+        // Observers may still hold senders: the task stops at this mark, after what is queued
+        // before it. Events sent after it are dropped.
+        let _ = tx.send(Queued::Close);
         match tokio::time::timeout(within, &mut task).await {
             Ok(Ok(delivery)) => delivery,
             Ok(Err(e)) => {
@@ -315,6 +318,12 @@ impl Notifier {
             }
         }
     }
+}
+
+/// What the notifier's task reads: an event to deliver, or the end.
+enum Queued {
+    Event(Box<Event>),
+    Close,
 }
 
 fn count(delivery: &mut Delivery, ok: bool) {
@@ -453,7 +462,7 @@ pub fn check_failed(plan: &Plan, pitr: bool, findings: Vec<FailedFinding>, at: M
 pub(crate) struct Notifying {
     pub(crate) inner: Arc<dyn Observer>,
     pub(crate) plan: Plan,
-    tx: mpsc::UnboundedSender<Event>,
+    tx: mpsc::UnboundedSender<Queued>,
 }
 
 impl Notifying {
@@ -468,11 +477,11 @@ impl Observer for Notifying {
         if let StepEvent::Failed { message, .. } = event {
             let mut detail = run_detail(state, "STEP_FAILED");
             detail.failed_tables.push(failed_table(&self.plan, key, message));
-            let _ = self.tx.send(Event {
+            let _ = self.tx.send(Queued::Event(Box::new(Event {
                 detail_type: STEP_FAILURE.to_owned(),
                 time: state.last_at,
                 detail,
-            });
+            })));
         }
     }
 
@@ -484,6 +493,54 @@ impl Observer for Notifying {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Accepting;
+
+    #[async_trait]
+    impl EventService for Accepting {
+        async fn put_event(&self, _: &str, _: &str, _: &Event) -> CloudResult<()> {
+            Ok(())
+        }
+        async fn publish(&self, _: &str, _: &Event) -> CloudResult<()> {
+            Ok(())
+        }
+    }
+
+    /// The run's observer still holds a sender when the run closes its notifier: closing
+    /// must not wait for it (it did, for the whole timeout).
+    #[tokio::test]
+    async fn close_does_not_wait_for_the_observers_senders() {
+        let channels = Channels {
+            event_buses: vec![("us-east-1".into(), "default".into())],
+            ..Channels::default()
+        };
+        let n = Notifier::start(channels, Arc::new(Accepting), default_retry()).unwrap();
+        let held = n.sender();
+        let e = Event { detail_type: RUN_STATE_CHANGE.to_owned(), time: 0, detail: sample() };
+        n.send(e.clone());
+        let _ = held.send(Queued::Event(Box::new(e)));
+        let delivery =
+            tokio::time::timeout(Duration::from_secs(5), n.close(Duration::from_secs(60)))
+                .await
+                .expect("close returns once the queue is delivered");
+        assert_eq!(delivery, Delivery { delivered: 2, failed: 0 });
+    }
+
+    fn sample() -> Detail {
+        Detail {
+            version: 1,
+            state: "STARTED".to_owned(),
+            run_id: None,
+            plan: "p".to_owned(),
+            mode: None,
+            outcome: None,
+            started_at: None,
+            rto: None,
+            rpo: None,
+            failed_tables: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
 
     #[test]
     fn arn_regions() {
