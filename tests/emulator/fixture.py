@@ -417,26 +417,54 @@ def _when(value):
 
 
 def metric_values(port, spec):
-    """GetMetricData (boto3, moto's cloudwatch backend) of one metric with exactly those dimensions:
-    oldest first, timestamps in ISO 8601 UTC ("2026-01-01T00:00:00Z"), one per period with data."""
+    """GetMetricData of one metric with exactly those dimensions, spoken as the Rust SDK speaks it
+    (Smithy RPC v2 CBOR, SigV4-signed, served by cbor_front.py): oldest first, timestamps in
+    ISO 8601 UTC ("2026-01-01T00:00:00Z"), one per period with data."""
     import datetime
-    cw = client("cloudwatch", spec["region"], port)
+    import time
+    import urllib.error
+    import urllib.request
+
+    import cbor2
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    utc = datetime.timezone.utc
     query = {"Id": "m", "ReturnData": True, "MetricStat": {
         "Metric": {"Namespace": spec["namespace"], "MetricName": spec["metric"],
                    "Dimensions": [{"Name": k, "Value": str(v)} for k, v in (spec.get("dimensions") or {}).items()]},
         "Period": int(spec.get("period") or 60), "Stat": spec.get("stat") or "Average"}}
+    body = {"MetricDataQueries": [query], "ScanBy": "TimestampAscending",
+            "StartTime": cbor2.CBORTag(1, _when(spec["start"]).timestamp()),
+            "EndTime": cbor2.CBORTag(1, _when(spec["end"]).timestamp())}
+    url = f"http://127.0.0.1:{port}/service/GraniteServiceVersion20100801/operation/GetMetricData"
     points = []
-    args = dict(MetricDataQueries=[query], StartTime=_when(spec["start"]), EndTime=_when(spec["end"]),
-                ScanBy="TimestampAscending")
     while True:
-        page = cw.get_metric_data(**args)
+        data = cbor2.dumps(body)
+        req = AWSRequest(method="POST", url=url, data=data, headers={
+            "smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor", "Accept": "application/cbor"})
+        SigV4Auth(Credentials("testing", "testing"), "monitoring", spec["region"]).add_auth(req)
+        sent = urllib.request.Request(url, data=data, method="POST", headers=dict(req.headers.items()))
+        for attempt in range(8):
+            # the realism mode's passing faults (5xx, throttling) are retried, as an SDK does
+            try:
+                with urllib.request.urlopen(sent, timeout=30) as resp:
+                    page = cbor2.loads(resp.read())
+                break
+            except urllib.error.HTTPError as e:
+                if e.code < 429 or attempt == 7:
+                    raise
+                time.sleep(0.2 * 2 ** attempt)
         for r in page.get("MetricDataResults", []):
-            points.extend(zip(r.get("Timestamps", []), r.get("Values", [])))
+            stamps = [t.value if isinstance(t, cbor2.CBORTag) else t for t in r.get("Timestamps", [])]
+            stamps = [t if isinstance(t, datetime.datetime) else datetime.datetime.fromtimestamp(t, utc)
+                      for t in stamps]
+            points.extend(zip(stamps, r.get("Values", [])))
         if not page.get("NextToken"):
             break
-        args["NextToken"] = page["NextToken"]
+        body["NextToken"] = page["NextToken"]
     points.sort(key=lambda p: p[0])
-    utc = datetime.timezone.utc
     return {"timestamps": [t.astimezone(utc).strftime("%Y-%m-%dT%H:%M:%SZ") for t, _ in points],
             "values": [v for _, v in points]}
 
