@@ -140,6 +140,48 @@ fn usage_errors_exit_2() {
     assert_eq!(drover(&["--version"]).code, 0);
 }
 
+/// Event channels on the command line are ARNs, checked as the plan's are, before anything
+/// starts; `--publish-metrics` is not for point-in-time readiness.
+#[test]
+fn event_channel_flags_are_checked() {
+    for (args, says) in [
+        (
+            &["drill", "plans/demo.yaml", "--cloud", "sim", "--event-bus", "default"][..],
+            "is not an event bus ARN",
+        ),
+        (
+            &[
+                "check",
+                "plans/demo.yaml",
+                "--cloud",
+                "sim",
+                "--sns-topic",
+                "arn:aws:sns:us-east-1:123456789012:t:sub",
+            ],
+            "is a subscription ARN",
+        ),
+        (
+            &[
+                "check",
+                "plans/demo.yaml",
+                "--cloud",
+                "sim",
+                "--event-bus",
+                "arn:aws:events:us-east-1:12:event-bus/x",
+            ],
+            "is not an event bus ARN",
+        ),
+        (
+            &["check", "plans/demo.yaml", "--cloud", "sim", "--pitr", "--publish-metrics"],
+            "leave out one of",
+        ),
+    ] {
+        let run = drover(args);
+        assert_eq!(run.code, 2, "drover {args:?}: {}", run.transcript());
+        assert!(run.stderr.contains(says), "drover {args:?}: {}", run.stderr);
+    }
+}
+
 /// Hostile or broken input ends in a clear diagnostic and exit 1, never a panic.
 #[test]
 fn hostile_input_is_refused_cleanly() {

@@ -16,6 +16,7 @@ mod editor;
 mod faults;
 mod hooks;
 mod iam;
+mod notify;
 mod notify_contract;
 mod pitr;
 mod pitr_contract;

@@ -110,6 +110,47 @@ pub(crate) struct IamPolicyArgs {
     /// The KMS key of the state store's objects
     #[arg(long, value_name = "KEY_ARN", env = "DROVER_STATE_KMS_KEY")]
     pub(crate) state_kms_key: Option<String>,
+    /// The statements for these event buses, topics and metrics too, as a run given the same
+    /// flags uses them
+    #[command(flatten)]
+    pub(crate) notify: NotifyArgs,
+}
+
+/// Where a run's or a check's events and metrics go, besides the plan's `notify:`.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct NotifyArgs {
+    /// Also send events to this EventBridge bus (its ARN,
+    /// `arn:aws:events:REGION:ACCOUNT:event-bus/NAME`); repeatable
+    #[arg(long = "event-bus", value_name = "ARN", value_parser = parse_event_bus)]
+    pub(crate) event_buses: Vec<(String, String)>,
+    /// Also publish events to this SNS topic (`arn:aws:sns:REGION:ACCOUNT:NAME`); repeatable
+    #[arg(long = "sns-topic", value_name = "ARN", value_parser = parse_sns_topic)]
+    pub(crate) sns_topics: Vec<String>,
+    /// Put CloudWatch metrics (namespace `Drover`) in each target's region: a check's
+    /// recovery point ages, RPO objective and missing points; a run's RTO and outcome
+    #[arg(long)]
+    pub(crate) publish_metrics: bool,
+}
+
+impl NotifyArgs {
+    /// The flags' channels.
+    pub(crate) fn channels(&self) -> drover_engine::notify::Channels {
+        drover_engine::notify::Channels {
+            event_buses: self.event_buses.clone(),
+            sns_topics: self.sns_topics.clone(),
+        }
+    }
+}
+
+fn parse_event_bus(s: &str) -> Result<(String, String), String> {
+    match drover_plan::check_event_bus_arn(s) {
+        Ok(region) => Ok((region, s.to_owned())),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_sns_topic(s: &str) -> Result<String, String> {
+    drover_plan::check_sns_topic_arn(s).map(|()| s.to_owned())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -239,6 +280,10 @@ pub(crate) struct CheckArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub(crate) format: CheckFormat,
+    /// A failed check sends a `Drover Readiness Check Failure` event (the plan's `notify:` and
+    /// `--event-bus`/`--sns-topic`); a passing one sends nothing
+    #[command(flatten)]
+    pub(crate) notify: NotifyArgs,
     #[command(flatten)]
     pub(crate) cloud: CloudArgs,
 }
@@ -356,6 +401,8 @@ pub(crate) struct RunArgs {
     /// changes a simulated run's result: simulated time advances from event to event
     #[arg(long, value_name = "X|max", value_parser = parse_sim_speed)]
     pub(crate) sim_speed: Option<SimSpeed>,
+    #[command(flatten)]
+    pub(crate) notify: NotifyArgs,
     #[command(flatten)]
     pub(crate) state: StateArgs,
     #[command(flatten)]

@@ -231,22 +231,35 @@ pub(crate) fn check_cmd(args: &CheckArgs) -> Result<Exit, CliError> {
     let Some(cloud) = cloud_for(&args.cloud, &plan, mode, "check") else {
         return Ok(Exit::Failure);
     };
-    let findings = runtime()?.block_on(async {
+    if args.pitr && args.notify.publish_metrics {
+        output::error(
+            "--publish-metrics puts the recovery points' readiness, not point-in-time recovery's: \
+             leave out one of --pitr and --publish-metrics",
+        );
+        return Ok(Exit::Usage);
+    }
+    let rt = runtime()?;
+    let checked = rt.block_on(async {
         if args.pitr {
             // Point-in-time recovery lives in the source region.
             access::check(&plan, Side::Source, &cloud, Instead::Sim).await?;
-            return Ok(preflight::pitr::readiness(&plan, &cloud.ports).await);
+            return Ok((preflight::pitr::readiness(&plan, &cloud.ports).await, Vec::new()));
         }
         access::check(&plan, Side::Target(None), &cloud, Instead::Sim).await?;
-        Ok::<_, String>(preflight::readiness(&plan, &cloud.ports).await)
+        Ok::<_, String>(preflight::readiness_points(&plan, &cloud.ports).await)
     });
-    let findings = match findings {
-        Ok(findings) => findings,
+    let (findings, points) = match checked {
+        Ok(checked) => checked,
         Err(sentence) => {
             output::error(&sentence);
             return Ok(Exit::Failure);
         }
     };
+    let published = rt.block_on(async {
+        crate::notify::check_failed(&plan, args.pitr, &findings, &args.notify, &cloud).await;
+        !args.notify.publish_metrics
+            || crate::notify::publish_readiness(&plan, &points, &cloud).await
+    });
     match args.format {
         CheckFormat::Text => output::stdout_line(&render(&findings))?,
         CheckFormat::Json => output::stdout_line(&as_json(&findings).to_string())?,
@@ -255,7 +268,7 @@ pub(crate) fn check_cmd(args: &CheckArgs) -> Result<Exit, CliError> {
         }
     }
     crate::ci::after_readiness(args.pitr, &plan.name, &findings);
-    Ok(if failed(&findings) { Exit::Failure } else { Exit::Success })
+    Ok(if failed(&findings) || !published { Exit::Failure } else { Exit::Success })
 }
 
 /// The preflight before a run: prints the findings when any is not a pass; `false` when the

@@ -138,7 +138,9 @@ impl Cloud {
             backup: Arc::new(cloud.clone()),
             tables: Arc::new(cloud.clone()),
             keys: Arc::new(cloud.clone()),
-            identity: Arc::new(cloud),
+            identity: Arc::new(cloud.clone()),
+            events: Arc::new(cloud.clone()),
+            metrics: Arc::new(cloud),
             clock: Arc::new(SystemClock::new()),
         };
         Cloud { ports, spec: CloudSpec::Aws(options), sim: None }

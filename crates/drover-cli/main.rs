@@ -13,6 +13,7 @@ mod estimate;
 mod exit;
 mod hooks;
 mod iam;
+mod notify;
 mod output;
 mod pace;
 mod plan_cmd;

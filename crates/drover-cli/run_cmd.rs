@@ -347,6 +347,8 @@ fn start(args: &RunArgs, mode: Mode, started: Started, log: LogFormat) -> Result
                 backup_settle_ms: args.backup_settle,
                 poll_interval_ms: args.poll_interval,
                 source_read_units: args.source_read_units,
+                notify: args.notify.channels(),
+                publish_metrics: args.notify.publish_metrics,
                 pitr: pitr.map(|(_, p)| p),
             },
         };

@@ -468,6 +468,8 @@ drill: {table_name: \"{table}-drill-{run}\"}
                 backup_settle_ms: None,
                 poll_interval_ms: None,
                 source_read_units: None,
+                notify: Default::default(),
+                publish_metrics: false,
                 pitr: None,
             },
         };
