@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use drover_plan::{Plan, StepKind};
 
-use crate::error::{CloudError, ErrorKind};
 use crate::ports::{CloudResult, Millis};
 use crate::report::RunReport;
 
@@ -145,7 +144,7 @@ pub async fn publish(metrics: &dyn MetricService, data: &ByRegion) -> Published 
                         out.data += batch.len();
                         break;
                     }
-                    Err(e) if may_pass(&e) && tries < 3 => {
+                    Err(e) if e.kind.is_retryable() && tries < 3 => {
                         tries += 1;
                         tracing::warn!(region, error = %e, "metrics not put yet; retrying");
                         tokio::time::sleep(wait).await;
@@ -160,10 +159,6 @@ pub async fn publish(metrics: &dyn MetricService, data: &ByRegion) -> Published 
         }
     }
     out
-}
-
-fn may_pass(e: &CloudError) -> bool {
-    matches!(e.kind, ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::Unreachable)
 }
 
 /// The newest completed recovery point of a table in a target vault, as `drover check` found

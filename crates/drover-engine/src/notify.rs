@@ -14,7 +14,7 @@ use drover_plan::{Mode, Plan};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::error::{CloudError, ErrorKind};
+use crate::error::CloudError;
 use crate::observer::Observer;
 use crate::policy::RetryPolicy;
 use crate::ports::{CloudResult, Millis};
@@ -348,7 +348,7 @@ where
                 tracing::debug!(to, detail_type = %event.detail_type, "event delivered");
                 return true;
             }
-            Err(e) if may_pass(&e) && waited < retry.give_up_after => {
+            Err(e) if e.kind.is_retryable() && waited < retry.give_up_after => {
                 tracing::warn!(to, error = %e, retry_in_ms = wait.as_millis(), "event not delivered yet");
                 tokio::time::sleep(wait).await;
                 waited += wait;
@@ -365,10 +365,6 @@ where
             }
         }
     }
-}
-
-fn may_pass(e: &CloudError) -> bool {
-    matches!(e.kind, ErrorKind::Throttled | ErrorKind::Transient | ErrorKind::Unreachable)
 }
 
 /// The default retries of a delivery: from 1 s, doubling to 30 s, for up to 2 minutes.
